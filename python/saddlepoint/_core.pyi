@@ -1,0 +1,46 @@
+"""Type stubs of the Rust extension. Every array argument is a C-contiguous NumPy array;
+float arrays of one call share one dtype (float32 or float64), chosen by the first argument.
+Outputs are written in place; the GIL is released while a kernel runs."""
+
+from typing import Optional
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.floating]
+IntArray = npt.NDArray[np.int64]
+
+def dense_forward(x: FloatArray, weight: FloatArray, bias: Optional[FloatArray], out: FloatArray) -> None: ...
+def dense_backward(
+    x: FloatArray,
+    weight: FloatArray,
+    grad_output: FloatArray,
+    grad_weight: Optional[FloatArray],
+    grad_bias: Optional[FloatArray],
+    grad_input: Optional[FloatArray],
+) -> None: ...
+def activation_forward(kind: str, x: FloatArray, out: FloatArray, negative_slope: float = 0.01) -> None: ...
+def activation_backward(
+    kind: str,
+    x: FloatArray,
+    output: FloatArray,
+    grad_output: FloatArray,
+    grad_input: FloatArray,
+    negative_slope: float = 0.01,
+) -> None: ...
+def mse_loss(input: FloatArray, target: FloatArray, grad_input: FloatArray) -> float: ...
+def l1_loss(input: FloatArray, target: FloatArray, grad_input: FloatArray) -> float: ...
+def binary_cross_entropy_with_logits(input: FloatArray, target: FloatArray, grad_input: FloatArray) -> float: ...
+def cross_entropy(
+    input: FloatArray,
+    target: FloatArray | IntArray,
+    grad_input: FloatArray,
+    weight: Optional[FloatArray] = None,
+    label_smoothing: float = 0.0,
+) -> float: ...
+def softmax(x: FloatArray, out: FloatArray) -> None: ...
+def log_softmax(x: FloatArray, out: FloatArray) -> None: ...
+def one_hot(labels: IntArray, out: FloatArray) -> None: ...
+def sgd_step(param: FloatArray, grad: FloatArray, lr: float) -> None: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...

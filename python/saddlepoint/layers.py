@@ -1,0 +1,397 @@
+"""Parameters, modules and the layers of a dense network.
+
+Every layer owns its parameters (``Parameter.data`` and ``Parameter.grad``, NumPy arrays) and
+implements ``forward(x)`` and ``backward(grad_output)``; the arithmetic runs in Rust kernels that
+write into arrays allocated here. Any object with ``forward``/``backward`` (plain NumPy code
+included) can sit in a :class:`Sequential` next to these layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from . import _core
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype, which must be float32 or float64."""
+    dt = np.dtype(dtype)
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def positive_int(name: str, value) -> int:
+    """Checks that ``value`` is an integer >= 1 and returns it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def as_layer_input(x, dtype: np.dtype, name: str = "x") -> np.ndarray:
+    """``x`` as a C-contiguous array of the layer's dtype, without copying when it already is."""
+    x = np.asarray(x)
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{name} must have dtype {dtype} like the layer's parameters, got {x.dtype}; "
+            f"convert it with {name}.astype(np.{dtype})"
+        )
+    return np.ascontiguousarray(x)
+
+
+class Parameter:
+    """A trainable array and the gradient accumulated for it (same shape and dtype).
+
+    Parameters
+    ----------
+    data : array_like
+        Initial value, float32 or float64; copied into a C-contiguous array.
+    """
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data):
+        data = np.array(data, copy=True, order="C")
+        float_dtype(data.dtype)
+        self.data: np.ndarray = data
+        self.grad: np.ndarray = np.zeros_like(data)
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of layers and models.
+
+    Subclasses set :class:`Parameter` and ``Module`` attributes in ``__init__`` and implement
+    ``forward(x)`` and ``backward(grad_output) -> grad_input``. Parameter names follow PyTorch
+    (``"0.weight"``), so state dicts move between the two libraries unchanged.
+    """
+
+    training: bool = True
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+
+    def backward(self, grad_output):
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # --- structure -------------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, object]]:
+        """Sub-layers in attribute order: any attribute with ``forward`` and ``backward``."""
+        for name, value in vars(self).items():
+            if not name.startswith("_") and hasattr(value, "forward") and hasattr(value, "backward"):
+                yield name, value
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(name, Parameter)`` pairs of this module and its sub-layers, PyTorch-style names."""
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.named_children():
+            if hasattr(child, "named_parameters"):
+                yield from child.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """State that is saved but not trained (e.g. running statistics), by name."""
+        for name in getattr(self, "_buffer_names", ()):
+            yield prefix + name, getattr(self, name)
+        for name, child in self.named_children():
+            if hasattr(child, "named_buffers"):
+                yield from child.named_buffers(prefix + name + ".")
+
+    def register_buffer(self, name: str, array: np.ndarray) -> None:
+        """Stores ``array`` as attribute ``name`` and includes it in the state dict."""
+        setattr(self, name, array)
+        names = list(getattr(self, "_buffer_names", ()))
+        if name not in names:
+            self._buffer_names = (*names, name)
+
+    # --- modes -------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Switches this module and its sub-layers to training (or, with False, eval) mode."""
+        self.training = bool(mode)
+        for _, child in self.named_children():
+            if hasattr(child, "train"):
+                child.train(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    # --- state -------------------------------------------------------------------------------
+    def _state_arrays(self) -> OrderedDict:
+        state = OrderedDict((name, p.data) for name, p in self.named_parameters())
+        state.update(self.named_buffers())
+        return state
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of all parameters and buffers, by PyTorch-style name."""
+        return OrderedDict((name, array.copy()) for name, array in self._state_arrays().items())
+
+    def load_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True) -> None:
+        """Copies arrays into the parameters and buffers in place.
+
+        Every name, shape and value is checked before anything is written, so a state dict
+        that does not fit changes nothing.
+        """
+        own = self._state_arrays()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"state_dict does not match the model: missing {missing}, unexpected {unexpected}"
+            )
+        staged = []
+        for name, target in own.items():
+            if name not in state_dict:
+                continue
+            source = np.asarray(state_dict[name])
+            if source.shape != target.shape:
+                raise ValueError(
+                    f"state_dict[{name!r}] must have shape {target.shape}, got {source.shape}"
+                )
+            if not np.can_cast(source.dtype, target.dtype, casting="same_kind"):
+                raise TypeError(
+                    f"state_dict[{name!r}] must have a float dtype like {target.dtype}, "
+                    f"got {source.dtype}"
+                )
+            staged.append((target, source))
+        for target, source in staged:
+            np.copyto(target, source, casting="same_kind")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Sequential(Module):
+    """Layers applied in order; ``backward`` runs them in reverse.
+
+    Layers are named ``"0"``, ``"1"``, ... in parameter names, as in PyTorch.
+    """
+
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            if not (hasattr(layer, "forward") and hasattr(layer, "backward")):
+                raise TypeError(
+                    f"layer {i} must have forward and backward methods, got {type(layer).__name__}"
+                )
+        self.layers = list(layers)
+
+    def named_children(self):
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_output):
+        for layer in reversed(self.layers):
+            grad_output = layer.backward(grad_output)
+        return grad_output
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
+
+
+class Dense(Module):
+    """Fully connected layer ``y = x @ weight.T + bias`` (PyTorch's ``Linear``).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of each input row and each output row.
+    bias : bool
+        Whether to add a learnable bias.
+    dtype : float32 or float64
+    rng : numpy.random.Generator, int or None
+        Source of the initial weights. As PyTorch's default, ``weight`` and ``bias`` are drawn
+        from U(-1/sqrt(in_features), 1/sqrt(in_features)) (Kaiming-uniform with a = sqrt(5)).
+
+    Shapes: ``x`` (batch, in_features) -> (batch, out_features); ``weight`` is
+    (out_features, in_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 dtype=np.float32, rng=None):
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        dtype = float_dtype(dtype)
+        rng = np.random.default_rng(rng)
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
+        # The first layer of a network needs no input gradient; a trainer may switch it off.
+        self.input_grad = True
+        self._x = None
+
+    def forward(self, x):
+        x = as_layer_input(x, self.weight.dtype)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"x must have shape (batch, {self.in_features}), got {x.shape}"
+            )
+        out = np.empty((x.shape[0], self.out_features), dtype=x.dtype)
+        bias = None if self.bias is None else self.bias.data
+        _core.dense_forward(x, self.weight.data, bias, out)
+        self._x = x
+        return out
+
+    def backward(self, grad_output):
+        if self._x is None:
+            raise RuntimeError("Dense.backward called before forward")
+        grad_output = as_layer_input(grad_output, self.weight.dtype, "grad_output")
+        grad_input = np.empty_like(self._x) if self.input_grad else None
+        grad_bias = None if self.bias is None else self.bias.grad
+        _core.dense_backward(self._x, self.weight.data, grad_output, self.weight.grad, grad_bias,
+                             grad_input)
+        return grad_input
+
+    def __repr__(self) -> str:
+        return (f"Dense(in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, dtype={self.weight.dtype})")
+
+
+Linear = Dense
+
+
+class Activation(Module):
+    """An elementwise activation run by one Rust kernel; subclasses name it."""
+
+    kind = "identity"
+
+    def __init__(self):
+        self._x = None
+        self._y = None
+
+    def _slope(self) -> float:
+        return 0.0
+
+    def forward(self, x):
+        x = np.ascontiguousarray(x)
+        out = np.empty_like(x)
+        _core.activation_forward(self.kind, x, out, self._slope())
+        self._x, self._y = x, out
+        return out
+
+    def backward(self, grad_output):
+        if self._x is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        grad_output = as_layer_input(grad_output, self._x.dtype, "grad_output")
+        grad_input = np.empty_like(self._x)
+        _core.activation_backward(self.kind, self._x, self._y, grad_output, grad_input,
+                                  self._slope())
+        return grad_input
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Identity(Activation):
+    """``y = x``."""
+    kind = "identity"
+
+
+class ReLU(Activation):
+    """``y = max(x, 0)``; the derivative at 0 is 0, as in PyTorch."""
+    kind = "relu"
+
+
+class Sigmoid(Activation):
+    """``y = 1 / (1 + exp(-x))``."""
+    kind = "sigmoid"
+
+
+class HardSigmoid(Activation):
+    """``y = relu6(x + 3) / 6``, PyTorch's ``Hardsigmoid``: the course's piecewise-linear sigmoid."""
+    kind = "hard_sigmoid"
+
+
+class Tanh(Activation):
+    """``y = tanh(x)``."""
+    kind = "tanh"
+
+
+class LeakyReLU(Activation):
+    """``y = x`` for ``x > 0``, ``negative_slope * x`` otherwise."""
+    kind = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        if not math.isfinite(negative_slope):
+            raise ValueError(f"negative_slope must be finite, got {negative_slope}")
+        self.negative_slope = float(negative_slope)
+
+    def _slope(self) -> float:
+        return self.negative_slope
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
+ACTIVATIONS = {
+    "relu": ReLU,
+    "sigmoid": Sigmoid,
+    "hard_sigmoid": HardSigmoid,
+    "tanh": Tanh,
+    "leaky_relu": LeakyReLU,
+    "identity": Identity,
+}
+
+
+def mlp(sizes, activation: str = "relu", *, dtype=np.float32, rng=None) -> Sequential:
+    """A multilayer perceptron: ``Dense`` layers of ``sizes`` with ``activation`` between them.
+
+    ``mlp([64, 128, 10])`` is ``Sequential(Dense(64, 128), ReLU(), Dense(128, 10))``.
+    """
+    sizes = [positive_int("sizes[i]", s) for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least the input and output sizes, got {sizes}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    rng = np.random.default_rng(rng)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i > 0:
+            layers.append(ACTIVATIONS[activation]())
+        layers.append(Dense(n_in, n_out, dtype=dtype, rng=rng))
+    return Sequential(*layers)

@@ -1,0 +1,193 @@
+"""Losses that return the mean loss and the gradient of their input in one Rust pass.
+
+Each loss is a class (``loss = criterion(input, target)`` then ``grad = criterion.backward()``)
+and a function returning ``(loss, grad_input)``. All are means over the batch, as PyTorch's
+``reduction="mean"``. Targets may not hold NaN or infinity (``ValueError``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from .layers import float_dtype
+
+
+def _as_input(input) -> np.ndarray:
+    input = np.ascontiguousarray(input)
+    try:
+        float_dtype(input.dtype)
+    except TypeError:
+        raise TypeError(f"input must have dtype float32 or float64, got {input.dtype}") from None
+    return input
+
+
+def _as_float_target(target, input: np.ndarray) -> np.ndarray:
+    target = np.asarray(target)
+    if target.dtype.kind not in "fiub":
+        raise TypeError(f"target must hold numbers, got dtype {target.dtype}")
+    return np.ascontiguousarray(target, dtype=input.dtype)
+
+
+def mse_loss(input, target) -> tuple[float, np.ndarray]:
+    """Mean squared error ``mean((input - target)**2)`` and its gradient ``2 (input - target) / n``.
+
+    ``input`` and ``target`` have the same shape; ``target`` is converted to ``input``'s dtype.
+    """
+    input = _as_input(input)
+    grad = np.empty_like(input)
+    loss = _core.mse_loss(input, _as_float_target(target, input), grad)
+    return loss, grad
+
+
+def l1_loss(input, target) -> tuple[float, np.ndarray]:
+    """Mean absolute error ``mean(|input - target|)`` (the course's MAE) and its gradient
+    ``sign(input - target) / n`` (0 where they are equal, as PyTorch)."""
+    input = _as_input(input)
+    grad = np.empty_like(input)
+    loss = _core.l1_loss(input, _as_float_target(target, input), grad)
+    return loss, grad
+
+
+def binary_cross_entropy_with_logits(input, target) -> tuple[float, np.ndarray]:
+    """Binary cross-entropy of ``sigmoid(input)`` against ``target`` in [0, 1], computed from the
+    logits without overflow: ``mean(max(z, 0) - z t + log(1 + exp(-|z|)))``; gradient
+    ``(sigmoid(z) - t) / n``."""
+    input = _as_input(input)
+    grad = np.empty_like(input)
+    loss = _core.binary_cross_entropy_with_logits(input, _as_float_target(target, input), grad)
+    return loss, grad
+
+
+def cross_entropy(input, target, weight=None, label_smoothing: float = 0.0):
+    """Softmax cross-entropy on logits, as PyTorch's ``cross_entropy``.
+
+    Parameters
+    ----------
+    input : (N, C) float array
+        Logits (unnormalized scores).
+    target : (N,) integer labels in [0, C), or (N, C) class probabilities
+    weight : (C,) array, optional
+        Per-class weights. With labels the mean is ``sum_i w[y_i] l_i / sum_i w[y_i]``; with
+        probabilities it is over N.
+    label_smoothing : float in [0, 1]
+        The target becomes ``(1 - eps) * target + eps / C``.
+
+    Returns
+    -------
+    (loss, grad_input) : float and an (N, C) array
+    """
+    input = _as_input(input)
+    target = np.asarray(target)
+    if target.dtype.kind in "iu":
+        target = np.ascontiguousarray(target, dtype=np.int64)
+    elif target.dtype.kind == "f" and target.ndim == 2:
+        target = np.ascontiguousarray(target, dtype=input.dtype)
+    else:
+        raise TypeError(
+            "target must be integer class labels of shape (N,) or class probabilities of shape "
+            f"(N, C), got dtype {target.dtype} with shape {target.shape}"
+        )
+    if weight is not None:
+        weight = np.ascontiguousarray(weight, dtype=input.dtype)
+    grad = np.empty_like(input)
+    loss = _core.cross_entropy(input, target, grad, weight, float(label_smoothing))
+    return loss, grad
+
+
+def softmax(x) -> np.ndarray:
+    """Row-wise softmax of a 2-D float array (rows sum to 1)."""
+    x = _as_input(x)
+    out = np.empty_like(x)
+    _core.softmax(x, out)
+    return out
+
+
+def log_softmax(x) -> np.ndarray:
+    """Row-wise log-softmax of a 2-D float array, computed stably (log-sum-exp)."""
+    x = _as_input(x)
+    out = np.empty_like(x)
+    _core.log_softmax(x, out)
+    return out
+
+
+def one_hot(labels, num_classes: int, dtype=np.float32) -> np.ndarray:
+    """``(N, num_classes)`` array with a 1 at each label's column."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-dimensional, got shape {labels.shape}")
+    out = np.empty((labels.shape[0], int(num_classes)), dtype=float_dtype(dtype))
+    _core.one_hot(np.ascontiguousarray(labels, dtype=np.int64), out)
+    return out
+
+
+class Loss:
+    """A loss as an object: ``loss = criterion(input, target)``, then ``criterion.backward()``
+    returns the gradient of the last call's input."""
+
+    def __init__(self):
+        self._grad = None
+
+    def _compute(self, input, target):
+        raise NotImplementedError
+
+    def forward(self, input, target) -> float:
+        loss, self._grad = self._compute(input, target)
+        return loss
+
+    def __call__(self, input, target) -> float:
+        return self.forward(input, target)
+
+    def backward(self) -> np.ndarray:
+        if self._grad is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before the loss")
+        return self._grad
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class MSELoss(Loss):
+    """Mean squared error; see :func:`mse_loss`."""
+
+    def _compute(self, input, target):
+        return mse_loss(input, target)
+
+
+class L1Loss(Loss):
+    """Mean absolute error; see :func:`l1_loss`."""
+
+    def _compute(self, input, target):
+        return l1_loss(input, target)
+
+
+class BCEWithLogitsLoss(Loss):
+    """Sigmoid + binary cross-entropy on logits; see :func:`binary_cross_entropy_with_logits`."""
+
+    def _compute(self, input, target):
+        return binary_cross_entropy_with_logits(input, target)
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax + cross-entropy on logits; see :func:`cross_entropy`."""
+
+    def __init__(self, weight=None, label_smoothing: float = 0.0):
+        super().__init__()
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        if weight is not None:
+            weight = np.array(weight, dtype=np.float64)
+            if weight.ndim != 1 or not np.all(np.isfinite(weight)) or np.any(weight < 0):
+                raise ValueError(f"weight must be a 1-D array of finite values >= 0, got {weight}")
+        self.weight = weight
+        self.label_smoothing = float(label_smoothing)
+
+    def _compute(self, input, target):
+        return cross_entropy(input, target, self.weight, self.label_smoothing)
+
+    def __repr__(self) -> str:
+        return f"CrossEntropyLoss(weight={self.weight}, label_smoothing={self.label_smoothing})"

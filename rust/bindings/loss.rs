@@ -1,0 +1,212 @@
+//! Bindings of the losses and softmax helpers.
+
+use super::arrays::{check_shape, dims, dispatch_float, dtype_name, read, slice, slice_mut, write};
+use crate::error::Error;
+use numpy::{Element, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use saddlepoint_kernels::loss::{self, CrossEntropyOptions};
+use saddlepoint_kernels::{Float, KernelError};
+
+type ElementwiseLoss<T> = fn(&[T], &[T], &mut [T]) -> Result<f64, KernelError>;
+
+/// Runs an elementwise loss on `input` and `target` of one shape, writing `grad_input`.
+fn elementwise<T: Float + Element>(
+    py: Python<'_>,
+    kernel: ElementwiseLoss<T>,
+    input: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+    grad_input: &Bound<'_, PyAny>,
+) -> Result<f64, Error> {
+    let (x, t) = (read::<T>(input, "input")?, read::<T>(target, "target")?);
+    let mut g = write::<T>(grad_input, "grad_input")?;
+    check_shape("target", t.shape(), x.shape())?;
+    check_shape("grad_input", g.shape(), x.shape())?;
+    let (xs, ts, gs) = (
+        slice(&x, "input")?,
+        slice(&t, "target")?,
+        slice_mut(&mut g, "grad_input")?,
+    );
+    Ok(py.detach(|| kernel(xs, ts, gs))?)
+}
+
+/// Mean squared error; writes d(loss)/d(input) into `grad_input` and returns the loss.
+#[pyfunction]
+pub fn mse_loss(
+    py: Python<'_>,
+    input: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+    grad_input: &Bound<'_, PyAny>,
+) -> Result<f64, Error> {
+    match super::arrays::float_dtype(input, "input")? {
+        super::arrays::FloatDtype::F32 => {
+            elementwise::<f32>(py, loss::mse_loss, input, target, grad_input)
+        }
+        super::arrays::FloatDtype::F64 => {
+            elementwise::<f64>(py, loss::mse_loss, input, target, grad_input)
+        }
+    }
+}
+
+/// Mean absolute error; writes d(loss)/d(input) into `grad_input` and returns the loss.
+#[pyfunction]
+pub fn l1_loss(
+    py: Python<'_>,
+    input: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+    grad_input: &Bound<'_, PyAny>,
+) -> Result<f64, Error> {
+    match super::arrays::float_dtype(input, "input")? {
+        super::arrays::FloatDtype::F32 => {
+            elementwise::<f32>(py, loss::l1_loss, input, target, grad_input)
+        }
+        super::arrays::FloatDtype::F64 => {
+            elementwise::<f64>(py, loss::l1_loss, input, target, grad_input)
+        }
+    }
+}
+
+/// Binary cross-entropy on logits; writes d(loss)/d(input) into `grad_input`, returns the loss.
+#[pyfunction]
+pub fn binary_cross_entropy_with_logits(
+    py: Python<'_>,
+    input: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+    grad_input: &Bound<'_, PyAny>,
+) -> Result<f64, Error> {
+    let kernel32: ElementwiseLoss<f32> = loss::binary_cross_entropy_with_logits;
+    let kernel64: ElementwiseLoss<f64> = loss::binary_cross_entropy_with_logits;
+    match super::arrays::float_dtype(input, "input")? {
+        super::arrays::FloatDtype::F32 => {
+            elementwise::<f32>(py, kernel32, input, target, grad_input)
+        }
+        super::arrays::FloatDtype::F64 => {
+            elementwise::<f64>(py, kernel64, input, target, grad_input)
+        }
+    }
+}
+
+/// Softmax cross-entropy on logits `input` (N, C) against int64 labels (N,) or class
+/// probabilities (N, C); writes d(loss)/d(input) into `grad_input` and returns the mean loss.
+#[pyfunction]
+#[pyo3(signature = (input, target, grad_input, weight = None, label_smoothing = 0.0))]
+pub fn cross_entropy(
+    py: Python<'_>,
+    input: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+    grad_input: &Bound<'_, PyAny>,
+    weight: Option<&Bound<'_, PyAny>>,
+    label_smoothing: f64,
+) -> Result<f64, Error> {
+    dispatch_float!(
+        input,
+        "input",
+        cross_entropy_typed(py, input, target, grad_input, weight, label_smoothing)
+    )
+}
+
+fn cross_entropy_typed<T: Float + Element>(
+    py: Python<'_>,
+    input: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+    grad_input: &Bound<'_, PyAny>,
+    weight: Option<&Bound<'_, PyAny>>,
+    label_smoothing: f64,
+) -> Result<f64, Error> {
+    let z = read::<T>(input, "input")?;
+    let weight = weight.map(|w| read::<T>(w, "weight")).transpose()?;
+    let mut g = write::<T>(grad_input, "grad_input")?;
+    let [rows, classes] = dims::<2>("input", z.shape())?;
+    check_shape("grad_input", g.shape(), z.shape())?;
+    if let Some(w) = &weight {
+        check_shape("weight", w.shape(), &[classes])?;
+    }
+    let class_weights = weight.as_ref().map(|w| slice(w, "weight")).transpose()?;
+    let options = CrossEntropyOptions {
+        class_weights,
+        label_smoothing,
+    };
+    let zs = slice(&z, "input")?;
+    let target_dtype = dtype_name(target, "target")?;
+    if target_dtype == "int64" {
+        let labels = read::<i64>(target, "target")?;
+        check_shape("target", labels.shape(), &[rows])?;
+        let (ls, gs) = (slice(&labels, "target")?, slice_mut(&mut g, "grad_input")?);
+        Ok(py.detach(|| loss::cross_entropy_labels(zs, ls, classes, options, gs))?)
+    } else if target_dtype == dtype_name(input, "input")? {
+        let probs = read::<T>(target, "target")?;
+        check_shape("target", probs.shape(), z.shape())?;
+        let (ps, gs) = (slice(&probs, "target")?, slice_mut(&mut g, "grad_input")?);
+        Ok(py.detach(|| loss::cross_entropy_probabilities(zs, ps, classes, options, gs))?)
+    } else {
+        Err(Error::Type(format!(
+            "target must be int64 class labels or class probabilities of input's dtype \
+             {}, got {target_dtype}",
+            dtype_name(input, "input")?
+        )))
+    }
+}
+
+fn softmax_any(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+    log: bool,
+) -> Result<(), Error> {
+    dispatch_float!(x, "x", softmax_typed(py, x, out, log))
+}
+
+fn softmax_typed<T: Float + Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+    log: bool,
+) -> Result<(), Error> {
+    let x = read::<T>(x, "x")?;
+    let mut out = write::<T>(out, "out")?;
+    let [_, cols] = dims::<2>("x", x.shape())?;
+    check_shape("out", out.shape(), x.shape())?;
+    let (xs, os) = (slice(&x, "x")?, slice_mut(&mut out, "out")?);
+    py.detach(|| loss::softmax(xs, cols, log, os))?;
+    Ok(())
+}
+
+/// Row-wise softmax of a 2-D array into `out`.
+#[pyfunction]
+pub fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> Result<(), Error> {
+    softmax_any(py, x, out, false)
+}
+
+/// Row-wise log-softmax of a 2-D array into `out`.
+#[pyfunction]
+pub fn log_softmax(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+) -> Result<(), Error> {
+    softmax_any(py, x, out, true)
+}
+
+/// Writes the one-hot encoding of int64 `labels` (N,) into `out` (N, num_classes).
+#[pyfunction]
+pub fn one_hot(
+    py: Python<'_>,
+    labels: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+) -> Result<(), Error> {
+    dispatch_float!(out, "out", one_hot_typed(py, labels, out))
+}
+
+fn one_hot_typed<T: Float + Element>(
+    py: Python<'_>,
+    labels: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+) -> Result<(), Error> {
+    let labels = read::<i64>(labels, "labels")?;
+    let mut out = write::<T>(out, "out")?;
+    let [rows] = dims::<1>("labels", labels.shape())?;
+    let [_, classes] = dims::<2>("out", out.shape())?;
+    check_shape("out", out.shape(), &[rows, classes])?;
+    let (ls, os) = (slice(&labels, "labels")?, slice_mut(&mut out, "out")?);
+    py.detach(|| loss::one_hot(ls, classes, os))?;
+    Ok(())
+}

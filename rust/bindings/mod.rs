@@ -1,0 +1,28 @@
+//! PyO3 wrappers: check the arrays, release the GIL, call one kernel, map the error.
+
+mod activation;
+mod arrays;
+mod loss;
+mod matmul;
+mod optim;
+mod threads;
+
+use pyo3::prelude::*;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(activation::activation_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(activation::activation_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::mse_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::l1_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::binary_cross_entropy_with_logits, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::cross_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::log_softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::one_hot, m)?)?;
+    m.add_function(wrap_pyfunction!(matmul::dense_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(matmul::dense_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
+    m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! saddlepoint's numeric kernels: pure Rust on slices, no Python.
+//!
+//! Every kernel is generic over [`Float`] (f32 and f64), checks the lengths of the slices it is
+//! given against the dimensions it is told and returns [`KernelError`] instead of panicking.
+//! Reductions are summed in fixed-size chunks in a fixed order, so results do not depend on the
+//! number of threads (see [`parallel`]).
+
+pub mod activation;
+pub mod error;
+pub mod loss;
+pub mod matmul;
+pub mod optim;
+pub mod parallel;
+pub mod reduce;
+pub mod scalar;
+
+pub use error::KernelError;
+pub use scalar::Float;

@@ -1,0 +1,303 @@
+//! Matrix products through the `gemm` crate (runtime CPU dispatch: AVX2/FMA, AVX-512, NEON), and
+//! the dense layer built on them. Transposes are strides, never copies.
+
+use crate::error::check_len;
+use crate::parallel::{for_each_chunk_mut, install, num_threads, worth_parallel};
+use crate::reduce::column_sums;
+use crate::{Float, KernelError};
+use gemm::Parallelism;
+
+/// Below this many multiply-adds a product runs on the calling thread.
+const PAR_MIN_MULTIPLY_ADDS: usize = 1 << 18;
+
+/// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a, T> MatRef<'a, T> {
+    /// A row-major `rows × cols` matrix.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose, as a view of the same memory.
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Whether every element the strides address lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `out (+)= lhs · rhs`, with `out` a row-major `lhs.rows × rhs.cols` matrix.
+pub fn matmul<T: Float>(
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    out: &mut [T],
+    accumulate: bool,
+) -> Result<(), KernelError> {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    if rhs.rows != k {
+        return Err(KernelError::shape(
+            "rhs",
+            format!("{k} rows"),
+            format!("{} rows", rhs.rows),
+        ));
+    }
+    check_len("out", out, m * n)?;
+    if !lhs.in_bounds() || !rhs.in_bounds() {
+        return Err(KernelError::value(
+            "matmul",
+            "strides address memory outside the operands",
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(T::zero());
+        }
+        return Ok(());
+    }
+    let threads = num_threads();
+    if threads > 1 && m * n * k >= PAR_MIN_MULTIPLY_ADDS {
+        install(|| gemm_unchecked(lhs, rhs, out, accumulate, Parallelism::Rayon(threads)));
+    } else {
+        gemm_unchecked(lhs, rhs, out, accumulate, Parallelism::None);
+    }
+    Ok(())
+}
+
+/// Calls the GEMM; `matmul` has checked the shapes and bounds it relies on.
+fn gemm_unchecked<T: Float>(
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    out: &mut [T],
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    // SAFETY: `matmul` checked that `out` holds m·n elements, addressed row-major here, and that
+    // every element of `lhs` and `rhs` their strides reach lies inside their slices. `out` is a
+    // `&mut` borrow, so it cannot alias the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Shapes of a dense layer: `x` is `batch × in_features`, `weight` is `out_features × in_features`
+/// (PyTorch's layout).
+#[derive(Clone, Copy, Debug)]
+pub struct DenseShape {
+    pub batch: usize,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+/// Forward pass of a dense layer: `out = x · weightᵀ + bias`.
+pub fn dense_forward<T: Float>(
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    shape: DenseShape,
+) -> Result<(), KernelError> {
+    let DenseShape {
+        batch,
+        in_features,
+        out_features,
+    } = shape;
+    check_len("x", x, batch * in_features)?;
+    check_len("weight", weight, out_features * in_features)?;
+    check_len("out", out, batch * out_features)?;
+    if let Some(b) = bias {
+        check_len("bias", b, out_features)?;
+        let rows_per_chunk = (4096 / out_features.max(1)).max(1);
+        let parallel = worth_parallel(out.len());
+        for_each_chunk_mut(out, rows_per_chunk * out_features, parallel, |_, rows| {
+            for row in rows.chunks_exact_mut(out_features) {
+                row.copy_from_slice(b);
+            }
+        });
+    }
+    matmul(
+        MatRef::row_major(x, batch, in_features),
+        MatRef::row_major(weight, out_features, in_features).t(),
+        out,
+        bias.is_some(),
+    )
+}
+
+/// Gradients a dense layer's backward pass writes; `None` skips that product.
+pub struct DenseGrads<'a, T> {
+    /// `out_features × in_features`, accumulated: `+= grad_outᵀ · x`.
+    pub weight: Option<&'a mut [T]>,
+    /// `out_features`, accumulated: `+= Σ_rows grad_out`.
+    pub bias: Option<&'a mut [T]>,
+    /// `batch × in_features`, overwritten: `= grad_out · weight`.
+    pub input: Option<&'a mut [T]>,
+}
+
+/// Backward pass of a dense layer. Parameter gradients accumulate (as in PyTorch); the input
+/// gradient is overwritten.
+pub fn dense_backward<T: Float>(
+    x: &[T],
+    weight: &[T],
+    grad_out: &[T],
+    grads: DenseGrads<'_, T>,
+    shape: DenseShape,
+) -> Result<(), KernelError> {
+    let DenseShape {
+        batch,
+        in_features,
+        out_features,
+    } = shape;
+    check_len("x", x, batch * in_features)?;
+    check_len("weight", weight, out_features * in_features)?;
+    check_len("grad_output", grad_out, batch * out_features)?;
+    if let Some(gw) = &grads.weight {
+        check_len("grad_weight", gw, out_features * in_features)?;
+    }
+    if let Some(gb) = &grads.bias {
+        check_len("grad_bias", gb, out_features)?;
+    }
+    if let Some(gx) = &grads.input {
+        check_len("grad_input", gx, batch * in_features)?;
+    }
+    let dy = MatRef::row_major(grad_out, batch, out_features);
+    if let Some(gw) = grads.weight {
+        matmul(dy.t(), MatRef::row_major(x, batch, in_features), gw, true)?;
+    }
+    if let Some(gb) = grads.bias {
+        column_sums(grad_out, batch, out_features, gb, true)?;
+    }
+    if let Some(gx) = grads.input {
+        matmul(
+            dy,
+            MatRef::row_major(weight, out_features, in_features),
+            gx,
+            false,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn data(len: usize, seed: f64) -> Vec<f64> {
+        (0..len)
+            .map(|i| ((i as f64 + seed) * 0.731).sin())
+            .collect()
+    }
+
+    #[test]
+    fn dense_forward_and_backward_match_naive_loops() {
+        let shape = DenseShape {
+            batch: 5,
+            in_features: 7,
+            out_features: 3,
+        };
+        let (x, w, b, dy) = (data(35, 0.0), data(21, 1.0), data(3, 2.0), data(15, 3.0));
+        let mut y = vec![0.0; 15];
+        dense_forward(&x, &w, Some(&b), &mut y, shape).unwrap();
+        let mut wt = vec![0.0; 21];
+        for o in 0..3 {
+            for i in 0..7 {
+                wt[i * 3 + o] = w[o * 7 + i];
+            }
+        }
+        let expected = naive(&x, &wt, 5, 7, 3);
+        for r in 0..5 {
+            for c in 0..3 {
+                assert!((y[r * 3 + c] - expected[r * 3 + c] - b[c]).abs() < 1e-12);
+            }
+        }
+        let (mut gw, mut gb, mut gx) = (vec![1.0; 21], vec![1.0; 3], vec![9.0; 35]);
+        let grads = DenseGrads {
+            weight: Some(&mut gw),
+            bias: Some(&mut gb),
+            input: Some(&mut gx),
+        };
+        dense_backward(&x, &w, &dy, grads, shape).unwrap();
+        let expected_gx = naive(&dy, &w, 5, 3, 7);
+        for (a, e) in gx.iter().zip(&expected_gx) {
+            assert!((a - e).abs() < 1e-12);
+        }
+        for o in 0..3 {
+            let sum: f64 = (0..5).map(|r| dy[r * 3 + o]).sum();
+            assert!((gb[o] - 1.0 - sum).abs() < 1e-12);
+            for i in 0..7 {
+                let e: f64 = (0..5).map(|r| dy[r * 3 + o] * x[r * 7 + i]).sum();
+                assert!((gw[o * 7 + i] - 1.0 - e).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_lengths_are_errors_not_panics() {
+        let shape = DenseShape {
+            batch: 2,
+            in_features: 3,
+            out_features: 4,
+        };
+        let mut out = vec![0.0f32; 8];
+        let err = dense_forward(&[0.0f32; 5], &[0.0; 12], None, &mut out, shape).unwrap_err();
+        assert!(err.to_string().contains("x must have 6 elements"));
+    }
+}

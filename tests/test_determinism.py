@@ -1,0 +1,57 @@
+"""Results are bit-identical for any number of threads."""
+
+import numpy as np
+import pytest
+
+import saddlepoint as sp
+from saddlepoint import losses
+
+
+@pytest.fixture
+def restore_threads():
+    before = sp.get_num_threads()
+    yield
+    sp.set_num_threads(before)
+
+
+def train_bytes(threads: int) -> bytes:
+    """Trains a few steps large enough that every kernel takes its parallel path."""
+    sp.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 300)).astype(np.float32)
+    y = rng.integers(0, 10, 512)
+    model = sp.mlp([300, 256, 128, 10], "tanh", rng=1)
+    loss_fn, opt = sp.CrossEntropyLoss(label_smoothing=0.1), sp.SGD(model.parameters(), lr=0.1)
+    losses_seen = []
+    for _ in range(5):
+        losses_seen.append(loss_fn(model(x), y))
+        opt.zero_grad()
+        model.backward(loss_fn.backward())
+        opt.step()
+    arrays = [p.data for p in model.parameters()] + [np.array(losses_seen)]
+    return b"".join(a.tobytes() for a in arrays)
+
+
+def test_training_is_bit_identical_with_1_and_2_threads(restore_threads):
+    assert train_bytes(1) == train_bytes(2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_losses_are_bit_identical_with_1_and_2_threads(restore_threads, dtype):
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((4096, 64)).astype(dtype)
+    labels = rng.integers(0, 64, 4096)
+    results = []
+    for threads in (1, 2):
+        sp.set_num_threads(threads)
+        ce, ce_grad = losses.cross_entropy(z, labels)
+        mse, mse_grad = losses.mse_loss(z, z[::-1].copy())
+        results.append((ce, ce_grad.tobytes(), mse, mse_grad.tobytes()))
+    assert results[0] == results[1]
+
+
+def test_thread_count_round_trips(restore_threads):
+    sp.set_num_threads(1)
+    assert sp.get_num_threads() == 1
+    sp.set_num_threads(3)
+    assert sp.get_num_threads() == 3

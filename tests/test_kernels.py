@@ -1,0 +1,108 @@
+"""Every kernel against its plain NumPy twin (numpy_reference.py), in float32 and float64."""
+
+import numpy as np
+import pytest
+
+import numpy_reference as ref
+from saddlepoint import _core
+from saddlepoint import losses
+
+ACTIVATIONS = ["identity", "relu", "leaky_relu", "sigmoid", "hard_sigmoid", "tanh"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 7, 3), (64, 33, 17), (300, 200, 100)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_dense_forward_backward_match_numpy(dtype, rng, shape, with_bias):
+    n, n_in, n_out = shape
+    x = rng.standard_normal((n, n_in)).astype(dtype)
+    w = rng.standard_normal((n_out, n_in)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype) if with_bias else None
+    dy = rng.standard_normal((n, n_out)).astype(dtype)
+    out = np.empty((n, n_out), dtype)
+    _core.dense_forward(x, w, b, out)
+    # Sums of n_in products: float32's error grows with the length of the sum.
+    scale = np.sqrt(max(n_in, n))
+    tol = dict(rtol=1e-5, atol=1e-5 * scale) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out, ref.dense_forward(x, w, b), **tol)
+
+    gw0 = rng.standard_normal((n_out, n_in)).astype(dtype)
+    gb0 = rng.standard_normal(n_out).astype(dtype)
+    gw, gb, gx = gw0.copy(), gb0.copy(), np.full((n, n_in), np.nan, dtype)
+    _core.dense_backward(x, w, dy, gw, gb, gx)
+    ew, eb, ex = ref.dense_backward(x, w, dy)
+    np.testing.assert_allclose(gw, gw0 + ew, **tol)  # accumulates, as PyTorch
+    np.testing.assert_allclose(gb, gb0 + eb, **tol)
+    np.testing.assert_allclose(gx, ex, **tol)  # overwritten
+
+
+def test_dense_backward_skips_grads_given_as_none(rng):
+    x, w, dy = rng.standard_normal((4, 3)), rng.standard_normal((2, 3)), rng.standard_normal((4, 2))
+    gx = np.empty((4, 3))
+    _core.dense_backward(x, w, dy, None, None, gx)
+    np.testing.assert_allclose(gx, dy @ w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ACTIVATIONS)
+@pytest.mark.parametrize("size", [7, 100_000])
+def test_activations_match_numpy(dtype, tol, rng, kind, size):
+    x = (rng.standard_normal(size) * 4).astype(dtype)
+    y = np.empty_like(x)
+    _core.activation_forward(kind, x, y, 0.05)
+    np.testing.assert_allclose(y, ref.activation(kind, x, 0.05), **tol)
+    dy = rng.standard_normal(size).astype(dtype)
+    dx = np.empty_like(x)
+    _core.activation_backward(kind, x, y, dy, dx, 0.05)
+    np.testing.assert_allclose(dx, dy * ref.activation_derivative(kind, x, 0.05), **tol)
+
+
+@pytest.mark.parametrize("name", ["mse", "l1", "bce"])
+@pytest.mark.parametrize("shape", [(3,), (50, 4), (300, 200)])
+def test_elementwise_losses_match_numpy(dtype, tol, rng, name, shape):
+    x = rng.standard_normal(shape).astype(dtype)
+    t = rng.uniform(0, 1, shape).astype(dtype) if name == "bce" else rng.standard_normal(shape).astype(dtype)
+    kernel = {"mse": losses.mse_loss, "l1": losses.l1_loss,
+              "bce": losses.binary_cross_entropy_with_logits}[name]
+    twin = {"mse": ref.mse, "l1": ref.l1, "bce": ref.bce_with_logits}[name]
+    loss, grad = kernel(x, t)
+    expected_loss, expected_grad = twin(x, t.astype(np.float64))
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(loss, expected_loss, **tol)
+    np.testing.assert_allclose(grad, expected_grad, rtol=tol["rtol"], atol=tol["atol"] / x.size)
+
+
+@pytest.mark.parametrize("rows,classes", [(1, 1), (8, 3), (257, 10), (3000, 40)])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("targets", ["labels", "probabilities"])
+def test_cross_entropy_matches_numpy(dtype, tol, rng, rows, classes, weighted, smoothing, targets):
+    z = (rng.standard_normal((rows, classes)) * 3).astype(dtype)
+    weight = rng.uniform(0.5, 2.0, classes).astype(dtype) if weighted else None
+    if targets == "labels":
+        t = rng.integers(0, classes, rows)
+    else:
+        t = rng.dirichlet(np.ones(classes), rows).astype(dtype)
+    loss, grad = losses.cross_entropy(z, t, weight, smoothing)
+    expected_loss, expected_grad = ref.cross_entropy(z, t, weight, smoothing)
+    np.testing.assert_allclose(loss, expected_loss, **tol)
+    np.testing.assert_allclose(grad, expected_grad, rtol=tol["rtol"], atol=tol["atol"] / rows)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (2000, 30)])
+def test_softmax_and_log_softmax_match_numpy(dtype, tol, rng, shape):
+    z = (rng.standard_normal(shape) * 5).astype(dtype)
+    np.testing.assert_allclose(losses.softmax(z), ref.softmax(z), **tol)
+    np.testing.assert_allclose(losses.log_softmax(z), ref.log_softmax(z), **tol)
+
+
+def test_one_hot_matches_numpy(dtype):
+    labels = np.array([2, 0, 1, 2])
+    np.testing.assert_array_equal(losses.one_hot(labels, 4, dtype), np.eye(4, dtype=dtype)[labels])
+
+
+@pytest.mark.parametrize("size", [10, 100_000])
+def test_sgd_step_matches_numpy(dtype, tol, rng, size):
+    p = rng.standard_normal(size).astype(dtype)
+    g = rng.standard_normal(size).astype(dtype)
+    expected = p.astype(np.float64) - 0.1 * g
+    _core.sgd_step(p, g, 0.1)
+    np.testing.assert_allclose(p, expected, **tol)

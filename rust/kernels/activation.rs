@@ -33,11 +33,13 @@ impl Activation {
                 if x > T::zero() {
                     x
                 } else {
-                    x * cst(negative_slope)
+                    x * cst::<T>(negative_slope)
                 }
             }
             Activation::Sigmoid => T::one() / (T::one() + (-x).exp()),
-            Activation::HardSigmoid => ((x + cst(3.0)).max(T::zero()).min(cst(6.0))) / cst(6.0),
+            Activation::HardSigmoid => {
+                ((x + cst::<T>(3.0)).max(T::zero()).min(cst::<T>(6.0))) / cst::<T>(6.0)
+            }
             Activation::Tanh => x.tanh(),
         }
     }
@@ -59,13 +61,13 @@ impl Activation {
                 if x > T::zero() {
                     dy
                 } else {
-                    dy * cst(negative_slope)
+                    dy * cst::<T>(negative_slope)
                 }
             }
             Activation::Sigmoid => dy * y * (T::one() - y),
             Activation::HardSigmoid => {
-                if x > cst(-3.0) && x < cst(3.0) {
-                    dy / cst(6.0)
+                if x > cst::<T>(-3.0) && x < cst::<T>(3.0) {
+                    dy / cst::<T>(6.0)
                 } else {
                     T::zero()
                 }

@@ -1,132 +1,49 @@
-//! Matrix products through the `gemm` crate (runtime CPU dispatch: AVX2/FMA, AVX-512, NEON), and
-//! the dense layer built on them. Transposes are strides, never copies.
+//! Matrix products through faer (runtime CPU dispatch: AVX2/FMA, AVX-512, NEON), and the dense
+//! layer built on them. Transposes are strides, never copies.
+//!
+//! faer was measured against the `gemm` crate on the dense layer's shapes (f32, forward +
+//! backward): equal on one thread, 1.1–1.2× faster on two, and bit-identical across thread
+//! counts (see the README).
 
 use crate::error::check_len;
 use crate::parallel::{for_each_chunk_mut, install, num_threads, worth_parallel};
 use crate::reduce::column_sums;
 use crate::{Float, KernelError};
-use gemm::Parallelism;
+use faer::linalg::matmul::matmul as faer_matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PAR_MIN_MULTIPLY_ADDS: usize = 1 << 18;
 
-/// A read-only matrix view: element `(i, j)` is `data[i * row_stride + j * col_stride]`.
-#[derive(Clone, Copy)]
-pub struct MatRef<'a, T> {
-    pub data: &'a [T],
-    pub rows: usize,
-    pub cols: usize,
-    pub row_stride: usize,
-    pub col_stride: usize,
-}
-
-impl<'a, T> MatRef<'a, T> {
-    /// A row-major `rows × cols` matrix.
-    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
-        MatRef {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose, as a view of the same memory.
-    pub fn t(self) -> Self {
-        MatRef {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-        }
-    }
-
-    /// Whether every element the strides address lies inside `data`.
-    fn in_bounds(&self) -> bool {
-        if self.rows == 0 || self.cols == 0 {
-            return true;
-        }
-        (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
-    }
-}
-
-/// `out (+)= lhs · rhs`, with `out` a row-major `lhs.rows × rhs.cols` matrix.
+/// `out (+)= lhs · rhs`, with `out` a row-major `lhs.nrows() × rhs.ncols()` matrix.
 pub fn matmul<T: Float>(
     lhs: MatRef<'_, T>,
     rhs: MatRef<'_, T>,
     out: &mut [T],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    if rhs.rows != k {
+    let (m, k, n) = (lhs.nrows(), lhs.ncols(), rhs.ncols());
+    if rhs.nrows() != k {
         return Err(KernelError::shape(
             "rhs",
             format!("{k} rows"),
-            format!("{} rows", rhs.rows),
+            format!("{} rows", rhs.nrows()),
         ));
     }
     check_len("out", out, m * n)?;
-    if !lhs.in_bounds() || !rhs.in_bounds() {
-        return Err(KernelError::value(
-            "matmul",
-            "strides address memory outside the operands",
-        ));
-    }
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
-        if !accumulate {
-            out.fill(T::zero());
-        }
-        return Ok(());
-    }
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    let dst = MatMut::from_row_major_slice_mut(out, m, n);
     let threads = num_threads();
     if threads > 1 && m * n * k >= PAR_MIN_MULTIPLY_ADDS {
-        install(|| gemm_unchecked(lhs, rhs, out, accumulate, Parallelism::Rayon(threads)));
+        install(|| faer_matmul(dst, accum, lhs, rhs, T::one(), Par::rayon(threads)));
     } else {
-        gemm_unchecked(lhs, rhs, out, accumulate, Parallelism::None);
+        faer_matmul(dst, accum, lhs, rhs, T::one(), Par::Seq);
     }
     Ok(())
-}
-
-/// Calls the GEMM; `matmul` has checked the shapes and bounds it relies on.
-fn gemm_unchecked<T: Float>(
-    lhs: MatRef<'_, T>,
-    rhs: MatRef<'_, T>,
-    out: &mut [T],
-    accumulate: bool,
-    parallelism: Parallelism,
-) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    // SAFETY: `matmul` checked that `out` holds m·n elements, addressed row-major here, and that
-    // every element of `lhs` and `rhs` their strides reach lies inside their slices. `out` is a
-    // `&mut` borrow, so it cannot alias the inputs.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
 }
 
 /// Shapes of a dense layer: `x` is `batch × in_features`, `weight` is `out_features × in_features`
@@ -165,8 +82,8 @@ pub fn dense_forward<T: Float>(
         });
     }
     matmul(
-        MatRef::row_major(x, batch, in_features),
-        MatRef::row_major(weight, out_features, in_features).t(),
+        MatRef::from_row_major_slice(x, batch, in_features),
+        MatRef::from_row_major_slice(weight, out_features, in_features).transpose(),
         out,
         bias.is_some(),
     )
@@ -208,20 +125,17 @@ pub fn dense_backward<T: Float>(
     if let Some(gx) = &grads.input {
         check_len("grad_input", gx, batch * in_features)?;
     }
-    let dy = MatRef::row_major(grad_out, batch, out_features);
+    let dy = MatRef::from_row_major_slice(grad_out, batch, out_features);
     if let Some(gw) = grads.weight {
-        matmul(dy.t(), MatRef::row_major(x, batch, in_features), gw, true)?;
+        let x = MatRef::from_row_major_slice(x, batch, in_features);
+        matmul(dy.transpose(), x, gw, true)?;
     }
     if let Some(gb) = grads.bias {
         column_sums(grad_out, batch, out_features, gb, true)?;
     }
     if let Some(gx) = grads.input {
-        matmul(
-            dy,
-            MatRef::row_major(weight, out_features, in_features),
-            gx,
-            false,
-        )?;
+        let w = MatRef::from_row_major_slice(weight, out_features, in_features);
+        matmul(dy, w, gx, false)?;
     }
     Ok(())
 }

@@ -2,7 +2,15 @@
 
 /// A floating-point element type: `f32` or `f64`.
 pub trait Float:
-    num_traits::Float + Send + Sync + Copy + Default + std::fmt::Debug + std::iter::Sum + 'static
+    num_traits::Float
+    + faer::traits::RealField
+    + Send
+    + Sync
+    + Copy
+    + Default
+    + std::fmt::Debug
+    + std::iter::Sum
+    + 'static
 {
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;

@@ -1,5 +1,7 @@
 """Plain NumPy twins of every kernel: the formulas written the obvious way, in float64."""
 
+import math
+
 import numpy as np
 
 
@@ -80,3 +82,64 @@ def cross_entropy(z, target, weight=None, smoothing=0.0):
     loss = -(q * logp).sum() / denom
     grad = (q.sum(axis=1, keepdims=True) * np.exp(logp) - q) / denom
     return loss, grad
+
+
+# --- optimizers: the documented formulas, in the parameter's dtype, one step at a time --------
+def _grad(p, g, maximize, weight_decay):
+    g = -g if maximize else g
+    return g + weight_decay * p if weight_decay != 0 else g
+
+
+def sgd(p, g, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+        maximize=False):
+    g = _grad(p, g, maximize, weight_decay)
+    if momentum != 0:
+        if "b" not in state:
+            state["b"] = g.copy()
+        else:
+            state["b"] = momentum * state["b"] + (1 - dampening) * g
+        g = g + momentum * state["b"] if nesterov else state["b"]
+    return p - lr * g
+
+
+def adagrad(p, g, state, lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+            eps=1e-10, maximize=False):
+    state["t"] = state.get("t", 0) + 1
+    state.setdefault("S", np.full_like(p, initial_accumulator_value))
+    g = _grad(p, g, maximize, weight_decay)
+    clr = lr / (1 + (state["t"] - 1) * lr_decay)
+    state["S"] = state["S"] + g * g
+    return p - clr * (g / (np.sqrt(state["S"]) + eps))
+
+
+def rmsprop(p, g, state, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+            centered=False, maximize=False):
+    state.setdefault("v", np.zeros_like(p))
+    g = _grad(p, g, maximize, weight_decay)
+    state["v"] = state["v"] * alpha + (1 - alpha) * g * g
+    if centered:
+        ga = state.get("ga", np.zeros_like(p))
+        state["ga"] = ga + (1 - alpha) * (g - ga)
+        avg = np.sqrt(state["v"] - state["ga"] * state["ga"]) + eps
+    else:
+        avg = np.sqrt(state["v"]) + eps
+    if momentum > 0:
+        state["b"] = state.get("b", np.zeros_like(p)) * momentum + g / avg
+        return p - lr * state["b"]
+    return p - lr * (g / avg)
+
+
+def adam(p, g, state, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+         maximize=False, decoupled=False):
+    b1, b2 = betas
+    state["t"] = t = state.get("t", 0) + 1
+    m, v = state.get("m", np.zeros_like(p)), state.get("v", np.zeros_like(p))
+    g = _grad(p, g, maximize, 0.0 if decoupled else weight_decay)
+    if decoupled:
+        p = p * (1 - lr * weight_decay)
+    state["m"] = m = m + (1 - b1) * (g - m)
+    state["v"] = v = v * b2 + (1 - b2) * g * g
+    if amsgrad:
+        state["vmax"] = v = np.maximum(state.get("vmax", np.zeros_like(p)), v)
+    step_size = lr / (1 - b1**t)
+    return p - step_size * (m / (np.sqrt(v) / math.sqrt(1 - b2**t) + eps))

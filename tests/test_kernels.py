@@ -104,5 +104,26 @@ def test_sgd_step_matches_numpy(dtype, tol, rng, size):
     p = rng.standard_normal(size).astype(dtype)
     g = rng.standard_normal(size).astype(dtype)
     expected = p.astype(np.float64) - 0.1 * g
-    _core.sgd_step(p, g, 0.1)
+    _core.sgd_step(p, g, None, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False,
+                   weight_decay=0.0, maximize=False, first_step=True)
     np.testing.assert_allclose(p, expected, **tol)
+
+
+@pytest.mark.parametrize("size", [10, 100_000])
+@pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.5, np.inf])
+def test_norm_part_matches_numpy(dtype, rng, size, norm_type):
+    x = rng.standard_normal(size).astype(dtype)
+    expected = np.abs(x.astype(np.float64)).max() if np.isinf(norm_type) else \
+        np.sum(np.abs(x.astype(np.float64)) ** norm_type)
+    np.testing.assert_allclose(_core.norm_part(x, norm_type), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("size", [10, 100_000])
+def test_scale_and_clamp_match_numpy(dtype, rng, size):
+    x = rng.standard_normal(size).astype(dtype)
+    scaled = x.copy()
+    _core.scale_(scaled, 0.3)
+    np.testing.assert_array_equal(scaled, x * dtype(0.3))
+    clamped = x.copy()
+    _core.clamp_(clamped, 0.5)
+    np.testing.assert_array_equal(clamped, np.clip(x, -0.5, 0.5))

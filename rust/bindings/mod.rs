@@ -22,6 +22,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(matmul::dense_forward, m)?)?;
     m.add_function(wrap_pyfunction!(matmul::dense_backward, m)?)?;
     m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::adagrad_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::rmsprop_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::norm_part, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::scale_, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::clamp_, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
     Ok(())

@@ -1,33 +1,311 @@
-//! Bindings of the optimizer updates.
+//! Bindings of the fused optimizer updates and gradient clipping. Every update writes the
+//! parameter and its state buffers in place; all arrays have the parameter's shape and dtype.
 
 use super::arrays::{check_shape, dispatch_float, read, slice, slice_mut, write};
 use crate::error::Error;
-use numpy::{Element, PyUntypedArrayMethods};
+use numpy::{Element, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use saddlepoint_kernels::{optim, Float};
+use saddlepoint_kernels::optim::{self, Adagrad, Adam, RmsProp, Sgd};
+use saddlepoint_kernels::{clip, Float};
 
-/// Plain gradient descent in place: `param -= lr * grad`.
+/// The parameter, its gradient and its optional state buffers, borrowed and shape-checked.
+struct Update<'py, T: Element> {
+    param: PyReadwriteArrayDyn<'py, T>,
+    grad: numpy::PyReadonlyArrayDyn<'py, T>,
+    buffers: Vec<Option<PyReadwriteArrayDyn<'py, T>>>,
+}
+
+impl<'py, T: Element + Float> Update<'py, T> {
+    fn borrow(
+        param: &Bound<'py, PyAny>,
+        grad: &Bound<'py, PyAny>,
+        buffers: &[(&str, Option<&Bound<'py, PyAny>>)],
+    ) -> Result<Self, Error> {
+        let param = write::<T>(param, "param")?;
+        let grad = read::<T>(grad, "grad")?;
+        check_shape("grad", grad.shape(), param.shape())?;
+        let mut borrowed = Vec::with_capacity(buffers.len());
+        for (name, buffer) in buffers {
+            let b = buffer.map(|b| write::<T>(b, name)).transpose()?;
+            if let Some(b) = &b {
+                check_shape(name, b.shape(), param.shape())?;
+            }
+            borrowed.push(b);
+        }
+        Ok(Update {
+            param,
+            grad,
+            buffers: borrowed,
+        })
+    }
+
+    /// `(param, grad, buffers)` as slices.
+    fn slices(&mut self) -> Result<(&mut [T], &[T], Vec<Option<&mut [T]>>), Error> {
+        let buffers = self
+            .buffers
+            .iter_mut()
+            .map(|b| b.as_mut().map(|b| slice_mut(b, "buffer")).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            slice_mut(&mut self.param, "param")?,
+            slice(&self.grad, "grad")?,
+            buffers,
+        ))
+    }
+}
+
+/// SGD with momentum (see the kernel's formula); `first_step` sets the buffer to the gradient.
 #[pyfunction]
-#[pyo3(signature = (param, grad, lr))]
+#[pyo3(signature = (param, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step))]
+#[allow(clippy::too_many_arguments)]
 pub fn sgd_step(
     py: Python<'_>,
     param: &Bound<'_, PyAny>,
     grad: &Bound<'_, PyAny>,
+    momentum_buffer: Option<&Bound<'_, PyAny>>,
     lr: f64,
+    momentum: f64,
+    dampening: f64,
+    nesterov: bool,
+    weight_decay: f64,
+    maximize: bool,
+    first_step: bool,
 ) -> Result<(), Error> {
-    dispatch_float!(param, "param", sgd_typed(py, param, grad, lr))
+    let h = Sgd {
+        lr,
+        momentum,
+        dampening,
+        nesterov,
+        weight_decay,
+        maximize,
+    };
+    dispatch_float!(
+        param,
+        "param",
+        sgd_typed(py, param, grad, momentum_buffer, first_step, h)
+    )
 }
 
 fn sgd_typed<T: Float + Element>(
     py: Python<'_>,
     param: &Bound<'_, PyAny>,
     grad: &Bound<'_, PyAny>,
-    lr: f64,
+    momentum_buffer: Option<&Bound<'_, PyAny>>,
+    first_step: bool,
+    h: Sgd,
 ) -> Result<(), Error> {
-    let mut p = write::<T>(param, "param")?;
-    let g = read::<T>(grad, "grad")?;
-    check_shape("grad", g.shape(), p.shape())?;
-    let (ps, gs) = (slice_mut(&mut p, "param")?, slice(&g, "grad")?);
-    py.detach(|| optim::sgd_step(ps, gs, lr))?;
+    let mut update = Update::<T>::borrow(param, grad, &[("momentum_buffer", momentum_buffer)])?;
+    let (p, g, buffers) = update.slices()?;
+    let Ok([buffer]) = <[Option<&mut [T]>; 1]>::try_from(buffers) else {
+        return Err(Error::Value("momentum_buffer has the wrong form".into()));
+    };
+    py.detach(|| optim::sgd_step(p, g, buffer, first_step, h))?;
+    Ok(())
+}
+
+/// Adagrad with the step's decayed rate `clr`.
+#[pyfunction]
+#[pyo3(signature = (param, grad, sum, *, clr, eps, weight_decay, maximize))]
+#[allow(clippy::too_many_arguments)]
+pub fn adagrad_step(
+    py: Python<'_>,
+    param: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    sum: &Bound<'_, PyAny>,
+    clr: f64,
+    eps: f64,
+    weight_decay: f64,
+    maximize: bool,
+) -> Result<(), Error> {
+    let h = Adagrad {
+        clr,
+        eps,
+        weight_decay,
+        maximize,
+    };
+    dispatch_float!(param, "param", adagrad_typed(py, param, grad, sum, h))
+}
+
+fn adagrad_typed<T: Float + Element>(
+    py: Python<'_>,
+    param: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    sum: &Bound<'_, PyAny>,
+    h: Adagrad,
+) -> Result<(), Error> {
+    let mut update = Update::<T>::borrow(param, grad, &[("sum", Some(sum))])?;
+    let (p, g, buffers) = update.slices()?;
+    let Ok([Some(sum)]) = <[Option<&mut [T]>; 1]>::try_from(buffers) else {
+        return Err(Error::Value("sum is required".into()));
+    };
+    py.detach(|| optim::adagrad_step(p, g, sum, h))?;
+    Ok(())
+}
+
+/// RMSprop; `grad_avg` when centered, `momentum_buffer` when momentum > 0.
+#[pyfunction]
+#[pyo3(signature = (param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay, momentum, maximize))]
+#[allow(clippy::too_many_arguments)]
+pub fn rmsprop_step(
+    py: Python<'_>,
+    param: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    square_avg: &Bound<'_, PyAny>,
+    grad_avg: Option<&Bound<'_, PyAny>>,
+    momentum_buffer: Option<&Bound<'_, PyAny>>,
+    lr: f64,
+    alpha: f64,
+    eps: f64,
+    weight_decay: f64,
+    momentum: f64,
+    maximize: bool,
+) -> Result<(), Error> {
+    let h = RmsProp {
+        lr,
+        alpha,
+        eps,
+        weight_decay,
+        momentum,
+        maximize,
+    };
+    dispatch_float!(
+        param,
+        "param",
+        rmsprop_typed(py, param, grad, square_avg, grad_avg, momentum_buffer, h)
+    )
+}
+
+fn rmsprop_typed<T: Float + Element>(
+    py: Python<'_>,
+    param: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    square_avg: &Bound<'_, PyAny>,
+    grad_avg: Option<&Bound<'_, PyAny>>,
+    momentum_buffer: Option<&Bound<'_, PyAny>>,
+    h: RmsProp,
+) -> Result<(), Error> {
+    let names = [
+        ("square_avg", Some(square_avg)),
+        ("grad_avg", grad_avg),
+        ("momentum_buffer", momentum_buffer),
+    ];
+    let mut update = Update::<T>::borrow(param, grad, &names)?;
+    let (p, g, buffers) = update.slices()?;
+    let Ok([Some(v), ga, b]) = <[Option<&mut [T]>; 3]>::try_from(buffers) else {
+        return Err(Error::Value("square_avg is required".into()));
+    };
+    py.detach(|| optim::rmsprop_step(p, g, v, ga, b, h))?;
+    Ok(())
+}
+
+/// Adam and AdamW; `max_exp_avg_sq` for AMSGrad.
+#[pyfunction]
+#[pyo3(signature = (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, step_size, bias_correction2_sqrt))]
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step(
+    py: Python<'_>,
+    param: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    exp_avg: &Bound<'_, PyAny>,
+    exp_avg_sq: &Bound<'_, PyAny>,
+    max_exp_avg_sq: Option<&Bound<'_, PyAny>>,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+    step_size: f64,
+    bias_correction2_sqrt: f64,
+) -> Result<(), Error> {
+    let h = Adam {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled_weight_decay,
+        maximize,
+        step_size,
+        bias_correction2_sqrt,
+    };
+    dispatch_float!(
+        param,
+        "param",
+        adam_typed(py, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, h)
+    )
+}
+
+fn adam_typed<T: Float + Element>(
+    py: Python<'_>,
+    param: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    exp_avg: &Bound<'_, PyAny>,
+    exp_avg_sq: &Bound<'_, PyAny>,
+    max_exp_avg_sq: Option<&Bound<'_, PyAny>>,
+    h: Adam,
+) -> Result<(), Error> {
+    let names = [
+        ("exp_avg", Some(exp_avg)),
+        ("exp_avg_sq", Some(exp_avg_sq)),
+        ("max_exp_avg_sq", max_exp_avg_sq),
+    ];
+    let mut update = Update::<T>::borrow(param, grad, &names)?;
+    let (p, g, buffers) = update.slices()?;
+    let Ok([Some(m), Some(v), vmax]) = <[Option<&mut [T]>; 3]>::try_from(buffers) else {
+        return Err(Error::Value("exp_avg and exp_avg_sq are required".into()));
+    };
+    py.detach(|| optim::adam_step(p, g, m, v, vmax, h))?;
+    Ok(())
+}
+
+/// `Σ|x|^p` of an array (or `max|x|` for p = inf), for a joint gradient norm.
+#[pyfunction]
+pub fn norm_part(py: Python<'_>, x: &Bound<'_, PyAny>, norm_type: f64) -> Result<f64, Error> {
+    dispatch_float!(x, "x", norm_part_typed(py, x, norm_type))
+}
+
+fn norm_part_typed<T: Float + Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    norm_type: f64,
+) -> Result<f64, Error> {
+    let x = read::<T>(x, "x")?;
+    let xs = slice(&x, "x")?;
+    Ok(py.detach(|| clip::norm_part(xs, norm_type))?)
+}
+
+/// `x *= factor` in place.
+#[pyfunction]
+pub fn scale_(py: Python<'_>, x: &Bound<'_, PyAny>, factor: f64) -> Result<(), Error> {
+    dispatch_float!(x, "x", scale_typed(py, x, factor))
+}
+
+fn scale_typed<T: Float + Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    factor: f64,
+) -> Result<(), Error> {
+    let mut x = write::<T>(x, "x")?;
+    let xs = slice_mut(&mut x, "x")?;
+    py.detach(|| clip::scale(xs, factor));
+    Ok(())
+}
+
+/// Clamps `x` to `[-clip_value, clip_value]` in place.
+#[pyfunction]
+pub fn clamp_(py: Python<'_>, x: &Bound<'_, PyAny>, clip_value: f64) -> Result<(), Error> {
+    dispatch_float!(x, "x", clamp_typed(py, x, clip_value))
+}
+
+fn clamp_typed<T: Float + Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    clip_value: f64,
+) -> Result<(), Error> {
+    let mut x = write::<T>(x, "x")?;
+    let xs = slice_mut(&mut x, "x")?;
+    py.detach(|| clip::clamp(xs, clip_value))?;
     Ok(())
 }

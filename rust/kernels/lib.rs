@@ -6,6 +6,7 @@
 //! number of threads (see [`parallel`]).
 
 pub mod activation;
+pub mod clip;
 pub mod error;
 pub mod loss;
 pub mod matmul;

@@ -52,7 +52,7 @@ fn elementwise_mean_loss<T: Float>(
         for (gi, (&x, &t)) in g.iter_mut().zip(pairs) {
             let (loss, grad) = term(x, t, inv_n);
             *gi = grad;
-            acc += loss.to_f64();
+            acc += loss.as_f64();
         }
         acc
     });
@@ -178,7 +178,7 @@ fn cross_entropy_row<T: Float>(z: &[T], grad: &mut [T], q: impl Fn(usize) -> T, 
     for (c, g) in grad.iter_mut().enumerate() {
         *g = scale * (total_q * *g * inv_sum - q(c));
     }
-    loss.to_f64()
+    loss.as_f64()
 }
 
 /// Softmax cross-entropy on `rows × classes` logits with integer class labels. The mean is over
@@ -204,7 +204,7 @@ pub fn cross_entropy_labels<T: Float>(
     }
     let total_weight: f64 = labels
         .iter()
-        .map(|&y| options.weight(y as usize).to_f64())
+        .map(|&y| options.weight(y as usize).as_f64())
         .sum();
     if total_weight <= 0.0 {
         return Err(KernelError::value(

@@ -97,6 +97,41 @@ where
     }
 }
 
+/// Calls `f(chunks, read_chunk)` for each `chunk`-sized piece of several slices at once:
+/// `chunks` holds the same piece of every slice of `writes` (in order), `read_chunk` the same
+/// piece of `read`. All slices must have `read.len()` elements (callers check). This is how a
+/// fused update walks a parameter, its gradient and its state buffers in one pass.
+pub fn for_each_chunk_group<T, F>(
+    writes: Vec<&mut [T]>,
+    read: &[T],
+    chunk: usize,
+    parallel: bool,
+    f: F,
+) where
+    T: Send + Sync,
+    F: Fn(&mut [&mut [T]], &[T]) + Sync + Send,
+{
+    let chunk = chunk.max(1);
+    let mut groups: Vec<Vec<&mut [T]>> = (0..read.len().div_ceil(chunk))
+        .map(|_| Vec::new())
+        .collect();
+    for slice in writes {
+        for (group, piece) in groups.iter_mut().zip(slice.chunks_mut(chunk)) {
+            group.push(piece);
+        }
+    }
+    let run = |(i, mut group): (usize, Vec<&mut [T]>)| {
+        let start = i * chunk;
+        let end = (start + chunk).min(read.len());
+        f(&mut group, &read[start..end]);
+    };
+    if parallel {
+        install(|| groups.into_par_iter().enumerate().for_each(run));
+    } else {
+        groups.into_iter().enumerate().for_each(run);
+    }
+}
+
 /// Like [`for_each_chunk_mut`], but each call returns a partial sum; the partial sums are added
 /// in chunk order, so the total is the same for any thread count.
 pub fn sum_over_chunks_mut<T, F>(out: &mut [T], chunk: usize, parallel: bool, f: F) -> f64

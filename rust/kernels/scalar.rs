@@ -13,7 +13,7 @@ pub trait Float:
     + 'static
 {
     fn from_f64(x: f64) -> Self;
-    fn to_f64(self) -> f64;
+    fn as_f64(self) -> f64;
 }
 
 impl Float for f32 {
@@ -22,7 +22,7 @@ impl Float for f32 {
         x as f32
     }
     #[inline(always)]
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         self as f64
     }
 }
@@ -33,7 +33,7 @@ impl Float for f64 {
         x
     }
     #[inline(always)]
-    fn to_f64(self) -> f64 {
+    fn as_f64(self) -> f64 {
         self
     }
 }

@@ -1,0 +1,84 @@
+//! Gradient clipping: norms summed in a fixed order, and in-place scaling and clamping.
+
+use crate::parallel::{for_each_chunk_mut, sum_over_ranges, worth_parallel};
+use crate::scalar::cst;
+use crate::{Float, KernelError};
+
+const CHUNK: usize = 16384;
+
+/// `Σ|x|^p` for a finite `p > 0` (accumulated in f64, thread-count independent), or `max|x|`
+/// for `p = ∞`. Combining these over several arrays and taking the `1/p` power gives their
+/// joint p-norm.
+pub fn norm_part<T: Float>(x: &[T], p: f64) -> Result<f64, KernelError> {
+    if p.is_nan() || p <= 0.0 {
+        return Err(KernelError::value(
+            "norm_type",
+            format!("must be > 0, got {p}"),
+        ));
+    }
+    let parallel = worth_parallel(x.len());
+    if p.is_infinite() {
+        let max = x.iter().fold(0.0f64, |m, v| {
+            let a = v.abs().as_f64();
+            if a.is_nan() || m.is_nan() {
+                f64::NAN
+            } else {
+                m.max(a)
+            }
+        });
+        return Ok(max);
+    }
+    Ok(sum_over_ranges(x.len(), CHUNK, parallel, |r| {
+        if p == 2.0 {
+            x[r].iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>()
+        } else {
+            x[r].iter().map(|v| v.abs().as_f64().powf(p)).sum::<f64>()
+        }
+    }))
+}
+
+/// `x *= factor` in place.
+pub fn scale<T: Float>(x: &mut [T], factor: f64) {
+    let factor = cst::<T>(factor);
+    for_each_chunk_mut(x, CHUNK, worth_parallel(x.len()), |_, c| {
+        c.iter_mut().for_each(|v| *v = *v * factor)
+    });
+}
+
+/// Clamps every element of `x` to `[-limit, limit]` in place (NaN stays NaN).
+pub fn clamp<T: Float>(x: &mut [T], limit: f64) -> Result<(), KernelError> {
+    if limit.is_nan() || limit < 0.0 {
+        return Err(KernelError::value(
+            "clip_value",
+            format!("must be >= 0, got {limit}"),
+        ));
+    }
+    let (lo, hi) = (cst::<T>(-limit), cst::<T>(limit));
+    for_each_chunk_mut(x, CHUNK, worth_parallel(x.len()), |_, c| {
+        c.iter_mut().for_each(|v| {
+            if *v < lo {
+                *v = lo
+            } else if *v > hi {
+                *v = hi
+            }
+        })
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn norms_of_a_known_vector() {
+        let x = [3.0f32, -4.0];
+        assert_eq!(norm_part(&x, 2.0).unwrap(), 25.0);
+        assert_eq!(norm_part(&x, 1.0).unwrap(), 7.0);
+        assert_eq!(norm_part(&x, f64::INFINITY).unwrap(), 4.0);
+        assert!(norm_part(&x, 0.0).is_err());
+        let mut y = [3.0f64, -4.0, 0.5];
+        clamp(&mut y, 1.0).unwrap();
+        assert_eq!(y, [1.0, -1.0, 0.5]);
+    }
+}

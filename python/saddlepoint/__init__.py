@@ -28,13 +28,31 @@ from .losses import (
     one_hot,
     softmax,
 )
-from .optim import SGD, Optimizer
+from .clip import clip_grad_norm_, clip_grad_value_, grad_norm
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .schedule import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    InverseSqrtLR,
+    LinearLR,
+    LinearWarmup,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+    StepLR,
+)
+from .train import LRFinderResult, lr_find
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dense", "HardSigmoid", "Identity", "L1Loss",
-    "LeakyReLU", "Linear", "MSELoss", "Module", "Optimizer", "Parameter", "ReLU", "SGD",
-    "Sequential", "Sigmoid", "Tanh", "get_num_threads", "log_softmax", "mlp", "one_hot",
-    "set_num_threads", "softmax",
+    "Adagrad", "Adam", "AdamW", "BCEWithLogitsLoss", "CosineAnnealingLR", "CrossEntropyLoss",
+    "Dense", "ExponentialLR", "HardSigmoid", "Identity", "InverseSqrtLR", "L1Loss", "LRFinderResult",
+    "LRScheduler", "LeakyReLU", "Linear", "LinearLR", "LinearWarmup", "MSELoss", "Module",
+    "MultiStepLR", "OneCycleLR", "Optimizer", "Parameter", "RMSprop", "ReLU",
+    "ReduceLROnPlateau", "SGD", "Sequential", "SequentialLR", "Sigmoid", "StepLR", "Tanh",
+    "clip_grad_norm_", "clip_grad_value_", "get_num_threads", "grad_norm", "log_softmax",
+    "lr_find", "mlp", "one_hot", "set_num_threads", "softmax",
 ]

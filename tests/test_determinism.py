@@ -18,10 +18,11 @@ def train_bytes(threads: int) -> bytes:
     """Trains a few steps large enough that every kernel takes its parallel path."""
     sp.set_num_threads(threads)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((512, 300)).astype(np.float32)
-    y = rng.integers(0, 10, 512)
-    model = sp.mlp([300, 256, 128, 10], "tanh", rng=1)
-    loss_fn, opt = sp.CrossEntropyLoss(label_smoothing=0.1), sp.SGD(model.parameters(), lr=0.1)
+    x = rng.standard_normal((1024, 300)).astype(np.float32)
+    y = rng.integers(0, 10, 1024)
+    model = sp.mlp([300, 512, 256, 10], "tanh", rng=1)
+    loss_fn = sp.CrossEntropyLoss(label_smoothing=0.1)
+    opt = sp.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4, amsgrad=True)
     losses_seen = []
     for _ in range(5):
         losses_seen.append(loss_fn(model(x), y))

@@ -78,7 +78,7 @@ def test_100_steps_match_the_numpy_formula(case, dtype):
 @pytest.mark.parametrize("case", [CASES[5], CASES[-1], CASES[-9], CASES[20]], ids=case_id)
 def test_large_parameters_take_the_parallel_path_and_still_match(case):
     _, cls, twin, options = case
-    _, _, ours, expected = run_both(cls, twin, options, np.float64, size=100_003, steps=5)
+    _, _, ours, expected = run_both(cls, twin, options, np.float64, size=200_003, steps=5)
     np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)
 
 

@@ -10,9 +10,10 @@ use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::sync::{Arc, RwLock};
 
-/// Below this many elements an elementwise loop runs on the calling thread: handing work to the
-/// pool costs a few microseconds, more than ~32k float operations take.
-pub const PAR_MIN_ELEMENTS: usize = 1 << 15;
+/// Below this many elements a cheap elementwise loop (ReLU, scaling) runs on the calling thread:
+/// handing work to the pool costs 5-10 µs, and measured on 2 cores two threads start to win
+/// at about 256k elements.
+pub const PAR_MIN_ELEMENTS: usize = 1 << 18;
 
 static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
 
@@ -73,9 +74,15 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// Whether a loop over `elements` items is worth sending to the pool.
+/// Whether a cheap loop over `elements` items is worth sending to the pool.
 pub fn worth_parallel(elements: usize) -> bool {
-    elements >= PAR_MIN_ELEMENTS && num_threads() > 1
+    worth_parallel_above(elements, PAR_MIN_ELEMENTS)
+}
+
+/// Whether a loop over `elements` items is worth sending to the pool, for a loop whose
+/// measured break-even size is `threshold`.
+pub fn worth_parallel_above(elements: usize, threshold: usize) -> bool {
+    elements >= threshold && num_threads() > 1
 }
 
 /// Calls `f(chunk_index, chunk)` for each `chunk`-sized piece of `out` (the last may be shorter),

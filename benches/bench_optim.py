@@ -75,7 +75,7 @@ def main() -> None:
             theta = torch.tensor(param.data, requires_grad=True)
             theta.grad = torch.tensor(param.grad)
             runs["torch fused"] = torch.optim.Adam([theta], lr=1e-3, fused=True).step
-        best = interleaved_best(runs, rounds=5, block=5 if n > 1e6 else 50)
+        best = interleaved_best(runs, rounds=7, block=5 if n > 1e6 else 50)
         for name, seconds in best.items():
             gbs = BYTES_PER_PARAMETER * n / seconds
             print(f"{n:>12,}  {name:<18}{seconds * 1e3:>9.3f}{gbs / 1e9:>8.1f}"

@@ -143,3 +143,58 @@ def adam(p, g, state, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgra
         state["vmax"] = v = np.maximum(state.get("vmax", np.zeros_like(p)), v)
     step_size = lr / (1 - b1**t)
     return p - step_size * (m / (np.sqrt(v) / math.sqrt(1 - b2**t) + eps))
+
+
+# --- normalization ------------------------------------------------------------------------------
+def _channels_last(x):
+    """(N, C) or (N, C, L) -> (N·L, C)."""
+    return x if x.ndim == 2 else x.transpose(0, 2, 1).reshape(-1, x.shape[1])
+
+
+def _channels_back(y, shape):
+    return y if len(shape) == 2 else y.reshape(shape[0], shape[2], shape[1]).transpose(0, 2, 1)
+
+
+def batch_norm_forward(x, gamma, beta, eps, mean=None, var=None):
+    """With mean/var None: batch statistics (biased variance). Returns y, batch mean, batch var."""
+    flat = _channels_last(x.astype(np.float64))
+    if mean is None:
+        mean, var = flat.mean(axis=0), flat.var(axis=0)
+    y = (flat - mean) / np.sqrt(var + eps) * gamma + beta
+    return _channels_back(y, x.shape), mean, var
+
+
+def batch_norm_backward(x, dy, gamma, eps, batch_stats=True, var=None, mean=None):
+    flat, g = _channels_last(x.astype(np.float64)), _channels_last(dy.astype(np.float64))
+    if batch_stats:
+        mean, var = flat.mean(axis=0), flat.var(axis=0)
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = (flat - mean) * invstd
+    m = flat.shape[0]
+    dgamma, dbeta = (g * xhat).sum(axis=0), g.sum(axis=0)
+    if batch_stats:
+        dx = gamma * invstd / m * (m * g - dbeta - xhat * dgamma)
+    else:
+        dx = g * gamma * invstd
+    return _channels_back(dx, x.shape), dgamma, dbeta
+
+
+def layer_norm_forward(x, gamma, beta, eps, k):
+    """Normalize over the last k dimensions."""
+    axes = tuple(range(x.ndim - k, x.ndim))
+    x = x.astype(np.float64)
+    mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def layer_norm_backward(x, dy, gamma, eps, k):
+    axes = tuple(range(x.ndim - k, x.ndim))
+    x, dy = x.astype(np.float64), dy.astype(np.float64)
+    d = np.prod(x.shape[x.ndim - k:])
+    mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = (x - mean) * invstd
+    g = dy * gamma
+    dx = invstd / d * (d * g - g.sum(axis=axes, keepdims=True) - xhat * (g * xhat).sum(axis=axes, keepdims=True))
+    lead = tuple(range(x.ndim - k))
+    return dx, (dy * xhat).sum(axis=lead), dy.sum(axis=lead)

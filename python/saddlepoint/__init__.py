@@ -6,6 +6,9 @@ GIL released; this package gives the PyTorch-like layers, losses and optimizers 
 
 from ._core import get_num_threads, set_num_threads
 from .layers import (
+    BatchNorm1d,
+    Dropout,
+    LayerNorm,
     Dense,
     HardSigmoid,
     Identity,
@@ -48,7 +51,7 @@ from .train import LRFinderResult, lr_find
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adagrad", "Adam", "AdamW", "BCEWithLogitsLoss", "CosineAnnealingLR", "CrossEntropyLoss",
+    "Adagrad", "Adam", "AdamW", "BCEWithLogitsLoss", "BatchNorm1d", "Dropout", "LayerNorm", "CosineAnnealingLR", "CrossEntropyLoss",
     "Dense", "ExponentialLR", "HardSigmoid", "Identity", "InverseSqrtLR", "L1Loss", "LRFinderResult",
     "LRScheduler", "LeakyReLU", "Linear", "LinearLR", "LinearWarmup", "MSELoss", "Module",
     "MultiStepLR", "OneCycleLR", "Optimizer", "Parameter", "RMSprop", "ReLU",

@@ -4,6 +4,7 @@ mod activation;
 mod arrays;
 mod loss;
 mod matmul;
+mod norm;
 mod optim;
 mod threads;
 
@@ -21,6 +22,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(loss::one_hot, m)?)?;
     m.add_function(wrap_pyfunction!(matmul::dense_forward, m)?)?;
     m.add_function(wrap_pyfunction!(matmul::dense_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::batch_norm_statistics, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::batch_norm_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::batch_norm_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::layer_norm_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::layer_norm_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::dropout_forward, m)?)?;
     m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adagrad_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::rmsprop_step, m)?)?;

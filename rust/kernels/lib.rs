@@ -10,6 +10,7 @@ pub mod clip;
 pub mod error;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod optim;
 pub mod parallel;
 pub mod reduce;

@@ -1,0 +1,568 @@
+//! Batch normalization, layer normalization and dropout.
+//!
+//! Batch norm works on `(batch, channels, length)` data (`length = 1` for `(batch, channels)`),
+//! normalizing each channel over batch and length. Statistics are one pass of shifted sums in
+//! f64 over fixed chunks of samples, merged in order (thread-count independent); normalizing is
+//! a second pass. The backward pass is one reduction pass and one elementwise pass.
+
+use crate::error::check_len;
+use crate::parallel::{for_each_chunk_mut, worth_parallel};
+use crate::scalar::cst;
+use crate::{Float, KernelError};
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+/// Elements per task (rounded to whole samples or rows).
+const CHUNK_ELEMENTS: usize = 16384;
+
+/// Shape of batch-norm data: `batch × channels × length`, row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct NormShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub length: usize,
+}
+
+impl NormShape {
+    fn sample(&self) -> usize {
+        self.channels * self.length
+    }
+
+    fn len(&self) -> usize {
+        self.batch * self.sample()
+    }
+
+    /// Samples per chunk: fixed by the shape alone, so sums do not depend on thread count.
+    fn samples_per_chunk(&self) -> usize {
+        (CHUNK_ELEMENTS / self.sample().max(1)).max(1)
+    }
+}
+
+/// Per-channel sums over chunks of samples, merged in chunk order: `f(sample, channel, value
+/// index)` is summed for each of the `K` outputs.
+fn channel_sums<const K: usize>(
+    shape: NormShape,
+    f: impl Fn(usize, &mut [[f64; K]]) + Sync + Send,
+) -> Vec<[f64; K]> {
+    let per_chunk = shape.samples_per_chunk();
+    let chunks = shape.batch.div_ceil(per_chunk);
+    let partial = |i: usize| {
+        let mut acc = vec![[0.0f64; K]; shape.channels];
+        for n in i * per_chunk..((i + 1) * per_chunk).min(shape.batch) {
+            f(n, &mut acc);
+        }
+        acc
+    };
+    let partials: Vec<Vec<[f64; K]>> = if worth_parallel(shape.len()) && chunks > 1 {
+        crate::parallel::install(|| (0..chunks).into_par_iter().map(partial).collect())
+    } else {
+        (0..chunks).map(partial).collect()
+    };
+    let mut total = vec![[0.0f64; K]; shape.channels];
+    for p in partials {
+        for (t, v) in total.iter_mut().zip(p) {
+            for k in 0..K {
+                t[k] += v[k];
+            }
+        }
+    }
+    total
+}
+
+/// Adds `(x − shift)` and `(x − shift)²` of one sample into `acc` (per channel).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn accumulate_moments<T: Float>(sample: &[T], shift: &[T], length: usize, acc: &mut [[f64; 2]]) {
+    for ((values, &s), a) in sample.chunks_exact(length).zip(shift).zip(acc.iter_mut()) {
+        let s = s.as_f64();
+        for &v in values {
+            let d = v.as_f64() - s;
+            a[0] += d;
+            a[1] += d * d;
+        }
+    }
+}
+
+/// Writes each channel's batch mean and biased variance into `mean` and `var`.
+pub fn batch_norm_statistics<T: Float>(
+    x: &[T],
+    shape: NormShape,
+    mean: &mut [T],
+    var: &mut [T],
+) -> Result<(), KernelError> {
+    check_len("x", x, shape.len())?;
+    check_len("mean", mean, shape.channels)?;
+    check_len("var", var, shape.channels)?;
+    let count = shape.batch * shape.length;
+    if count == 0 {
+        return Err(KernelError::shape(
+            "x",
+            "at least one value per channel",
+            "none",
+        ));
+    }
+    // Shifting by the first sample's values keeps the sums small, so E[d²] − E[d]² does not
+    // cancel catastrophically when the mean is large next to the spread.
+    let shift: Vec<T> = x[..shape.sample()]
+        .chunks_exact(shape.length)
+        .map(|c| c[0])
+        .collect();
+    let sums = channel_sums::<2>(shape, |n, acc| {
+        let sample = &x[n * shape.sample()..(n + 1) * shape.sample()];
+        accumulate_moments(sample, &shift, shape.length, acc);
+    });
+    for (((m, v), s), &k) in mean.iter_mut().zip(var.iter_mut()).zip(&sums).zip(&shift) {
+        let d_mean = s[0] / count as f64;
+        *m = T::from_f64(k.as_f64() + d_mean);
+        *v = T::from_f64((s[1] / count as f64 - d_mean * d_mean).max(0.0));
+    }
+    Ok(())
+}
+
+/// `out = (x − mean)·scale + shift` per channel, with `scale = γ/σ` and `shift = β`.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn normalize_samples<T: Float>(
+    x: &[T],
+    out: &mut [T],
+    mean: &[T],
+    scale: &[T],
+    shift: &[T],
+    length: usize,
+) {
+    let sample = mean.len() * length;
+    for (o_sample, x_sample) in out.chunks_exact_mut(sample).zip(x.chunks_exact(sample)) {
+        if length == 1 {
+            let rows = o_sample
+                .iter_mut()
+                .zip(x_sample)
+                .zip(mean)
+                .zip(scale)
+                .zip(shift);
+            for ((((o, &v), &m), &a), &b) in rows {
+                *o = (v - m) * a + b;
+            }
+        } else {
+            let channels = o_sample
+                .chunks_exact_mut(length)
+                .zip(x_sample.chunks_exact(length));
+            for ((((o, v), &m), &a), &b) in channels.zip(mean).zip(scale).zip(shift) {
+                for (o, &v) in o.iter_mut().zip(v) {
+                    *o = (v - m) * a + b;
+                }
+            }
+        }
+    }
+}
+
+/// `out = (x − mean) · invstd · γ + β` per channel (`γ = 1`, `β = 0` when `None`).
+pub fn batch_norm_normalize<T: Float>(
+    x: &[T],
+    shape: NormShape,
+    mean: &[T],
+    invstd: &[T],
+    gamma: Option<&[T]>,
+    beta: Option<&[T]>,
+    out: &mut [T],
+) -> Result<(), KernelError> {
+    check_len("x", x, shape.len())?;
+    check_len("out", out, shape.len())?;
+    for (name, v) in [
+        ("mean", Some(mean)),
+        ("invstd", Some(invstd)),
+        ("weight", gamma),
+        ("bias", beta),
+    ] {
+        if let Some(v) = v {
+            check_len(name, v, shape.channels)?;
+        }
+    }
+    let scale: Vec<T> = match gamma {
+        Some(g) => g.iter().zip(invstd).map(|(&g, &s)| g * s).collect(),
+        None => invstd.to_vec(),
+    };
+    let shift: Vec<T> = beta.map_or_else(|| vec![T::zero(); shape.channels], <[T]>::to_vec);
+    let chunk = shape.samples_per_chunk() * shape.sample();
+    for_each_chunk_mut(out, chunk, worth_parallel(shape.len()), |i, o| {
+        let start = i * chunk;
+        normalize_samples(
+            &x[start..start + o.len()],
+            o,
+            mean,
+            &scale,
+            &shift,
+            shape.length,
+        );
+    });
+    Ok(())
+}
+
+/// Adds `dy` and `dy·(x − mean)` of one sample into `acc` (per channel).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn accumulate_grad_sums<T: Float>(
+    x: &[T],
+    dy: &[T],
+    mean: &[T],
+    length: usize,
+    acc: &mut [[f64; 2]],
+) {
+    let channels = x.chunks_exact(length).zip(dy.chunks_exact(length));
+    for (((xs, dys), &m), a) in channels.zip(mean).zip(acc.iter_mut()) {
+        for (&v, &g) in xs.iter().zip(dys) {
+            a[0] += g.as_f64();
+            a[1] += (g * (v - m)).as_f64();
+        }
+    }
+}
+
+/// `dx = k1·dy + k2·(x − mean) + k3` per channel.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn input_gradient<T: Float>(
+    x: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    mean: &[T],
+    k: &[[T; 3]],
+    length: usize,
+) {
+    let sample = mean.len() * length;
+    let samples = dx
+        .chunks_exact_mut(sample)
+        .zip(x.chunks_exact(sample))
+        .zip(dy.chunks_exact(sample));
+    for ((dx_s, x_s), dy_s) in samples {
+        let channels = dx_s
+            .chunks_exact_mut(length)
+            .zip(x_s.chunks_exact(length))
+            .zip(dy_s.chunks_exact(length));
+        for (((dx_c, x_c), dy_c), (&m, k)) in channels.zip(mean.iter().zip(k)) {
+            for ((d, &v), &g) in dx_c.iter_mut().zip(x_c).zip(dy_c) {
+                *d = k[0] * g + k[1] * (v - m) + k[2];
+            }
+        }
+    }
+}
+
+/// Gradients of batch norm's backward pass; `None` skips one.
+pub struct BatchNormGrads<'a, T> {
+    /// Overwritten with dL/dx.
+    pub input: Option<&'a mut [T]>,
+    /// Accumulated: `+= Σ dy·x̂`.
+    pub weight: Option<&'a mut [T]>,
+    /// Accumulated: `+= Σ dy`.
+    pub bias: Option<&'a mut [T]>,
+}
+
+/// Backward pass of batch norm given the forward's `mean` and `invstd`. With `batch_stats`
+/// (training) the input gradient includes the statistics' dependence on the batch:
+/// `dx = γ·σ⁻¹/M · (M·dy − Σdy − x̂·Σdy·x̂)` with `M = batch·length`; without (eval, running
+/// statistics) it is `dx = γ·σ⁻¹·dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward<T: Float>(
+    x: &[T],
+    grad_out: &[T],
+    shape: NormShape,
+    mean: &[T],
+    invstd: &[T],
+    gamma: Option<&[T]>,
+    batch_stats: bool,
+    grads: BatchNormGrads<'_, T>,
+) -> Result<(), KernelError> {
+    check_len("x", x, shape.len())?;
+    check_len("grad_output", grad_out, shape.len())?;
+    check_len("mean", mean, shape.channels)?;
+    check_len("invstd", invstd, shape.channels)?;
+    if let Some(g) = gamma {
+        check_len("weight", g, shape.channels)?;
+    }
+    for (name, g) in [("grad_weight", &grads.weight), ("grad_bias", &grads.bias)] {
+        if let Some(g) = g {
+            check_len(name, g, shape.channels)?;
+        }
+    }
+    if let Some(g) = &grads.input {
+        check_len("grad_input", g, shape.len())?;
+    }
+    let sums = channel_sums::<2>(shape, |n, acc| {
+        let range = n * shape.sample()..(n + 1) * shape.sample();
+        accumulate_grad_sums(&x[range.clone()], &grad_out[range], mean, shape.length, acc);
+    });
+    if let Some(gw) = grads.weight {
+        for ((g, s), &istd) in gw.iter_mut().zip(&sums).zip(invstd) {
+            *g = *g + T::from_f64(s[1] * istd.as_f64());
+        }
+    }
+    if let Some(gb) = grads.bias {
+        for (g, s) in gb.iter_mut().zip(&sums) {
+            *g = *g + T::from_f64(s[0]);
+        }
+    }
+    let Some(dx) = grads.input else { return Ok(()) };
+    let count = (shape.batch * shape.length) as f64;
+    let k: Vec<[T; 3]> = (0..shape.channels)
+        .map(|c| {
+            let istd = invstd[c].as_f64();
+            let a = gamma.map_or(1.0, |g| g[c].as_f64()) * istd;
+            if batch_stats {
+                let (sum_dy, sum_dy_xmu) = (sums[c][0], sums[c][1]);
+                [
+                    cst(a),
+                    cst(-a * istd * istd * sum_dy_xmu / count),
+                    cst(-a * sum_dy / count),
+                ]
+            } else {
+                [cst(a), T::zero(), T::zero()]
+            }
+        })
+        .collect();
+    let chunk = shape.samples_per_chunk() * shape.sample();
+    for_each_chunk_mut(dx, chunk, worth_parallel(shape.len()), |i, d| {
+        let range = i * chunk..i * chunk + d.len();
+        input_gradient(
+            &x[range.clone()],
+            &grad_out[range],
+            d,
+            mean,
+            &k,
+            shape.length,
+        );
+    });
+    Ok(())
+}
+
+/// Rows per task of layer norm.
+fn rows_per_chunk(features: usize) -> usize {
+    (CHUNK_ELEMENTS / features.max(1)).max(1)
+}
+
+/// Layer norm forward over rows of `features` values: writes `out`, and each row's `mean` and
+/// `invstd = 1/√(var + eps)` (biased variance, two passes over the row, which is in cache).
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_forward<T: Float>(
+    x: &[T],
+    features: usize,
+    gamma: Option<&[T]>,
+    beta: Option<&[T]>,
+    eps: f64,
+    out: &mut [T],
+    mean: &mut [T],
+    invstd: &mut [T],
+) -> Result<(), KernelError> {
+    if features == 0 || x.len() % features != 0 {
+        return Err(KernelError::shape(
+            "x",
+            format!("a multiple of {features} elements"),
+            x.len(),
+        ));
+    }
+    let rows = x.len() / features;
+    check_len("out", out, x.len())?;
+    check_len("mean", mean, rows)?;
+    check_len("invstd", invstd, rows)?;
+    for (name, v) in [("weight", gamma), ("bias", beta)] {
+        if let Some(v) = v {
+            check_len(name, v, features)?;
+        }
+    }
+    let per_chunk = rows_per_chunk(features);
+    let parallel = worth_parallel(x.len());
+    let work = |(i, (o, (m, s))): (usize, (&mut [T], (&mut [T], &mut [T])))| {
+        let first = i * per_chunk;
+        for (r, (o_row, (m, s))) in o
+            .chunks_exact_mut(features)
+            .zip(m.iter_mut().zip(s.iter_mut()))
+            .enumerate()
+        {
+            let row = &x[(first + r) * features..(first + r + 1) * features];
+            let mu = row.iter().map(|v| v.as_f64()).sum::<f64>() / features as f64;
+            let var = row.iter().map(|v| (v.as_f64() - mu).powi(2)).sum::<f64>() / features as f64;
+            let istd = 1.0 / (var + eps).sqrt();
+            *m = T::from_f64(mu);
+            *s = T::from_f64(istd);
+            let (mu_t, istd_t) = (*m, *s);
+            for (j, (o, &v)) in o_row.iter_mut().zip(row).enumerate() {
+                let xhat = (v - mu_t) * istd_t;
+                let scaled = gamma.map_or(xhat, |g| xhat * g[j]);
+                *o = beta.map_or(scaled, |b| scaled + b[j]);
+            }
+        }
+    };
+    let chunks = out
+        .chunks_mut(per_chunk * features)
+        .zip(mean.chunks_mut(per_chunk).zip(invstd.chunks_mut(per_chunk)))
+        .enumerate();
+    if parallel {
+        let chunks: Vec<_> = chunks.collect();
+        crate::parallel::install(|| chunks.into_par_iter().for_each(work));
+    } else {
+        chunks.for_each(work);
+    }
+    Ok(())
+}
+
+/// Layer norm backward: overwrites `grad_input`, accumulates `grad_weight += Σ_rows dy·x̂` and
+/// `grad_bias += Σ_rows dy` (per-chunk partial sums added in order).
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward<T: Float>(
+    x: &[T],
+    grad_out: &[T],
+    features: usize,
+    mean: &[T],
+    invstd: &[T],
+    gamma: Option<&[T]>,
+    grad_input: &mut [T],
+    grad_weight: Option<&mut [T]>,
+    grad_bias: Option<&mut [T]>,
+) -> Result<(), KernelError> {
+    if features == 0 || x.len() % features != 0 {
+        return Err(KernelError::shape(
+            "x",
+            format!("a multiple of {features} elements"),
+            x.len(),
+        ));
+    }
+    let rows = x.len() / features;
+    check_len("grad_output", grad_out, x.len())?;
+    check_len("grad_input", grad_input, x.len())?;
+    check_len("mean", mean, rows)?;
+    check_len("invstd", invstd, rows)?;
+    if let Some(g) = gamma {
+        check_len("weight", g, features)?;
+    }
+    for (name, g) in [("grad_weight", &grad_weight), ("grad_bias", &grad_bias)] {
+        if let Some(g) = g {
+            check_len(name, g, features)?;
+        }
+    }
+    let per_chunk = rows_per_chunk(features);
+    let work = |(i, dx): (usize, &mut [T])| -> Vec<[f64; 2]> {
+        let mut partial = vec![[0.0f64; 2]; features];
+        let first = i * per_chunk;
+        for (r, dx_row) in dx.chunks_exact_mut(features).enumerate() {
+            let row = first + r;
+            let xs = &x[row * features..(row + 1) * features];
+            let dys = &grad_out[row * features..(row + 1) * features];
+            let (mu, istd) = (mean[row], invstd[row]);
+            // g = dy·γ; dx = σ⁻¹/D · (D·g − Σg − x̂·Σg·x̂)
+            let (mut sum_g, mut sum_g_xhat) = (0.0f64, 0.0f64);
+            for (j, (&v, &dy)) in xs.iter().zip(dys).enumerate() {
+                let xhat = (v - mu) * istd;
+                let g = gamma.map_or(dy, |w| dy * w[j]);
+                sum_g += g.as_f64();
+                sum_g_xhat += (g * xhat).as_f64();
+                partial[j][0] += dy.as_f64();
+                partial[j][1] += (dy * xhat).as_f64();
+            }
+            let d = features as f64;
+            let (mean_g, mean_g_xhat) = (cst::<T>(sum_g / d), cst::<T>(sum_g_xhat / d));
+            for (j, (out, (&v, &dy))) in dx_row.iter_mut().zip(xs.iter().zip(dys)).enumerate() {
+                let xhat = (v - mu) * istd;
+                let g = gamma.map_or(dy, |w| dy * w[j]);
+                *out = istd * (g - mean_g - xhat * mean_g_xhat);
+            }
+        }
+        partial
+    };
+    let chunks = grad_input.chunks_mut(per_chunk * features).enumerate();
+    let partials: Vec<Vec<[f64; 2]>> = if worth_parallel(x.len()) {
+        let chunks: Vec<_> = chunks.collect();
+        crate::parallel::install(|| chunks.into_par_iter().map(work).collect())
+    } else {
+        chunks.map(work).collect()
+    };
+    let mut totals = vec![[0.0f64; 2]; features];
+    for p in partials {
+        for (t, v) in totals.iter_mut().zip(p) {
+            t[0] += v[0];
+            t[1] += v[1];
+        }
+    }
+    if let Some(gb) = grad_bias {
+        gb.iter_mut()
+            .zip(&totals)
+            .for_each(|(g, t)| *g = *g + T::from_f64(t[0]));
+    }
+    if let Some(gw) = grad_weight {
+        gw.iter_mut()
+            .zip(&totals)
+            .for_each(|(g, t)| *g = *g + T::from_f64(t[1]));
+    }
+    Ok(())
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit hash of `z`.
+#[inline(always)]
+fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Inverted dropout: element `i` is kept with probability `1 − p`, decided by a hash of
+/// `(seed, i)` alone (so the mask does not depend on the thread count); kept elements are
+/// scaled by `1/(1 − p)`. Writes `out = x·mask` and the `mask` (0 or `1/(1 − p)`).
+pub fn dropout_forward<T: Float>(
+    x: &[T],
+    p: f64,
+    seed: u64,
+    out: &mut [T],
+    mask: &mut [T],
+) -> Result<(), KernelError> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(KernelError::value(
+            "p",
+            format!("must be in [0, 1), got {p}"),
+        ));
+    }
+    check_len("out", out, x.len())?;
+    check_len("mask", mask, x.len())?;
+    // Keep when the hash's top 53 bits, as a fraction of 2⁵³, are >= p.
+    let threshold = (p * (1u64 << 53) as f64) as u64;
+    let scale = cst::<T>(1.0 / (1.0 - p));
+    let base = splitmix64(seed);
+    const CHUNK: usize = 8192;
+    for_each_chunk_mut(mask, CHUNK, worth_parallel(x.len()), |i, m| {
+        for (j, v) in m.iter_mut().enumerate() {
+            let index = (i * CHUNK + j) as u64;
+            let bits = splitmix64(base ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 11;
+            *v = if bits >= threshold { scale } else { T::zero() };
+        }
+    });
+    for_each_chunk_mut(out, CHUNK, worth_parallel(x.len()), |i, o| {
+        let range = i * CHUNK..i * CHUNK + o.len();
+        for ((o, &v), &m) in o.iter_mut().zip(&x[range.clone()]).zip(&mask[range]) {
+            *o = v * m;
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_statistics_of_a_known_batch() {
+        let x = [1.0f64, 10.0, 3.0, 10.0, 5.0, 10.0];
+        let shape = NormShape {
+            batch: 3,
+            channels: 2,
+            length: 1,
+        };
+        let (mut mean, mut var) = ([0.0; 2], [0.0; 2]);
+        batch_norm_statistics(&x, shape, &mut mean, &mut var).unwrap();
+        assert_eq!(mean, [3.0, 10.0]);
+        assert!((var[0] - 8.0 / 3.0).abs() < 1e-15 && var[1] == 0.0);
+    }
+
+    #[test]
+    fn dropout_keeps_about_one_minus_p_and_scales() {
+        let x = vec![1.0f32; 100_000];
+        let (mut out, mut mask) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        dropout_forward(&x, 0.3, 7, &mut out, &mut mask).unwrap();
+        let kept = out.iter().filter(|&&v| v != 0.0).count() as f64 / x.len() as f64;
+        assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+        assert!(out
+            .iter()
+            .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+        assert!(dropout_forward(&x, 1.0, 7, &mut out, &mut mask).is_err());
+    }
+}

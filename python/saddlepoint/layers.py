@@ -420,36 +420,33 @@ class BatchNorm1d(Module):
 
     def forward(self, x):
         x = self._check_input(x)
-        use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats:
-            values_per_channel = x.shape[0] * (x.shape[2] if x.ndim == 3 else 1)
-            if self.training and values_per_channel < 2:
-                raise ValueError(
-                    f"BatchNorm1d needs more than 1 value per channel in training, got input of "
-                    f"shape {x.shape}; use a batch of at least 2 or call eval()")
-            mean = np.empty(self.num_features, self._dtype)
-            var = np.empty(self.num_features, self._dtype)
-            _core.batch_norm_statistics(x, mean, var)
-            if self.training and self.track_running_stats:
-                self._update_running_stats(mean, var, values_per_channel)
-        else:
-            mean, var = self.running_mean, self.running_var
-        invstd = (1.0 / np.sqrt(var.astype(np.float64) + self.eps)).astype(self._dtype)
         out = np.empty_like(x)
         weight = self.weight.data if self.affine else None
         bias = self.bias.data if self.affine else None
-        _core.batch_norm_normalize(x, mean, invstd, weight, bias, out)
+        mean = np.empty(self.num_features, self._dtype)
+        invstd = np.empty(self.num_features, self._dtype)
+        use_batch_stats = self.training or not self.track_running_stats
+        if use_batch_stats:
+            if self.training and x.shape[0] * (x.shape[2] if x.ndim == 3 else 1) < 2:
+                raise ValueError(
+                    f"BatchNorm1d needs more than 1 value per channel in training, got input of "
+                    f"shape {x.shape}; use a batch of at least 2 or call eval()")
+            update = self.training and self.track_running_stats
+            if update:
+                seen = int(self.num_batches_tracked) + 1
+                factor = 1.0 / seen if self.momentum is None else float(self.momentum)
+            _core.batch_norm_forward_train(
+                x, weight, bias, self.eps, factor if update else 0.0,
+                self.running_mean if update else None, self.running_var if update else None,
+                out, mean, invstd)
+            if update:
+                self.num_batches_tracked += 1
+        else:
+            np.copyto(mean, self.running_mean)
+            np.copyto(invstd, 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps), casting="same_kind")
+            _core.batch_norm_normalize(x, mean, invstd, weight, bias, out)
         self._saved = (x, mean, invstd, use_batch_stats)
         return out
-
-    def _update_running_stats(self, mean, var, count):
-        self.num_batches_tracked += 1
-        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        unbiased = var * (count / (count - 1))
-        self.running_mean *= 1 - factor
-        self.running_mean += factor * mean
-        self.running_var *= 1 - factor
-        self.running_var += factor * unbiased
 
     def backward(self, grad_output):
         if self._saved is None:

@@ -23,6 +23,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(matmul::dense_forward, m)?)?;
     m.add_function(wrap_pyfunction!(matmul::dense_backward, m)?)?;
     m.add_function(wrap_pyfunction!(norm::batch_norm_statistics, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::batch_norm_forward_train, m)?)?;
     m.add_function(wrap_pyfunction!(norm::batch_norm_normalize, m)?)?;
     m.add_function(wrap_pyfunction!(norm::batch_norm_backward, m)?)?;
     m.add_function(wrap_pyfunction!(norm::layer_norm_forward, m)?)?;

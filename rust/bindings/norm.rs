@@ -4,7 +4,7 @@ use super::arrays::{check_shape, dispatch_float, read, shape_str, slice, slice_m
 use crate::error::Error;
 use numpy::{Element, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use saddlepoint_kernels::norm::{self, BatchNormGrads, NormShape};
+use saddlepoint_kernels::norm::{self, BatchNormGrads, NormShape, RunningStats};
 use saddlepoint_kernels::Float;
 
 /// `(batch, channels)` or `(batch, channels, length)`.
@@ -67,6 +67,107 @@ fn statistics_typed<T: Float + Element>(
         slice_mut(&mut var, "var")?,
     );
     py.detach(|| norm::batch_norm_statistics(xs, shape, ms, vs))?;
+    Ok(())
+}
+
+/// Training-mode batch norm forward: statistics, running-statistics update (when given, with
+/// `r = (1 − factor)·r + factor·batch`), normalization; writes `out`, `save_mean`, `save_invstd`.
+#[pyfunction]
+#[pyo3(signature = (x, weight, bias, eps, factor, running_mean, running_var, out, save_mean, save_invstd))]
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_forward_train(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    weight: Option<&Bound<'_, PyAny>>,
+    bias: Option<&Bound<'_, PyAny>>,
+    eps: f64,
+    factor: f64,
+    running_mean: Option<&Bound<'_, PyAny>>,
+    running_var: Option<&Bound<'_, PyAny>>,
+    out: &Bound<'_, PyAny>,
+    save_mean: &Bound<'_, PyAny>,
+    save_invstd: &Bound<'_, PyAny>,
+) -> Result<(), Error> {
+    let running = (factor, running_mean, running_var);
+    dispatch_float!(
+        x,
+        "x",
+        train_typed(
+            py,
+            x,
+            weight,
+            bias,
+            eps,
+            running,
+            (out, save_mean, save_invstd)
+        )
+    )
+}
+
+type Outputs<'a, 'py> = (
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+);
+
+fn train_typed<T: Float + Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    weight: Option<&Bound<'_, PyAny>>,
+    bias: Option<&Bound<'_, PyAny>>,
+    eps: f64,
+    running: (f64, Option<&Bound<'_, PyAny>>, Option<&Bound<'_, PyAny>>),
+    outputs: Outputs<'_, '_>,
+) -> Result<(), Error> {
+    let x = read::<T>(x, "x")?;
+    let shape = norm_shape(x.shape())?;
+    let c = shape.channels;
+    let (weight, bias) = (
+        read_vector::<T>(weight, "weight", c)?,
+        read_vector::<T>(bias, "bias", c)?,
+    );
+    let (factor, running_mean, running_var) = running;
+    let mut rm = running_mean
+        .map(|r| write::<T>(r, "running_mean"))
+        .transpose()?;
+    let mut rv = running_var
+        .map(|r| write::<T>(r, "running_var"))
+        .transpose()?;
+    for (name, r) in [("running_mean", &rm), ("running_var", &rv)] {
+        if let Some(r) = r {
+            check_shape(name, r.shape(), &[c])?;
+        }
+    }
+    let mut out = write::<T>(outputs.0, "out")?;
+    let (mut mean, mut invstd) = (
+        write::<T>(outputs.1, "save_mean")?,
+        write::<T>(outputs.2, "save_invstd")?,
+    );
+    check_shape("out", out.shape(), x.shape())?;
+    check_shape("save_mean", mean.shape(), &[c])?;
+    check_shape("save_invstd", invstd.shape(), &[c])?;
+    let xs = slice(&x, "x")?;
+    let ws = weight.as_ref().map(|w| slice(w, "weight")).transpose()?;
+    let bs = bias.as_ref().map(|b| slice(b, "bias")).transpose()?;
+    let running = match (rm.as_mut(), rv.as_mut()) {
+        (Some(m), Some(v)) => Some(RunningStats {
+            mean: slice_mut(m, "running_mean")?,
+            var: slice_mut(v, "running_var")?,
+            factor,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Error::Value(
+                "running_mean and running_var must be given together".into(),
+            ))
+        }
+    };
+    let (os, ms, ss) = (
+        slice_mut(&mut out, "out")?,
+        slice_mut(&mut mean, "save_mean")?,
+        slice_mut(&mut invstd, "save_invstd")?,
+    );
+    py.detach(|| norm::batch_norm_forward_train(xs, shape, ws, bs, eps, running, os, ms, ss))?;
     Ok(())
 }
 

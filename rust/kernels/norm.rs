@@ -1,9 +1,9 @@
 //! Batch normalization, layer normalization and dropout.
 //!
 //! Batch norm works on `(batch, channels, length)` data (`length = 1` for `(batch, channels)`),
-//! normalizing each channel over batch and length. Statistics are one pass of shifted sums in
-//! f64 over fixed chunks of samples, merged in order (thread-count independent); normalizing is
-//! a second pass. The backward pass is one reduction pass and one elementwise pass.
+//! normalizing each channel over batch and length. Statistics are one pass of shifted sums over
+//! fixed chunks of samples (blocks of 32 samples in the element type, then f64), merged in
+//! order (thread-count independent); normalizing is a second pass. The backward pass is one reduction pass and one elementwise pass.
 
 use crate::error::check_len;
 use crate::parallel::{for_each_chunk_mut, worth_parallel};
@@ -38,46 +38,97 @@ impl NormShape {
     }
 }
 
-/// Per-channel sums over chunks of samples, merged in chunk order: `f(sample, channel, value
-/// index)` is summed for each of the `K` outputs.
-fn channel_sums<const K: usize>(
+/// Two per-channel sums, as separate arrays so the loops over channels vectorize.
+struct ChannelSums<T> {
+    first: Vec<T>,
+    second: Vec<T>,
+}
+
+impl<T: Float> ChannelSums<T> {
+    fn zeros(channels: usize) -> Self {
+        ChannelSums {
+            first: vec![T::zero(); channels],
+            second: vec![T::zero(); channels],
+        }
+    }
+
+    /// Adds `other` (converted to f64) into `self` and clears `other`.
+    fn drain_into(other: &mut ChannelSums<T>, total: &mut ChannelSums<f64>) {
+        for (t, o) in total.first.iter_mut().zip(other.first.iter_mut()) {
+            *t += o.as_f64();
+            *o = T::zero();
+        }
+        for (t, o) in total.second.iter_mut().zip(other.second.iter_mut()) {
+            *t += o.as_f64();
+            *o = T::zero();
+        }
+    }
+}
+
+/// Samples summed in the element type before the block is added to the f64 totals: wide
+/// vectors for the inner loop, f64 accuracy across the batch.
+const SAMPLES_PER_BLOCK: usize = 32;
+
+/// Per-channel sums over chunks of samples, merged in chunk order: `f(samples, sums)` adds the
+/// contribution of a block of at most [`SAMPLES_PER_BLOCK`] samples.
+fn channel_sums<T: Float>(
     shape: NormShape,
-    f: impl Fn(usize, &mut [[f64; K]]) + Sync + Send,
-) -> Vec<[f64; K]> {
+    f: impl Fn(std::ops::Range<usize>, &mut ChannelSums<T>) + Sync + Send,
+) -> ChannelSums<f64> {
     let per_chunk = shape.samples_per_chunk();
     let chunks = shape.batch.div_ceil(per_chunk);
     let partial = |i: usize| {
-        let mut acc = vec![[0.0f64; K]; shape.channels];
-        for n in i * per_chunk..((i + 1) * per_chunk).min(shape.batch) {
-            f(n, &mut acc);
+        let mut total = ChannelSums::<f64>::zeros(shape.channels);
+        let mut block = ChannelSums::<T>::zeros(shape.channels);
+        let end = ((i + 1) * per_chunk).min(shape.batch);
+        for start in (i * per_chunk..end).step_by(SAMPLES_PER_BLOCK) {
+            f(start..(start + SAMPLES_PER_BLOCK).min(end), &mut block);
+            ChannelSums::drain_into(&mut block, &mut total);
         }
-        acc
+        total
     };
-    let partials: Vec<Vec<[f64; K]>> = if worth_parallel(shape.len()) && chunks > 1 {
+    let partials: Vec<ChannelSums<f64>> = if worth_parallel(shape.len()) && chunks > 1 {
         crate::parallel::install(|| (0..chunks).into_par_iter().map(partial).collect())
     } else {
         (0..chunks).map(partial).collect()
     };
-    let mut total = vec![[0.0f64; K]; shape.channels];
-    for p in partials {
-        for (t, v) in total.iter_mut().zip(p) {
-            for k in 0..K {
-                t[k] += v[k];
-            }
-        }
+    let mut total = ChannelSums::<f64>::zeros(shape.channels);
+    for mut p in partials {
+        ChannelSums::drain_into(&mut p, &mut total);
     }
     total
 }
 
-/// Adds `(x − shift)` and `(x − shift)²` of one sample into `acc` (per channel).
+/// Adds `(x − shift)` and `(x − shift)²` of a block of samples into `acc` (per channel).
 #[multiversion(targets("x86_64+avx2+fma"))]
-fn accumulate_moments<T: Float>(sample: &[T], shift: &[T], length: usize, acc: &mut [[f64; 2]]) {
-    for ((values, &s), a) in sample.chunks_exact(length).zip(shift).zip(acc.iter_mut()) {
-        let s = s.as_f64();
-        for &v in values {
-            let d = v.as_f64() - s;
-            a[0] += d;
-            a[1] += d * d;
+fn accumulate_moments<T: Float>(
+    samples: &[T],
+    shift: &[T],
+    length: usize,
+    acc: &mut ChannelSums<T>,
+) {
+    let n = shift.len();
+    let (s1, s2) = (&mut acc.first[..n], &mut acc.second[..n]);
+    for one in samples.chunks_exact(n * length) {
+        if length == 1 {
+            // Indexing equal-length slices (bounds checks hoisted) vectorizes best.
+            let (v, k) = (&one[..n], &shift[..n]);
+            for c in 0..n {
+                let d = v[c] - k[c];
+                s1[c] = s1[c] + d;
+                s2[c] = s2[c] + d * d;
+            }
+            continue;
+        }
+        for (c, values) in one.chunks_exact(length).enumerate() {
+            let (mut a, mut b) = (T::zero(), T::zero());
+            for &v in values {
+                let d = v - shift[c];
+                a = a + d;
+                b = b + d * d;
+            }
+            s1[c] = s1[c] + a;
+            s2[c] = s2[c] + b;
         }
     }
 }
@@ -106,14 +157,15 @@ pub fn batch_norm_statistics<T: Float>(
         .chunks_exact(shape.length)
         .map(|c| c[0])
         .collect();
-    let sums = channel_sums::<2>(shape, |n, acc| {
-        let sample = &x[n * shape.sample()..(n + 1) * shape.sample()];
-        accumulate_moments(sample, &shift, shape.length, acc);
+    let sums = channel_sums(shape, |samples, acc| {
+        let block = &x[samples.start * shape.sample()..samples.end * shape.sample()];
+        accumulate_moments(block, &shift, shape.length, acc);
     });
-    for (((m, v), s), &k) in mean.iter_mut().zip(var.iter_mut()).zip(&sums).zip(&shift) {
-        let d_mean = s[0] / count as f64;
+    let moments = sums.first.iter().zip(&sums.second).zip(&shift);
+    for ((m, v), ((s1, s2), &k)) in mean.iter_mut().zip(var.iter_mut()).zip(moments) {
+        let d_mean = s1 / count as f64;
         *m = T::from_f64(k.as_f64() + d_mean);
-        *v = T::from_f64((s[1] / count as f64 - d_mean * d_mean).max(0.0));
+        *v = T::from_f64((s2 / count as f64 - d_mean * d_mean).max(0.0));
     }
     Ok(())
 }
@@ -131,23 +183,25 @@ fn normalize_samples<T: Float>(
     let sample = mean.len() * length;
     for (o_sample, x_sample) in out.chunks_exact_mut(sample).zip(x.chunks_exact(sample)) {
         if length == 1 {
-            let rows = o_sample
-                .iter_mut()
-                .zip(x_sample)
-                .zip(mean)
-                .zip(scale)
-                .zip(shift);
-            for ((((o, &v), &m), &a), &b) in rows {
-                *o = (v - m) * a + b;
+            let n = mean.len();
+            let (o, v, m, a, b) = (
+                &mut o_sample[..n],
+                &x_sample[..n],
+                &mean[..n],
+                &scale[..n],
+                &shift[..n],
+            );
+            for c in 0..n {
+                o[c] = (v[c] - m[c]) * a[c] + b[c];
             }
-        } else {
-            let channels = o_sample
-                .chunks_exact_mut(length)
-                .zip(x_sample.chunks_exact(length));
-            for ((((o, v), &m), &a), &b) in channels.zip(mean).zip(scale).zip(shift) {
-                for (o, &v) in o.iter_mut().zip(v) {
-                    *o = (v - m) * a + b;
-                }
+            continue;
+        }
+        let channels = o_sample
+            .chunks_exact_mut(length)
+            .zip(x_sample.chunks_exact(length));
+        for ((((o, v), &m), &a), &b) in channels.zip(mean).zip(scale).zip(shift) {
+            for (o, &v) in o.iter_mut().zip(v) {
+                *o = (v - m) * a + b;
             }
         }
     }
@@ -195,32 +249,110 @@ pub fn batch_norm_normalize<T: Float>(
     Ok(())
 }
 
-/// Adds `dy` and `dy·(x − mean)` of one sample into `acc` (per channel).
+/// Running statistics that a training step moves toward the batch's:
+/// `r = (1 − factor)·r + factor·batch`, with the unbiased batch variance.
+pub struct RunningStats<'a, T> {
+    pub mean: &'a mut [T],
+    pub var: &'a mut [T],
+    pub factor: f64,
+}
+
+/// Training-mode forward pass in one call: batch statistics, the running-statistics update,
+/// `invstd = 1/√(var + eps)` and the normalization. Writes `out`, `save_mean` and
+/// `save_invstd` (what the backward pass needs).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_forward_train<T: Float>(
+    x: &[T],
+    shape: NormShape,
+    gamma: Option<&[T]>,
+    beta: Option<&[T]>,
+    eps: f64,
+    running: Option<RunningStats<'_, T>>,
+    out: &mut [T],
+    save_mean: &mut [T],
+    save_invstd: &mut [T],
+) -> Result<(), KernelError> {
+    check_len("save_invstd", save_invstd, shape.channels)?;
+    if let Some(r) = &running {
+        check_len("running_mean", r.mean, shape.channels)?;
+        check_len("running_var", r.var, shape.channels)?;
+    }
+    let mut var = vec![T::zero(); shape.channels];
+    batch_norm_statistics(x, shape, save_mean, &mut var)?;
+    if let Some(r) = running {
+        let count = (shape.batch * shape.length) as f64;
+        let bessel = if count > 1.0 {
+            count / (count - 1.0)
+        } else {
+            1.0
+        };
+        let (keep, take) = (cst::<T>(1.0 - r.factor), cst::<T>(r.factor));
+        for ((rm, rv), (&m, &v)) in r
+            .mean
+            .iter_mut()
+            .zip(r.var.iter_mut())
+            .zip(save_mean.iter().zip(&var))
+        {
+            *rm = keep * *rm + take * m;
+            *rv = keep * *rv + take * T::from_f64(v.as_f64() * bessel);
+        }
+    }
+    for (s, &v) in save_invstd.iter_mut().zip(&var) {
+        *s = T::from_f64(1.0 / (v.as_f64() + eps).sqrt());
+    }
+    batch_norm_normalize(x, shape, save_mean, save_invstd, gamma, beta, out)
+}
+
+/// Adds `dy` and `dy·(x − mean)` of a block of samples into `acc` (per channel).
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn accumulate_grad_sums<T: Float>(
     x: &[T],
     dy: &[T],
     mean: &[T],
     length: usize,
-    acc: &mut [[f64; 2]],
+    acc: &mut ChannelSums<T>,
 ) {
-    let channels = x.chunks_exact(length).zip(dy.chunks_exact(length));
-    for (((xs, dys), &m), a) in channels.zip(mean).zip(acc.iter_mut()) {
-        for (&v, &g) in xs.iter().zip(dys) {
-            a[0] += g.as_f64();
-            a[1] += (g * (v - m)).as_f64();
+    let n = mean.len();
+    let (s1, s2) = (&mut acc.first[..n], &mut acc.second[..n]);
+    for (xs, dys) in x.chunks_exact(n * length).zip(dy.chunks_exact(n * length)) {
+        if length == 1 {
+            let (v, g, m) = (&xs[..n], &dys[..n], &mean[..n]);
+            for c in 0..n {
+                s1[c] = s1[c] + g[c];
+                s2[c] = s2[c] + g[c] * (v[c] - m[c]);
+            }
+            continue;
+        }
+        for (c, (xc, dyc)) in xs
+            .chunks_exact(length)
+            .zip(dys.chunks_exact(length))
+            .enumerate()
+        {
+            let (mut a, mut b) = (T::zero(), T::zero());
+            for (&v, &g) in xc.iter().zip(dyc) {
+                a = a + g;
+                b = b + g * (v - mean[c]);
+            }
+            s1[c] = s1[c] + a;
+            s2[c] = s2[c] + b;
         }
     }
 }
 
-/// `dx = k1·dy + k2·(x − mean) + k3` per channel.
+/// Per-channel coefficients of the input gradient: `dx = k1·dy + k2·(x − mean) + k3`.
+struct GradCoefficients<T> {
+    k1: Vec<T>,
+    k2: Vec<T>,
+    k3: Vec<T>,
+}
+
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn input_gradient<T: Float>(
     x: &[T],
     dy: &[T],
     dx: &mut [T],
     mean: &[T],
-    k: &[[T; 3]],
+    k: &GradCoefficients<T>,
     length: usize,
 ) {
     let sample = mean.len() * length;
@@ -229,13 +361,23 @@ fn input_gradient<T: Float>(
         .zip(x.chunks_exact(sample))
         .zip(dy.chunks_exact(sample));
     for ((dx_s, x_s), dy_s) in samples {
+        if length == 1 {
+            let n = mean.len();
+            let (d, v, g, m) = (&mut dx_s[..n], &x_s[..n], &dy_s[..n], &mean[..n]);
+            let (k1, k2, k3) = (&k.k1[..n], &k.k2[..n], &k.k3[..n]);
+            for c in 0..n {
+                d[c] = k1[c] * g[c] + k2[c] * (v[c] - m[c]) + k3[c];
+            }
+            continue;
+        }
         let channels = dx_s
             .chunks_exact_mut(length)
             .zip(x_s.chunks_exact(length))
             .zip(dy_s.chunks_exact(length));
-        for (((dx_c, x_c), dy_c), (&m, k)) in channels.zip(mean.iter().zip(k)) {
+        for (c, ((dx_c, x_c), dy_c)) in channels.enumerate() {
+            let (m, k1, k2, k3) = (mean[c], k.k1[c], k.k2[c], k.k3[c]);
             for ((d, &v), &g) in dx_c.iter_mut().zip(x_c).zip(dy_c) {
-                *d = k[0] * g + k[1] * (v - m) + k[2];
+                *d = k1 * g + k2 * (v - m) + k3;
             }
         }
     }
@@ -281,38 +423,42 @@ pub fn batch_norm_backward<T: Float>(
     if let Some(g) = &grads.input {
         check_len("grad_input", g, shape.len())?;
     }
-    let sums = channel_sums::<2>(shape, |n, acc| {
-        let range = n * shape.sample()..(n + 1) * shape.sample();
+    let sums = channel_sums(shape, |samples, acc| {
+        let range = samples.start * shape.sample()..samples.end * shape.sample();
         accumulate_grad_sums(&x[range.clone()], &grad_out[range], mean, shape.length, acc);
     });
     if let Some(gw) = grads.weight {
-        for ((g, s), &istd) in gw.iter_mut().zip(&sums).zip(invstd) {
-            *g = *g + T::from_f64(s[1] * istd.as_f64());
+        for ((g, s), &istd) in gw.iter_mut().zip(&sums.second).zip(invstd) {
+            *g = *g + T::from_f64(s * istd.as_f64());
         }
     }
     if let Some(gb) = grads.bias {
-        for (g, s) in gb.iter_mut().zip(&sums) {
-            *g = *g + T::from_f64(s[0]);
+        for (g, s) in gb.iter_mut().zip(&sums.first) {
+            *g = *g + T::from_f64(*s);
         }
     }
     let Some(dx) = grads.input else { return Ok(()) };
     let count = (shape.batch * shape.length) as f64;
-    let k: Vec<[T; 3]> = (0..shape.channels)
-        .map(|c| {
-            let istd = invstd[c].as_f64();
-            let a = gamma.map_or(1.0, |g| g[c].as_f64()) * istd;
-            if batch_stats {
-                let (sum_dy, sum_dy_xmu) = (sums[c][0], sums[c][1]);
-                [
-                    cst(a),
-                    cst(-a * istd * istd * sum_dy_xmu / count),
-                    cst(-a * sum_dy / count),
-                ]
-            } else {
-                [cst(a), T::zero(), T::zero()]
-            }
-        })
-        .collect();
+    let mut k = GradCoefficients {
+        k1: Vec::with_capacity(shape.channels),
+        k2: Vec::with_capacity(shape.channels),
+        k3: Vec::with_capacity(shape.channels),
+    };
+    for c in 0..shape.channels {
+        let istd = invstd[c].as_f64();
+        let a = gamma.map_or(1.0, |g| g[c].as_f64()) * istd;
+        let (k2, k3) = if batch_stats {
+            (
+                -a * istd * istd * sums.second[c] / count,
+                -a * sums.first[c] / count,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        k.k1.push(cst::<T>(a));
+        k.k2.push(cst::<T>(k2));
+        k.k3.push(cst::<T>(k3));
+    }
     let chunk = shape.samples_per_chunk() * shape.sample();
     for_each_chunk_mut(dx, chunk, worth_parallel(shape.len()), |i, d| {
         let range = i * chunk..i * chunk + d.len();

@@ -198,3 +198,20 @@ def layer_norm_backward(x, dy, gamma, eps, k):
     dx = invstd / d * (d * g - g.sum(axis=axes, keepdims=True) - xhat * (g * xhat).sum(axis=axes, keepdims=True))
     lead = tuple(range(x.ndim - k))
     return dx, (dy * xhat).sum(axis=lead), dy.sum(axis=lead)
+
+
+def _splitmix64(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(size, p, seed, dtype):
+    """The kernel's counter-based mask: keep element i when the top 53 bits of
+    splitmix64(splitmix64(seed) ^ i·φ) are >= p·2⁵³; kept elements hold 1/(1 − p)."""
+    with np.errstate(over="ignore"):
+        base = _splitmix64(np.array([seed], dtype=np.uint64))[0]
+        index = np.arange(size, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        bits = _splitmix64(base ^ index) >> np.uint64(11)
+    keep = bits >= np.uint64(int(p * 2**53))
+    return np.where(keep, 1.0 / (1.0 - p), 0.0).astype(dtype)

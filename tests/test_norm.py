@@ -278,3 +278,28 @@ def test_layer_norm_matches_pytorch(rng):
     np.testing.assert_allclose(ours.backward(dy), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-9)
     np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_kernel_matches_its_numpy_twin(dtype, rng, p):
+    x = rng.standard_normal((300, 1000)).astype(dtype)
+    layer = sp.Dropout(p)
+    y = layer.forward_with_seed(x, 2024)
+    mask = ref.dropout_mask(x.size, p, 2024, dtype).reshape(x.shape)
+    np.testing.assert_array_equal(layer._mask, mask)
+    np.testing.assert_array_equal(y, x * mask)
+
+
+def test_normalization_is_bit_identical_with_1_and_2_threads(rng):
+    x = rng.standard_normal((1024, 512)).astype(np.float32) * 3 + 1
+    dy = rng.standard_normal((1024, 512)).astype(np.float32)
+    before = sp.get_num_threads()
+    results = []
+    for threads in (1, 2):
+        sp.set_num_threads(threads)
+        bn, ln = sp.BatchNorm1d(512), sp.LayerNorm(512)
+        outputs = [bn(x), bn.backward(dy), bn.weight.grad, bn.running_var, ln(x), ln.backward(dy),
+                   ln.weight.grad]
+        results.append(b"".join(a.tobytes() for a in outputs))
+    sp.set_num_threads(before)
+    assert results[0] == results[1]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 import saddlepoint as sp
-from common import interleaved_best, machine_description, torch_or_none
+
+from common import interleaved_best, start
 
 SHAPES = [(128, 784, 512), (1024, 1024, 1024)]
 
@@ -43,13 +44,7 @@ def torch_step(torch, x, w, b, dy):
 
 
 def main() -> None:
-    threads = sp.get_num_threads()
-    print(machine_description())
-    print(f"saddlepoint threads: {threads}")
-    torch = torch_or_none()
-    if torch is not None:
-        torch.set_num_threads(threads)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    torch = start(sp.get_num_threads())
     print()
     print(f"{'shape (N x in -> out)':<24}{'library':<14}{'ms':>9}{'GFLOP/s':>10}{'vs numpy':>10}")
     rng = np.random.default_rng(0)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 import saddlepoint as sp
-from common import interleaved_best, machine_description, torch_or_none
+
+from common import interleaved_best, start
 
 SHAPES = [(128, 512), (1024, 512)]
 
@@ -33,13 +34,7 @@ def numpy_batch_norm(x, dy, gamma, beta, running_mean, running_var, eps=1e-5, mo
 
 
 def main() -> None:
-    threads = sp.get_num_threads()
-    print(machine_description())
-    print(f"saddlepoint threads: {threads}")
-    torch = torch_or_none()
-    if torch is not None:
-        torch.set_num_threads(threads)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    torch = start(sp.get_num_threads())
     print()
     print(f"{'shape':<12}{'library':<14}{'us':>10}{'vs numpy':>10}")
     rng = np.random.default_rng(0)

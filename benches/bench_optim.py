@@ -15,7 +15,8 @@ import numpy as np
 
 import saddlepoint as sp
 from saddlepoint import _core
-from common import interleaved_best, machine_description, torch_or_none
+
+from common import interleaved_best, start
 
 SIZES = [100_000, 10_000_000]
 BYTES_PER_PARAMETER = 28
@@ -52,13 +53,7 @@ def copy_bandwidth(rng) -> tuple[float, float]:
 
 
 def main() -> None:
-    threads = sp.get_num_threads()
-    print(machine_description())
-    print(f"saddlepoint threads: {threads}")
-    torch = torch_or_none()
-    if torch is not None:
-        torch.set_num_threads(threads)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    torch = start(sp.get_num_threads())
     rng = np.random.default_rng(0)
     copy, in_place = copy_bandwidth(rng)
     bandwidth = max(copy, in_place)

@@ -60,3 +60,14 @@ def torch_or_none():
     except ImportError:
         return None
     return torch
+
+
+def start(threads: int):
+    """Prints the machine and thread counts; returns torch (set to ``threads``) or None."""
+    print(machine_description())
+    print(f"saddlepoint threads: {threads}")
+    torch = torch_or_none()
+    if torch is not None:
+        torch.set_num_threads(threads)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    return torch

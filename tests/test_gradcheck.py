@@ -3,9 +3,22 @@
 import numpy as np
 import pytest
 
+from saddlepoint import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Dense,
+    HardSigmoid,
+    Identity,
+    L1Loss,
+    LeakyReLU,
+    MSELoss,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    mlp,
+)
+
 from gradcheck import assert_gradient_close, numerical_gradient
-from saddlepoint import (BCEWithLogitsLoss, CrossEntropyLoss, Dense, HardSigmoid, Identity,
-                         L1Loss, LeakyReLU, MSELoss, ReLU, Sigmoid, Tanh, mlp)
 
 
 def away_from_kinks(x, kinks, margin=1e-3):

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from saddlepoint import _core, losses
+
 import numpy_reference as ref
-from saddlepoint import _core
-from saddlepoint import losses
 
 ACTIVATIONS = ["identity", "relu", "leaky_relu", "sigmoid", "hard_sigmoid", "tanh"]
 

@@ -4,10 +4,11 @@ PyTorch parity, degenerate input, and the course's claim that batch norm eases t
 import numpy as np
 import pytest
 
-import numpy_reference as ref
 import saddlepoint as sp
-from gradcheck import assert_gradient_close, numerical_gradient
 from saddlepoint.train import train_epoch
+
+import numpy_reference as ref
+from gradcheck import assert_gradient_close, numerical_gradient
 
 try:
     import torch

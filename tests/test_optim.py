@@ -6,9 +6,10 @@ import itertools
 import numpy as np
 import pytest
 
-import numpy_reference as ref
 import saddlepoint as sp
 from saddlepoint.optim import SGD, Adagrad, Adam, AdamW, RMSprop
+
+import numpy_reference as ref
 
 try:
     import torch

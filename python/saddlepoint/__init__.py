@@ -5,13 +5,14 @@ GIL released; this package gives the PyTorch-like layers, losses and optimizers 
 """
 
 from ._core import get_num_threads, set_num_threads
+from .clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from .layers import (
     BatchNorm1d,
-    Dropout,
-    LayerNorm,
     Dense,
+    Dropout,
     HardSigmoid,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     Module,
@@ -31,7 +32,6 @@ from .losses import (
     one_hot,
     softmax,
 )
-from .clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .schedule import (
     CosineAnnealingLR,

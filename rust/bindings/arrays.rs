@@ -165,3 +165,59 @@ pub fn slice_mut<'a, T: Element>(
     a.as_slice_mut()
         .map_err(|_| Error::Value(format!("{name} must be C-contiguous")))
 }
+
+/// A read-only argument that must have `shape`.
+pub fn read_shaped<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+    shape: &[usize],
+) -> Result<PyReadonlyArrayDyn<'py, T>, Error> {
+    let array = read::<T>(obj, name)?;
+    check_shape(name, array.shape(), shape)?;
+    Ok(array)
+}
+
+/// A writable argument that must have `shape`.
+pub fn write_shaped<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+    shape: &[usize],
+) -> Result<PyReadwriteArrayDyn<'py, T>, Error> {
+    let array = write::<T>(obj, name)?;
+    check_shape(name, array.shape(), shape)?;
+    Ok(array)
+}
+
+/// An optional read-only argument: borrowed and checked to have `shape` when given.
+pub fn read_opt<'py, T: Element>(
+    obj: Option<&Bound<'py, PyAny>>,
+    name: &str,
+    shape: &[usize],
+) -> Result<Option<PyReadonlyArrayDyn<'py, T>>, Error> {
+    obj.map(|o| read_shaped(o, name, shape)).transpose()
+}
+
+/// An optional writable argument: borrowed and checked to have `shape` when given.
+pub fn write_opt<'py, T: Element>(
+    obj: Option<&Bound<'py, PyAny>>,
+    name: &str,
+    shape: &[usize],
+) -> Result<Option<PyReadwriteArrayDyn<'py, T>>, Error> {
+    obj.map(|o| write_shaped(o, name, shape)).transpose()
+}
+
+/// The data of an optional read-only argument.
+pub fn slice_opt<'a, T: Element>(
+    a: &'a Option<PyReadonlyArrayDyn<'_, T>>,
+    name: &str,
+) -> Result<Option<&'a [T]>, Error> {
+    a.as_ref().map(|a| slice(a, name)).transpose()
+}
+
+/// The data of an optional writable argument.
+pub fn slice_mut_opt<'a, T: Element>(
+    a: &'a mut Option<PyReadwriteArrayDyn<'_, T>>,
+    name: &str,
+) -> Result<Option<&'a mut [T]>, Error> {
+    a.as_mut().map(|a| slice_mut(a, name)).transpose()
+}

@@ -1,6 +1,8 @@
 //! Bindings of the losses and softmax helpers.
 
-use super::arrays::{check_shape, dims, dispatch_float, dtype_name, read, slice, slice_mut, write};
+use super::arrays::{
+    check_shape, dims, dispatch_float, dtype_name, read, slice, slice_mut, write, FloatDtype,
+};
 use crate::error::Error;
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -29,6 +31,20 @@ fn elementwise<T: Float + Element>(
     Ok(py.detach(|| kernel(xs, ts, gs))?)
 }
 
+/// Runs the f32 or f64 instance of an elementwise loss, by `input`'s dtype.
+fn elementwise_any(
+    py: Python<'_>,
+    kernels: (ElementwiseLoss<f32>, ElementwiseLoss<f64>),
+    input: &Bound<'_, PyAny>,
+    target: &Bound<'_, PyAny>,
+    grad_input: &Bound<'_, PyAny>,
+) -> Result<f64, Error> {
+    match super::arrays::float_dtype(input, "input")? {
+        FloatDtype::F32 => elementwise::<f32>(py, kernels.0, input, target, grad_input),
+        FloatDtype::F64 => elementwise::<f64>(py, kernels.1, input, target, grad_input),
+    }
+}
+
 /// Mean squared error; writes d(loss)/d(input) into `grad_input` and returns the loss.
 #[pyfunction]
 pub fn mse_loss(
@@ -37,14 +53,11 @@ pub fn mse_loss(
     target: &Bound<'_, PyAny>,
     grad_input: &Bound<'_, PyAny>,
 ) -> Result<f64, Error> {
-    match super::arrays::float_dtype(input, "input")? {
-        super::arrays::FloatDtype::F32 => {
-            elementwise::<f32>(py, loss::mse_loss, input, target, grad_input)
-        }
-        super::arrays::FloatDtype::F64 => {
-            elementwise::<f64>(py, loss::mse_loss, input, target, grad_input)
-        }
-    }
+    let kernels = (
+        loss::mse_loss as ElementwiseLoss<f32>,
+        loss::mse_loss as ElementwiseLoss<f64>,
+    );
+    elementwise_any(py, kernels, input, target, grad_input)
 }
 
 /// Mean absolute error; writes d(loss)/d(input) into `grad_input` and returns the loss.
@@ -55,14 +68,11 @@ pub fn l1_loss(
     target: &Bound<'_, PyAny>,
     grad_input: &Bound<'_, PyAny>,
 ) -> Result<f64, Error> {
-    match super::arrays::float_dtype(input, "input")? {
-        super::arrays::FloatDtype::F32 => {
-            elementwise::<f32>(py, loss::l1_loss, input, target, grad_input)
-        }
-        super::arrays::FloatDtype::F64 => {
-            elementwise::<f64>(py, loss::l1_loss, input, target, grad_input)
-        }
-    }
+    let kernels = (
+        loss::l1_loss as ElementwiseLoss<f32>,
+        loss::l1_loss as ElementwiseLoss<f64>,
+    );
+    elementwise_any(py, kernels, input, target, grad_input)
 }
 
 /// Binary cross-entropy on logits; writes d(loss)/d(input) into `grad_input`, returns the loss.
@@ -73,16 +83,11 @@ pub fn binary_cross_entropy_with_logits(
     target: &Bound<'_, PyAny>,
     grad_input: &Bound<'_, PyAny>,
 ) -> Result<f64, Error> {
-    let kernel32: ElementwiseLoss<f32> = loss::binary_cross_entropy_with_logits;
-    let kernel64: ElementwiseLoss<f64> = loss::binary_cross_entropy_with_logits;
-    match super::arrays::float_dtype(input, "input")? {
-        super::arrays::FloatDtype::F32 => {
-            elementwise::<f32>(py, kernel32, input, target, grad_input)
-        }
-        super::arrays::FloatDtype::F64 => {
-            elementwise::<f64>(py, kernel64, input, target, grad_input)
-        }
-    }
+    let kernels = (
+        loss::binary_cross_entropy_with_logits as ElementwiseLoss<f32>,
+        loss::binary_cross_entropy_with_logits as ElementwiseLoss<f64>,
+    );
+    elementwise_any(py, kernels, input, target, grad_input)
 }
 
 /// Softmax cross-entropy on logits `input` (N, C) against int64 labels (N,) or class

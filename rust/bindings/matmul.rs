@@ -1,6 +1,9 @@
 //! Bindings of the dense layer kernels.
 
-use super::arrays::{check_shape, dims, dispatch_float, read, slice, slice_mut, write};
+use super::arrays::{
+    dims, dispatch_float, read, read_opt, read_shaped, slice, slice_mut, slice_mut_opt, slice_opt,
+    write_opt, write_shaped,
+};
 use crate::error::Error;
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -45,15 +48,14 @@ fn forward_typed<T: Float + Element>(
     out: &Bound<'_, PyAny>,
 ) -> Result<(), Error> {
     let (x, weight) = (read::<T>(x, "x")?, read::<T>(weight, "weight")?);
-    let bias = bias.map(|b| read::<T>(b, "bias")).transpose()?;
-    let mut out = write::<T>(out, "out")?;
     let shape = dense_shape(x.shape(), weight.shape())?;
-    if let Some(b) = &bias {
-        check_shape("bias", b.shape(), &[shape.out_features])?;
-    }
-    check_shape("out", out.shape(), &[shape.batch, shape.out_features])?;
-    let (xs, ws) = (slice(&x, "x")?, slice(&weight, "weight")?);
-    let bs = bias.as_ref().map(|b| slice(b, "bias")).transpose()?;
+    let bias = read_opt::<T>(bias, "bias", &[shape.out_features])?;
+    let mut out = write_shaped::<T>(out, "out", &[shape.batch, shape.out_features])?;
+    let (xs, ws, bs) = (
+        slice(&x, "x")?,
+        slice(&weight, "weight")?,
+        slice_opt(&bias, "bias")?,
+    );
     let os = slice_mut(&mut out, "out")?;
     py.detach(|| matmul::dense_forward(xs, ws, bs, os, shape))?;
     Ok(())
@@ -97,41 +99,21 @@ fn backward_typed<T: Float + Element>(
     grad_input: Option<&Bound<'_, PyAny>>,
 ) -> Result<(), Error> {
     let (x, weight) = (read::<T>(x, "x")?, read::<T>(weight, "weight")?);
-    let grad_output = read::<T>(grad_output, "grad_output")?;
-    let mut gw = grad_weight
-        .map(|g| write::<T>(g, "grad_weight"))
-        .transpose()?;
-    let mut gb = grad_bias.map(|g| write::<T>(g, "grad_bias")).transpose()?;
-    let mut gx = grad_input
-        .map(|g| write::<T>(g, "grad_input"))
-        .transpose()?;
     let shape = dense_shape(x.shape(), weight.shape())?;
     let (batch, n_in, n_out) = (shape.batch, shape.in_features, shape.out_features);
-    check_shape("grad_output", grad_output.shape(), &[batch, n_out])?;
-    if let Some(g) = &gw {
-        check_shape("grad_weight", g.shape(), &[n_out, n_in])?;
-    }
-    if let Some(g) = &gb {
-        check_shape("grad_bias", g.shape(), &[n_out])?;
-    }
-    if let Some(g) = &gx {
-        check_shape("grad_input", g.shape(), &[batch, n_in])?;
-    }
+    let dy = read_shaped::<T>(grad_output, "grad_output", &[batch, n_out])?;
+    let mut gw = write_opt::<T>(grad_weight, "grad_weight", &[n_out, n_in])?;
+    let mut gb = write_opt::<T>(grad_bias, "grad_bias", &[n_out])?;
+    let mut gx = write_opt::<T>(grad_input, "grad_input", &[batch, n_in])?;
     let grads = DenseGrads {
-        weight: gw
-            .as_mut()
-            .map(|g| slice_mut(g, "grad_weight"))
-            .transpose()?,
-        bias: gb.as_mut().map(|g| slice_mut(g, "grad_bias")).transpose()?,
-        input: gx
-            .as_mut()
-            .map(|g| slice_mut(g, "grad_input"))
-            .transpose()?,
+        weight: slice_mut_opt(&mut gw, "grad_weight")?,
+        bias: slice_mut_opt(&mut gb, "grad_bias")?,
+        input: slice_mut_opt(&mut gx, "grad_input")?,
     };
     let (xs, ws, dys) = (
         slice(&x, "x")?,
         slice(&weight, "weight")?,
-        slice(&grad_output, "grad_output")?,
+        slice(&dy, "grad_output")?,
     );
     py.detach(|| matmul::dense_backward(xs, ws, dys, grads, shape))?;
     Ok(())

@@ -1,11 +1,17 @@
 //! Bindings of batch norm, layer norm and dropout.
 
-use super::arrays::{check_shape, dispatch_float, read, shape_str, slice, slice_mut, write};
+use super::arrays::{
+    dispatch_float, read, read_opt, read_shaped, shape_str, slice, slice_mut, slice_mut_opt,
+    slice_opt, write_opt, write_shaped,
+};
 use crate::error::Error;
-use numpy::{Element, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use saddlepoint_kernels::norm::{self, BatchNormGrads, NormShape, RunningStats};
 use saddlepoint_kernels::Float;
+
+type Arg<'a, 'py> = &'a Bound<'py, PyAny>;
+type OptArg<'a, 'py> = Option<&'a Bound<'py, PyAny>>;
 
 /// `(batch, channels)` or `(batch, channels, length)`.
 fn norm_shape(x: &[usize]) -> Result<NormShape, Error> {
@@ -27,40 +33,23 @@ fn norm_shape(x: &[usize]) -> Result<NormShape, Error> {
     }
 }
 
-/// Optional per-channel arrays, borrowed and checked to have `len` elements.
-fn read_vector<'py, T: Element>(
-    obj: Option<&Bound<'py, PyAny>>,
-    name: &str,
-    len: usize,
-) -> Result<Option<PyReadonlyArrayDyn<'py, T>>, Error> {
-    let Some(obj) = obj else { return Ok(None) };
-    let v = read::<T>(obj, name)?;
-    check_shape(name, v.shape(), &[len])?;
-    Ok(Some(v))
-}
-
 /// Each channel's batch mean and biased variance into `mean` and `var` (shape (channels,)).
 #[pyfunction]
-pub fn batch_norm_statistics(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    mean: &Bound<'_, PyAny>,
-    var: &Bound<'_, PyAny>,
-) -> Result<(), Error> {
+pub fn batch_norm_statistics(py: Python<'_>, x: Arg, mean: Arg, var: Arg) -> Result<(), Error> {
     dispatch_float!(x, "x", statistics_typed(py, x, mean, var))
 }
 
 fn statistics_typed<T: Float + Element>(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    mean: &Bound<'_, PyAny>,
-    var: &Bound<'_, PyAny>,
+    x: Arg,
+    mean: Arg,
+    var: Arg,
 ) -> Result<(), Error> {
     let x = read::<T>(x, "x")?;
-    let (mut mean, mut var) = (write::<T>(mean, "mean")?, write::<T>(var, "var")?);
     let shape = norm_shape(x.shape())?;
-    check_shape("mean", mean.shape(), &[shape.channels])?;
-    check_shape("var", var.shape(), &[shape.channels])?;
+    let c = [shape.channels];
+    let mut mean = write_shaped::<T>(mean, "mean", &c)?;
+    let mut var = write_shaped::<T>(var, "var", &c)?;
     let (xs, ms, vs) = (
         slice(&x, "x")?,
         slice_mut(&mut mean, "mean")?,
@@ -77,83 +66,64 @@ fn statistics_typed<T: Float + Element>(
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_train(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    weight: Option<&Bound<'_, PyAny>>,
-    bias: Option<&Bound<'_, PyAny>>,
+    x: Arg,
+    weight: OptArg,
+    bias: OptArg,
     eps: f64,
     factor: f64,
-    running_mean: Option<&Bound<'_, PyAny>>,
-    running_var: Option<&Bound<'_, PyAny>>,
-    out: &Bound<'_, PyAny>,
-    save_mean: &Bound<'_, PyAny>,
-    save_invstd: &Bound<'_, PyAny>,
+    running_mean: OptArg,
+    running_var: OptArg,
+    out: Arg,
+    save_mean: Arg,
+    save_invstd: Arg,
 ) -> Result<(), Error> {
-    let running = (factor, running_mean, running_var);
-    dispatch_float!(
-        x,
-        "x",
-        train_typed(
-            py,
-            x,
-            weight,
-            bias,
-            eps,
-            running,
-            (out, save_mean, save_invstd)
-        )
-    )
+    let args = TrainArgs {
+        weight,
+        bias,
+        eps,
+        factor,
+        running_mean,
+        running_var,
+        out,
+        save_mean,
+        save_invstd,
+    };
+    dispatch_float!(x, "x", train_typed(py, x, &args))
 }
 
-type Outputs<'a, 'py> = (
-    &'a Bound<'py, PyAny>,
-    &'a Bound<'py, PyAny>,
-    &'a Bound<'py, PyAny>,
-);
-
-fn train_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    weight: Option<&Bound<'_, PyAny>>,
-    bias: Option<&Bound<'_, PyAny>>,
+struct TrainArgs<'a, 'py> {
+    weight: OptArg<'a, 'py>,
+    bias: OptArg<'a, 'py>,
     eps: f64,
-    running: (f64, Option<&Bound<'_, PyAny>>, Option<&Bound<'_, PyAny>>),
-    outputs: Outputs<'_, '_>,
-) -> Result<(), Error> {
+    factor: f64,
+    running_mean: OptArg<'a, 'py>,
+    running_var: OptArg<'a, 'py>,
+    out: Arg<'a, 'py>,
+    save_mean: Arg<'a, 'py>,
+    save_invstd: Arg<'a, 'py>,
+}
+
+fn train_typed<T: Float + Element>(py: Python<'_>, x: Arg, a: &TrainArgs) -> Result<(), Error> {
     let x = read::<T>(x, "x")?;
     let shape = norm_shape(x.shape())?;
-    let c = shape.channels;
+    let c = [shape.channels];
     let (weight, bias) = (
-        read_vector::<T>(weight, "weight", c)?,
-        read_vector::<T>(bias, "bias", c)?,
+        read_opt::<T>(a.weight, "weight", &c)?,
+        read_opt::<T>(a.bias, "bias", &c)?,
     );
-    let (factor, running_mean, running_var) = running;
-    let mut rm = running_mean
-        .map(|r| write::<T>(r, "running_mean"))
-        .transpose()?;
-    let mut rv = running_var
-        .map(|r| write::<T>(r, "running_var"))
-        .transpose()?;
-    for (name, r) in [("running_mean", &rm), ("running_var", &rv)] {
-        if let Some(r) = r {
-            check_shape(name, r.shape(), &[c])?;
-        }
-    }
-    let mut out = write::<T>(outputs.0, "out")?;
-    let (mut mean, mut invstd) = (
-        write::<T>(outputs.1, "save_mean")?,
-        write::<T>(outputs.2, "save_invstd")?,
-    );
-    check_shape("out", out.shape(), x.shape())?;
-    check_shape("save_mean", mean.shape(), &[c])?;
-    check_shape("save_invstd", invstd.shape(), &[c])?;
-    let xs = slice(&x, "x")?;
-    let ws = weight.as_ref().map(|w| slice(w, "weight")).transpose()?;
-    let bs = bias.as_ref().map(|b| slice(b, "bias")).transpose()?;
-    let running = match (rm.as_mut(), rv.as_mut()) {
-        (Some(m), Some(v)) => Some(RunningStats {
-            mean: slice_mut(m, "running_mean")?,
-            var: slice_mut(v, "running_var")?,
-            factor,
+    let mut rm = write_opt::<T>(a.running_mean, "running_mean", &c)?;
+    let mut rv = write_opt::<T>(a.running_var, "running_var", &c)?;
+    let mut out = write_shaped::<T>(a.out, "out", x.shape())?;
+    let mut mean = write_shaped::<T>(a.save_mean, "save_mean", &c)?;
+    let mut invstd = write_shaped::<T>(a.save_invstd, "save_invstd", &c)?;
+    let running = match (
+        slice_mut_opt(&mut rm, "running_mean")?,
+        slice_mut_opt(&mut rv, "running_var")?,
+    ) {
+        (Some(mean), Some(var)) => Some(RunningStats {
+            mean,
+            var,
+            factor: a.factor,
         }),
         (None, None) => None,
         _ => {
@@ -162,11 +132,17 @@ fn train_typed<T: Float + Element>(
             ))
         }
     };
-    let (os, ms, ss) = (
-        slice_mut(&mut out, "out")?,
+    let (xs, ws, bs) = (
+        slice(&x, "x")?,
+        slice_opt(&weight, "weight")?,
+        slice_opt(&bias, "bias")?,
+    );
+    let os = slice_mut(&mut out, "out")?;
+    let (ms, ss) = (
         slice_mut(&mut mean, "save_mean")?,
         slice_mut(&mut invstd, "save_invstd")?,
     );
+    let eps = a.eps;
     py.detach(|| norm::batch_norm_forward_train(xs, shape, ws, bs, eps, running, os, ms, ss))?;
     Ok(())
 }
@@ -175,58 +151,90 @@ fn train_typed<T: Float + Element>(
 #[pyfunction]
 pub fn batch_norm_normalize(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    mean: &Bound<'_, PyAny>,
-    invstd: &Bound<'_, PyAny>,
-    weight: Option<&Bound<'_, PyAny>>,
-    bias: Option<&Bound<'_, PyAny>>,
-    out: &Bound<'_, PyAny>,
+    x: Arg,
+    mean: Arg,
+    invstd: Arg,
+    weight: OptArg,
+    bias: OptArg,
+    out: Arg,
 ) -> Result<(), Error> {
     dispatch_float!(
         x,
         "x",
-        normalize_typed(py, x, mean, invstd, weight, bias, out)
+        normalize_typed(py, x, [mean, invstd], [weight, bias], out)
     )
 }
 
 fn normalize_typed<T: Float + Element>(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    mean: &Bound<'_, PyAny>,
-    invstd: &Bound<'_, PyAny>,
-    weight: Option<&Bound<'_, PyAny>>,
-    bias: Option<&Bound<'_, PyAny>>,
-    out: &Bound<'_, PyAny>,
+    x: Arg,
+    stats: [Arg; 2],
+    affine: [OptArg; 2],
+    out: Arg,
 ) -> Result<(), Error> {
     let x = read::<T>(x, "x")?;
     let shape = norm_shape(x.shape())?;
-    let c = shape.channels;
+    let c = [shape.channels];
     let (mean, invstd) = (
-        read_vector::<T>(Some(mean), "mean", c)?,
-        read_vector::<T>(Some(invstd), "invstd", c)?,
+        read_shaped::<T>(stats[0], "mean", &c)?,
+        read_shaped::<T>(stats[1], "invstd", &c)?,
     );
     let (weight, bias) = (
-        read_vector::<T>(weight, "weight", c)?,
-        read_vector::<T>(bias, "bias", c)?,
+        read_opt::<T>(affine[0], "weight", &c)?,
+        read_opt::<T>(affine[1], "bias", &c)?,
     );
-    let mut out = write::<T>(out, "out")?;
-    check_shape("out", out.shape(), x.shape())?;
-    let xs = slice(&x, "x")?;
-    let ms = mean
-        .as_ref()
-        .map(|m| slice(m, "mean"))
-        .transpose()?
-        .unwrap_or_default();
-    let ss = invstd
-        .as_ref()
-        .map(|s| slice(s, "invstd"))
-        .transpose()?
-        .unwrap_or_default();
-    let ws = weight.as_ref().map(|w| slice(w, "weight")).transpose()?;
-    let bs = bias.as_ref().map(|b| slice(b, "bias")).transpose()?;
+    let mut out = write_shaped::<T>(out, "out", x.shape())?;
+    let (xs, ms, ss) = (
+        slice(&x, "x")?,
+        slice(&mean, "mean")?,
+        slice(&invstd, "invstd")?,
+    );
+    let (ws, bs) = (slice_opt(&weight, "weight")?, slice_opt(&bias, "bias")?);
     let os = slice_mut(&mut out, "out")?;
     py.detach(|| norm::batch_norm_normalize(xs, shape, ms, ss, ws, bs, os))?;
     Ok(())
+}
+
+/// The saved statistics and gradients of a normalization's backward pass, borrowed and
+/// shape-checked: `stats` and `input` have `stat_len` and `x`'s shape, `weight`/`bias` have
+/// `param_len` elements.
+struct NormBackward<'py, T: Element> {
+    dy: numpy::PyReadonlyArrayDyn<'py, T>,
+    mean: numpy::PyReadonlyArrayDyn<'py, T>,
+    invstd: numpy::PyReadonlyArrayDyn<'py, T>,
+    weight: Option<numpy::PyReadonlyArrayDyn<'py, T>>,
+    gx: Option<numpy::PyReadwriteArrayDyn<'py, T>>,
+    gw: Option<numpy::PyReadwriteArrayDyn<'py, T>>,
+    gb: Option<numpy::PyReadwriteArrayDyn<'py, T>>,
+}
+
+struct BackwardArgs<'a, 'py> {
+    grad_output: Arg<'a, 'py>,
+    mean: Arg<'a, 'py>,
+    invstd: Arg<'a, 'py>,
+    weight: OptArg<'a, 'py>,
+    grad_input: OptArg<'a, 'py>,
+    grad_weight: OptArg<'a, 'py>,
+    grad_bias: OptArg<'a, 'py>,
+}
+
+impl<'py, T: Element> NormBackward<'py, T> {
+    fn borrow(
+        a: &BackwardArgs<'_, 'py>,
+        x_shape: &[usize],
+        stat_len: usize,
+        param_len: usize,
+    ) -> Result<Self, Error> {
+        Ok(NormBackward {
+            dy: read_shaped::<T>(a.grad_output, "grad_output", x_shape)?,
+            mean: read_shaped::<T>(a.mean, "mean", &[stat_len])?,
+            invstd: read_shaped::<T>(a.invstd, "invstd", &[stat_len])?,
+            weight: read_opt::<T>(a.weight, "weight", &[param_len])?,
+            gx: write_opt::<T>(a.grad_input, "grad_input", x_shape)?,
+            gw: write_opt::<T>(a.grad_weight, "grad_weight", &[param_len])?,
+            gb: write_opt::<T>(a.grad_bias, "grad_bias", &[param_len])?,
+        })
+    }
 }
 
 /// Backward pass of batch norm; `batch_stats` says whether the forward used batch statistics.
@@ -235,99 +243,53 @@ fn normalize_typed<T: Float + Element>(
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    grad_output: &Bound<'_, PyAny>,
-    mean: &Bound<'_, PyAny>,
-    invstd: &Bound<'_, PyAny>,
-    weight: Option<&Bound<'_, PyAny>>,
+    x: Arg,
+    grad_output: Arg,
+    mean: Arg,
+    invstd: Arg,
+    weight: OptArg,
     batch_stats: bool,
-    grad_input: Option<&Bound<'_, PyAny>>,
-    grad_weight: Option<&Bound<'_, PyAny>>,
-    grad_bias: Option<&Bound<'_, PyAny>>,
+    grad_input: OptArg,
+    grad_weight: OptArg,
+    grad_bias: OptArg,
 ) -> Result<(), Error> {
-    let args = (
+    let args = BackwardArgs {
         grad_output,
         mean,
         invstd,
         weight,
-        batch_stats,
         grad_input,
         grad_weight,
         grad_bias,
-    );
-    dispatch_float!(x, "x", bn_backward_typed(py, x, args))
+    };
+    dispatch_float!(x, "x", bn_backward_typed(py, x, &args, batch_stats))
 }
-
-type BackwardArgs<'a, 'py> = (
-    &'a Bound<'py, PyAny>,
-    &'a Bound<'py, PyAny>,
-    &'a Bound<'py, PyAny>,
-    Option<&'a Bound<'py, PyAny>>,
-    bool,
-    Option<&'a Bound<'py, PyAny>>,
-    Option<&'a Bound<'py, PyAny>>,
-    Option<&'a Bound<'py, PyAny>>,
-);
 
 fn bn_backward_typed<T: Float + Element>(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    args: BackwardArgs<'_, '_>,
+    x: Arg,
+    a: &BackwardArgs,
+    batch_stats: bool,
 ) -> Result<(), Error> {
-    let (grad_output, mean, invstd, weight, batch_stats, grad_input, grad_weight, grad_bias) = args;
     let x = read::<T>(x, "x")?;
     let shape = norm_shape(x.shape())?;
-    let c = shape.channels;
-    let dy = read::<T>(grad_output, "grad_output")?;
-    check_shape("grad_output", dy.shape(), x.shape())?;
-    let (mean, invstd) = (
-        read_vector::<T>(Some(mean), "mean", c)?,
-        read_vector::<T>(Some(invstd), "invstd", c)?,
+    let mut b = NormBackward::<T>::borrow(a, x.shape(), shape.channels, shape.channels)?;
+    let (xs, dys) = (slice(&x, "x")?, slice(&b.dy, "grad_output")?);
+    let (ms, ss, ws) = (
+        slice(&b.mean, "mean")?,
+        slice(&b.invstd, "invstd")?,
+        slice_opt(&b.weight, "weight")?,
     );
-    let weight = read_vector::<T>(weight, "weight", c)?;
-    let mut gx = grad_input
-        .map(|g| write::<T>(g, "grad_input"))
-        .transpose()?;
-    let mut gw = grad_weight
-        .map(|g| write::<T>(g, "grad_weight"))
-        .transpose()?;
-    let mut gb = grad_bias.map(|g| write::<T>(g, "grad_bias")).transpose()?;
-    if let Some(g) = &gx {
-        check_shape("grad_input", g.shape(), x.shape())?;
-    }
-    for (name, g) in [("grad_weight", &gw), ("grad_bias", &gb)] {
-        if let Some(g) = g {
-            check_shape(name, g.shape(), &[c])?;
-        }
-    }
-    let (xs, dys) = (slice(&x, "x")?, slice(&dy, "grad_output")?);
-    let ms = mean
-        .as_ref()
-        .map(|m| slice(m, "mean"))
-        .transpose()?
-        .unwrap_or_default();
-    let ss = invstd
-        .as_ref()
-        .map(|s| slice(s, "invstd"))
-        .transpose()?
-        .unwrap_or_default();
-    let ws = weight.as_ref().map(|w| slice(w, "weight")).transpose()?;
     let grads = BatchNormGrads {
-        input: gx
-            .as_mut()
-            .map(|g| slice_mut(g, "grad_input"))
-            .transpose()?,
-        weight: gw
-            .as_mut()
-            .map(|g| slice_mut(g, "grad_weight"))
-            .transpose()?,
-        bias: gb.as_mut().map(|g| slice_mut(g, "grad_bias")).transpose()?,
+        input: slice_mut_opt(&mut b.gx, "grad_input")?,
+        weight: slice_mut_opt(&mut b.gw, "grad_weight")?,
+        bias: slice_mut_opt(&mut b.gb, "grad_bias")?,
     };
     py.detach(|| norm::batch_norm_backward(xs, dys, shape, ms, ss, ws, batch_stats, grads))?;
     Ok(())
 }
 
-/// Rows and features of layer-norm input whose trailing dimensions hold `features` values.
+/// Rows of layer-norm input whose trailing dimensions hold `features` values.
 fn layer_rows(x: &[usize], features: usize) -> Result<usize, Error> {
     let total: usize = x.iter().product();
     if features == 0 || total % features != 0 {
@@ -345,50 +307,46 @@ fn layer_rows(x: &[usize], features: usize) -> Result<usize, Error> {
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_forward(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+    x: Arg,
     features: usize,
-    weight: Option<&Bound<'_, PyAny>>,
-    bias: Option<&Bound<'_, PyAny>>,
+    weight: OptArg,
+    bias: OptArg,
     eps: f64,
-    out: &Bound<'_, PyAny>,
-    mean: &Bound<'_, PyAny>,
-    invstd: &Bound<'_, PyAny>,
+    out: Arg,
+    mean: Arg,
+    invstd: Arg,
 ) -> Result<(), Error> {
     dispatch_float!(
         x,
         "x",
-        ln_forward_typed(py, x, features, weight, bias, eps, (out, mean, invstd))
+        ln_forward_typed(py, x, features, [weight, bias], eps, [out, mean, invstd])
     )
 }
 
 fn ln_forward_typed<T: Float + Element>(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+    x: Arg,
     features: usize,
-    weight: Option<&Bound<'_, PyAny>>,
-    bias: Option<&Bound<'_, PyAny>>,
+    affine: [OptArg; 2],
     eps: f64,
-    outputs: (&Bound<'_, PyAny>, &Bound<'_, PyAny>, &Bound<'_, PyAny>),
+    outputs: [Arg; 3],
 ) -> Result<(), Error> {
     let x = read::<T>(x, "x")?;
-    let rows = layer_rows(x.shape(), features)?;
+    let rows = [layer_rows(x.shape(), features)?];
     let (weight, bias) = (
-        read_vector::<T>(weight, "weight", features)?,
-        read_vector::<T>(bias, "bias", features)?,
+        read_opt::<T>(affine[0], "weight", &[features])?,
+        read_opt::<T>(affine[1], "bias", &[features])?,
     );
-    let mut out = write::<T>(outputs.0, "out")?;
-    let (mut mean, mut invstd) = (
-        write::<T>(outputs.1, "mean")?,
-        write::<T>(outputs.2, "invstd")?,
+    let mut out = write_shaped::<T>(outputs[0], "out", x.shape())?;
+    let mut mean = write_shaped::<T>(outputs[1], "mean", &rows)?;
+    let mut invstd = write_shaped::<T>(outputs[2], "invstd", &rows)?;
+    let (xs, ws, bs) = (
+        slice(&x, "x")?,
+        slice_opt(&weight, "weight")?,
+        slice_opt(&bias, "bias")?,
     );
-    check_shape("out", out.shape(), x.shape())?;
-    check_shape("mean", mean.shape(), &[rows])?;
-    check_shape("invstd", invstd.shape(), &[rows])?;
-    let xs = slice(&x, "x")?;
-    let ws = weight.as_ref().map(|w| slice(w, "weight")).transpose()?;
-    let bs = bias.as_ref().map(|b| slice(b, "bias")).transpose()?;
-    let (os, ms, ss) = (
-        slice_mut(&mut out, "out")?,
+    let os = slice_mut(&mut out, "out")?;
+    let (ms, ss) = (
         slice_mut(&mut mean, "mean")?,
         slice_mut(&mut invstd, "invstd")?,
     );
@@ -402,84 +360,49 @@ fn ln_forward_typed<T: Float + Element>(
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_backward(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    grad_output: &Bound<'_, PyAny>,
+    x: Arg,
+    grad_output: Arg,
     features: usize,
-    mean: &Bound<'_, PyAny>,
-    invstd: &Bound<'_, PyAny>,
-    weight: Option<&Bound<'_, PyAny>>,
-    grad_input: &Bound<'_, PyAny>,
-    grad_weight: Option<&Bound<'_, PyAny>>,
-    grad_bias: Option<&Bound<'_, PyAny>>,
+    mean: Arg,
+    invstd: Arg,
+    weight: OptArg,
+    grad_input: Arg,
+    grad_weight: OptArg,
+    grad_bias: OptArg,
 ) -> Result<(), Error> {
-    let args = (
+    let grad_input = Some(grad_input);
+    let args = BackwardArgs {
         grad_output,
         mean,
         invstd,
         weight,
-        false,
-        Some(grad_input),
+        grad_input,
         grad_weight,
         grad_bias,
-    );
-    dispatch_float!(x, "x", ln_backward_typed(py, x, features, args))
+    };
+    dispatch_float!(x, "x", ln_backward_typed(py, x, features, &args))
 }
 
 fn ln_backward_typed<T: Float + Element>(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+    x: Arg,
     features: usize,
-    args: BackwardArgs<'_, '_>,
+    a: &BackwardArgs,
 ) -> Result<(), Error> {
-    let (grad_output, mean, invstd, weight, _, grad_input, grad_weight, grad_bias) = args;
     let x = read::<T>(x, "x")?;
     let rows = layer_rows(x.shape(), features)?;
-    let dy = read::<T>(grad_output, "grad_output")?;
-    check_shape("grad_output", dy.shape(), x.shape())?;
-    let (mean, invstd) = (
-        read_vector::<T>(Some(mean), "mean", rows)?,
-        read_vector::<T>(Some(invstd), "invstd", rows)?,
+    let mut b = NormBackward::<T>::borrow(a, x.shape(), rows, features)?;
+    let (xs, dys) = (slice(&x, "x")?, slice(&b.dy, "grad_output")?);
+    let (ms, ss, ws) = (
+        slice(&b.mean, "mean")?,
+        slice(&b.invstd, "invstd")?,
+        slice_opt(&b.weight, "weight")?,
     );
-    let weight = read_vector::<T>(weight, "weight", features)?;
-    let mut gx = grad_input
-        .map(|g| write::<T>(g, "grad_input"))
-        .transpose()?;
-    let mut gw = grad_weight
-        .map(|g| write::<T>(g, "grad_weight"))
-        .transpose()?;
-    let mut gb = grad_bias.map(|g| write::<T>(g, "grad_bias")).transpose()?;
-    if let Some(g) = &gx {
-        check_shape("grad_input", g.shape(), x.shape())?;
-    }
-    for (name, g) in [("grad_weight", &gw), ("grad_bias", &gb)] {
-        if let Some(g) = g {
-            check_shape(name, g.shape(), &[features])?;
-        }
-    }
-    let (xs, dys) = (slice(&x, "x")?, slice(&dy, "grad_output")?);
-    let ms = mean
-        .as_ref()
-        .map(|m| slice(m, "mean"))
-        .transpose()?
-        .unwrap_or_default();
-    let ss = invstd
-        .as_ref()
-        .map(|s| slice(s, "invstd"))
-        .transpose()?
-        .unwrap_or_default();
-    let ws = weight.as_ref().map(|w| slice(w, "weight")).transpose()?;
-    let Some(gxs) = gx
-        .as_mut()
-        .map(|g| slice_mut(g, "grad_input"))
-        .transpose()?
-    else {
-        return Err(Error::Value("grad_input is required".into()));
+    let gws = slice_mut_opt(&mut b.gw, "grad_weight")?;
+    let gbs = slice_mut_opt(&mut b.gb, "grad_bias")?;
+    let Some(gxs) = slice_mut_opt(&mut b.gx, "grad_input")? else {
+        return Ok(());
     };
-    let gws = gw
-        .as_mut()
-        .map(|g| slice_mut(g, "grad_weight"))
-        .transpose()?;
-    let gbs = gb.as_mut().map(|g| slice_mut(g, "grad_bias")).transpose()?;
     py.detach(|| norm::layer_norm_backward(xs, dys, features, ms, ss, ws, gxs, gws, gbs))?;
     Ok(())
 }
@@ -488,27 +411,26 @@ fn ln_backward_typed<T: Float + Element>(
 #[pyfunction]
 pub fn dropout_forward(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+    x: Arg,
     p: f64,
     seed: u64,
-    out: &Bound<'_, PyAny>,
-    mask: &Bound<'_, PyAny>,
+    out: Arg,
+    mask: Arg,
 ) -> Result<(), Error> {
     dispatch_float!(x, "x", dropout_typed(py, x, p, seed, out, mask))
 }
 
 fn dropout_typed<T: Float + Element>(
     py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+    x: Arg,
     p: f64,
     seed: u64,
-    out: &Bound<'_, PyAny>,
-    mask: &Bound<'_, PyAny>,
+    out: Arg,
+    mask: Arg,
 ) -> Result<(), Error> {
     let x = read::<T>(x, "x")?;
-    let (mut out, mut mask) = (write::<T>(out, "out")?, write::<T>(mask, "mask")?);
-    check_shape("out", out.shape(), x.shape())?;
-    check_shape("mask", mask.shape(), x.shape())?;
+    let mut out = write_shaped::<T>(out, "out", x.shape())?;
+    let mut mask = write_shaped::<T>(mask, "mask", x.shape())?;
     let (xs, os, ms) = (
         slice(&x, "x")?,
         slice_mut(&mut out, "out")?,

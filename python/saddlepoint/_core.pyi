@@ -41,6 +41,116 @@ def cross_entropy(
 def softmax(x: FloatArray, out: FloatArray) -> None: ...
 def log_softmax(x: FloatArray, out: FloatArray) -> None: ...
 def one_hot(labels: IntArray, out: FloatArray) -> None: ...
-def sgd_step(param: FloatArray, grad: FloatArray, lr: float) -> None: ...
+def sgd_step(
+    param: FloatArray,
+    grad: FloatArray,
+    momentum_buffer: Optional[FloatArray],
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    weight_decay: float,
+    maximize: bool,
+    first_step: bool,
+) -> None: ...
+def adagrad_step(
+    param: FloatArray,
+    grad: FloatArray,
+    sum: FloatArray,
+    *,
+    clr: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None: ...
+def rmsprop_step(
+    param: FloatArray,
+    grad: FloatArray,
+    square_avg: FloatArray,
+    grad_avg: Optional[FloatArray],
+    momentum_buffer: Optional[FloatArray],
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    maximize: bool,
+) -> None: ...
+def adam_step(
+    param: FloatArray,
+    grad: FloatArray,
+    exp_avg: FloatArray,
+    exp_avg_sq: FloatArray,
+    max_exp_avg_sq: Optional[FloatArray],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+    step_size: float,
+    bias_correction2_sqrt: float,
+) -> None: ...
+def norm_part(x: FloatArray, norm_type: float) -> float: ...
+def scale_(x: FloatArray, factor: float) -> None: ...
+def clamp_(x: FloatArray, clip_value: float) -> None: ...
+def batch_norm_statistics(x: FloatArray, mean: FloatArray, var: FloatArray) -> None: ...
+def batch_norm_forward_train(
+    x: FloatArray,
+    weight: Optional[FloatArray],
+    bias: Optional[FloatArray],
+    eps: float,
+    factor: float,
+    running_mean: Optional[FloatArray],
+    running_var: Optional[FloatArray],
+    out: FloatArray,
+    save_mean: FloatArray,
+    save_invstd: FloatArray,
+) -> None: ...
+def batch_norm_normalize(
+    x: FloatArray,
+    mean: FloatArray,
+    invstd: FloatArray,
+    weight: Optional[FloatArray],
+    bias: Optional[FloatArray],
+    out: FloatArray,
+) -> None: ...
+def batch_norm_backward(
+    x: FloatArray,
+    grad_output: FloatArray,
+    mean: FloatArray,
+    invstd: FloatArray,
+    weight: Optional[FloatArray],
+    batch_stats: bool,
+    grad_input: Optional[FloatArray],
+    grad_weight: Optional[FloatArray],
+    grad_bias: Optional[FloatArray],
+) -> None: ...
+def layer_norm_forward(
+    x: FloatArray,
+    features: int,
+    weight: Optional[FloatArray],
+    bias: Optional[FloatArray],
+    eps: float,
+    out: FloatArray,
+    mean: FloatArray,
+    invstd: FloatArray,
+) -> None: ...
+def layer_norm_backward(
+    x: FloatArray,
+    grad_output: FloatArray,
+    features: int,
+    mean: FloatArray,
+    invstd: FloatArray,
+    weight: Optional[FloatArray],
+    grad_input: FloatArray,
+    grad_weight: Optional[FloatArray],
+    grad_bias: Optional[FloatArray],
+) -> None: ...
+def dropout_forward(x: FloatArray, p: float, seed: int, out: FloatArray, mask: FloatArray) -> None: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -12,8 +12,9 @@ use crate::{Float, KernelError};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-/// Elements per task (rounded to whole samples or rows).
-const CHUNK_ELEMENTS: usize = 16384;
+/// Elements per task (rounded to whole samples or rows): large enough that a 128 × 512 batch
+/// is one chunk, so per-chunk set-up does not show next to the loops.
+const CHUNK_ELEMENTS: usize = 65536;
 
 /// Shape of batch-norm data: `batch × channels × length`, row-major.
 #[derive(Clone, Copy, Debug)]

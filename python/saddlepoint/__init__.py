@@ -5,6 +5,7 @@ GIL released; this package gives the PyTorch-like layers, losses and optimizers 
 """
 
 from ._core import get_num_threads, set_num_threads
+from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from .clip import clip_grad_norm_, clip_grad_value_, grad_norm
 from .layers import (
     BatchNorm1d,
@@ -47,11 +48,14 @@ from .schedule import (
     StepLR,
 )
 from .train import LRFinderResult, lr_find
+from .trainer import Callback, EarlyStopping, History, ModelCheckpoint, Trainer, TrainingDiverged
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adagrad", "Adam", "AdamW", "BCEWithLogitsLoss", "BatchNorm1d", "Dropout", "LayerNorm", "CosineAnnealingLR", "CrossEntropyLoss",
+    "Adagrad", "Adam", "AdamW", "BCEWithLogitsLoss", "BatchNorm1d", "Callback", "Dropout",
+    "EarlyStopping", "History", "LayerNorm", "ModelCheckpoint", "Trainer", "TrainingDiverged",
+    "load_checkpoint", "load_weights", "save_checkpoint", "save_weights", "CosineAnnealingLR", "CrossEntropyLoss",
     "Dense", "ExponentialLR", "HardSigmoid", "Identity", "InverseSqrtLR", "L1Loss", "LRFinderResult",
     "LRScheduler", "LeakyReLU", "Linear", "LinearLR", "LinearWarmup", "MSELoss", "Module",
     "MultiStepLR", "OneCycleLR", "Optimizer", "Parameter", "RMSprop", "ReLU",

@@ -1,0 +1,389 @@
+"""`Trainer`: fit a model on arrays with mini-batches, validation, metrics, callbacks,
+checkpoints and a progress bar — the course's training recipe in one object."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .clip import grad_norm
+from .layers import positive_int
+
+METRICS = ("accuracy", "mse", "mae", "r2")
+
+
+def metric_value(name: str, outputs: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy (argmax of scores, or sign of a single logit), MSE, MAE or R² of ``outputs``."""
+    if name == "accuracy":
+        predicted = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0).astype(int)
+        return float(np.mean(predicted == y.reshape(-1)))
+    error = outputs.reshape(y.shape) - y
+    if name == "mse":
+        return float(np.mean(error**2))
+    if name == "mae":
+        return float(np.mean(np.abs(error)))
+    if name == "r2":
+        total = np.sum((y - y.mean(axis=0)) ** 2)
+        return float(1 - np.sum(error**2) / total) if total > 0 else float("nan")
+    raise ValueError(f"metric must be one of {METRICS}, got {name!r}")
+
+
+def check_data(X, y, classification: bool | None = None, name: str = "X"):
+    """``X`` and ``y`` as arrays, with a clear ValueError for what training cannot use."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim < 2:
+        raise ValueError(f"{name} must be at least 2-D (samples, features), got shape {X.shape}")
+    if len(X) == 0:
+        raise ValueError(f"{name} is empty: the data set must have at least one sample")
+    if len(X) != len(y):
+        raise ValueError(f"{name} and y must have the same number of samples, got {len(X)} and {len(y)}")
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+    bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name} has NaN or infinite values in rows {np.flatnonzero(bad)[:10].tolist()}"
+                         f"{' ...' if bad.sum() > 10 else ''}")
+    if y.dtype.kind == "f":
+        bad_y = ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+        if bad_y.any():
+            raise ValueError(f"y has NaN or infinite values in rows {np.flatnonzero(bad_y)[:10].tolist()}")
+        if classification and not np.all(y == np.round(y)):
+            rows = np.flatnonzero(y.reshape(len(y), -1)[:, 0] != np.round(y.reshape(len(y), -1)[:, 0]))
+            raise ValueError(f"classification labels must be integers, got non-integer values in rows "
+                             f"{rows[:10].tolist()}")
+    elif y.dtype.kind not in "iub":
+        raise TypeError(f"y must hold numbers, got dtype {y.dtype}")
+    return X, y
+
+
+class History:
+    """Per-epoch values: ``history["loss"]``, ``history["val_accuracy"]``, ...; ``epochs`` lists
+    the epoch numbers (from 1)."""
+
+    def __init__(self, values: dict | None = None):
+        self.values: dict[str, list[float]] = {k: list(v) for k, v in (values or {}).items()}
+
+    @property
+    def epochs(self) -> list[int]:
+        return list(range(1, len(self.values.get("loss", [])) + 1))
+
+    def append(self, logs: dict) -> None:
+        for key, value in logs.items():
+            self.values.setdefault(key, []).append(float(value))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.values[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epochs, **{k: list(v) for k, v in self.values.items()}}
+
+    def to_csv(self, path) -> None:
+        columns = self.to_dict()
+        with open(path, "w") as f:
+            f.write(",".join(columns) + "\n")
+            for row in zip(*columns.values()):
+                f.write(",".join(repr(v) if isinstance(v, float) else str(v) for v in row) + "\n")
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 4) for k, v in self.values.items() if v}
+        return f"History({len(self.epochs)} epochs, last={last})"
+
+
+class Callback:
+    """Hooks called by :meth:`Trainer.fit`; override any. Set ``trainer.stop_training = True``
+    to stop after the current epoch."""
+
+    def on_train_begin(self, trainer) -> None: ...
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None: ...
+
+    def on_train_end(self, trainer) -> None: ...
+
+
+class EarlyStopping(Callback):
+    """Stops when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
+    epochs; with ``restore_best`` the model gets the weights of its best epoch back."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 mode: str = "min", restore_best: bool = True):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
+        self.mode, self.restore_best = mode, restore_best
+
+    def on_train_begin(self, trainer):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch, self.wait, self.best_state, self.stopped_epoch = 0, 0, None, None
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.monitor not in logs:
+            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, but the epoch logged only "
+                           f"{sorted(logs)}; pass validation data or monitor 'loss'")
+        value = logs[self.monitor]
+        improved = (value < self.best - self.min_delta if self.mode == "min"
+                    else value > self.best + self.min_delta)
+        if improved:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self.best_state = trainer.model.state_dict()
+        else:
+            self.wait += 1
+            if self.wait > self.patience:
+                trainer.stop_training = True
+                self.stopped_epoch = epoch
+
+    def on_train_end(self, trainer):
+        if self.restore_best and self.best_state is not None and self.stopped_epoch is not None:
+            trainer.model.load_state_dict(self.best_state)
+
+
+class ModelCheckpoint(Callback):
+    """Writes a checkpoint (see :mod:`saddlepoint.checkpoint`) after every epoch, or only when
+    ``monitor`` improves with ``save_best_only``."""
+
+    def __init__(self, path, monitor: str = "val_loss", mode: str = "min", save_best_only: bool = False):
+        self.path, self.monitor, self.mode, self.save_best_only = path, monitor, mode, save_best_only
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.save_best_only:
+            value = logs.get(self.monitor)
+            if value is None or not (value < self.best if self.mode == "min" else value > self.best):
+                return
+            self.best = value
+        trainer.save_checkpoint(self.path)
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the gradients stopped being finite; the model keeps its last finite weights."""
+
+
+@dataclass
+class _Batches:
+    """Shuffled mini-batches gathered into reused buffers (one per batch size)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    buffers: dict = field(default_factory=dict)
+
+    def gather(self, idx: np.ndarray):
+        n = len(idx)
+        if n not in self.buffers:
+            self.buffers[n] = (np.empty((n, *self.X.shape[1:]), self.X.dtype),
+                               np.empty((n, *self.y.shape[1:]), self.y.dtype))
+        xb, yb = self.buffers[n]
+        np.take(self.X, idx, axis=0, out=xb)
+        np.take(self.y, idx, axis=0, out=yb)
+        return xb, yb
+
+
+class Trainer:
+    """Trains ``model`` with ``loss`` and ``optimizer`` in shuffled mini-batches.
+
+    Parameters
+    ----------
+    model, loss, optimizer : saddlepoint objects
+    scheduler : LRScheduler, optional
+        Stepped once per epoch (``scheduler_interval="epoch"``) or per batch (``"batch"``).
+        ``ReduceLROnPlateau`` is stepped per epoch with the validation loss (or the loss).
+    metrics : names from ``accuracy``, ``mse``, ``mae``, ``r2``, computed on the validation
+        data each epoch (the training loss is the mean of the batch losses)
+    batch_size, drop_last, shuffle : the mini-batches; reshuffled every epoch from ``seed``
+    callbacks : list of :class:`Callback`
+    augment : callable ``(X_batch, rng) -> X_batch``, applied to training batches only
+    check_finite : stop with :class:`TrainingDiverged` when the loss or the gradient norm is
+        NaN or infinite, before the update, so the model keeps its last finite weights
+    verbose : 1 for a tqdm progress bar (on stderr; off when stderr is not a terminal), 0 for none
+    dtype : inputs are converted to the model's dtype (float32 by default)
+    """
+
+    def __init__(self, model, loss, optimizer, *, scheduler=None, scheduler_interval: str = "epoch",
+                 metrics=(), batch_size: int = 32, shuffle: bool = True, drop_last: bool = False,
+                 callbacks=(), augment=None, check_finite: bool = True, verbose: int = 1,
+                 seed=None, dtype=np.float32):
+        if scheduler_interval not in ("epoch", "batch"):
+            raise ValueError(f"scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
+        for m in metrics:
+            if m not in METRICS:
+                raise ValueError(f"metric must be one of {METRICS}, got {m!r}")
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
+        self.metrics, self.batch_size = tuple(metrics), positive_int("batch_size", batch_size)
+        self.shuffle, self.drop_last, self.callbacks = shuffle, drop_last, list(callbacks)
+        self.augment, self.check_finite, self.verbose = augment, check_finite, verbose
+        self.rng = np.random.default_rng(seed)
+        # The validation split has its own seed, so every fit() call (and a resumed run) holds
+        # out the same samples without drawing from the shuffling generator.
+        self.split_seed = int(self.rng.integers(2**31))
+        self.dtype = np.dtype(dtype)
+        self.history = History()
+        self.epoch = 0
+        self.stop_training = False
+
+    # --- data --------------------------------------------------------------------------------
+    def _classification(self) -> bool:
+        from .losses import BCEWithLogitsLoss, CrossEntropyLoss
+
+        return isinstance(self.loss, (CrossEntropyLoss, BCEWithLogitsLoss))
+
+    def _prepare(self, X, y, name="X"):
+        X, y = check_data(X, y, self._classification(), name)
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if self._classification() and y.dtype.kind in "fb" and y.ndim == 1:
+            y = y.astype(np.int64)
+        elif not self._classification():
+            y = np.ascontiguousarray(y, dtype=self.dtype)
+        return X, y
+
+    # --- training ----------------------------------------------------------------------------
+    def fit(self, X, y, epochs: int, *, validation_data=None, validation_split: float = 0.0) -> History:
+        """Trains until ``epochs`` epochs are done in total (a resumed trainer continues from
+        its checkpoint's epoch); returns the :class:`History`."""
+        epochs = positive_int("epochs", epochs)
+        X, y = self._prepare(X, y)
+        if validation_data is None and validation_split:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            from sklearn.model_selection import train_test_split
+
+            stratify = y if self._classification() and y.ndim == 1 else None
+            X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split,
+                                                  random_state=self.split_seed,
+                                                  stratify=stratify)
+            validation_data = (X_val, y_val)
+        if validation_data is not None:
+            validation_data = self._prepare(*validation_data, name="validation X")
+        batches = _Batches(X, y)
+        self.stop_training = False
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        bar = self._progress(epochs)
+        try:
+            while self.epoch < epochs and not self.stop_training:
+                self.epoch += 1
+                logs = self._train_epoch(batches)
+                if validation_data is not None:
+                    logs.update({f"val_{k}": v for k, v in self.evaluate(*validation_data).items()})
+                self._step_epoch_scheduler(logs)
+                self.history.append(logs)
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, self.epoch, logs)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
+        finally:
+            if bar is not None:
+                bar.close()
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return self.history
+
+    def _progress(self, epochs):
+        if not self.verbose or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch", file=sys.stderr)
+
+    def _train_epoch(self, batches: _Batches) -> dict:
+        from .data import minibatches
+
+        self.model.train()
+        params = self.model.parameters()
+        total, count = 0.0, 0
+        for b, idx in enumerate(minibatches(len(batches.X), self.batch_size, self.rng,
+                                            self.shuffle, self.drop_last), start=1):
+            xb, yb = batches.gather(idx)
+            if self.augment is not None:
+                xb = self.augment(xb, self.rng)
+            loss = self.loss(self.model.forward(xb), yb)
+            if self.check_finite and not math.isfinite(loss):
+                raise TrainingDiverged(f"the loss became {loss} at epoch {self.epoch}, batch {b}; "
+                                       f"the model keeps the weights from before this batch")
+            self.optimizer.zero_grad()
+            self.model.backward(self.loss.backward())
+            if self.check_finite:
+                norm = grad_norm(params)
+                if not math.isfinite(norm):
+                    raise TrainingDiverged(f"the gradient norm became {norm} at epoch {self.epoch}, "
+                                           f"batch {b}; the model keeps the weights from before this batch")
+            self.optimizer.step()
+            if self.scheduler is not None and self.scheduler_interval == "batch":
+                self.scheduler.step()
+            total += loss * len(idx)
+            count += len(idx)
+        return {"loss": total / count}
+
+    def _step_epoch_scheduler(self, logs: dict) -> None:
+        from .schedule import ReduceLROnPlateau
+
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(logs.get("val_loss", logs["loss"]))
+        elif self.scheduler_interval == "epoch":
+            self.scheduler.step()
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def predict(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Model outputs in eval mode (the mode is restored afterwards)."""
+        from .train import predict
+
+        X = np.ascontiguousarray(np.asarray(X), dtype=self.dtype)
+        return predict(self.model, X, batch_size)
+
+    def evaluate(self, X, y) -> dict:
+        """``{"loss": ..., metric: ...}`` on ``(X, y)`` in eval mode."""
+        X, y = self._prepare(X, y)
+        outputs = self.predict(X)
+        result = {"loss": float(self.loss(outputs, y))}
+        for m in self.metrics:
+            result[m] = metric_value(m, outputs, y)
+        return result
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def _rng_states(self) -> dict:
+        states = {"trainer": self.rng.bit_generator.state, "split_seed": self.split_seed}
+        for name, module in _modules(self.model):
+            if isinstance(getattr(module, "rng", None), np.random.Generator):
+                states[name] = module.rng.bit_generator.state
+        return states
+
+    def save_checkpoint(self, path) -> None:
+        """Everything :meth:`load_checkpoint` needs to continue bit-identically."""
+        ckpt.save_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                             epoch=self.epoch, rng_states=self._rng_states(),
+                             history=self.history.values)
+
+    def load_checkpoint(self, path) -> None:
+        """Restores model, optimizer, scheduler, epoch, random states and history."""
+        state = ckpt.load_checkpoint(path, model=self.model, optimizer=self.optimizer,
+                                     scheduler=self.scheduler)
+        self.epoch = state["epoch"]
+        self.history = History(state["history"])
+        rng_states = state["rng_states"]
+        self.rng.bit_generator.state = rng_states["trainer"]
+        self.split_seed = rng_states["split_seed"]
+        for name, module in _modules(self.model):
+            if name in rng_states and isinstance(getattr(module, "rng", None), np.random.Generator):
+                module.rng.bit_generator.state = rng_states[name]
+
+
+def _modules(model, prefix: str = "model"):
+    """``(name, module)`` for the model and every sub-layer."""
+    yield prefix, model
+    if hasattr(model, "named_children"):
+        for name, child in model.named_children():
+            yield from _modules(child, f"{prefix}.{name}")

@@ -1,0 +1,216 @@
+"""Trainer: fitting, validation, history, callbacks, divergence, checkpoints and bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import saddlepoint as sp
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def make_trainer(seed=0, dropout=True, **kw):
+    layers = [sp.Dense(64, 32, rng=seed), sp.ReLU()]
+    if dropout:
+        layers.append(sp.Dropout(0.2, rng=seed))
+    model = sp.Sequential(*layers, sp.Dense(32, 10, rng=seed + 1))
+    optimizer = sp.Adam(model.parameters(), lr=3e-3)
+    scheduler = sp.StepLR(optimizer, step_size=2, gamma=0.5)
+    return sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler,
+                      metrics=["accuracy"], batch_size=64, seed=seed, verbose=0, **kw)
+
+
+def test_fit_with_validation_split_records_history(digits):
+    X, y = digits
+    trainer = make_trainer()
+    history = trainer.fit(X, y, epochs=6, validation_split=0.2)
+    assert history.epochs == [1, 2, 3, 4, 5, 6]
+    assert set(history.values) == {"loss", "val_loss", "val_accuracy"}
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["val_accuracy"][-1] > 0.85
+    assert trainer.evaluate(X, y)["accuracy"] > 0.85
+
+
+def test_history_writes_csv(tmp_path, digits):
+    X, y = digits
+    history = make_trainer().fit(X, y, epochs=2, validation_data=(X[:100], y[:100]))
+    history.to_csv(tmp_path / "h.csv")
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,val_loss,val_accuracy" and len(lines) == 3
+
+
+def test_pandas_frames_are_accepted(digits):
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    make_trainer().fit(pd.DataFrame(X[:200]), pd.Series(y[:200]), epochs=1)
+
+
+def test_resume_from_checkpoint_is_bit_identical(tmp_path, digits):
+    X, y = digits
+    straight = make_trainer()
+    straight.fit(X, y, epochs=4, validation_split=0.1)
+
+    first = make_trainer()
+    first.fit(X, y, epochs=2, validation_split=0.1)
+    first.save_checkpoint(tmp_path / "run.safetensors")
+    resumed = make_trainer(seed=99)  # different initial weights and generators: all restored
+    resumed.load_checkpoint(tmp_path / "run.safetensors")
+    assert resumed.epoch == 2
+    resumed.fit(X, y, epochs=4, validation_split=0.1)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert a.tobytes() == b.tobytes(), name
+    assert resumed.history["loss"] == straight.history["loss"]
+    assert resumed.optimizer.param_groups[0]["lr"] == straight.optimizer.param_groups[0]["lr"]
+
+
+class ScriptedMetric(sp.Callback):
+    """Logs a made-up metric and records the weights of every epoch."""
+
+    def __init__(self, values):
+        self.values, self.weights = list(values), {}
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        logs["score"] = self.values[epoch - 1]
+        self.weights[epoch] = trainer.model.state_dict()
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    X, y = digits
+    script = ScriptedMetric([3.0, 2.0, 1.0, 1.5, 2.5, 3.5, 4.0, 5.0])
+    stopper = sp.EarlyStopping(monitor="score", patience=2)
+    trainer = make_trainer(callbacks=[script, stopper])
+    trainer.fit(X, y, epochs=8)
+    assert trainer.epoch == 6 and stopper.best_epoch == 3
+    for name, array in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(array, script.weights[3][name])
+
+
+def test_divergence_stops_with_epoch_and_batch_and_finite_weights():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 8)).astype(np.float32) * 100
+    y = rng.standard_normal((256, 1)).astype(np.float32)
+    model = sp.mlp([8, 16, 1], rng=0)
+    trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=10.0),
+                         batch_size=32, verbose=0, seed=0)
+    with pytest.raises(sp.TrainingDiverged, match=r"at epoch \d+, batch \d+; the model keeps"):
+        trainer.fit(X, y, epochs=20)
+    assert all(np.all(np.isfinite(p.data)) for p in model.parameters())
+
+
+def test_scheduler_can_step_per_batch(digits):
+    X, y = digits
+    model = sp.mlp([64, 10], rng=0)
+    optimizer = sp.SGD(model.parameters(), lr=0.1)
+    scheduler = sp.ExponentialLR(optimizer, gamma=0.99)
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler,
+                         scheduler_interval="batch", batch_size=100, verbose=0)
+    trainer.fit(X, y, epochs=1)
+    assert scheduler.last_epoch == 18  # ceil(1797 / 100) batches
+
+
+def test_truncated_or_foreign_checkpoints_are_rejected_and_change_nothing(tmp_path, digits):
+    X, y = digits
+    trainer = make_trainer()
+    trainer.fit(X, y, epochs=1)
+    path = tmp_path / "c.safetensors"
+    trainer.save_checkpoint(path)
+    data = path.read_bytes()
+    other = make_trainer(seed=5)
+    before = other.model.state_dict()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or not ours"):
+        other.load_checkpoint(tmp_path / "cut.safetensors")
+    sp.save_weights(other.model, tmp_path / "weights.safetensors")
+    with pytest.raises(ValueError, match="not a saddlepoint checkpoint"):
+        other.load_checkpoint(tmp_path / "weights.safetensors")
+    (tmp_path / "junk.bin").write_bytes(b"hello world, this is no checkpoint")
+    with pytest.raises(ValueError, match="truncated or not ours"):
+        other.load_checkpoint(tmp_path / "junk.bin")
+    for name, array in other.model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name])
+
+
+def test_checkpoint_survives_a_process_killed_while_saving(tmp_path):
+    path = tmp_path / "big.safetensors"
+    script = textwrap.dedent(f"""
+        import numpy as np, saddlepoint as sp
+        model = sp.mlp([2000, 2000, 10], rng=0)
+        optimizer = sp.Adam(model.parameters())
+        sp.save_checkpoint({str(path)!r}, model=model, optimizer=optimizer, epoch=1)
+        print("ready", flush=True)
+        epoch = 2
+        while True:
+            sp.save_checkpoint({str(path)!r}, model=model, optimizer=optimizer, epoch=epoch)
+            epoch += 1
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.7)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    model = sp.mlp([2000, 2000, 10], rng=1)
+    state = sp.load_checkpoint(path, model=model, optimizer=sp.Adam(model.parameters()))
+    assert state["epoch"] >= 1
+    np.testing.assert_array_equal(model[0].weight.data, sp.mlp([2000, 2000, 10], rng=0)[0].weight.data)
+
+
+@pytest.mark.parametrize("X,y,message", [
+    (np.array([[1.0, np.nan], [0.0, 1.0], [np.inf, 0.0]]), np.array([0, 1, 0]), r"NaN or infinite values in rows \[0, 2\]"),
+    (np.ones((3, 2)), np.array([0, 1]), "same number of samples, got 3 and 2"),
+    (np.ones((2, 2)), np.array([0.5, 1.0]), r"labels must be integers, got non-integer values in rows \[0\]"),
+    (np.ones((0, 2)), np.array([], dtype=int), "is empty"),
+])
+def test_bad_data_gets_a_clear_error(X, y, message):
+    model = sp.mlp([2, 2], rng=0)
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters()), verbose=0)
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(X, y, epochs=1)
+
+
+def test_bad_trainer_arguments_are_rejected():
+    model = sp.mlp([2, 2], rng=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), batch_size=0)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), metrics=["f1"])
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+def test_weights_round_trip_with_pytorch(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    ours = sp.Sequential(sp.Dense(4, 8, rng=0), sp.ReLU(), sp.BatchNorm1d(8), sp.Dense(8, 3, rng=1))
+    ours(np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32))  # move running stats
+    sp.save_weights(ours, tmp_path / "ours.safetensors")
+    theirs = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.BatchNorm1d(8),
+                                 torch.nn.Linear(8, 3))
+    theirs.load_state_dict(load_file(tmp_path / "ours.safetensors"))
+    theirs.eval()
+    ours.eval()
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+    for p in theirs.parameters():
+        torch.nn.init.normal_(p)
+    save_file(theirs.state_dict(), tmp_path / "theirs.safetensors")
+    sp.load_weights(ours, tmp_path / "theirs.safetensors")
+    np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -74,3 +74,17 @@ def test_cross_validate_regression_uses_kfold():
     assert result.mean > 0.9, str(result)
     with pytest.raises(ValueError, match="cv must be at least 2 folds, got 1"):
         cross_validate(make, X, y, epochs=1, cv=1)
+
+
+def test_load_csv_and_infer_task(tmp_path):
+    from saddlepoint.data import infer_task, load_csv
+
+    path = tmp_path / "d.csv"
+    path.write_text("x1,label,x2\n1.5,0,2\n2.5,1,3\n\n")
+    X, y, names = load_csv(path, "label")
+    np.testing.assert_array_equal(X, [[1.5, 2], [2.5, 3]])
+    np.testing.assert_array_equal(y, [0, 1])
+    assert names == ["x1", "x2"]
+    assert infer_task(np.array([0, 1, 2, 1, 0, 2, 1])) == "classification"
+    assert infer_task(np.linspace(0, 1, 50)) == "regression"
+    assert infer_task(np.arange(100)) == "regression"

@@ -105,3 +105,46 @@ def cross_validate(make_trainer, X, y, *, epochs: int, cv=5, shuffle: bool = Tru
         histories.append(trainer.fit(X_train, y[train], epochs=epochs))
         scores.append(trainer.evaluate(X_test, y[test])[metric])
     return CrossValidationResult(metric, scores, histories)
+
+
+def load_csv(path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(X, y, feature_names)`` from a CSV file with a header row; every cell must be a number.
+
+    Errors name the file, the row and the column: a missing target column, a non-numeric or
+    empty cell, rows of the wrong length, no data rows.
+    """
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise ValueError(f"{path} is empty: it needs a header row and data rows")
+    header = [h.strip() for h in rows[0]]
+    if target not in header:
+        raise ValueError(f"{path} has no column {target!r}; its columns are {header}")
+    data = [r for r in rows[1:] if any(cell.strip() for cell in r)]
+    if not data:
+        raise ValueError(f"{path} has a header but no data rows")
+    values = np.empty((len(data), len(header)))
+    for i, row in enumerate(data, start=2):
+        if len(row) != len(header):
+            raise ValueError(f"{path} line {i} has {len(row)} cells, the header has {len(header)}")
+        for j, cell in enumerate(row):
+            try:
+                values[i - 2, j] = float(cell)
+            except ValueError:
+                raise ValueError(f"{path} line {i}, column {header[j]!r}: {cell!r} is not a number") from None
+    t = header.index(target)
+    features = [h for j, h in enumerate(header) if j != t]
+    return np.delete(values, t, axis=1), values[:, t], features
+
+
+def infer_task(y: np.ndarray) -> str:
+    """``"classification"`` for integer targets with few distinct values (at most 20, and at
+    most half the samples), else ``"regression"``."""
+    y = np.asarray(y)
+    distinct = np.unique(y)
+    integral = y.dtype.kind in "iub" or np.all(distinct == np.round(distinct))
+    if integral and len(distinct) <= min(20, max(2, len(y) // 2)):
+        return "classification"
+    return "regression"

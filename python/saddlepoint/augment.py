@@ -1,0 +1,79 @@
+"""Data augmentation for training batches: pass one (or a :class:`Compose` of several) as
+``Trainer(augment=...)``. Each is called as ``augment(X_batch, rng)`` on training batches only,
+never on validation or test data, and returns a new array (the batch buffer is not changed).
+
+Image batches are ``(N, C, H, W)``. These are vectorized NumPy: on the course's data sets they
+take a small fraction of a training step, so they have no Rust kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check_images(X: np.ndarray, name: str) -> None:
+    if X.ndim != 4:
+        raise ValueError(f"{name} needs image batches of shape (N, C, H, W), got shape {X.shape}")
+
+
+class RandomHorizontalFlip:
+    """Mirrors each image left-right with probability ``p``."""
+
+    def __init__(self, p: float = 0.5):
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {p!r}")
+        self.p = float(p)
+
+    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        _check_images(X, "RandomHorizontalFlip")
+        flip = rng.random(len(X)) < self.p
+        out = X.copy()
+        out[flip] = X[flip, :, :, ::-1]
+        return out
+
+
+class RandomCrop:
+    """Pads each image by ``padding`` pixels of ``fill`` on every side and crops a random window
+    of the original size (a random shift of up to ``padding`` pixels)."""
+
+    def __init__(self, padding: int = 4, fill: float = 0.0):
+        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+        self.padding, self.fill = padding, fill
+
+    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        _check_images(X, "RandomCrop")
+        n, _, h, w = X.shape
+        p = self.padding
+        padded = np.pad(X, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=self.fill)
+        top = rng.integers(0, 2 * p + 1, n)
+        left = rng.integers(0, 2 * p + 1, n)
+        rows = top[:, None] + np.arange(h)  # (N, H)
+        cols = left[:, None] + np.arange(w)  # (N, W)
+        batch = np.arange(n)[:, None, None, None]
+        channel = np.arange(X.shape[1])[None, :, None, None]
+        return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+class GaussianNoise:
+    """Adds N(0, ``std``²) noise to every input value (for tabular data)."""
+
+    def __init__(self, std: float = 0.1):
+        if not std >= 0:
+            raise ValueError(f"std must be >= 0, got {std!r}")
+        self.std = float(std)
+
+    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return X + rng.normal(0.0, self.std, X.shape).astype(X.dtype)
+
+
+class Compose:
+    """Applies several augmentations in order."""
+
+    def __init__(self, augmentations):
+        self.augmentations = list(augmentations)
+
+    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for augment in self.augmentations:
+            X = augment(X, rng)
+        return X

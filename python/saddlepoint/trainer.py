@@ -298,9 +298,20 @@ class Trainer:
         return tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch", file=sys.stderr)
 
     def _train_epoch(self, batches: _Batches) -> dict:
+        self.model.train()
+        first = self.model[0] if hasattr(self.model, "layers") and len(self.model) else None
+        if getattr(first, "input_grad", None) is True:
+            # Nothing needs the gradient of the data: skip the first layer's largest product.
+            first.input_grad = False
+            try:
+                return self._train_batches(batches)
+            finally:
+                first.input_grad = True
+        return self._train_batches(batches)
+
+    def _train_batches(self, batches: _Batches) -> dict:
         from .data import minibatches
 
-        self.model.train()
         params = self.model.parameters()
         total, count = 0.0, 0
         for b, idx in enumerate(minibatches(len(batches.X), self.batch_size, self.rng,

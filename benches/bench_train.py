@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 import saddlepoint as sp
+
 from common import start
 
 SIZES = (784, 512, 256, 10)

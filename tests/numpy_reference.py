@@ -142,7 +142,7 @@ def adam(p, g, state, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgra
     if amsgrad:
         state["vmax"] = v = np.maximum(state.get("vmax", np.zeros_like(p)), v)
     step_size = lr / (1 - b1**t)
-    return p - step_size * (m / (np.sqrt(v) / math.sqrt(1 - b2**t) + eps))
+    return p - step_size * (m / (np.sqrt(v) * (1 / math.sqrt(1 - b2**t)) + eps))
 
 
 # --- normalization ------------------------------------------------------------------------------

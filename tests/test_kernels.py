@@ -127,3 +127,13 @@ def test_scale_and_clamp_match_numpy(dtype, rng, size):
     clamped = x.copy()
     _core.clamp_(clamped, 0.5)
     np.testing.assert_array_equal(clamped, np.clip(x, -0.5, 0.5))
+
+
+@pytest.mark.parametrize("size", [1, 13, 300_000])
+def test_all_finite_matches_numpy(dtype, rng, size):
+    x = (rng.standard_normal(size) * 1e30).astype(dtype)  # huge but finite in float32 too
+    assert _core.all_finite(x) == bool(np.isfinite(x).all())
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[rng.integers(size)] = bad
+        assert _core.all_finite(y) is False

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _core
 from . import checkpoint as ckpt
-from .clip import grad_norm
 from .layers import positive_int
 
 METRICS = ("accuracy", "mse", "mae", "r2")
@@ -325,11 +325,9 @@ class Trainer:
                                        f"the model keeps the weights from before this batch")
             self.optimizer.zero_grad()
             self.model.backward(self.loss.backward())
-            if self.check_finite:
-                norm = grad_norm(params)
-                if not math.isfinite(norm):
-                    raise TrainingDiverged(f"the gradient norm became {norm} at epoch {self.epoch}, "
-                                           f"batch {b}; the model keeps the weights from before this batch")
+            if self.check_finite and not all(_core.all_finite(p.grad) for p in params):
+                raise TrainingDiverged(f"the gradients stopped being finite at epoch {self.epoch}, "
+                                       f"batch {b}; the model keeps the weights from before this batch")
             self.optimizer.step()
             if self.scheduler is not None and self.scheduler_interval == "batch":
                 self.scheduler.step()

@@ -34,6 +34,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::rmsprop_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::norm_part, m)?)?;
+    m.add_function(wrap_pyfunction!(optim::all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(optim::scale_, m)?)?;
     m.add_function(wrap_pyfunction!(optim::clamp_, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;

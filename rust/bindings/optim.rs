@@ -276,6 +276,21 @@ fn norm_part_typed<T: Float + Element>(
     Ok(py.detach(|| clip::norm_part(xs, norm_type))?)
 }
 
+/// Whether every element of `x` is finite (no NaN, no infinity).
+#[pyfunction]
+pub fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> Result<bool, Error> {
+    dispatch_float!(x, "x", all_finite_typed(py, x))
+}
+
+fn all_finite_typed<T: Float + Element>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+) -> Result<bool, Error> {
+    let x = read::<T>(x, "x")?;
+    let xs = slice(&x, "x")?;
+    Ok(py.detach(|| clip::all_finite(xs)))
+}
+
 /// `x *= factor` in place.
 #[pyfunction]
 pub fn scale_(py: Python<'_>, x: &Bound<'_, PyAny>, factor: f64) -> Result<(), Error> {

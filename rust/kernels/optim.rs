@@ -384,7 +384,8 @@ struct AdamConstants<T> {
     one_minus_b2: T,
     eps: T,
     step_size: T,
-    bc2_sqrt: T,
+    /// `1/√(1 − β2^t)`: a multiply in the loop instead of a second divide.
+    inv_bc2_sqrt: T,
     decoupled: bool,
     maximize: bool,
 }
@@ -406,7 +407,7 @@ impl<T: Float> AdamConstants<T> {
             one_minus_b2: cst::<T>(1.0 - h.beta2),
             eps: cst::<T>(h.eps),
             step_size: cst::<T>(h.step_size),
-            bc2_sqrt: cst::<T>(h.bias_correction2_sqrt),
+            inv_bc2_sqrt: cst::<T>(1.0 / h.bias_correction2_sqrt),
             decoupled,
             maximize: h.maximize,
         }
@@ -425,7 +426,7 @@ impl<T: Float> AdamConstants<T> {
 
     #[inline(always)]
     fn apply(&self, p: &mut T, m: T, v: T) {
-        *p = *p - self.step_size * (m / (v.sqrt() / self.bc2_sqrt + self.eps));
+        *p = *p - self.step_size * (m / (v.sqrt() * self.inv_bc2_sqrt + self.eps));
     }
 }
 

@@ -137,3 +137,12 @@ def test_all_finite_matches_numpy(dtype, rng, size):
         y = x.copy()
         y[rng.integers(size)] = bad
         assert _core.all_finite(y) is False
+
+
+def test_dense_backward_can_overwrite_the_parameter_gradients(dtype, tol, rng):
+    x, w, dy = (rng.standard_normal(s).astype(dtype) for s in [(6, 5), (4, 5), (6, 4)])
+    gw, gb = np.full((4, 5), 7.0, dtype), np.full(4, 7.0, dtype)
+    _core.dense_backward(x, w, dy, gw, gb, None, accumulate=False)
+    ew, eb, _ = ref.dense_backward(x, w, dy)
+    np.testing.assert_allclose(gw, ew, **tol)
+    np.testing.assert_allclose(gb, eb, **tol)

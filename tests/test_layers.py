@@ -126,3 +126,24 @@ def test_a_network_learns_xor(activation):
         model.backward(loss_fn.backward())
         opt.step()
     np.testing.assert_array_equal(model(x).argmax(axis=1), y)
+
+
+def test_zero_grad_is_deferred_but_exact():
+    layer = sp.Dense(3, 2, rng=0)
+    x, g = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    layer(x)
+    layer.backward(g)
+    once = layer.weight.grad.copy()
+    layer.zero_grad()
+    assert not layer.weight.grad.any()  # reading materializes the zeros
+    layer.zero_grad()
+    layer(x)
+    layer.backward(g)  # overwrites instead of zero-fill + accumulate
+    np.testing.assert_array_equal(layer.weight.grad, once)
+    layer.bias.zero_grad()  # only one of the two zeroed: both still come out right
+    layer(x)
+    layer.backward(g)
+    np.testing.assert_array_equal(layer.weight.grad, 2 * once)
+    np.testing.assert_array_equal(layer.bias.grad, np.full(2, 4.0, np.float32))
+    with pytest.raises(ValueError, match=r"grad must have shape \(2, 3\) and dtype float32"):
+        layer.weight.grad = np.zeros(3)

@@ -18,6 +18,7 @@ def dense_backward(
     grad_weight: Optional[FloatArray],
     grad_bias: Optional[FloatArray],
     grad_input: Optional[FloatArray],
+    accumulate: bool = True,
 ) -> None: ...
 def activation_forward(kind: str, x: FloatArray, out: FloatArray, negative_slope: float = 0.01) -> None: ...
 def activation_backward(

@@ -48,19 +48,48 @@ def as_layer_input(x, dtype: np.dtype, name: str = "x") -> np.ndarray:
 class Parameter:
     """A trainable array and the gradient accumulated for it (same shape and dtype).
 
+    ``zero_grad()`` only marks the gradient as zero; the zeros are written when ``grad`` is
+    next read, unless a layer overwrites the whole gradient first (:class:`Dense` does), which
+    saves a pass over every parameter per training step.
+
     Parameters
     ----------
     data : array_like
         Initial value, float32 or float64; copied into a C-contiguous array.
     """
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "_grad", "_grad_is_zero")
 
     def __init__(self, data):
         data = np.array(data, copy=True, order="C")
         float_dtype(data.dtype)
         self.data: np.ndarray = data
-        self.grad: np.ndarray = np.zeros_like(data)
+        self._grad = np.zeros_like(data)
+        self._grad_is_zero = False
+
+    @property
+    def grad(self) -> np.ndarray:
+        """The gradient (a NumPy array of ``data``'s shape), accumulated by ``backward``."""
+        if self._grad_is_zero:
+            self._grad.fill(0)
+            self._grad_is_zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != self.data.shape or value.dtype != self.data.dtype:
+            raise ValueError(f"grad must have shape {self.data.shape} and dtype {self.data.dtype}, "
+                             f"got {value.shape} and {value.dtype}")
+        self._grad = np.ascontiguousarray(value)
+        self._grad_is_zero = False
+
+    def grad_for_update(self) -> tuple[np.ndarray, bool]:
+        """``(buffer, accumulate)`` for a layer about to write the gradient: ``accumulate`` is
+        False right after ``zero_grad()``, and then the layer must overwrite all of ``buffer``."""
+        accumulate = not self._grad_is_zero
+        self._grad_is_zero = False
+        return self._grad, accumulate
 
     @property
     def shape(self) -> tuple:
@@ -71,7 +100,7 @@ class Parameter:
         return self.data.dtype
 
     def zero_grad(self) -> None:
-        self.grad.fill(0)
+        self._grad_is_zero = True
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
@@ -281,9 +310,15 @@ class Dense(Module):
             raise RuntimeError("Dense.backward called before forward")
         grad_output = as_layer_input(grad_output, self.weight.dtype, "grad_output")
         grad_input = np.empty_like(self._x) if self.input_grad else None
-        grad_bias = None if self.bias is None else self.bias.grad
-        _core.dense_backward(self._x, self.weight.data, grad_output, self.weight.grad, grad_bias,
-                             grad_input)
+        grad_weight, accumulate = self.weight.grad_for_update()
+        grad_bias = None
+        if self.bias is not None:
+            grad_bias, accumulate_bias = self.bias.grad_for_update()
+            if accumulate_bias != accumulate:  # one was zeroed, the other not: accumulate both
+                (grad_bias if accumulate else grad_weight).fill(0)
+                accumulate = True
+        _core.dense_backward(self._x, self.weight.data, grad_output, grad_weight, grad_bias,
+                             grad_input, accumulate=accumulate)
         return grad_input
 
     def __repr__(self) -> str:

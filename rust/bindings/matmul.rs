@@ -62,9 +62,11 @@ fn forward_typed<T: Float + Element>(
 }
 
 /// Backward pass of a dense layer: `grad_weight += grad_output.T @ x`,
-/// `grad_bias += grad_output.sum(0)`, `grad_input = grad_output @ weight`; any may be None.
+/// `grad_bias += grad_output.sum(0)` (`=` with `accumulate=False`), `grad_input = grad_output @
+/// weight`; any may be None.
 #[pyfunction]
-#[pyo3(signature = (x, weight, grad_output, grad_weight, grad_bias, grad_input))]
+#[pyo3(signature = (x, weight, grad_output, grad_weight, grad_bias, grad_input, accumulate = true))]
+#[allow(clippy::too_many_arguments)]
 pub fn dense_backward(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
@@ -73,20 +75,10 @@ pub fn dense_backward(
     grad_weight: Option<&Bound<'_, PyAny>>,
     grad_bias: Option<&Bound<'_, PyAny>>,
     grad_input: Option<&Bound<'_, PyAny>>,
+    accumulate: bool,
 ) -> Result<(), Error> {
-    dispatch_float!(
-        x,
-        "x",
-        backward_typed(
-            py,
-            x,
-            weight,
-            grad_output,
-            grad_weight,
-            grad_bias,
-            grad_input
-        )
-    )
+    let grads = (grad_weight, grad_bias, grad_input, accumulate);
+    dispatch_float!(x, "x", backward_typed(py, x, weight, grad_output, grads))
 }
 
 fn backward_typed<T: Float + Element>(
@@ -94,10 +86,14 @@ fn backward_typed<T: Float + Element>(
     x: &Bound<'_, PyAny>,
     weight: &Bound<'_, PyAny>,
     grad_output: &Bound<'_, PyAny>,
-    grad_weight: Option<&Bound<'_, PyAny>>,
-    grad_bias: Option<&Bound<'_, PyAny>>,
-    grad_input: Option<&Bound<'_, PyAny>>,
+    grads: (
+        Option<&Bound<'_, PyAny>>,
+        Option<&Bound<'_, PyAny>>,
+        Option<&Bound<'_, PyAny>>,
+        bool,
+    ),
 ) -> Result<(), Error> {
+    let (grad_weight, grad_bias, grad_input, accumulate) = grads;
     let (x, weight) = (read::<T>(x, "x")?, read::<T>(weight, "weight")?);
     let shape = dense_shape(x.shape(), weight.shape())?;
     let (batch, n_in, n_out) = (shape.batch, shape.in_features, shape.out_features);
@@ -109,6 +105,7 @@ fn backward_typed<T: Float + Element>(
         weight: slice_mut_opt(&mut gw, "grad_weight")?,
         bias: slice_mut_opt(&mut gb, "grad_bias")?,
         input: slice_mut_opt(&mut gx, "grad_input")?,
+        accumulate,
     };
     let (xs, ws, dys) = (
         slice(&x, "x")?,

@@ -92,16 +92,19 @@ pub fn dense_forward<T: Float>(
 
 /// Gradients a dense layer's backward pass writes; `None` skips that product.
 pub struct DenseGrads<'a, T> {
-    /// `out_features × in_features`, accumulated: `+= grad_outᵀ · x`.
+    /// `out_features × in_features`: `(+)= grad_outᵀ · x`.
     pub weight: Option<&'a mut [T]>,
-    /// `out_features`, accumulated: `+= Σ_rows grad_out`.
+    /// `out_features`: `(+)= Σ_rows grad_out`.
     pub bias: Option<&'a mut [T]>,
+    /// Whether the weight and bias gradients accumulate (PyTorch's semantics) or are
+    /// overwritten (right after the gradients were zeroed, saving a pass).
+    pub accumulate: bool,
     /// `batch × in_features`, overwritten: `= grad_out · weight`.
     pub input: Option<&'a mut [T]>,
 }
 
-/// Backward pass of a dense layer. Parameter gradients accumulate (as in PyTorch); the input
-/// gradient is overwritten.
+/// Backward pass of a dense layer. Parameter gradients accumulate (as in PyTorch) unless
+/// `grads.accumulate` is false; the input gradient is overwritten.
 pub fn dense_backward<T: Float>(
     x: &[T],
     weight: &[T],
@@ -129,10 +132,10 @@ pub fn dense_backward<T: Float>(
     let dy = MatRef::from_row_major_slice(grad_out, batch, out_features);
     if let Some(gw) = grads.weight {
         let x = MatRef::from_row_major_slice(x, batch, in_features);
-        matmul(dy.transpose(), x, gw, true)?;
+        matmul(dy.transpose(), x, gw, grads.accumulate)?;
     }
     if let Some(gb) = grads.bias {
-        column_sums(grad_out, batch, out_features, gb, true)?;
+        column_sums(grad_out, batch, out_features, gb, grads.accumulate)?;
     }
     if let Some(gx) = grads.input {
         let w = MatRef::from_row_major_slice(weight, out_features, in_features);
@@ -188,6 +191,7 @@ mod tests {
             weight: Some(&mut gw),
             bias: Some(&mut gb),
             input: Some(&mut gx),
+            accumulate: true,
         };
         dense_backward(&x, &w, &dy, grads, shape).unwrap();
         let expected_gx = naive(&dy, &w, 5, 3, 7);

@@ -146,3 +146,14 @@ def test_dense_backward_can_overwrite_the_parameter_gradients(dtype, tol, rng):
     ew, eb, _ = ref.dense_backward(x, w, dy)
     np.testing.assert_allclose(gw, ew, **tol)
     np.testing.assert_allclose(gb, eb, **tol)
+
+
+@pytest.mark.parametrize("rows,cols,batch", [(10, 3, 4), (5000, 784, 512)])
+def test_gather_rows_matches_numpy_take(dtype, rng, rows, cols, batch):
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    idx = rng.integers(0, rows, batch)
+    out = np.empty((batch, cols), dtype)
+    _core.gather_rows(x, idx, out)
+    np.testing.assert_array_equal(out, x[idx])
+    with pytest.raises(ValueError, match=rf"indices: must be in \[0, {rows}\), got {rows} at position 0"):
+        _core.gather_rows(x, np.array([rows] + [0] * (batch - 1)), out)

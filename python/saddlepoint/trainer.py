@@ -44,8 +44,11 @@ def check_data(X, y, classification: bool | None = None, name: str = "X"):
         raise ValueError(f"{name} and y must have the same number of samples, got {len(X)} and {len(y)}")
     if X.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
-    bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
-    if bad.any():
+    if X.dtype in (np.float32, np.float64) and X.flags.c_contiguous and _core.all_finite(X):
+        bad = None  # the common case, checked in one pass without a temporary
+    else:
+        bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
+    if bad is not None and bad.any():
         raise ValueError(f"{name} has NaN or infinite values in rows {np.flatnonzero(bad)[:10].tolist()}"
                          f"{' ...' if bad.sum() > 10 else ''}")
     if y.dtype.kind == "f":
@@ -184,7 +187,10 @@ class _Batches:
             self.buffers[n] = (np.empty((n, *self.X.shape[1:]), self.X.dtype),
                                np.empty((n, *self.y.shape[1:]), self.y.dtype))
         xb, yb = self.buffers[n]
-        np.take(self.X, idx, axis=0, out=xb)
+        if self.X.ndim == 2:
+            _core.gather_rows(self.X, idx, xb)
+        else:
+            np.take(self.X, idx, axis=0, out=xb)
         np.take(self.y, idx, axis=0, out=yb)
         return xb, yb
 

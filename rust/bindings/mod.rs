@@ -2,6 +2,7 @@
 
 mod activation;
 mod arrays;
+mod gather;
 mod loss;
 mod matmul;
 mod norm;
@@ -13,6 +14,7 @@ use pyo3::prelude::*;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(activation::activation_forward, m)?)?;
     m.add_function(wrap_pyfunction!(activation::activation_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(gather::gather_rows, m)?)?;
     m.add_function(wrap_pyfunction!(loss::mse_loss, m)?)?;
     m.add_function(wrap_pyfunction!(loss::l1_loss, m)?)?;
     m.add_function(wrap_pyfunction!(loss::binary_cross_entropy_with_logits, m)?)?;

@@ -8,6 +8,7 @@
 pub mod activation;
 pub mod clip;
 pub mod error;
+pub mod gather;
 pub mod loss;
 pub mod matmul;
 pub mod norm;

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import saddlepoint as sp
-from saddlepoint.train import train_epoch
 
 
 @pytest.fixture
@@ -34,7 +33,9 @@ def test_lr_find_suggests_a_rate_that_trains_and_leaves_no_trace(digits):
     def final_loss(lr):
         m = sp.mlp([64, 32, 10], rng=0)
         opt = sp.SGD(m.parameters(), lr=lr, momentum=0.9)
-        return [train_epoch(m, sp.CrossEntropyLoss(), opt, X, y, 32, rng=0) for _ in range(3)][-1]
+        trainer = sp.Trainer(m, sp.CrossEntropyLoss(), opt, batch_size=32, seed=0, verbose=0,
+                             check_finite=False)
+        return trainer.fit(X, y, epochs=3)["loss"][-1]
 
     assert final_loss(result.suggestion) < 0.5
     assert not final_loss(result.lrs[-1]) < 0.5

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import saddlepoint as sp
-from saddlepoint.train import train_epoch
 
 import numpy_reference as ref
 from gradcheck import assert_gradient_close, numerical_gradient
@@ -240,7 +239,8 @@ def test_batch_norm_trains_where_the_plain_network_stalls():
             layers.append(sp.Sigmoid())
         model = sp.Sequential(*layers, sp.Dense(64, 10, rng=rng))
         optimizer = sp.SGD(model.parameters(), lr=1.0)
-        return [train_epoch(model, sp.CrossEntropyLoss(), optimizer, X, y, 64, rng=0) for _ in range(5)][-1]
+        trainer = sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, batch_size=64, seed=0, verbose=0)
+        return trainer.fit(X, y, epochs=5)["loss"][-1]
 
     plain, normalized = final_loss(False), final_loss(True)
     assert plain > 2.2 and normalized < 0.3, (plain, normalized)

@@ -1,4 +1,4 @@
-"""The training step and the loops over epochs built from it."""
+"""The training step, prediction in eval mode, and the learning-rate range test."""
 
 from __future__ import annotations
 
@@ -18,17 +18,6 @@ def train_step(model, loss_fn, optimizer, xb, yb) -> float:
     return loss
 
 
-def train_epoch(model, loss_fn, optimizer, X, y, batch_size: int, rng=None,
-                shuffle: bool = True) -> float:
-    """One pass over ``(X, y)`` in shuffled mini-batches; returns the mean batch loss."""
-    model.train()
-    losses = [
-        train_step(model, loss_fn, optimizer, X[idx], y[idx])
-        for idx in minibatches(len(X), batch_size, rng, shuffle)
-    ]
-    return float(np.mean(losses))
-
-
 def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs on ``X`` in eval mode (the model's mode is restored afterwards)."""
     was_training = getattr(model, "training", False)
@@ -38,11 +27,6 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     finally:
         model.train(was_training)
     return np.concatenate(outputs)
-
-
-def accuracy(model, X, y) -> float:
-    """Fraction of rows whose highest-scoring class equals the label."""
-    return float(np.mean(predict(model, X).argmax(axis=1) == np.asarray(y)))
 
 
 @dataclass

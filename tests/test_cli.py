@@ -88,3 +88,9 @@ def test_invalid_arguments_are_rejected(argv, capsys):
     except SystemExit as exc:
         code = exc.code
     assert code == 2
+
+
+def test_run_folder_gets_a_loss_plot_when_matplotlib_is_installed(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["train", "--data", "iris", "--epochs", "5", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000

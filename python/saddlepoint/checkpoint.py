@@ -131,7 +131,8 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None) -> dict:
             if "betas" in group:
                 group["betas"] = tuple(group["betas"])
         opt_state = {"state": state, "param_groups": groups}
-    # Check everything before changing anything: load into copies first.
+    # load_state_dict checks names and shapes before it writes; if the optimizer's state then
+    # does not fit, the model gets its old weights back, so a failed load changes nothing.
     before = model.state_dict()
     model.load_state_dict(model_state)
     if opt_state is not None:

@@ -214,3 +214,18 @@ def test_weights_round_trip_with_pytorch(tmp_path):
     save_file(theirs.state_dict(), tmp_path / "theirs.safetensors")
     sp.load_weights(ours, tmp_path / "theirs.safetensors")
     np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_whose_optimizer_state_does_not_fit_changes_nothing(tmp_path, digits):
+    X, y = digits
+    trainer = make_trainer(dropout=False)
+    trainer.fit(X, y, epochs=1)
+    trainer.save_checkpoint(tmp_path / "c.safetensors")
+    model = sp.mlp([64, 32, 10], rng=7)
+    params = model.parameters()
+    optimizer = sp.Adam([{"params": params[:2]}, {"params": params[2:]}])  # two groups, not one
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="state_dict has 1 parameter groups, the optimizer 2"):
+        sp.load_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=optimizer)
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name])

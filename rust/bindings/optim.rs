@@ -1,7 +1,9 @@
 //! Bindings of the fused optimizer updates and gradient clipping. Every update writes the
 //! parameter and its state buffers in place; all arrays have the parameter's shape and dtype.
 
-use super::arrays::{check_shape, dispatch_float, read, slice, slice_mut, write};
+use super::arrays::{
+    dispatch_float, read, read_shaped, slice, slice_mut, slice_mut_opt, write, write_opt,
+};
 use crate::error::Error;
 use numpy::{Element, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -22,20 +24,16 @@ impl<'py, T: Element + Float> Update<'py, T> {
         buffers: &[(&str, Option<&Bound<'py, PyAny>>)],
     ) -> Result<Self, Error> {
         let param = write::<T>(param, "param")?;
-        let grad = read::<T>(grad, "grad")?;
-        check_shape("grad", grad.shape(), param.shape())?;
-        let mut borrowed = Vec::with_capacity(buffers.len());
-        for (name, buffer) in buffers {
-            let b = buffer.map(|b| write::<T>(b, name)).transpose()?;
-            if let Some(b) = &b {
-                check_shape(name, b.shape(), param.shape())?;
-            }
-            borrowed.push(b);
-        }
+        let shape = param.shape().to_vec();
+        let grad = read_shaped::<T>(grad, "grad", &shape)?;
+        let buffers = buffers
+            .iter()
+            .map(|(name, buffer)| write_opt::<T>(*buffer, name, &shape))
+            .collect::<Result<_, _>>()?;
         Ok(Update {
             param,
             grad,
-            buffers: borrowed,
+            buffers,
         })
     }
 
@@ -44,7 +42,7 @@ impl<'py, T: Element + Float> Update<'py, T> {
         let buffers = self
             .buffers
             .iter_mut()
-            .map(|b| b.as_mut().map(|b| slice_mut(b, "buffer")).transpose())
+            .map(|b| slice_mut_opt(b, "buffer"))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((
             slice_mut(&mut self.param, "param")?,

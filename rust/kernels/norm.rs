@@ -475,6 +475,18 @@ pub fn batch_norm_backward<T: Float>(
     Ok(())
 }
 
+/// Rows of layer-norm input holding `features` values each.
+fn layer_rows<T>(x: &[T], features: usize) -> Result<usize, KernelError> {
+    if features == 0 || x.len() % features != 0 {
+        return Err(KernelError::shape(
+            "x",
+            format!("a multiple of {features} elements"),
+            x.len(),
+        ));
+    }
+    Ok(x.len() / features)
+}
+
 /// Rows per task of layer norm.
 fn rows_per_chunk(features: usize) -> usize {
     (CHUNK_ELEMENTS / features.max(1)).max(1)
@@ -493,14 +505,7 @@ pub fn layer_norm_forward<T: Float>(
     mean: &mut [T],
     invstd: &mut [T],
 ) -> Result<(), KernelError> {
-    if features == 0 || x.len() % features != 0 {
-        return Err(KernelError::shape(
-            "x",
-            format!("a multiple of {features} elements"),
-            x.len(),
-        ));
-    }
-    let rows = x.len() / features;
+    let rows = layer_rows(x, features)?;
     check_len("out", out, x.len())?;
     check_len("mean", mean, rows)?;
     check_len("invstd", invstd, rows)?;
@@ -559,14 +564,7 @@ pub fn layer_norm_backward<T: Float>(
     grad_weight: Option<&mut [T]>,
     grad_bias: Option<&mut [T]>,
 ) -> Result<(), KernelError> {
-    if features == 0 || x.len() % features != 0 {
-        return Err(KernelError::shape(
-            "x",
-            format!("a multiple of {features} elements"),
-            x.len(),
-        ));
-    }
-    let rows = x.len() / features;
+    let rows = layer_rows(x, features)?;
     check_len("grad_output", grad_out, x.len())?;
     check_len("grad_input", grad_input, x.len())?;
     check_len("mean", mean, rows)?;

@@ -1,4 +1,4 @@
-"""The ``saddlepoint`` command: ``saddlepoint train`` (the main job)."""
+"""The ``saddlepoint`` command: ``saddlepoint train`` (the main job) and ``saddlepoint diagnose``."""
 
 from __future__ import annotations
 
@@ -59,9 +59,27 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_positive(int), help="kernel threads (default: one per core)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_model_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+    """The model and training options shared by ``train`` and ``diagnose``."""
     from .layers import ACTIVATIONS
 
+    parser.add_argument("--hidden", type=_hidden_sizes, default=[128],
+                        help="comma-separated hidden layer sizes; 0 for a linear model (default 128)")
+    parser.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS),
+                        help="activation between dense layers (default relu)")
+    parser.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden dense layer")
+    parser.add_argument("--dropout", type=_fraction, default=0.0, help="dropout probability after each hidden layer")
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
+                        help="sgd, momentum (SGD with momentum 0.9), adagrad, rmsprop, adam or adamw (default adam)")
+    parser.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (decoupled for adamw; default 0)")
+    parser.add_argument("--batch-size", type=_positive(int), default=32, help="mini-batch size (default 32)")
+    parser.add_argument("--epochs", type=_positive(int), default=epochs,
+                        help=f"passes over the training data (default {epochs})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="saddlepoint", description="Train neural networks fast on the CPU.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
@@ -69,29 +87,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an MLP (dense layers) with mini-batches on a bundled data set or a CSV; "
                     "print progress to stderr and the final table to stdout; write a run folder.")
     add_data_options(train)
-    train.add_argument("--hidden", type=_hidden_sizes, default=[128],
-                       help="comma-separated hidden layer sizes; 0 for a linear model (default 128)")
-    train.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS),
-                       help="activation between dense layers (default relu)")
-    train.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden dense layer")
-    train.add_argument("--dropout", type=_fraction, default=0.0, help="dropout probability after each hidden layer")
-    train.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
-                       help="sgd, momentum (SGD with momentum 0.9), adagrad, rmsprop, adam or adamw (default adam)")
-    train.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
-    train.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (decoupled for adamw; default 0)")
+    add_model_options(train, epochs=30)
     train.add_argument("--schedule", default="none", choices=SCHEDULES,
                        help="learning-rate schedule over the epochs (default none)")
     train.add_argument("--warmup", type=int, default=0, metavar="EPOCHS",
                        help="linear warmup epochs before the schedule (default 0)")
-    train.add_argument("--batch-size", type=_positive(int), default=32, help="mini-batch size (default 32)")
-    train.add_argument("--epochs", type=_positive(int), default=30, help="passes over the training data (default 30)")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
                        help="fraction of the training split used for validation (default 0.1)")
     train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                        help="stop after this many epochs without a better validation loss, "
                             "restoring the best weights (default 0: off)")
     train.add_argument("--out", type=Path, help="run folder (default runs/train-<time>)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    diagnose = commands.add_parser(
+        "diagnose", help="find out why training goes wrong (the course's guidance and critical points)",
+        description="Train the MLP and reference models (a linear one and one a layer deeper), give "
+                    "the course's verdict (model bias, optimization, overfitting, mismatch or "
+                    "healthy) with its evidence and remedies, classify the point training ended at "
+                    "with the Hessian (local minimum, saddle point, ...), and write a report folder.")
+    add_data_options(diagnose)
+    diagnose.add_argument("--test", metavar="PATH.csv",
+                          help="a separate test CSV with the same columns (for the mismatch check); "
+                               "by default --test-size of --data is held out")
+    add_model_options(diagnose, epochs=50)
+    diagnose.add_argument("--larger", type=_hidden_sizes, metavar="SIZES",
+                          help="hidden sizes of the larger reference model (default: --hidden with "
+                               "its last layer repeated once more)")
+    diagnose.add_argument("--val-fraction", type=_fraction, default=0.2,
+                          help="fraction of the training split used for validation (default 0.2)")
+    diagnose.add_argument("--hessian-samples", type=_positive(int), default=1000,
+                          help="training samples the Hessian analysis uses (default 1000)")
+    diagnose.add_argument("--out", type=Path, help="report folder (default runs/diagnose-<time>)")
     return parser
 
 
@@ -257,10 +283,77 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
     plt.close(fig)
 
 
+def run_diagnose(args) -> int:
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    from . import diagnose, get_num_threads, set_num_threads
+    from .data import load_csv
+
+    if args.threads:
+        set_num_threads(args.threads)
+    if not args.val_fraction:
+        raise ValueError("diagnose needs a validation split: set --val-fraction > 0")
+    X, y, task = load_data(args)
+    classification = task == "classification"
+    if classification and not np.all(np.asarray(y) == np.round(y)):
+        raise ValueError("--task classification needs integer class labels in the target")
+    if args.test:
+        if not args.data.lower().endswith(".csv"):
+            raise ValueError("--test needs --data to be a CSV file with the same columns")
+        X_test, y_test, _ = load_csv(args.test, args.target)
+        if X_test.shape[1] != X.shape[1]:
+            raise ValueError(f"--test {args.test} has {X_test.shape[1]} feature columns, --data has {X.shape[1]}")
+        X_train, y_train = X, y
+    else:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=args.test_size, random_state=args.seed, stratify=y if classification else None)
+    scaler = StandardScaler().fit(X_train)  # fitted on the training split only
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    n_in = X.shape[1]
+    n_out = len(np.unique(np.concatenate([y_train, y_test]))) if classification else 1
+    larger_hidden = args.larger if args.larger is not None else [*args.hidden, (args.hidden or [64])[-1]]
+    model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
+    print(f"diagnosing {args.data} ({task}): layers {[n_in, *args.hidden, n_out]} against a linear model "
+          f"and layers {[n_in, *larger_hidden, n_out]}, {args.optimizer} lr {args.lr}, {args.epochs} "
+          f"epochs, {get_num_threads()} threads", file=sys.stderr)
+    guidance = diagnose.guide(
+        model, X_train, y_train, validation_split=args.val_fraction, test_data=(X_test, y_test),
+        larger=lambda: build_model(n_in, larger_hidden, n_out, args, np.random.default_rng(args.seed)),
+        task=task, optimizer=lambda params: build_optimizer(params, args), epochs=args.epochs,
+        batch_size=args.batch_size, seed=args.seed, verbose=0 if args.quiet else 1)
+    X_fit, y_fit = guidance.train_data
+    pick = np.random.default_rng(args.seed).permutation(len(X_fit))[:args.hessian_samples]
+    analysed = (model, guidance.loss, X_fit[pick], y_fit[pick])
+    print("analysing the Hessian at the end of training", file=sys.stderr)
+    critical = diagnose.critical_point(*analysed, seed=args.seed)
+    density = diagnose.spectral_density(*analysed, seed=args.seed) if critical.method == "lanczos" else None
+    landscape = diagnose.loss_landscape_2d(*analysed, steps=21, seed=args.seed)
+    escape = None
+    if critical.kind == "saddle point" and critical.critical:
+        escape = diagnose.escape_saddle(*analysed, seed=args.seed)
+    out = args.out or Path("runs") / time.strftime("diagnose-%Y%m%d-%H%M%S")
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    diagnose.write_report(out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape,
+                          density, landscape, config)
+    rows = [("verdict", guidance.verdict), ("because", guidance.reason),
+            ("critical point", f"{critical.kind} ({critical.method} Hessian, {critical.n_parameters} parameters)"),
+            ("gradient norm", f"{critical.gradient_norm:.3g}"),
+            ("minimum ratio", f"{critical.minimum_ratio:.3f}")]
+    if escape is not None:
+        rows.append(("saddle escape", str(escape)))
+    rows.append(("report folder", str(out)))
+    print(guidance.table())
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_train(args)
+        return run_diagnose(args) if args.command == "diagnose" else run_train(args)
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
         print(f"saddlepoint: error: {e}", file=sys.stderr)
         return 2

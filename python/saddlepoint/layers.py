@@ -175,6 +175,30 @@ class Module:
         for p in self.parameters():
             p.zero_grad()
 
+    def modules(self) -> Iterator["Module"]:
+        """This module and all its sub-layers, depth first."""
+        yield self
+        for _, child in self.named_children():
+            if hasattr(child, "modules"):
+                yield from child.modules()
+
+    def to(self, dtype) -> "Module":
+        """Converts parameters, gradients and float buffers to ``dtype`` in place (PyTorch's
+        ``model.to(torch.float64)``); returns the module. Inputs must then have that dtype."""
+        dtype = float_dtype(dtype)
+        for module in self.modules():
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter):
+                    value.data = value.data.astype(dtype)
+                    value._grad, value._grad_is_zero = np.zeros_like(value.data), False
+            for name in getattr(module, "_buffer_names", ()):
+                buffer = getattr(module, name)
+                if buffer.dtype.kind == "f":
+                    setattr(module, name, buffer.astype(dtype))
+            if hasattr(module, "_dtype"):
+                module._dtype = dtype
+        return self
+
     # --- state -------------------------------------------------------------------------------
     def _state_arrays(self) -> OrderedDict:
         state = OrderedDict((name, p.data) for name, p in self.named_parameters())

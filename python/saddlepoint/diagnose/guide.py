@@ -1,0 +1,366 @@
+"""The course's general guidance, automated: train the model and reference models, compare their
+losses, and say whether the trouble is model bias, an optimization issue, overfitting or a
+mismatch between the training and test data, with the evidence and the course's remedies.
+
+The course's flowchart (lecture "General Guidance"):
+
+- training loss large: a more flexible model that fits better means *model bias*; a more flexible
+  (deeper, larger) model that fits *worse* than a simpler one means an *optimization issue*;
+- training loss small, validation loss large: *overfitting*;
+- training and validation fine, test bad, and the test features distributed differently from the
+  training features: *mismatch*.
+
+"Large" is measured against the loss of the best constant prediction on the training data (class
+frequencies for classification, the mean for regression): a loss above ``threshold`` times that
+baseline is large.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from ..layers import Dense, Module
+
+VERDICTS = ("model bias", "optimization", "overfitting", "mismatch", "healthy")
+
+REMEDIES = {
+    "model bias": [
+        "make the model more flexible: more input features, more hidden units, more layers",
+        "the best function the model can express is not good enough; a better optimizer will not "
+        "change that",
+    ],
+    "optimization": [
+        "use momentum or an adaptive learning rate (Adam, RMSProp)",
+        "schedule the learning rate: warmup, then decay",
+        "add batch normalization between the layers",
+        "start from a shallower model that trains well and grow it",
+        "run critical_point() on the trained model: at a saddle point, escape along the eigenvector "
+        "of the negative eigenvalue (escape_saddle, or the SaddleEscape callback)",
+    ],
+    "overfitting": [
+        "more training data, or data augmentation",
+        "fewer parameters, or parameters shared across inputs (a smaller model, a CNN for images)",
+        "early stopping on the validation loss",
+        "regularization (weight decay) and dropout",
+        "do not constrain the model so much that model bias returns",
+    ],
+    "mismatch": [
+        "collect training data distributed like the test data",
+        "more training on the current data does not help: it does not describe the test data",
+        "check how the splits were made (time, source, writer, device)",
+    ],
+    "healthy": [
+        "nothing to fix: report the test score, measured once, at the end",
+    ],
+}
+
+
+@dataclass
+class ModelReport:
+    """One trained model's losses (``*_ratio`` is the loss over the constant-prediction
+    baseline) and metric on each split, and its training history."""
+
+    name: str
+    n_parameters: int
+    train_loss: float
+    train_ratio: float
+    train_metric: float
+    val_loss: float
+    val_ratio: float
+    val_metric: float
+    test_loss: float | None = None
+    test_ratio: float | None = None
+    test_metric: float | None = None
+    seconds: float = 0.0
+    history: dict = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class FeatureShift:
+    """How differently two samples of features are distributed.
+
+    ``smd`` is each feature's standardized mean difference ``|μa − μb| / √((σa² + σb²)/2)``;
+    ``auc`` the cross-validated ROC AUC of a logistic regression told to separate the samples
+    (0.5: indistinguishable). ``shifted`` when ``auc ≥ 0.7`` or ``max(smd) ≥ 0.5``.
+    """
+
+    auc: float
+    max_smd: float
+    mean_smd: float
+    top_features: list
+    shifted: bool
+
+    def __str__(self) -> str:
+        top = ", ".join(f"#{i} ({s:.2f})" for i, s in self.top_features)
+        return (f"classifier AUC {self.auc:.3f}, standardized mean difference max {self.max_smd:.3f} "
+                f"mean {self.mean_smd:.3f} (largest: {top}): "
+                + ("shifted" if self.shifted else "no shift detected"))
+
+
+def feature_shift(X_a, X_b, seed=0, max_samples: int = 2000) -> FeatureShift:
+    """Measures the shift between feature samples ``X_a`` (e.g. training) and ``X_b`` (test)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_a = np.asarray(X_a, dtype=np.float64).reshape(len(X_a), -1)
+    X_b = np.asarray(X_b, dtype=np.float64).reshape(len(X_b), -1)
+    if X_a.shape[1] != X_b.shape[1] or min(len(X_a), len(X_b)) < 2:
+        raise ValueError(f"X_a and X_b must have at least 2 rows and the same features, got shapes "
+                         f"{X_a.shape} and {X_b.shape}")
+    pooled = np.sqrt((X_a.var(axis=0) + X_b.var(axis=0)) / 2)
+    gap = np.abs(X_a.mean(axis=0) - X_b.mean(axis=0))
+    smd = np.divide(gap, pooled, out=np.where(gap > 0, np.inf, 0.0), where=pooled > 0)
+    rng = np.random.default_rng(seed)
+    a = X_a[rng.permutation(len(X_a))[:max_samples]]
+    b = X_b[rng.permutation(len(X_b))[:max_samples]]
+    folds = min(5, len(a), len(b))
+    Z, labels = np.vstack([a, b]), np.r_[np.zeros(len(a)), np.ones(len(b))]
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    auc = float(np.mean(cross_val_score(classifier, Z, labels, scoring="roc_auc",
+                                        cv=StratifiedKFold(folds, shuffle=True, random_state=seed))))
+    top = [(int(i), float(smd[i])) for i in np.argsort(-smd)[:5]]
+    max_smd = float(np.max(smd))
+    return FeatureShift(auc, max_smd, float(np.mean(smd)), top, bool(auc >= 0.7 or max_smd >= 0.5))
+
+
+@dataclass
+class Guidance:
+    """The verdict of :func:`guide` (one of :data:`VERDICTS`), the reason in a sentence, the
+    course's remedies, the evidence (every model's losses, the baseline, the thresholds, the
+    feature shift) and the trained models' reports."""
+
+    verdict: str
+    reason: str
+    remedies: list
+    task: str
+    metric: str
+    baseline_loss: float
+    threshold: float
+    models: dict
+    shift: FeatureShift | None = None
+    #: The trained models by name, the loss and the training data as the models saw them
+    #: (targets mapped to 0..C-1 or standardized), for the analyses that follow.
+    trained: dict = field(default_factory=dict, repr=False)
+    loss: object = field(default=None, repr=False)
+    train_data: tuple | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        skip = ("trained", "loss", "train_data", "models", "shift")
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        d["models"] = {name: asdict(r) for name, r in self.models.items()}
+        d["shift"] = None if self.shift is None else asdict(self.shift)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def table(self) -> str:
+        """The models' losses and metrics as a Markdown table."""
+        rows = ["| model | parameters | train loss | validation loss | test loss "
+                f"| train {self.metric} | validation {self.metric} | test {self.metric} |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+        def number(x, digits=4):
+            return "—" if x is None else f"{x:.{digits}f}"
+
+        for r in self.models.values():
+            rows.append(f"| {r.name} | {r.n_parameters} | {number(r.train_loss)} | {number(r.val_loss)} "
+                        f"| {number(r.test_loss)} | {number(r.train_metric)} | {number(r.val_metric)} "
+                        f"| {number(r.test_metric)} |")
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        lines = [f"verdict: {self.verdict}", f"because {self.reason}", "",
+                 f"losses (a loss above {self.threshold:g} × the constant-prediction baseline "
+                 f"{self.baseline_loss:.4g} is large):", self.table()]
+        if self.shift is not None:
+            lines += ["", f"training vs test features: {self.shift}"]
+        lines += ["", "what to do:"] + [f"- {r}" for r in self.remedies]
+        return "\n".join(lines)
+
+    def plot_learning_curves(self, ax=None):
+        """Training (solid) and validation (dashed) loss per epoch of every model; needs
+        matplotlib."""
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.figure().gca()
+        for i, r in enumerate(self.models.values()):
+            color = f"C{i}"
+            epochs = r.history.get("epoch", [])
+            ax.plot(epochs, r.history.get("loss", []), color=color, label=f"{r.name} train")
+            if "val_loss" in r.history:
+                ax.plot(epochs, r.history["val_loss"], color=color, linestyle="--",
+                        label=f"{r.name} validation")
+        ax.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"verdict: {self.verdict}")
+        ax.legend(fontsize="small")
+        return ax
+
+
+def _build(spec, n_in: int, n_out: int, dtype):
+    """A fresh model from a Module (copied), a factory, or ``"linear"``."""
+    if spec == "linear":
+        return Dense(n_in, n_out, dtype=dtype, rng=0)
+    if isinstance(spec, Module):
+        return copy.deepcopy(spec)
+    if callable(spec):
+        model = spec()
+        if not isinstance(model, Module):
+            raise TypeError(f"a model factory must return a saddlepoint Module, got {type(model).__name__}")
+        return model
+    raise TypeError(f"a model must be a saddlepoint Module, a function returning one, or 'linear', "
+                    f"got {type(spec).__name__}")
+
+
+def _dtype_of(model) -> np.dtype:
+    params = model.parameters()
+    return params[0].dtype if params else np.dtype(np.float32)
+
+
+def _prepare_targets(task, y, y_val, y_test):
+    """Labels as 0..C-1 (classification) or standardized 2-D targets (regression)."""
+    splits = [y, y_val, y_test]
+    if task == "classification":
+        classes = np.unique(np.concatenate([np.asarray(s).ravel() for s in splits if s is not None]))
+        mapped = [None if s is None else np.searchsorted(classes, np.asarray(s).ravel()) for s in splits]
+        frequencies = np.bincount(mapped[0], minlength=len(classes)) / len(mapped[0])
+        nonzero = frequencies[frequencies > 0]
+        return mapped, len(classes), float(-np.sum(nonzero * np.log(nonzero)))
+    arrays = [None if s is None else np.asarray(s, dtype=np.float64) for s in splits]
+    arrays = [None if a is None else (a.reshape(-1, 1) if a.ndim == 1 else a) for a in arrays]
+    mean, std = arrays[0].mean(axis=0), arrays[0].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    mapped = [None if a is None else (a - mean) / std for a in arrays]
+    return mapped, arrays[0].shape[1], float(np.mean((mapped[0] - mapped[0].mean(axis=0)) ** 2))
+
+
+def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str, str]:
+    model = reports["model"]
+    simpler, larger = reports.get("simpler"), reports.get("larger")
+
+    def lower(a, b):  # a fits the training data better than b
+        return a.train_loss < b.train_loss * (1 - margin)
+
+    if model.train_ratio > threshold:
+        if simpler is not None and lower(simpler, model):
+            return "optimization", (
+                f"the simpler reference model reaches a training loss of {simpler.train_loss:.4g}, below "
+                f"the model's {model.train_loss:.4g}; the model can express everything the simpler one "
+                f"can, so its optimization failed to find good parameters")
+        if larger is not None and lower(model, larger) and larger.train_ratio > threshold:
+            return "optimization", (
+                f"the larger model's training loss {larger.train_loss:.4g} is higher than the "
+                f"model's {model.train_loss:.4g}, though it can express more; its optimization fails")
+        if larger is not None and lower(larger, model):
+            return "model bias", (
+                f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the "
+                f"baseline) and the larger model gets it down to {larger.train_loss:.4g}: the model is "
+                f"too simple to fit the data")
+        return "model bias", (
+            f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the baseline)"
+            + (" and the larger model does not fit better either" if larger is not None else
+               "; no larger model was compared, so an optimization issue is not ruled out "
+               "(give larger=)"))
+    if model.val_ratio > threshold and model.val_loss > 2 * model.train_loss:
+        return "overfitting", (
+            f"the training loss {model.train_loss:.4g} is small but the validation loss "
+            f"{model.val_loss:.4g} is large ({model.val_ratio:.2f} × the baseline)")
+    if model.test_ratio is not None and model.test_ratio > threshold and model.test_loss > 2 * model.train_loss:
+        if shift is not None and shift.shifted:
+            return "mismatch", (
+                f"training and validation losses are small ({model.train_loss:.4g}, {model.val_loss:.4g}) "
+                f"but the test loss is {model.test_loss:.4g}, and the test features are distributed "
+                f"differently from the training features ({shift})")
+        return "overfitting", (
+            f"the test loss {model.test_loss:.4g} is large while training and validation are fine, and "
+            f"no shift of the test features was found: the validation split may be too small, or "
+            f"used for too many choices, to stand for unseen data")
+    return "healthy", (
+        f"the training loss {model.train_loss:.4g} and validation loss {model.val_loss:.4g} are small "
+        f"({model.train_ratio:.3f} and {model.val_ratio:.3f} × the baseline)"
+        + (f" and so is the test loss {model.test_loss:.4g}" if model.test_loss is not None else ""))
+
+
+def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, test_data=None,
+          simpler="linear", larger=None, task: str | None = None, optimizer=None,
+          epochs: int = 50, batch_size: int = 32, threshold: float = 0.1, margin: float = 0.1,
+          seed=0, verbose: int = 0) -> Guidance:
+    """Trains ``model`` and the reference models and diagnoses the model as the course does.
+
+    Parameters
+    ----------
+    model : Module or a function returning a fresh Module
+        A Module is trained in place; the references are trained from scratch.
+    X, y : training data (features already scaled as the model should see them)
+    validation_data : (X_val, y_val), optional
+        Without it, ``validation_split`` of ``(X, y)`` is held out (stratified for classes).
+    test_data : (X_test, y_test), optional
+        Needed to detect a mismatch.
+    simpler : ``"linear"`` (default: one Dense layer), a Module, a factory, or None
+    larger : a Module or factory for a more flexible (larger or deeper) model, or None
+    task : ``"classification"`` (cross-entropy, accuracy) or ``"regression"`` (MSE on
+        standardized targets, R²); inferred from ``y`` by default
+    optimizer : function ``parameters -> Optimizer``; default ``Adam(lr=1e-3)``
+    epochs, batch_size, seed, verbose : training of every model (see :class:`Trainer`)
+    threshold : a loss above ``threshold`` × the constant-prediction baseline is large
+    margin : one model fits better than another when its training loss is lower by this
+        fraction
+    """
+    from sklearn.model_selection import train_test_split
+
+    from ..data import infer_task
+    from ..losses import CrossEntropyLoss, MSELoss
+    from ..optim import Adam
+    from ..trainer import Trainer, check_data
+
+    if not 0 < threshold < 1 or not 0 <= margin < 1:
+        raise ValueError(f"threshold must be in (0, 1) and margin in [0, 1), got {threshold} and {margin}")
+    X, y = check_data(X, y)
+    task = task or infer_task(y)
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    if validation_data is None:
+        stratify = y if task == "classification" and np.min(np.unique(y, return_counts=True)[1]) > 1 else None
+        X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split, random_state=seed,
+                                              stratify=stratify)
+    else:
+        X_val, y_val = check_data(*validation_data, name="validation X")
+    X_test, y_test = check_data(*test_data, name="test X") if test_data is not None else (None, None)
+    (y, y_val, y_test), n_out, baseline = _prepare_targets(task, y, y_val, y_test)
+    loss = CrossEntropyLoss() if task == "classification" else MSELoss()
+    metric = "accuracy" if task == "classification" else "r2"
+    make_optimizer = optimizer or (lambda params: Adam(params, lr=1e-3))
+    n_in = int(np.prod(X.shape[1:]))
+
+    specs = {"model": model, "simpler": simpler, "larger": larger}
+    reports, trained = {}, {}
+    for name, spec in specs.items():
+        if spec is None:
+            continue
+        net = model if (name == "model" and isinstance(model, Module)) else _build(spec, n_in, n_out, np.float32)
+        dtype = _dtype_of(net)
+        trainer = Trainer(net, loss, make_optimizer(net.parameters()), metrics=[metric],
+                          batch_size=batch_size, seed=seed, verbose=verbose, dtype=dtype)
+        begin = time.perf_counter()
+        history = trainer.fit(X, y, epochs, validation_data=(X_val, y_val))
+        seconds = time.perf_counter() - begin
+        scores = {"train": trainer.evaluate(X, y), "val": trainer.evaluate(X_val, y_val)}
+        if X_test is not None:
+            scores["test"] = trainer.evaluate(X_test, y_test)
+        fields = {}
+        for split, s in scores.items():
+            fields.update({f"{split}_loss": s["loss"], f"{split}_ratio": s["loss"] / baseline,
+                           f"{split}_metric": s[metric]})
+        reports[name] = ModelReport(name, sum(p.data.size for p in net.parameters()), seconds=seconds,
+                                    history=history.to_dict(), **fields)
+        trained[name] = net
+    shift = feature_shift(X, X_test, seed=seed) if X_test is not None else None
+    verdict, reason = _decide(reports, threshold, margin, shift)
+    return Guidance(verdict, reason, list(REMEDIES[verdict]), task, metric, baseline, threshold,
+                    reports, shift, trained, loss, (X, y))

@@ -1,0 +1,66 @@
+"""The report folder of ``saddlepoint diagnose``: report.md, report.json and, when matplotlib is
+installed, learning_curves.png, hessian_spectrum.png and landscape.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_report(out: Path, title: str, guidance, critical, escape=None, density=None,
+                 landscape=None, config: dict | None = None) -> list[str]:
+    """Writes the report files into ``out``; returns the names of the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    plots = _write_plots(out, guidance, critical, density, landscape)
+    report = {"config": config or {}, "guidance": guidance.to_dict(), "critical_point": critical.to_dict()}
+    if escape is not None:
+        report["escape"] = {k: v for k, v in vars(escape).items() if k != "direction"}
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    lines = [f"# {title}", "", f"**Verdict: {guidance.verdict}**, because {guidance.reason}.", "",
+             f"A loss above {guidance.threshold:g} × the constant-prediction baseline "
+             f"({guidance.baseline_loss:.4g}) counts as large.", "", guidance.table(), ""]
+    if guidance.shift is not None:
+        lines += [f"Training vs test features: {guidance.shift}.", ""]
+    lines += ["## What to do", ""] + [f"- {r}" for r in guidance.remedies] + [""]
+    lines += ["## Where training ended (the trained model's Hessian)", "", "```", str(critical), "```", ""]
+    if escape is not None:
+        lines += [f"Escape along the negative-curvature direction: {escape}.", ""]
+    for name, caption in (("learning_curves.png", "Learning curves"),
+                          ("hessian_spectrum.png", "Hessian spectrum"),
+                          ("landscape.png", "Loss landscape around the trained model")):
+        if name in plots:
+            lines += [f"![{caption}]({name})", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return ["report.md", "report.json", *plots]
+
+
+def _write_plots(out: Path, guidance, critical, density, landscape) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+
+    def save(name, draw):
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        draw(ax)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        written.append(name)
+
+    save("learning_curves.png", guidance.plot_learning_curves)
+    if critical.method == "full":
+        def histogram(ax):
+            ax.hist(critical.eigenvalues, bins=80, log=True)
+            ax.set(xlabel="Hessian eigenvalue", ylabel="count",
+                   title=f"{critical.kind}; minimum ratio {critical.minimum_ratio:.3f}")
+        save("hessian_spectrum.png", histogram)
+    elif density is not None:
+        save("hessian_spectrum.png", density.plot)
+    if landscape is not None:
+        save("landscape.png", landscape.plot)
+    return written

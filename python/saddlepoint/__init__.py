@@ -4,6 +4,7 @@ The arithmetic runs in Rust kernels (``saddlepoint._core``) on NumPy arrays, in 
 GIL released; this package gives the PyTorch-like layers, losses and optimizers around them.
 """
 
+from . import diagnose
 from ._core import get_num_threads, set_num_threads
 from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from .clip import clip_grad_norm_, clip_grad_value_, grad_norm
@@ -60,6 +61,6 @@ __all__ = [
     "LRScheduler", "LeakyReLU", "Linear", "LinearLR", "LinearWarmup", "MSELoss", "Module",
     "MultiStepLR", "OneCycleLR", "Optimizer", "Parameter", "RMSprop", "ReLU",
     "ReduceLROnPlateau", "SGD", "Sequential", "SequentialLR", "Sigmoid", "StepLR", "Tanh",
-    "clip_grad_norm_", "clip_grad_value_", "get_num_threads", "grad_norm", "log_softmax",
+    "clip_grad_norm_", "clip_grad_value_", "diagnose", "get_num_threads", "grad_norm", "log_softmax",
     "lr_find", "mlp", "one_hot", "set_num_threads", "softmax",
 ]

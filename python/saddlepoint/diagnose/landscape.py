@@ -204,7 +204,7 @@ def batch_size_study(model_factory, X, y, *, batch_sizes=(16, 64, 256, 1024), va
     from ..trainer import Trainer, check_data
     from .guide import _dtype_of, _prepare_targets
 
-    if not callable(model_factory):
+    if isinstance(model_factory, Module) or not callable(model_factory):
         raise TypeError(f"model_factory must be a function returning a fresh Module, got "
                         f"{type(model_factory).__name__}")
     sizes = [int(b) for b in batch_sizes]

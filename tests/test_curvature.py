@@ -1,0 +1,286 @@
+"""Critical points: Hessian-vector products, the Hessian and its spectrum, saddle escape."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import saddlepoint as sp
+from saddlepoint import diagnose as dg
+from saddlepoint.diagnose.curvature import _kind
+
+
+def worked_example():
+    """The course's model y = w1·w2·x with one sample (x=1, ŷ=1), at w1 = w2 = 0."""
+    model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
+                          sp.Dense(1, 1, bias=False, dtype=np.float64))
+    for p in model.parameters():
+        p.data[...] = 0.0
+    return model, sp.MSELoss(), np.ones((1, 1)), np.ones((1, 1))
+
+
+def tiny_tanh_network(seed=0):
+    rng = np.random.default_rng(seed)
+    model = sp.mlp([3, 4, 3], "tanh", dtype=np.float64, rng=seed)
+    X = rng.standard_normal((20, 3))
+    y = rng.integers(0, 3, 20)
+    return model, sp.CrossEntropyLoss(), X, y
+
+
+def trained_small_network(hidden=12, epochs=30, seed=0):
+    """A 4-hidden-12-3 tanh network trained a little on synthetic classes (~100 parameters)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((120, 4))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 0.5)
+    model = sp.mlp([4, hidden, 3], "tanh", dtype=np.float64, rng=seed)
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=0.01),
+                         verbose=0, seed=seed, dtype=np.float64)
+    trainer.fit(X, y, epochs)
+    return model, sp.CrossEntropyLoss(), X, y
+
+
+def loss_value_hessian(model, loss, X, y, h=1e-4):
+    """An independent Hessian: second differences of loss *values* (no gradient code)."""
+    objective = dg.Objective(model, loss, X, y)
+    theta, n = objective.point, objective.size
+    H = np.empty((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            e_i, e_j = np.eye(n)[i] * h, np.eye(n)[j] * h
+            H[i, j] = H[j, i] = (objective.loss_at(theta + e_i + e_j) - objective.loss_at(theta + e_i - e_j)
+                                 - objective.loss_at(theta - e_i + e_j)
+                                 + objective.loss_at(theta - e_i - e_j)) / (4 * h * h)
+    return H
+
+
+# --- the course's worked example ------------------------------------------------------------------
+
+def test_worked_example_is_a_saddle_point_with_eigenvalues_minus_2_and_2():
+    model, loss, X, y = worked_example()
+    H = dg.hessian(model, loss, X, y)
+    np.testing.assert_allclose(H, [[0, -2], [-2, 0]], atol=1e-8)
+    point = dg.critical_point(model, loss, X, y)
+    assert point.kind == "saddle point"
+    np.testing.assert_allclose(point.eigenvalues, [-2, 2], rtol=1e-8)
+    assert point.gradient_norm == 0.0 and point.critical
+    assert point.minimum_ratio == 0.5 and (point.positive, point.negative, point.near_zero) == (1, 1, 0)
+    assert point.loss == 1.0
+
+
+def test_moving_along_the_negative_eigenvector_lowers_the_loss():
+    model, loss, X, y = worked_example()
+    objective = dg.Objective(model, loss, X, y)
+    u = np.array([1.0, 1.0]) / np.sqrt(2)
+    for t in (1e-3, 0.1, 1.0):
+        # L(t·u) = (1 − t²/2)² < 1; the course's estimate is L + ½·λ·t² with λ = −2.
+        assert objective.loss_at(t * u) == pytest.approx((1 - t * t / 2) ** 2)
+        assert objective.loss_at(t * u) < 1.0
+    result = dg.escape_saddle(model, loss, X, y)
+    assert result.escaped and result.eigenvalue == pytest.approx(-2)
+    np.testing.assert_allclose(np.abs(result.direction), [2**-0.5, 2**-0.5], rtol=1e-8)
+    assert result.loss_before == 1.0 and result.loss_after < 1e-3
+    w1, w2 = (p.data.item() for p in model.parameters())
+    assert (1 - w1 * w2) ** 2 == pytest.approx(result.loss_after)
+
+
+def test_gradient_descent_stays_at_the_saddle_where_the_escape_leaves_it():
+    model, loss, X, y = worked_example()
+    sgd = sp.Trainer(model, loss, sp.SGD(model.parameters(), lr=0.1), batch_size=1, verbose=0,
+                     dtype=np.float64)
+    history = sgd.fit(X, y, epochs=20)
+    assert history["loss"] == [1.0] * 20  # zero gradient: plain gradient descent never moves
+    assert all(p.data.item() == 0.0 for p in model.parameters())
+
+    model, loss, X, y = worked_example()
+    escape = dg.SaddleEscape(X, y, patience=2)
+    trainer = sp.Trainer(model, loss, sp.SGD(model.parameters(), lr=0.1), batch_size=1, verbose=0,
+                         dtype=np.float64, callbacks=[escape])
+    history = trainer.fit(X, y, epochs=20)
+    assert len(escape.escapes) >= 1 and escape.escapes[0][1].escaped
+    assert history["loss"][-1] < 1e-6
+
+
+def test_escape_leaves_a_minimum_alone():
+    model, loss, X, y = worked_example()
+    for p in model.parameters():
+        p.data[...] = 1.0  # w1·w2 = 1: a global minimum
+    result = dg.escape_saddle(model, loss, X, y)
+    assert not result.escaped and result.step == 0.0
+    assert all(p.data.item() == 1.0 for p in model.parameters())
+
+
+# --- Hessian against independent computations ----------------------------------------------------
+
+def test_hessian_of_least_squares_is_2_XtX_over_n(rng):
+    X = rng.standard_normal((30, 4))
+    y = rng.standard_normal((30, 1))
+    model = sp.Dense(4, 1, dtype=np.float64, rng=0)
+    A = np.hstack([X, np.ones((30, 1))])  # parameter order: weight (1, 4), then bias
+    exact = 2 * A.T @ A / len(X)
+    H = dg.hessian(model, sp.MSELoss(), X, y)
+    np.testing.assert_allclose(H, exact, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(np.linalg.eigvalsh(H), np.linalg.eigvalsh(exact), rtol=1e-8)
+
+
+def test_hessian_eigenvalues_match_an_independent_hessian_of_a_tiny_network():
+    model, loss, X, y = tiny_tanh_network()
+    H = dg.hessian(model, loss, X, y)
+    independent = loss_value_hessian(model, loss, X, y)
+    np.testing.assert_allclose(H, H.T, atol=0)
+    np.testing.assert_allclose(H, independent, atol=2e-6)
+    np.testing.assert_allclose(np.linalg.eigvalsh(H), np.linalg.eigvalsh(independent), atol=2e-6)
+
+
+def test_hessian_vector_product_is_H_times_v_and_linear(rng):
+    model, loss, X, y = tiny_tanh_network()
+    H = dg.hessian(model, loss, X, y)
+    v, w = rng.standard_normal((2, len(H)))
+    hv = dg.hessian_vector_product(model, loss, X, y, v)
+    np.testing.assert_allclose(hv, H @ v, rtol=1e-7, atol=1e-8)
+    objective = dg.Objective(model, loss, X, y)
+    combined = objective.hessian_vector_product(2 * v - 3 * w)
+    np.testing.assert_allclose(combined, 2 * hv - 3 * objective.hessian_vector_product(w), atol=1e-7)
+    np.testing.assert_array_equal(objective.hessian_vector_product(np.zeros_like(v)), 0)
+
+
+def test_float32_models_are_analysed_in_float64_without_being_changed():
+    model, loss, X, y = tiny_tanh_network()
+    model32 = sp.mlp([3, 4, 3], "tanh", rng=0)
+    before = [p.data.copy() for p in model32.parameters()]
+    model32.train()
+    H32 = dg.hessian(model32, loss, X, y)
+    H64 = dg.hessian(model, loss, X, y)
+    # The float32 weights, widened, are close to the float64 ones: so are the Hessians.
+    np.testing.assert_allclose(H32, H64, atol=1e-5)
+    for p, b in zip(model32.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+        assert p.dtype == np.float32
+    assert model32.training
+
+
+# --- spectrum at scale ---------------------------------------------------------------------------
+
+def test_lanczos_extremes_match_the_full_spectrum():
+    model, loss, X, y = trained_small_network()
+    spectrum = np.linalg.eigvalsh(dg.hessian(model, loss, X, y))
+    top = dg.top_eigenvalues(model, loss, X, y, k=3)
+    bottom = dg.top_eigenvalues(model, loss, X, y, k=2, which="smallest")
+    scale = np.max(np.abs(spectrum))
+    np.testing.assert_allclose(top, spectrum[-3:], atol=1e-6 * scale)
+    np.testing.assert_allclose(bottom, spectrum[:2], atol=1e-6 * scale)
+    full = dg.critical_point(model, loss, X, y, method="full")
+    lanczos = dg.critical_point(model, loss, X, y, method="lanczos")
+    assert lanczos.method == "lanczos" and full.method == "full"
+    np.testing.assert_allclose(lanczos.eigenvalues, [spectrum[0], spectrum[-1]], atol=1e-6 * scale)
+    assert lanczos.kind == full.kind
+    assert abs(lanczos.minimum_ratio - full.minimum_ratio) < 0.2
+
+
+def test_hutchinson_trace_and_slq_density_agree_with_the_full_spectrum():
+    model, loss, X, y = trained_small_network()
+    spectrum = np.linalg.eigvalsh(dg.hessian(model, loss, X, y))
+    estimate = dg.trace(model, loss, X, y, samples=200)
+    assert abs(estimate.trace - spectrum.sum()) < 4 * estimate.standard_error + 1e-9
+    density = dg.spectral_density(model, loss, X, y, steps=len(spectrum), vectors=2)
+    # With as many steps as parameters the Ritz values are the eigenvalues themselves.
+    assert density.nodes.min() == pytest.approx(spectrum[0], abs=1e-6)
+    assert density.nodes.max() == pytest.approx(spectrum[-1], abs=1e-6)
+    step = density.grid[1] - density.grid[0]
+    assert np.sum(density.density) * step == pytest.approx(1.0, abs=0.02)
+    assert np.sum(density.weights) == pytest.approx(1.0)
+
+
+def test_full_hessian_handles_two_thousand_parameters(rng):
+    model = sp.mlp([16, 60, 60, 1], "tanh", dtype=np.float64, rng=0)  # 4,741 parameters
+    X, y = rng.standard_normal((64, 16)), rng.standard_normal((64, 1))
+    small = sp.mlp([16, 100, 3], "tanh", dtype=np.float64, rng=0)  # 2,003 parameters
+    assert sum(p.data.size for p in small.parameters()) == 2003
+    point = dg.critical_point(small, sp.CrossEntropyLoss(), X, rng.integers(0, 3, 64), method="full")
+    assert point.method == "full" and len(point.eigenvalues) == 2003
+    assert dg.critical_point(model, sp.MSELoss(), X, y).method == "lanczos"  # above MAX_FULL_HESSIAN
+
+
+# --- classification rules --------------------------------------------------------------------------
+
+def test_least_squares_optimum_is_a_local_minimum(rng):
+    X, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 1))
+    model = sp.Dense(3, 1, dtype=np.float64)
+    A = np.hstack([X, np.ones((40, 1))])
+    solution = np.linalg.lstsq(A, y, rcond=None)[0].ravel()
+    dg.vector_to_parameters(solution, model)
+    point = dg.critical_point(model, sp.MSELoss(), X, y)
+    assert point.kind == "local minimum" and point.critical and point.minimum_ratio == 1.0
+
+
+def test_a_rescaling_symmetry_gives_a_degenerate_point(rng):
+    X = rng.standard_normal((40, 1))
+    y = 3 * X
+    model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
+                          sp.Dense(1, 1, bias=False, dtype=np.float64))
+    dg.vector_to_parameters(np.array([1.5, 2.0]), model)  # w1·w2 = 3: a minimum along a valley
+    point = dg.critical_point(model, sp.MSELoss(), X, y)
+    assert point.kind == "degenerate" and point.near_zero == 1 and point.positive == 1
+
+
+@pytest.mark.parametrize("signs, kind", [
+    ((True, True, False), "saddle point"), ((True, True, True), "saddle point"),
+    ((True, False, False), "local minimum"), ((False, True, False), "local maximum"),
+    ((True, False, True), "degenerate"), ((False, True, True), "degenerate"),
+    ((False, False, True), "degenerate")])
+def test_kind_rules(signs, kind):
+    assert _kind(*signs) == kind
+
+
+def test_critical_point_serializes(tmp_path):
+    import json
+
+    point = dg.critical_point(*worked_example())
+    data = json.loads(point.to_json())
+    assert data["kind"] == "saddle point" and data["eigenvalues"] == pytest.approx([-2, 2])
+    assert "saddle point" in str(point) and "minimum ratio" in str(point)
+
+
+# --- parameter vectors and errors -------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31))
+def test_parameter_vector_round_trip(n_in, n_out, seed):
+    model = sp.mlp([n_in, 5, n_out], dtype=np.float64, rng=seed)
+    vector = dg.parameters_to_vector(model)
+    assert vector.shape == (sum(p.data.size for p in model.parameters()),)
+    new = np.random.default_rng(seed).standard_normal(vector.shape)
+    dg.vector_to_parameters(new, model)
+    np.testing.assert_array_equal(dg.parameters_to_vector(model), new)
+
+
+def test_bad_input_is_rejected_and_changes_nothing():
+    model, loss, X, y = tiny_tanh_network()
+    before = dg.parameters_to_vector(model)
+    with pytest.raises(ValueError, match="vector must be 1-D with 31 values"):
+        dg.vector_to_parameters(np.zeros(5), model)
+    with pytest.raises(ValueError, match="vector must be finite"):
+        dg.vector_to_parameters(np.full(31, np.nan), model)
+    with pytest.raises(ValueError, match=r"v must have shape \(31,\)"):
+        dg.hessian_vector_product(model, loss, X, y, np.zeros(3))
+    with pytest.raises(ValueError, match="same number"):
+        dg.hessian(model, loss, X, y[:5])
+    with pytest.raises(ValueError, match="method must be"):
+        dg.critical_point(model, loss, X, y, method="exact")
+    with pytest.raises(TypeError, match="model must be a saddlepoint Module"):
+        dg.hessian("model", loss, X, y)
+    with pytest.raises(ValueError, match="X holds NaN"):
+        dg.gradient_norm(model, loss, np.full_like(X, np.nan), y)
+    with pytest.raises(ValueError, match="k must be in"):
+        dg.top_eigenvalues(model, loss, X, y, k=0)
+    np.testing.assert_array_equal(dg.parameters_to_vector(model), before)
+
+
+def test_module_to_float64_converts_parameters_and_buffers(rng):
+    model = sp.Sequential(sp.Dense(4, 6, rng=0), sp.BatchNorm1d(6), sp.ReLU(), sp.Dense(6, 2, rng=0))
+    X = rng.standard_normal((16, 4)).astype(np.float32)
+    model.forward(X)  # updates the running statistics
+    expected = model.eval().forward(X)
+    assert model.to(np.float64) is model
+    assert all(p.dtype == np.float64 and p.grad.dtype == np.float64 for p in model.parameters())
+    assert model[1].running_mean.dtype == np.float64 and model[1].num_batches_tracked.dtype == np.int64
+    np.testing.assert_allclose(model.forward(X.astype(np.float64)), expected, rtol=1e-5, atol=1e-6)

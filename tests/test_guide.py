@@ -1,0 +1,124 @@
+"""The course's general guidance: each situation built on purpose gets its verdict."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.preprocessing import StandardScaler
+
+import saddlepoint as sp
+from saddlepoint import diagnose as dg
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def smooth(X):
+    return np.sin(X[:, 0]) + X[:, 1] ** 2 + 0.5 * X[:, 2]
+
+
+def test_linear_model_on_a_nonlinear_target_is_model_bias(rng):
+    X = rng.uniform(-2, 2, (600, 2))
+    y = np.sin(2 * X[:, 0]) * np.cos(X[:, 1]) + X[:, 1] ** 2
+    result = dg.guide(sp.Dense(2, 1, rng=0), X, y, larger=lambda: sp.mlp([2, 64, 64, 1], rng=0),
+                      epochs=40)
+    assert result.verdict == "model bias", result
+    assert result.models["model"].train_ratio > 0.5
+    assert result.models["larger"].train_loss < 0.1 * result.models["model"].train_loss
+    assert "more flexible" in result.remedies[0]
+
+
+def test_deep_sigmoid_network_with_plain_sgd_is_an_optimization_issue(digits):
+    X, y = digits
+    deep = sp.mlp([64] + [64] * 6 + [10], "sigmoid", rng=0)
+    result = dg.guide(deep, X, y, optimizer=lambda p: sp.SGD(p, lr=0.01), epochs=10)
+    assert result.verdict == "optimization", result
+    # The shallow (linear) model fits the training data far better than the deep one.
+    assert result.models["simpler"].train_loss < 0.5 * result.models["model"].train_loss
+    assert any("critical_point" in r for r in result.remedies)
+
+
+def test_larger_model_that_trains_worse_is_an_optimization_issue(digits):
+    X, y = digits
+    result = dg.guide(lambda: sp.mlp([64, 10], rng=0), X[:600], y[:600], simpler=None,
+                      larger=lambda: sp.mlp([64] + [64] * 6 + [10], "sigmoid", rng=0),
+                      optimizer=lambda p: sp.SGD(p, lr=0.01), epochs=3, threshold=0.05)
+    # A linear model after 3 epochs of SGD at lr 0.01 still has a large loss; the deeper model's
+    # is larger still.
+    assert result.verdict == "optimization", result
+
+
+def test_large_network_on_a_few_dozen_samples_is_overfitting(rng):
+    X = rng.uniform(-2, 2, (40, 5))
+    y = X[:, 0] + 0.8 * rng.standard_normal(40)
+    result = dg.guide(sp.mlp([5, 256, 256, 1], rng=0), X, y, epochs=300, batch_size=8,
+                      validation_split=0.5)
+    assert result.verdict == "overfitting", result
+    model = result.models["model"]
+    assert model.train_ratio < 0.01 and model.val_ratio > 0.3
+
+
+def test_shifted_test_split_is_a_mismatch(rng):
+    X = rng.standard_normal((800, 3))
+    X_test = rng.standard_normal((200, 3)) + [0, 2.5, 0]
+    result = dg.guide(sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, smooth(X_test)),
+                      epochs=40)
+    assert result.verdict == "mismatch", result
+    assert result.shift.shifted and result.shift.auc > 0.9
+    assert result.shift.top_features[0][0] == 1  # the shifted feature is named first
+
+
+def test_same_distribution_test_split_is_healthy(rng):
+    X = rng.standard_normal((1000, 3))
+    X_test = rng.standard_normal((250, 3))
+    result = dg.guide(sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, smooth(X_test)),
+                      epochs=40)
+    assert result.verdict == "healthy", result
+    assert not result.shift.shifted and result.shift.auc < 0.65
+
+
+def test_good_fit_on_digits_is_healthy_and_reports_everything(digits):
+    X, y = digits
+    result = dg.guide(sp.mlp([64, 64, 10], rng=0), X, y, epochs=20)
+    assert result.verdict == "healthy", result
+    data = json.loads(result.to_json())
+    assert data["verdict"] == "healthy" and data["task"] == "classification"
+    assert set(data["models"]) == {"model", "simpler"}
+    assert data["models"]["model"]["val_metric"] > 0.95
+    assert len(data["models"]["model"]["history"]["loss"]) == 20
+    assert data["baseline_loss"] == pytest.approx(np.log(10), abs=0.01)  # ten balanced classes
+    text = str(result)
+    assert "verdict: healthy" in text and "| model |" in text and "what to do" in text
+
+
+def test_a_module_is_trained_in_place_and_a_factory_is_called(digits):
+    X, y = digits
+    model = sp.mlp([64, 16, 10], rng=0)
+    before = model[0].weight.data.copy()
+    result = dg.guide(model, X, y, epochs=2, simpler=None)
+    assert result.trained["model"] is model and not np.array_equal(model[0].weight.data, before)
+    with pytest.raises(TypeError, match="must return a saddlepoint Module"):
+        dg.guide(lambda: "not a model", X, y, epochs=1)
+
+
+def test_bad_arguments_are_rejected(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="threshold must be in"):
+        dg.guide(sp.mlp([64, 10]), X, y, threshold=2)
+    with pytest.raises(ValueError, match="task must be"):
+        dg.guide(sp.mlp([64, 10]), X, y, task="ranking")
+    with pytest.raises(ValueError, match="same features"):
+        dg.feature_shift(X, X[:, :3])
+
+
+def test_feature_shift_measures_standardized_mean_differences(rng):
+    a = rng.standard_normal((500, 4))
+    b = rng.standard_normal((500, 4)) * [1, 1, 1, 2] + [0, 0, 1.0, 0]
+    shift = dg.feature_shift(a, b)
+    expected = abs(a[:, 2].mean() - b[:, 2].mean()) / np.sqrt((a[:, 2].var() + b[:, 2].var()) / 2)
+    assert shift.top_features[0] == (2, pytest.approx(expected))
+    assert shift.shifted and shift.max_smd == pytest.approx(expected)

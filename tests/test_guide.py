@@ -27,6 +27,10 @@ def test_linear_model_on_a_nonlinear_target_is_model_bias(rng):
     result = dg.guide(sp.Dense(2, 1, rng=0), X, y, larger=lambda: sp.mlp([2, 64, 64, 1], rng=0),
                       epochs=40)
     assert result.verdict == "model bias", result
+    assert result.models["larger"].train_loss < 0.1 * result.models["model"].train_loss
+    # By default the larger reference is built: a linear model gets one hidden layer.
+    auto = dg.guide(sp.Dense(2, 1, rng=0), X, y, epochs=40)
+    assert auto.verdict == "model bias" and auto.models["larger"].n_parameters == 2 * 64 + 64 + 64 + 1
     assert result.models["model"].train_ratio > 0.5
     assert result.models["larger"].train_loss < 0.1 * result.models["model"].train_loss
     assert "more flexible" in result.remedies[0]
@@ -72,6 +76,15 @@ def test_shifted_test_split_is_a_mismatch(rng):
     assert result.shift.top_features[0][0] == 1  # the shifted feature is named first
 
 
+def test_test_split_with_another_target_function_is_a_mismatch_without_feature_shift(rng):
+    X = rng.standard_normal((800, 3))
+    X_test = rng.standard_normal((200, 3))
+    result = dg.guide(sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, -smooth(X_test)),
+                      epochs=40)
+    assert result.verdict == "mismatch", result
+    assert not result.shift.shifted and "no shift" in result.reason
+
+
 def test_same_distribution_test_split_is_healthy(rng):
     X = rng.standard_normal((1000, 3))
     X_test = rng.standard_normal((250, 3))
@@ -87,7 +100,8 @@ def test_good_fit_on_digits_is_healthy_and_reports_everything(digits):
     assert result.verdict == "healthy", result
     data = json.loads(result.to_json())
     assert data["verdict"] == "healthy" and data["task"] == "classification"
-    assert set(data["models"]) == {"model", "simpler"}
+    assert set(data["models"]) == {"model", "simpler", "larger"}
+    assert data["models"]["larger"]["n_parameters"] == 64 * 128 + 128 + 128 * 10 + 10  # doubled
     assert data["models"]["model"]["val_metric"] > 0.95
     assert len(data["models"]["model"]["history"]["loss"]) == 20
     assert data["baseline_loss"] == pytest.approx(np.log(10), abs=0.01)  # ten balanced classes
@@ -113,6 +127,23 @@ def test_bad_arguments_are_rejected(digits):
         dg.guide(sp.mlp([64, 10]), X, y, task="ranking")
     with pytest.raises(ValueError, match="same features"):
         dg.feature_shift(X, X[:, :3])
+    with pytest.raises(ValueError, match="validation_split must be in"):
+        dg.guide(sp.mlp([64, 10]), X, y, validation_split=0)
+    with pytest.raises(ValueError, match=r"test_data must have features of shape \(64,\)"):
+        dg.guide(sp.mlp([64, 10]), X, y, test_data=(X[:, :3], y))
+    with pytest.raises(ValueError, match="y must vary"):
+        dg.guide(sp.Dense(64, 1), X, np.ones(len(X)), task="regression")
+
+
+def test_wider_doubles_hidden_widths_and_keeps_the_ends():
+    model = sp.Sequential(sp.BatchNorm1d(5), sp.Dense(5, 8), sp.BatchNorm1d(8), sp.Tanh(),
+                          sp.Dropout(0.2), sp.Dense(8, 4), sp.ReLU(), sp.Dense(4, 3))
+    big = dg.wider(model)
+    sizes = [(m.in_features, m.out_features) for m in big if isinstance(m, sp.Dense)]
+    assert sizes == [(5, 16), (16, 8), (8, 3)]
+    assert [m.num_features for m in big if isinstance(m, sp.BatchNorm1d)] == [5, 16]
+    assert [type(m) for m in big] == [type(m) for m in model] and big[4].p == 0.2
+    assert dg.wider(sp.LayerNorm(4)) is None
 
 
 def test_feature_shift_measures_standardized_mean_differences(rng):

@@ -66,9 +66,29 @@ def test_sharpness_top_eigenvalue_is_the_lanczos_top_and_perturbations_raise_the
     X, y = digits
     model = trained(digits)
     sharp = dg.sharpness(model, sp.CrossEntropyLoss(), X[:300], y[:300], radius=0.05, samples=5)
-    top = dg.top_eigenvalues(model, sp.CrossEntropyLoss(), X[:300], y[:300])[-1]
+    top = np.linalg.eigvalsh(dg.hessian(model, sp.CrossEntropyLoss(), X[:300], y[:300]))[-1]
     assert sharp.top_eigenvalue == pytest.approx(top, rel=1e-6)
     assert sharp.perturbed_increase > 0 and sharp.perturbed_max_increase >= sharp.perturbed_increase
+
+
+def test_sharpness_perturbations_have_the_stated_relative_size(digits, monkeypatch):
+    X, y = digits
+    model = trained(digits)
+    objective = dg.Objective(model, sp.CrossEntropyLoss(), X[:50], y[:50])
+    seen = []
+    original = dg.Objective.loss_at
+
+    def spy(self, theta=None):
+        if theta is not None:
+            seen.append(np.asarray(theta) - objective.point)
+        return original(self, theta)
+
+    monkeypatch.setattr(dg.Objective, "loss_at", spy)
+    dg.sharpness(model, sp.CrossEntropyLoss(), X[:50], y[:50], radius=0.3, samples=3)
+    sizes = np.cumsum([0] + [p.data.size for p in model.parameters()])
+    for delta in seen:
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            assert np.linalg.norm(delta[a:b]) == pytest.approx(0.3 * np.linalg.norm(objective.point[a:b]))
 
 
 def test_batch_size_study_tabulates_every_batch_size(digits):

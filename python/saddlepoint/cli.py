@@ -327,7 +327,6 @@ def run_diagnose(args) -> int:
     analysed = (model, guidance.loss, X_fit[pick], y_fit[pick])
     print("analysing the Hessian at the end of training", file=sys.stderr)
     critical = diagnose.critical_point(*analysed, seed=args.seed)
-    density = diagnose.spectral_density(*analysed, seed=args.seed) if critical.method == "lanczos" else None
     landscape = diagnose.loss_landscape_2d(*analysed, steps=21, seed=args.seed)
     escape = None
     if critical.kind == "saddle point" and critical.critical:
@@ -335,7 +334,7 @@ def run_diagnose(args) -> int:
     out = args.out or Path("runs") / time.strftime("diagnose-%Y%m%d-%H%M%S")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     diagnose.write_report(out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape,
-                          density, landscape, config)
+                          landscape, config)
     rows = [("verdict", guidance.verdict), ("because", guidance.reason),
             ("critical point", f"{critical.kind} ({critical.method} Hessian, {critical.n_parameters} parameters)"),
             ("gradient norm", f"{critical.gradient_norm:.3g}"),

@@ -29,7 +29,7 @@ from .curvature import (
     top_eigenvalues,
     trace,
 )
-from .guide import VERDICTS, FeatureShift, Guidance, ModelReport, feature_shift, guide
+from .guide import VERDICTS, FeatureShift, Guidance, ModelReport, feature_shift, guide, wider
 from .landscape import (
     BatchSizeStudy,
     Landscape1D,
@@ -51,5 +51,5 @@ __all__ = [
     "critical_point", "escape_saddle", "feature_shift", "filter_normalized_direction",
     "gradient_norm", "guide", "hessian", "hessian_vector_product", "loss_landscape_1d",
     "loss_landscape_2d", "parameters_to_vector", "sharpness", "spectral_density",
-    "top_eigenvalues", "trace", "vector_to_parameters", "write_report",
+    "top_eigenvalues", "trace", "vector_to_parameters", "wider", "write_report",
 ]

@@ -5,8 +5,9 @@ The course (lecture "local minima and saddle point"): near a critical point θ' 
 minimum; all negative: a local maximum; both signs: a saddle point, and moving along an
 eigenvector ``u`` of a negative eigenvalue ``λ`` lowers the loss by about ``½ |λ| |u|²``.
 
-Hessian-vector products are central differences of the analytic gradient in float64 (two
-gradient evaluations; relative error about 1e-10, see :meth:`Objective.step_size`). Models with up
+Hessian-vector products are exact in float64 (Pearlmutter's R-operator, :mod:`.rop`; about two
+gradient evaluations) for models of the built-in layers, and central differences of the analytic
+gradient otherwise (see :meth:`Objective.hessian_vector_product`). Models with up
 to ``max_full`` parameters get the full Hessian and ``numpy.linalg.eigh``; larger ones get the
 extreme eigenvalues by Lanczos (scipy's ``eigsh`` on a ``LinearOperator``), Hutchinson's trace
 estimate and a stochastic Lanczos quadrature (SLQ) spectral density, as PyHessian does.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -110,25 +111,38 @@ def trace(model, loss, X, y, samples: int = 100, seed=0) -> TraceEstimate:
                          samples)
 
 
-def _lanczos(matvec, n: int, steps: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Ritz values and their quadrature weights (squared first components) of ``steps`` Lanczos
-    iterations from a random Rademacher start, with full reorthogonalization."""
-    v = rng.choice([-1.0, 1.0], size=n) / math.sqrt(n)
-    basis, alphas, betas = [v], [], []
-    for _ in range(min(steps, n)):
-        w = matvec(basis[-1])
-        alphas.append(float(w @ basis[-1]))
-        Q = np.array(basis)
-        for _ in range(2):  # twice is enough to keep the basis orthogonal in floating point
-            w = w - Q.T @ (Q @ w)
-        beta = float(np.linalg.norm(w))
-        if beta < 1e-10 * max(1.0, abs(alphas[-1])) or len(basis) == n:
+def _lanczos(products, n: int, steps: int, runs: int, rng) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``runs`` Lanczos processes from random Rademacher starts, in lockstep (one batched
+    ``products(V)`` = ``H Vᵀ`` rows per step), with full reorthogonalization. Returns each run's
+    Ritz values and their quadrature weights (squared first components)."""
+    steps = min(steps, n)
+    V = rng.choice([-1.0, 1.0], size=(runs, n)) / math.sqrt(n)
+    bases = [[v] for v in V]
+    alphas, betas = [[] for _ in range(runs)], [[] for _ in range(runs)]
+    active = list(range(runs))
+    for _ in range(steps):
+        W = products(np.array([bases[r][-1] for r in active]))
+        still = []
+        for r, w in zip(active, W):
+            alphas[r].append(float(w @ bases[r][-1]))
+            Q = np.array(bases[r])
+            for _ in range(2):  # twice is enough to keep the basis orthogonal in floating point
+                w = w - Q.T @ (Q @ w)
+            beta = float(np.linalg.norm(w))
+            if beta < 1e-10 * max(1.0, abs(alphas[r][-1])) or len(bases[r]) == steps:
+                continue  # converged (an invariant subspace) or done
+            betas[r].append(beta)
+            bases[r].append(w / beta)
+            still.append(r)
+        active = still
+        if not active:
             break
-        betas.append(beta)
-        basis.append(w / beta)
-    T = np.diag(alphas) + np.diag(betas[:len(alphas) - 1], 1) + np.diag(betas[:len(alphas) - 1], -1)
-    nodes, vectors = np.linalg.eigh(T)
-    return nodes, vectors[0] ** 2
+    results = []
+    for a, b in zip(alphas, betas):
+        off = b[:len(a) - 1]
+        nodes, vectors = np.linalg.eigh(np.diag(a) + np.diag(off, 1) + np.diag(off, -1))
+        results.append((nodes, vectors[0] ** 2))
+    return results
 
 
 @dataclass
@@ -158,17 +172,22 @@ class SpectralDensity:
         return ax
 
 
-def spectral_density(model, loss, X, y, steps: int = 40, vectors: int = 4, grid_points: int = 400,
+def spectral_density(model, loss, X, y, steps: int = 100, vectors: int = 10, grid_points: int = 400,
                      sigma: float | None = None, seed=0) -> SpectralDensity:
     """The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019):
     ``vectors`` runs of ``steps`` Lanczos iterations; ``sigma`` defaults to 1% of the spectrum's
     width."""
-    if steps < 1 or vectors < 1:
-        raise ValueError(f"steps and vectors must be at least 1, got {steps} and {vectors}")
-    objective = _objective(model, loss, X, y)
+    if steps < 1 or vectors < 1 or grid_points < 2:
+        raise ValueError(f"steps and vectors must be at least 1 and grid_points at least 2, got "
+                         f"{steps}, {vectors} and {grid_points}")
+    if sigma is not None and not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    return _density(_objective(model, loss, X, y), steps, vectors, grid_points, sigma, seed)
+
+
+def _density(objective: Objective, steps=100, vectors=10, grid_points=400, sigma=None, seed=0):
     rng = np.random.default_rng(seed)
-    runs = [_lanczos(objective.hessian_vector_product, objective.size, steps, rng)
-            for _ in range(vectors)]
+    runs = _lanczos(objective.hessian_vector_products, objective.size, steps, vectors, rng)
     nodes = np.concatenate([n for n, _ in runs])
     weights = np.concatenate([w for _, w in runs]) / vectors
     low, high = float(nodes.min()), float(nodes.max())
@@ -186,8 +205,10 @@ class CriticalPoint:
     ``kind`` is ``"local minimum"`` (every eigenvalue positive), ``"local maximum"`` (every one
     negative), ``"saddle point"`` (both signs) or ``"degenerate"`` (some are zero within
     ``tolerance`` = ``rtol`` times the largest magnitude, and no two signs: the second-order test
-    cannot decide). ``minimum_ratio`` is the course's fraction of positive eigenvalues (an SLQ
-    estimate with ``method="lanczos"``, where ``eigenvalues`` holds only the two extremes).
+    cannot decide). ``minimum_ratio`` is the course's fraction of positive eigenvalues. With
+    ``method="lanczos"`` ``eigenvalues`` holds only the two extremes, and the ratio is an estimate
+    from the SLQ ``density`` (100 steps × 10 vectors; eigenvalues near zero blur into both signs:
+    0.606 against the true 0.614 on a 3,010-parameter network, 0.89 with 40 × 4).
     ``critical`` says whether the gradient norm is at most ``gradient_tolerance``: away from a
     critical point the classification describes the curvature only.
     """
@@ -204,11 +225,11 @@ class CriticalPoint:
     tolerance: float
     n_parameters: int
     method: str
-    hessian_vector_product: str = ("central differences of the analytic gradient, float64, "
-                                   "relative error about 1e-10")
+    hessian_vector_product: str  # "exact" (R-operator) or "finite differences"
+    density: SpectralDensity | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "density"}
         d["eigenvalues"] = [float(e) for e in self.eigenvalues]
         return d
 
@@ -216,7 +237,8 @@ class CriticalPoint:
         return json.dumps(self.to_dict(), indent=2)
 
     def __str__(self) -> str:
-        lines = [f"{self.kind} ({self.method} Hessian, {self.n_parameters} parameters)",
+        lines = [f"{self.kind} ({self.method} Hessian from {self.hessian_vector_product} "
+                 f"Hessian-vector products, {self.n_parameters} parameters)",
                  f"  loss {self.loss:.6g}, gradient norm {self.gradient_norm:.3g}"
                  + ("" if self.critical else " — not a critical point: the gradient is not small")]
         lam = self.eigenvalues
@@ -225,7 +247,8 @@ class CriticalPoint:
         if self.positive is not None:
             lines.append(f"  {self.positive} positive, {self.negative} negative, "
                          f"{self.near_zero} near zero")
-        lines.append(f"  minimum ratio (fraction of positive eigenvalues) {self.minimum_ratio:.3f}")
+        estimate = " (SLQ estimate)" if self.method == "lanczos" else ""
+        lines.append(f"  minimum ratio (fraction of positive eigenvalues) {self.minimum_ratio:.3f}{estimate}")
         return "\n".join(lines)
 
 
@@ -242,9 +265,9 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
                    seed=0) -> CriticalPoint:
     """Classifies the point ``model`` sits at on the mean loss over ``(X, y)``.
 
-    ``method="full"`` computes every eigenvalue (``2n`` gradient evaluations and an ``n × n``
-    eigendecomposition); ``"lanczos"`` the two extremes and an SLQ estimate of the minimum ratio;
-    ``"auto"`` picks full up to ``max_full`` parameters.
+    ``method="full"`` computes every eigenvalue (``n`` Hessian-vector products, batched, and an
+    ``n × n`` eigendecomposition); ``"lanczos"`` the two extremes and an SLQ estimate of the
+    minimum ratio; ``"auto"`` picks full up to ``max_full`` parameters.
     """
     if method not in ("auto", "full", "lanczos"):
         raise ValueError(f"method must be 'auto', 'full' or 'lanczos', got {method!r}")
@@ -252,8 +275,7 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
         raise ValueError(f"rtol must be in (0, 1), got {rtol}")
     objective = _objective(model, loss, X, y)
     value, grad = objective.gradient()
-    objective.loss_at()  # restore the point
-    n = objective.size
+    n, density = objective.size, None
     if method == "full" or (method == "auto" and n <= max_full):
         eigenvalues = np.linalg.eigvalsh(objective.hessian())
         tol = rtol * max(float(np.max(np.abs(eigenvalues))), np.finfo(float).tiny)
@@ -265,7 +287,7 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
         high = _extreme_eigenpairs(objective, "LA", 1, seed)[0][0]
         eigenvalues = np.array([low, high])
         tol = rtol * max(abs(low), abs(high), np.finfo(float).tiny)
-        density = spectral_density(model, loss, X, y, seed=seed)
+        density = _density(objective, seed=seed)
         ratio = density.fraction_above(tol)
         # The extremes bound the spectrum; zeros inside it cannot be counted without all of it.
         kind = _kind(high > tol, low < -tol, not (low > tol or high < -tol))
@@ -273,7 +295,8 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
         method = "lanczos"
     return CriticalPoint(kind, value, float(np.linalg.norm(grad)),
                          bool(np.linalg.norm(grad) <= gradient_tolerance), float(ratio),
-                         np.asarray(eigenvalues), pos, neg, zero, float(tol), n, method)
+                         np.asarray(eigenvalues), pos, neg, zero, float(tol), n, method,
+                         objective.hvp_method, density)
 
 
 @dataclass

@@ -204,7 +204,7 @@ class Guidance:
 
 
 def _build(spec, n_in: int, n_out: int, dtype):
-    """A fresh model from a Module (copied), a factory, or ``"linear"``."""
+    """A fresh model from a Module (a copy), a factory, or ``"linear"``."""
     if spec == "linear":
         return Dense(n_in, n_out, dtype=dtype, rng=0)
     if isinstance(spec, Module):
@@ -262,33 +262,73 @@ def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str,
                 f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the "
                 f"baseline) and the larger model gets it down to {larger.train_loss:.4g}: the model is "
                 f"too simple to fit the data")
+        if larger is not None:
+            return "model bias", (
+                f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the "
+                f"baseline) and no model compared fits the training data better (the larger one: "
+                f"{larger.train_loss:.4g}); if the features do not determine the target, more "
+                f"features are what helps")
         return "model bias", (
-            f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the baseline)"
-            + (" and the larger model does not fit better either" if larger is not None else
-               "; no larger model was compared, so an optimization issue is not ruled out "
-               "(give larger=)"))
-    if model.val_ratio > threshold and model.val_loss > 2 * model.train_loss:
+            f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the baseline); "
+            f"no larger model could be built or was given, so an optimization issue is not ruled "
+            f"out (give larger=)")
+    if model.val_ratio > threshold and model.val_loss > model.train_loss:
         return "overfitting", (
-            f"the training loss {model.train_loss:.4g} is small but the validation loss "
-            f"{model.val_loss:.4g} is large ({model.val_ratio:.2f} × the baseline)")
-    if model.test_ratio is not None and model.test_ratio > threshold and model.test_loss > 2 * model.train_loss:
+            f"the training loss {model.train_loss:.4g} is small ({model.train_ratio:.3f} × the "
+            f"baseline) but the validation loss {model.val_loss:.4g} is large "
+            f"({model.val_ratio:.3f} × the baseline)")
+    if model.test_ratio is not None and model.test_ratio > threshold and model.test_loss > model.train_loss:
+        fine = (f"training and validation losses are small ({model.train_loss:.4g}, "
+                f"{model.val_loss:.4g}) but the test loss is {model.test_loss:.4g}")
         if shift is not None and shift.shifted:
-            return "mismatch", (
-                f"training and validation losses are small ({model.train_loss:.4g}, {model.val_loss:.4g}) "
-                f"but the test loss is {model.test_loss:.4g}, and the test features are distributed "
-                f"differently from the training features ({shift})")
-        return "overfitting", (
-            f"the test loss {model.test_loss:.4g} is large while training and validation are fine, and "
-            f"no shift of the test features was found: the validation split may be too small, or "
-            f"used for too many choices, to stand for unseen data")
+            return "mismatch", (f"{fine}, and the test features are distributed differently from the "
+                                f"training features ({shift})")
+        return "mismatch", (
+            f"{fine}; the features show no shift ({shift}), so the relation between features and "
+            f"target may differ in the test data, or the validation split is too small (or was used "
+            f"for too many choices) to stand for unseen data")
     return "healthy", (
         f"the training loss {model.train_loss:.4g} and validation loss {model.val_loss:.4g} are small "
         f"({model.train_ratio:.3f} and {model.val_ratio:.3f} × the baseline)"
         + (f" and so is the test loss {model.test_loss:.4g}" if model.test_loss is not None else ""))
 
 
+def wider(model):
+    """A more flexible copy of ``model``'s architecture, freshly initialized, or None: a Dense
+    layer becomes a one-hidden-layer ReLU network of 64 units; a Sequential of Dense, built-in
+    activation, BatchNorm1d and Dropout layers gets every hidden width doubled."""
+    from ..layers import BatchNorm1d, Dropout, ReLU, Sequential
+    from .rop import leaf_layers
+
+    if isinstance(model, Dense):
+        dtype = model.weight.dtype
+        return Sequential(Dense(model.in_features, 64, dtype=dtype, rng=0), ReLU(),
+                          Dense(64, model.out_features, dtype=dtype, rng=1))
+    layers = leaf_layers(model) if isinstance(model, Sequential) else None
+    dense = [layer for layer in (layers or []) if isinstance(layer, Dense)]
+    if not dense:
+        return None
+    rng = np.random.default_rng(0)
+    first, last = layers.index(dense[0]), layers.index(dense[-1])
+    built = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Dense):
+            n_in = layer.in_features * (1 if i == first else 2)
+            n_out = layer.out_features * (1 if i == last else 2)
+            built.append(Dense(n_in, n_out, bias=layer.bias is not None, dtype=layer.weight.dtype, rng=rng))
+        elif isinstance(layer, BatchNorm1d):
+            hidden = first < i < last
+            built.append(BatchNorm1d(layer.num_features * (2 if hidden else 1), layer.eps, layer.momentum,
+                                     layer.affine, layer.track_running_stats, dtype=layer._dtype))
+        elif isinstance(layer, Dropout):
+            built.append(Dropout(layer.p, rng=rng))
+        else:
+            built.append(copy.deepcopy(layer))
+    return Sequential(*built)
+
+
 def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, test_data=None,
-          simpler="linear", larger=None, task: str | None = None, optimizer=None,
+          simpler="linear", larger="auto", task: str | None = None, optimizer=None,
           epochs: int = 50, batch_size: int = 32, threshold: float = 0.1, margin: float = 0.1,
           seed=0, verbose: int = 0) -> Guidance:
     """Trains ``model`` and the reference models and diagnoses the model as the course does.
@@ -303,7 +343,9 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
     test_data : (X_test, y_test), optional
         Needed to detect a mismatch.
     simpler : ``"linear"`` (default: one Dense layer), a Module, a factory, or None
-    larger : a Module or factory for a more flexible (larger or deeper) model, or None
+    larger : ``"auto"`` (default: :func:`wider`, the model's architecture with every hidden width
+        doubled, or one hidden layer for a linear model), a Module or factory for a more flexible
+        (larger or deeper) model, or None
     task : ``"classification"`` (cross-entropy, accuracy) or ``"regression"`` (MSE on
         standardized targets, R²); inferred from ``y`` by default
     optimizer : function ``parameters -> Optimizer``; default ``Adam(lr=1e-3)``
@@ -326,24 +368,34 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     if validation_data is None:
+        if not 0 < validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
         stratify = y if task == "classification" and np.min(np.unique(y, return_counts=True)[1]) > 1 else None
         X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split, random_state=seed,
                                               stratify=stratify)
     else:
         X_val, y_val = check_data(*validation_data, name="validation X")
     X_test, y_test = check_data(*test_data, name="test X") if test_data is not None else (None, None)
+    for name, other in (("validation_data", X_val), ("test_data", X_test)):
+        if other is not None and other.shape[1:] != X.shape[1:]:
+            raise ValueError(f"{name} must have features of shape {X.shape[1:]} like X, got {other.shape[1:]}")
     (y, y_val, y_test), n_out, baseline = _prepare_targets(task, y, y_val, y_test)
+    if not baseline > 0:
+        raise ValueError("y must vary: a single class or a constant target leaves nothing to learn")
     loss = CrossEntropyLoss() if task == "classification" else MSELoss()
     metric = "accuracy" if task == "classification" else "r2"
     make_optimizer = optimizer or (lambda params: Adam(params, lr=1e-3))
     n_in = int(np.prod(X.shape[1:]))
 
-    specs = {"model": model, "simpler": simpler, "larger": larger}
+    main = model if isinstance(model, Module) else _build(model, n_in, n_out, np.float32)
+    if isinstance(larger, str) and larger == "auto":
+        larger = wider(main)
+    nets = {"model": main, "simpler": simpler, "larger": larger}
     reports, trained = {}, {}
-    for name, spec in specs.items():
+    for name, spec in nets.items():
         if spec is None:
             continue
-        net = model if (name == "model" and isinstance(model, Module)) else _build(spec, n_in, n_out, np.float32)
+        net = main if name == "model" else _build(spec, n_in, n_out, np.float32)
         dtype = _dtype_of(net)
         trainer = Trainer(net, loss, make_optimizer(net.parameters()), metrics=[metric],
                           batch_size=batch_size, seed=seed, verbose=verbose, dtype=dtype)
@@ -353,12 +405,12 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
         scores = {"train": trainer.evaluate(X, y), "val": trainer.evaluate(X_val, y_val)}
         if X_test is not None:
             scores["test"] = trainer.evaluate(X_test, y_test)
-        fields = {}
-        for split, s in scores.items():
-            fields.update({f"{split}_loss": s["loss"], f"{split}_ratio": s["loss"] / baseline,
-                           f"{split}_metric": s[metric]})
+        by_split = {}
+        for split, score in scores.items():
+            by_split.update({f"{split}_loss": score["loss"], f"{split}_ratio": score["loss"] / baseline,
+                             f"{split}_metric": score[metric]})
         reports[name] = ModelReport(name, sum(p.data.size for p in net.parameters()), seconds=seconds,
-                                    history=history.to_dict(), **fields)
+                                    history=history.to_dict(), **by_split)
         trained[name] = net
     shift = feature_shift(X, X_test, seed=seed) if X_test is not None else None
     verdict, reason = _decide(reports, threshold, margin, shift)

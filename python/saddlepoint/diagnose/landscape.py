@@ -146,12 +146,14 @@ def sharpness(model, loss, X, y, *, radius: float = 0.05, samples: int = 10, see
     rng = np.random.default_rng(seed)
     base = objective.loss_at()
     top = float(_extreme_eigenpairs(objective, "LA", 1, seed)[0][-1])
+    bounds = np.cumsum([0] + [p.data.size for p in objective.parameters])
+    norms = [np.linalg.norm(objective.point[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     increases = []
     for _ in range(samples):
         parts = []
-        for p in objective.parameters:
-            d = rng.standard_normal(p.data.size)
-            parts.append(d * (radius * np.linalg.norm(p.data) / max(np.linalg.norm(d), 1e-300)))
+        for size, norm in zip(np.diff(bounds), norms):
+            d = rng.standard_normal(size)
+            parts.append(d * (radius * norm / max(np.linalg.norm(d), 1e-300)))
         increases.append(objective.loss_at(objective.point + np.concatenate(parts)) - base)
     return Sharpness(base, top, float(np.mean(increases)), float(np.max(increases)), radius, samples)
 

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 
-def write_report(out: Path, title: str, guidance, critical, escape=None, density=None,
-                 landscape=None, config: dict | None = None) -> list[str]:
+def write_report(out: Path, title: str, guidance, critical, escape=None, landscape=None,
+                 config: dict | None = None) -> list[str]:
     """Writes the report files into ``out``; returns the names of the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    plots = _write_plots(out, guidance, critical, density, landscape)
+    plots = _write_plots(out, guidance, critical, landscape)
     report = {"config": config or {}, "guidance": guidance.to_dict(), "critical_point": critical.to_dict()}
     if escape is not None:
         report["escape"] = {k: v for k, v in vars(escape).items() if k != "direction"}
@@ -34,7 +34,7 @@ def write_report(out: Path, title: str, guidance, critical, escape=None, density
     return ["report.md", "report.json", *plots]
 
 
-def _write_plots(out: Path, guidance, critical, density, landscape) -> list[str]:
+def _write_plots(out: Path, guidance, critical, landscape) -> list[str]:
     try:
         import matplotlib
 
@@ -59,8 +59,8 @@ def _write_plots(out: Path, guidance, critical, density, landscape) -> list[str]
             ax.set(xlabel="Hessian eigenvalue", ylabel="count",
                    title=f"{critical.kind}; minimum ratio {critical.minimum_ratio:.3f}")
         save("hessian_spectrum.png", histogram)
-    elif density is not None:
-        save("hessian_spectrum.png", density.plot)
+    elif critical.density is not None:
+        save("hessian_spectrum.png", critical.density.plot)
     if landscape is not None:
         save("landscape.png", landscape.plot)
     return written

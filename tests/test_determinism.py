@@ -56,3 +56,25 @@ def test_thread_count_round_trips(restore_threads):
     assert sp.get_num_threads() == 1
     sp.set_num_threads(3)
     assert sp.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, n_in, n_out", [
+    (32, 784, 512),   # split into column halves (forward), row halves (weight gradient)
+    (128, 512, 256),
+    (300, 70, 90),    # halves that do not fall on the 16-column alignment
+    (8, 64, 32),      # below the split: one serial product
+])
+def test_dense_products_are_bit_identical_for_1_to_4_threads(restore_threads, dtype, batch, n_in, n_out):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((batch, n_in)).astype(dtype)
+    layer = sp.Dense(n_in, n_out, dtype=dtype, rng=0)
+    grad_out = rng.standard_normal((batch, n_out)).astype(dtype)
+    results = []
+    for threads in (1, 2, 3, 4):
+        sp.set_num_threads(threads)
+        layer.zero_grad()
+        out = layer.forward(x)
+        grad_in = layer.backward(grad_out)
+        results.append(out.tobytes() + grad_in.tobytes() + layer.weight.grad.tobytes())
+    assert all(r == results[0] for r in results[1:])

@@ -11,12 +11,12 @@ use crate::scalar::cst;
 use crate::{Float, KernelError};
 use multiversion::multiversion;
 
-/// Elements per task of an update: 256 KiB of each f32 array, so that a task's four streams
-/// stay in L2 while rayon's per-task cost stays small next to it.
-const CHUNK: usize = 65536;
+/// Elements per task of an update: 64 KiB of each f32 array, so that a task's four streams
+/// stay in L2 and the tasks of a 400k-parameter layer split evenly over the threads.
+const CHUNK: usize = 16384;
 /// An update on fewer elements runs on the calling thread: measured on 2 cores, Adam on two
-/// threads wins from about 128k float32 parameters (two chunks) on.
-const PAR_MIN_PARAMETERS: usize = 2 * CHUNK;
+/// threads wins from about 128k float32 parameters on.
+const PAR_MIN_PARAMETERS: usize = 131072;
 
 fn parallel(len: usize) -> bool {
     worth_parallel_above(len, PAR_MIN_PARAMETERS)

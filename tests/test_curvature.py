@@ -261,6 +261,12 @@ def test_bad_input_is_rejected_and_changes_nothing():
         dg.vector_to_parameters(np.full(31, np.nan), model)
     with pytest.raises(ValueError, match=r"v must have shape \(31,\)"):
         dg.hessian_vector_product(model, loss, X, y, np.zeros(3))
+    with pytest.raises(ValueError, match="V must be finite"):
+        dg.Objective(model, loss, X, y).hessian_vector_products(np.full((2, 31), np.inf))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        dg.Objective(model, loss, X, y, batch_size=0)
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        dg.spectral_density(model, loss, X, y, sigma=0)
     with pytest.raises(ValueError, match="same number"):
         dg.hessian(model, loss, X, y[:5])
     with pytest.raises(ValueError, match="method must be"):

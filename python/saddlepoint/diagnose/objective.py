@@ -179,6 +179,8 @@ class Objective:
         V = np.asarray(V, dtype=np.float64)
         if V.ndim != 2 or V.shape[1] != self.size:
             raise ValueError(f"V must have shape (k, {self.size}), got {V.shape}")
+        if not np.all(np.isfinite(V)):
+            raise ValueError("V must be finite, got NaN or infinity")
         theta = self.point if theta is None else np.asarray(theta, dtype=np.float64)
         if self._layers is None:
             return np.array([self.hessian_vector_product(v, theta) for v in V])

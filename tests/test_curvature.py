@@ -392,3 +392,20 @@ def test_models_without_an_r_operator_fall_back_to_finite_differences(rng):
     assert point.hessian_vector_product == "finite differences"
     with pytest.raises(ValueError, match="hvp='exact' needs a model of Dense"):
         dg.Objective(model, sp.CrossEntropyLoss(), X, y, hvp="exact")
+
+
+def test_hard_sigmoid_network_stalled_on_xor_sits_on_a_degenerate_plateau():
+    """From PyTorch's default init every hard-sigmoid unit stays in its linear part on the unit
+    square, so the network is a linear model and SGD stalls at log 2. The doctor finds no
+    negative curvature to escape along: a flat, degenerate critical point, not a saddle."""
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float64)
+    y = np.array([0, 1, 1, 0])
+    model = sp.Sequential(sp.Dense(2, 16, dtype=np.float64, rng=0), sp.HardSigmoid(),
+                          sp.Dense(16, 2, dtype=np.float64, rng=1))
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.5), batch_size=4,
+                         verbose=0, dtype=np.float64, seed=0)
+    history = trainer.fit(x, y, 2000)
+    assert history["loss"][-1] == pytest.approx(np.log(2), abs=1e-8)
+    point = dg.critical_point(model, sp.CrossEntropyLoss(), x, y)
+    assert point.kind == "degenerate" and point.critical and point.negative == 0
+    assert not dg.escape_saddle(model, sp.CrossEntropyLoss(), x, y).escaped

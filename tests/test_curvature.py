@@ -132,7 +132,7 @@ def test_hessian_eigenvalues_match_an_independent_hessian_of_a_tiny_network():
 
 def test_hessian_vector_product_is_H_times_v_and_linear(rng):
     model, loss, X, y = tiny_tanh_network()
-    H = dg.hessian(model, loss, X, y)
+    H = dg.Objective(model, loss, X, y, hvp="finite differences").hessian()  # the other method
     v, w = rng.standard_normal((2, len(H)))
     hv = dg.hessian_vector_product(model, loss, X, y, v)
     np.testing.assert_allclose(hv, H @ v, rtol=1e-7, atol=1e-8)
@@ -306,14 +306,19 @@ def test_exact_products_match_finite_differences_away_from_kinks(activation, los
     np.testing.assert_allclose(exact.hessian(), H, atol=1e-8 * np.max(np.abs(H)))
 
 
-@pytest.mark.parametrize("loss", [sp.MSELoss(), sp.L1Loss()], ids=["mse", "l1"])
-def test_exact_products_through_batch_norm_and_dropout_in_eval_mode(loss, rng):
-    model = sp.Sequential(sp.Dense(4, 6, dtype=np.float64, rng=0), sp.BatchNorm1d(6, dtype=np.float64),
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("loss", [sp.MSELoss(), sp.L1Loss(), sp.BCEWithLogitsLoss()], ids=["mse", "l1", "bce"])
+def test_exact_products_through_batch_norm_and_dropout_in_eval_mode(loss, affine, rng):
+    model = sp.Sequential(sp.Dense(4, 6, dtype=np.float64, rng=0),
+                          sp.BatchNorm1d(6, affine=affine, dtype=np.float64),
                           sp.Tanh(), sp.Dropout(0.3), sp.Dense(6, 2, dtype=np.float64, rng=1))
     X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 2))
     model.forward(X)  # running statistics away from (0, 1)
-    model[1].weight.data[:] = rng.uniform(0.5, 2, 6)
-    model[1].bias.data[:] = rng.standard_normal(6)
+    if affine:
+        model[1].weight.data[:] = rng.uniform(0.5, 2, 6)
+        model[1].bias.data[:] = rng.standard_normal(6)
+    if isinstance(loss, sp.BCEWithLogitsLoss):
+        Y = (Y > 0).astype(np.float64)
     exact = dg.Objective(model, loss, X, Y).hessian()
     H = dg.Objective(model, loss, X, Y, hvp="finite differences").hessian()
     np.testing.assert_allclose(exact, H, atol=1e-8 * np.max(np.abs(H)))
@@ -409,3 +414,45 @@ def test_hard_sigmoid_network_stalled_on_xor_sits_on_a_degenerate_plateau():
     point = dg.critical_point(model, sp.CrossEntropyLoss(), x, y)
     assert point.kind == "degenerate" and point.critical and point.negative == 0
     assert not dg.escape_saddle(model, sp.CrossEntropyLoss(), x, y).escaped
+
+
+def test_exact_products_through_batch_norm_on_channels_and_length(rng):
+    """(N, C, L) input: per-channel statistics over samples and positions."""
+    model = sp.Sequential(sp.BatchNorm1d(3, dtype=np.float64), sp.Tanh(), sp.BatchNorm1d(3, dtype=np.float64))
+    X, Y = rng.standard_normal((10, 3, 5)), rng.standard_normal((10, 3, 5))
+    model.forward(X)
+    for layer in (model[0], model[2]):
+        layer.weight.data[:] = rng.uniform(0.5, 2, 3)
+        layer.bias.data[:] = rng.standard_normal(3)
+    exact = dg.Objective(model, sp.MSELoss(), X, Y)
+    assert exact.hvp_method == "exact"
+    H = dg.Objective(model, sp.MSELoss(), X, Y, hvp="finite differences").hessian()
+    np.testing.assert_allclose(exact.hessian(), H, atol=1e-8 * np.max(np.abs(H)))
+
+
+def test_exact_products_with_probability_targets(rng):
+    model = sp.mlp([4, 6, 3], "sigmoid", dtype=np.float64, rng=0)
+    X = rng.standard_normal((25, 4))
+    P = rng.dirichlet(np.ones(3), 25)
+    loss = sp.CrossEntropyLoss(label_smoothing=0.05)
+    H = dg.Objective(model, loss, X, P, hvp="finite differences").hessian()
+    np.testing.assert_allclose(dg.Objective(model, loss, X, P).hessian(), H, atol=1e-8 * np.max(np.abs(H)))
+
+
+def test_a_large_common_logit_offset_leaves_the_hessian_unchanged(rng):
+    """Cross-entropy ignores a constant added to every logit of a row, so shifting the output
+    bias changes nothing: the exact Hessian must not drift with the offset either."""
+    model, loss, X, y = tiny_tanh_network()
+    H = dg.hessian(model, loss, X, y)
+    model[2].bias.data += 1e4
+    np.testing.assert_allclose(dg.hessian(model, loss, X, y), H, atol=1e-9 * np.max(np.abs(H)))
+
+
+def test_subclasses_of_supported_layers_fall_back_to_finite_differences(rng):
+    class Doubled(sp.Dense):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    model = sp.Sequential(Doubled(3, 4, dtype=np.float64, rng=0), sp.Tanh(), sp.Dense(4, 2, dtype=np.float64, rng=1))
+    X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
+    assert dg.Objective(model, sp.CrossEntropyLoss(), X, y).hvp_method == "finite differences"

@@ -85,6 +85,7 @@ def test_sharpness_perturbations_have_the_stated_relative_size(digits, monkeypat
 
     monkeypatch.setattr(dg.Objective, "loss_at", spy)
     dg.sharpness(model, sp.CrossEntropyLoss(), X[:50], y[:50], radius=0.3, samples=3)
+    assert len(seen) == 3
     sizes = np.cumsum([0] + [p.data.size for p in model.parameters()])
     for delta in seen:
         for a, b in zip(sizes[:-1], sizes[1:]):

@@ -9,15 +9,26 @@ use crate::error::check_len;
 use crate::parallel::{for_each_chunk_mut, install, num_threads, worth_parallel};
 use crate::reduce::column_sums;
 use crate::{Float, KernelError};
+use rayon::prelude::*;
 use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-/// From this many multiply-adds on, a product is computed as two halves of its output (see
-/// [`matmul`]); below it, serially on the calling thread.
+/// From this many multiply-adds on, a product is split into parts of its output computed side
+/// by side (see [`matmul`]); below it, serially on the calling thread.
 const SPLIT_MIN_MULTIPLY_ADDS: usize = 1 << 20;
 
-/// Halves start at a multiple of this, so rows stay aligned to SIMD vectors.
+/// Parts start at a multiple of this, so rows stay aligned to SIMD vectors.
 const SPLIT_ALIGN: usize = 16;
+
+/// How many parts a product's output is cut into: two up to 64M multiply-adds (the best split
+/// measured on 2 cores at every dense-layer shape), then one per 32M, a power of two, at most
+/// 16 and at least 256 rows or columns each, so larger machines keep more threads busy. It
+/// depends on the shape alone, never on the thread count.
+fn parts(multiply_adds: usize, len: usize) -> usize {
+    let by_work = multiply_adds >> 25;
+    let by_work = if by_work < 2 { 2 } else { 1 << (usize::BITS - 1 - by_work.leading_zeros()) };
+    by_work.min(16).min((len / 256).max(2))
+}
 
 /// `out (+)= lhs · rhs`, with `out` a row-major `lhs.nrows() × rhs.ncols()` matrix.
 pub fn matmul<T: Float>(
@@ -45,31 +56,38 @@ pub fn matmul<T: Float>(
         faer_matmul(dst, accum, lhs, rhs, T::one(), Par::Seq);
         return Ok(());
     }
-    // Two independent halves of the output, side by side. Measured on 2 cores (f32), this beats
-    // faer's own parallel split at every dense-layer shape tried: 32×512→256 forward 96 → 60 µs,
-    // 32×784→512 weight gradient 193 → 146 µs, 128×784→512 forward 886 → 591 µs. The halves
-    // depend on the shape only and faer's products do not depend on its thread count, so the
-    // result is the same for any number of threads.
-    let threads = num_threads();
-    let inner = if threads > 2 { Par::rayon(threads / 2) } else { Par::Seq };
-    let product = |d: MatMut<'_, T>, l: MatRef<'_, T>, r: MatRef<'_, T>| {
-        faer_matmul(d, accum, l, r, T::one(), inner)
-    };
+    // Independent parts of the output, each a serial faer product, side by side. Measured on 2
+    // cores (f32), two halves beat faer's own parallel split at every dense-layer shape tried:
+    // 32×512→256 forward 96 → 60 µs, 32×784→512 weight gradient 193 → 146 µs, 128×784→512
+    // forward 886 → 591 µs. Serial parts also keep the result independent of the thread count,
+    // which faer's parallel matrix-vector products are not.
     let split_rows = m >= 2 * SPLIT_ALIGN && 2 * m >= n;
-    let ((dst_a, dst_b), (lhs_a, lhs_b), (rhs_a, rhs_b)) = if split_rows {
-        let half = (m / 2).next_multiple_of(SPLIT_ALIGN);
-        (dst.split_at_row_mut(half), lhs.split_at_row(half), (rhs, rhs))
-    } else {
-        let half = (n / 2).next_multiple_of(SPLIT_ALIGN);
-        (dst.split_at_col_mut(half), (lhs, lhs), rhs.split_at_col(half))
+    let len = if split_rows { m } else { n };
+    let count = parts(m * n * k, len);
+    let step = len.div_ceil(count).next_multiple_of(SPLIT_ALIGN);
+    let mut blocks = Vec::with_capacity(count);
+    let (mut dst, mut lhs, mut rhs) = (dst, lhs, rhs);
+    while (if split_rows { dst.nrows() } else { dst.ncols() }) > step {
+        if split_rows {
+            let (head, tail) = dst.split_at_row_mut(step);
+            let (lhs_head, lhs_tail) = lhs.split_at_row(step);
+            blocks.push((head, lhs_head, rhs));
+            (dst, lhs) = (tail, lhs_tail);
+        } else {
+            let (head, tail) = dst.split_at_col_mut(step);
+            let (rhs_head, rhs_tail) = rhs.split_at_col(step);
+            blocks.push((head, lhs, rhs_head));
+            (dst, rhs) = (tail, rhs_tail);
+        }
+    }
+    blocks.push((dst, lhs, rhs));
+    let product = |(d, l, r): (MatMut<'_, T>, MatRef<'_, T>, MatRef<'_, T>)| {
+        faer_matmul(d, accum, l, r, T::one(), Par::Seq)
     };
-    if threads > 1 {
-        install(|| {
-            rayon::join(|| product(dst_a, lhs_a, rhs_a), || product(dst_b, lhs_b, rhs_b))
-        });
+    if num_threads() > 1 {
+        install(|| blocks.into_par_iter().for_each(product));
     } else {
-        product(dst_a, lhs_a, rhs_a);
-        product(dst_b, lhs_b, rhs_b);
+        blocks.into_iter().for_each(product);
     }
     Ok(())
 }

@@ -77,6 +77,7 @@ class ModelReport:
     test_ratio: float | None = None
     test_metric: float | None = None
     seconds: float = 0.0
+    diverged: str | None = None  # TrainingDiverged's message when training stopped on NaN/inf
     history: dict = field(default_factory=dict, repr=False)
 
 
@@ -240,6 +241,17 @@ def _prepare_targets(task, y, y_val, y_test):
     return mapped, arrays[0].shape[1], float(np.mean((mapped[0] - mapped[0].mean(axis=0)) ** 2))
 
 
+def _stratify(task: str, y, fraction: float):
+    """The labels to stratify a split by, when every class can appear on both sides."""
+    if task != "classification":
+        return None
+    classes, counts = np.unique(y, return_counts=True)
+    held_out = int(np.ceil(fraction * len(y)))
+    if counts.min() < 2 or held_out < len(classes) or len(y) - held_out < len(classes):
+        return None
+    return y
+
+
 def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str, str]:
     model = reports["model"]
     simpler, larger = reports.get("simpler"), reports.get("larger")
@@ -247,6 +259,9 @@ def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str,
     def lower(a, b):  # a fits the training data better than b
         return a.train_loss < b.train_loss * (1 - margin)
 
+    if model.diverged:
+        return "optimization", (f"training diverged: {model.diverged}; the learning rate is too "
+                                f"large for this model, or the model needs normalization")
     if model.train_ratio > threshold:
         if simpler is not None and lower(simpler, model):
             return "optimization", (
@@ -300,14 +315,14 @@ def wider(model):
     from ..layers import BatchNorm1d, Dropout, ReLU, Sequential
     from .rop import leaf_layers
 
-    if isinstance(model, Dense):
-        dtype = model.weight.dtype
-        return Sequential(Dense(model.in_features, 64, dtype=dtype, rng=0), ReLU(),
-                          Dense(64, model.out_features, dtype=dtype, rng=1))
-    layers = leaf_layers(model) if isinstance(model, Sequential) else None
+    layers = leaf_layers(model)
     dense = [layer for layer in (layers or []) if isinstance(layer, Dense)]
     if not dense:
         return None
+    if len(dense) == 1:  # a linear model (perhaps with normalization around it)
+        dtype = dense[0].weight.dtype
+        return Sequential(Dense(dense[0].in_features, 64, dtype=dtype, rng=0), ReLU(),
+                          Dense(64, dense[0].out_features, dtype=dtype, rng=1))
     rng = np.random.default_rng(0)
     first, last = layers.index(dense[0]), layers.index(dense[-1])
     built = []
@@ -359,20 +374,25 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
     from ..data import infer_task
     from ..losses import CrossEntropyLoss, MSELoss
     from ..optim import Adam
-    from ..trainer import Trainer, check_data
+    from ..trainer import Trainer, TrainingDiverged, check_data
 
     if not 0 < threshold < 1 or not 0 <= margin < 1:
         raise ValueError(f"threshold must be in (0, 1) and margin in [0, 1), got {threshold} and {margin}")
     X, y = check_data(X, y)
-    task = task or infer_task(y)
+    labels = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    task = task or (infer_task(y.ravel()) if labels else "regression")
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    if task == "classification":
+        if not labels:
+            raise ValueError(f"y must hold one class label per sample for classification, got "
+                             f"shape {y.shape}; pass labels, not one-hot rows")
+        y = y.ravel()
     if validation_data is None:
         if not 0 < validation_split < 1:
             raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-        stratify = y if task == "classification" and np.min(np.unique(y, return_counts=True)[1]) > 1 else None
         X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split, random_state=seed,
-                                              stratify=stratify)
+                                              stratify=_stratify(task, y, validation_split))
     else:
         X_val, y_val = check_data(*validation_data, name="validation X")
     X_test, y_test = check_data(*test_data, name="test X") if test_data is not None else (None, None)
@@ -400,7 +420,12 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
         trainer = Trainer(net, loss, make_optimizer(net.parameters()), metrics=[metric],
                           batch_size=batch_size, seed=seed, verbose=verbose, dtype=dtype)
         begin = time.perf_counter()
-        history = trainer.fit(X, y, epochs, validation_data=(X_val, y_val))
+        diverged = None
+        try:
+            trainer.fit(X, y, epochs, validation_data=(X_val, y_val))
+        except TrainingDiverged as error:  # the model keeps its last finite weights
+            diverged = str(error)
+        history = trainer.history
         seconds = time.perf_counter() - begin
         scores = {"train": trainer.evaluate(X, y), "val": trainer.evaluate(X_val, y_val)}
         if X_test is not None:
@@ -410,7 +435,7 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
             by_split.update({f"{split}_loss": score["loss"], f"{split}_ratio": score["loss"] / baseline,
                              f"{split}_metric": score[metric]})
         reports[name] = ModelReport(name, sum(p.data.size for p in net.parameters()), seconds=seconds,
-                                    history=history.to_dict(), **by_split)
+                                    history=history.to_dict(), diverged=diverged, **by_split)
         trained[name] = net
     shift = feature_shift(X, X_test, seed=seed) if X_test is not None else None
     verdict, reason = _decide(reports, threshold, margin, shift)

@@ -182,6 +182,8 @@ class Objective:
         if not np.all(np.isfinite(V)):
             raise ValueError("V must be finite, got NaN or infinity")
         theta = self.point if theta is None else np.asarray(theta, dtype=np.float64)
+        if len(V) == 0:
+            return np.zeros((0, self.size))
         if self._layers is None:
             return np.array([self.hessian_vector_product(v, theta) for v in V])
         k = self._directions_per_pass()

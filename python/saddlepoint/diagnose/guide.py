@@ -241,6 +241,28 @@ def _prepare_targets(task, y, y_val, y_test):
     return mapped, arrays[0].shape[1], float(np.mean((mapped[0] - mapped[0].mean(axis=0)) ** 2))
 
 
+def _train_and_score(name: str, trainer, splits: dict, epochs: int, baseline: float) -> ModelReport:
+    """Fits ``trainer`` on the training split (validating on "val") and scores every split."""
+    from ..trainer import TrainingDiverged
+
+    begin = time.perf_counter()
+    diverged = None
+    try:
+        trainer.fit(*splits["train"], epochs, validation_data=splits["val"])
+    except TrainingDiverged as error:  # the model keeps its last finite weights
+        diverged = str(error)
+    seconds = time.perf_counter() - begin
+    metric = trainer.metrics[0]
+    scores = {}
+    for split, data in splits.items():
+        score = trainer.evaluate(*data)
+        scores.update({f"{split}_loss": score["loss"], f"{split}_ratio": score["loss"] / baseline,
+                       f"{split}_metric": score[metric]})
+    n_parameters = sum(p.data.size for p in trainer.model.parameters())
+    return ModelReport(name, n_parameters, seconds=seconds, history=trainer.history.to_dict(),
+                       diverged=diverged, **scores)
+
+
 def _stratify(task: str, y, fraction: float):
     """The labels to stratify a split by, when every class can appear on both sides."""
     if task != "classification":
@@ -374,7 +396,7 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
     from ..data import infer_task
     from ..losses import CrossEntropyLoss, MSELoss
     from ..optim import Adam
-    from ..trainer import Trainer, TrainingDiverged, check_data
+    from ..trainer import Trainer, check_data
 
     if not 0 < threshold < 1 or not 0 <= margin < 1:
         raise ValueError(f"threshold must be in (0, 1) and margin in [0, 1), got {threshold} and {margin}")
@@ -410,32 +432,17 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
     main = model if isinstance(model, Module) else _build(model, n_in, n_out, np.float32)
     if isinstance(larger, str) and larger == "auto":
         larger = wider(main)
-    nets = {"model": main, "simpler": simpler, "larger": larger}
+    splits = {"train": (X, y), "val": (X_val, y_val)}
+    if X_test is not None:
+        splits["test"] = (X_test, y_test)
     reports, trained = {}, {}
-    for name, spec in nets.items():
+    for name, spec in {"model": main, "simpler": simpler, "larger": larger}.items():
         if spec is None:
             continue
         net = main if name == "model" else _build(spec, n_in, n_out, np.float32)
-        dtype = _dtype_of(net)
         trainer = Trainer(net, loss, make_optimizer(net.parameters()), metrics=[metric],
-                          batch_size=batch_size, seed=seed, verbose=verbose, dtype=dtype)
-        begin = time.perf_counter()
-        diverged = None
-        try:
-            trainer.fit(X, y, epochs, validation_data=(X_val, y_val))
-        except TrainingDiverged as error:  # the model keeps its last finite weights
-            diverged = str(error)
-        history = trainer.history
-        seconds = time.perf_counter() - begin
-        scores = {"train": trainer.evaluate(X, y), "val": trainer.evaluate(X_val, y_val)}
-        if X_test is not None:
-            scores["test"] = trainer.evaluate(X_test, y_test)
-        by_split = {}
-        for split, score in scores.items():
-            by_split.update({f"{split}_loss": score["loss"], f"{split}_ratio": score["loss"] / baseline,
-                             f"{split}_metric": score[metric]})
-        reports[name] = ModelReport(name, sum(p.data.size for p in net.parameters()), seconds=seconds,
-                                    history=history.to_dict(), diverged=diverged, **by_split)
+                          batch_size=batch_size, seed=seed, verbose=verbose, dtype=_dtype_of(net))
+        reports[name] = _train_and_score(name, trainer, splits, epochs, baseline)
         trained[name] = net
     shift = feature_shift(X, X_test, seed=seed) if X_test is not None else None
     verdict, reason = _decide(reports, threshold, margin, shift)

@@ -446,5 +446,21 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
         trained[name] = net
     shift = feature_shift(X, X_test, seed=seed) if X_test is not None else None
     verdict, reason = _decide(reports, threshold, margin, shift)
-    return Guidance(verdict, reason, list(REMEDIES[verdict]), task, metric, baseline, threshold,
+    remedies = list(REMEDIES[verdict])
+    falling = _still_falling(reports["model"].history.get("loss", []))
+    if falling is not None and verdict in ("model bias", "optimization"):
+        reason += (f"; but the model's training loss was still falling ({falling:.0%} over its "
+                   f"last epochs), so train longer before acting on this")
+        remedies.insert(0, "train longer (more epochs, or a larger learning rate) and diagnose again")
+    return Guidance(verdict, reason, remedies, task, metric, baseline, threshold,
                     reports, shift, trained, loss, (X, y))
+
+
+def _still_falling(losses, window: int = 5, fraction: float = 0.01) -> float | None:
+    """The relative fall of the mean training loss from the ``window`` epochs before the last
+    ``window`` to the last ones, when it is more than ``fraction``; else None."""
+    if len(losses) < 2 * window:
+        return None
+    before, last = np.mean(losses[-2 * window:-window]), np.mean(losses[-window:])
+    fall = (before - last) / before if before > 0 else 0.0
+    return float(fall) if fall > fraction else None

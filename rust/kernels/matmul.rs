@@ -9,9 +9,9 @@ use crate::error::check_len;
 use crate::parallel::{for_each_chunk_mut, install, num_threads, worth_parallel};
 use crate::reduce::column_sums;
 use crate::{Float, KernelError};
-use rayon::prelude::*;
 use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 /// From this many multiply-adds on, a product is split into parts of its output computed side
 /// by side (see [`matmul`]); below it, serially on the calling thread.
@@ -26,7 +26,11 @@ const SPLIT_ALIGN: usize = 16;
 /// depends on the shape alone, never on the thread count.
 fn parts(multiply_adds: usize, len: usize) -> usize {
     let by_work = multiply_adds >> 25;
-    let by_work = if by_work < 2 { 2 } else { 1 << (usize::BITS - 1 - by_work.leading_zeros()) };
+    let by_work = if by_work < 2 {
+        2
+    } else {
+        1 << (usize::BITS - 1 - by_work.leading_zeros())
+    };
     by_work.min(16).min((len / 256).max(2))
 }
 

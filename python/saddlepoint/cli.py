@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_data(args):
-    """``(X, y, task, name)`` for the data options."""
+    """``(X, y, task)`` for the data options; class labels must be integers."""
     from .data import BUNDLED, infer_task, load_bundled, load_csv
 
     if args.data in BUNDLED:
@@ -134,7 +134,26 @@ def load_data(args):
         task = infer_task(y)
     else:
         raise ValueError(f"--data must be one of {sorted(BUNDLED)} or a .csv file, got {args.data!r}")
-    return X, y, args.task or task
+    task = args.task or task
+    if task == "classification" and not np.all(np.asarray(y) == np.round(y)):
+        raise ValueError("--task classification needs integer class labels in the target")
+    return X, y, task
+
+
+def split_and_standardize(X, y, args, classification: bool, test=None):
+    """``(X_train, X_test, y_train, y_test)``: ``test`` as given, or ``--test-size`` held out
+    (stratified for classes); features standardized with scikit-learn's ``StandardScaler``
+    fitted on the training split only."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    if test is None:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=args.test_size, random_state=args.seed, stratify=y if classification else None)
+    else:
+        (X_train, y_train), (X_test, y_test) = (X, y), test
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
 
 
 def build_model(n_in, hidden, n_out, args, rng):
@@ -192,9 +211,6 @@ def build_schedule(optimizer, args, steps_per_epoch):
 
 
 def run_train(args) -> int:
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
     from . import get_num_threads, set_num_threads
     from .losses import CrossEntropyLoss, MSELoss
     from .trainer import EarlyStopping, Trainer, metric_value
@@ -206,13 +222,8 @@ def run_train(args) -> int:
     X, y, task = load_data(args)
     classification = task == "classification"
     if classification:
-        if not np.all(np.asarray(y) == np.round(y)):
-            raise ValueError("--task classification needs integer class labels in the target")
         classes, y = np.unique(y, return_inverse=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=args.test_size, random_state=args.seed, stratify=y if classification else None)
-    scaler = StandardScaler().fit(X_train)  # feature normalization, fitted on the training split only
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification)
     if classification:
         n_out, loss, metrics = len(classes), CrossEntropyLoss(), ["accuracy"]
     else:
@@ -257,6 +268,7 @@ def run_train(args) -> int:
 def write_run_folder(out: Path, args, sizes, task, history, model, results: dict) -> None:
     """config.json, history.csv/json, weights.safetensors and, with matplotlib, loss.png."""
     from . import checkpoint
+    from .plot import save_plot
 
     out.mkdir(parents=True, exist_ok=True)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -265,28 +277,17 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
     history.to_csv(out / "history.csv")
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2) + "\n")
     checkpoint.save_weights(model, out / "weights.safetensors")
-    try:
-        import matplotlib
+    def draw(ax):
+        for key in ("loss", "val_loss"):
+            if key in history:
+                ax.plot(history.epochs, history[key], label=key)
+        ax.set(xlabel="epoch", ylabel="loss", title=f"saddlepoint train --data {args.data}")
+        ax.legend()
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("loss", "val_loss"):
-        if key in history:
-            ax.plot(history.epochs, history[key], label=key)
-    ax.set(xlabel="epoch", ylabel="loss", title=f"saddlepoint train --data {args.data}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=100)
-    plt.close(fig)
+    save_plot(out / "loss.png", draw, figsize=(6, 4))
 
 
 def run_diagnose(args) -> int:
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
     from . import diagnose, get_num_threads, set_num_threads
     from .data import load_csv
 
@@ -296,20 +297,15 @@ def run_diagnose(args) -> int:
         raise ValueError("diagnose needs a validation split: set --val-fraction > 0")
     X, y, task = load_data(args)
     classification = task == "classification"
-    if classification and not np.all(np.asarray(y) == np.round(y)):
-        raise ValueError("--task classification needs integer class labels in the target")
+    test = None
     if args.test:
         if not args.data.lower().endswith(".csv"):
             raise ValueError("--test needs --data to be a CSV file with the same columns")
         X_test, y_test, _ = load_csv(args.test, args.target)
         if X_test.shape[1] != X.shape[1]:
             raise ValueError(f"--test {args.test} has {X_test.shape[1]} feature columns, --data has {X.shape[1]}")
-        X_train, y_train = X, y
-    else:
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=args.test_size, random_state=args.seed, stratify=y if classification else None)
-    scaler = StandardScaler().fit(X_train)  # fitted on the training split only
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        test = (X_test, y_test)
+    X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification, test)
     n_in = X.shape[1]
     n_out = len(np.unique(np.concatenate([y_train, y_test]))) if classification else 1
     larger_hidden = args.larger if args.larger is not None else [*args.hidden, (args.hidden or [64])[-1]]

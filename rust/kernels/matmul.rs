@@ -11,7 +11,6 @@ use crate::reduce::column_sums;
 use crate::{Float, KernelError};
 use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-use rayon::prelude::*;
 
 /// From this many multiply-adds on, a product is split into parts of its output computed side
 /// by side (see [`matmul`]); below it, serially on the calling thread.
@@ -66,34 +65,56 @@ pub fn matmul<T: Float>(
     // forward 886 → 591 µs. Serial parts also keep the result independent of the thread count,
     // which faer's parallel matrix-vector products are not.
     let split_rows = m >= 2 * SPLIT_ALIGN && 2 * m >= n;
-    let len = if split_rows { m } else { n };
-    let count = parts(m * n * k, len);
-    let step = len.div_ceil(count).next_multiple_of(SPLIT_ALIGN);
-    let mut blocks = Vec::with_capacity(count);
-    let (mut dst, mut lhs, mut rhs) = (dst, lhs, rhs);
-    while (if split_rows { dst.nrows() } else { dst.ncols() }) > step {
-        if split_rows {
-            let (head, tail) = dst.split_at_row_mut(step);
-            let (lhs_head, lhs_tail) = lhs.split_at_row(step);
-            blocks.push((head, lhs_head, rhs));
-            (dst, lhs) = (tail, lhs_tail);
-        } else {
-            let (head, tail) = dst.split_at_col_mut(step);
-            let (rhs_head, rhs_tail) = rhs.split_at_col(step);
-            blocks.push((head, lhs, rhs_head));
-            (dst, rhs) = (tail, rhs_tail);
-        }
-    }
-    blocks.push((dst, lhs, rhs));
-    let product = |(d, l, r): (MatMut<'_, T>, MatRef<'_, T>, MatRef<'_, T>)| {
-        faer_matmul(d, accum, l, r, T::one(), Par::Seq)
-    };
+    let count = parts(m * n * k, if split_rows { m } else { n });
     if num_threads() > 1 {
-        install(|| blocks.into_par_iter().for_each(product));
+        install(|| product_in_parts(dst, lhs, rhs, accum, count, split_rows, true));
     } else {
-        blocks.into_iter().for_each(product);
+        product_in_parts(dst, lhs, rhs, accum, count, split_rows, false);
     }
     Ok(())
+}
+
+/// `dst (+)= lhs · rhs` in `parts` pieces of `dst`'s rows (or columns), halved recursively with
+/// cuts on multiples of [`SPLIT_ALIGN`]; each piece is a serial faer product, and the two halves
+/// of each cut run side by side when `parallel`.
+fn product_in_parts<T: Float>(
+    dst: MatMut<'_, T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    accum: Accum,
+    parts: usize,
+    split_rows: bool,
+    parallel: bool,
+) {
+    let len = if split_rows { dst.nrows() } else { dst.ncols() };
+    let half = (len / 2).next_multiple_of(SPLIT_ALIGN);
+    if parts < 2 || half >= len {
+        faer_matmul(dst, accum, lhs, rhs, T::one(), Par::Seq);
+        return;
+    }
+    let ((dst_a, dst_b), (lhs_a, lhs_b), (rhs_a, rhs_b)) = if split_rows {
+        (
+            dst.split_at_row_mut(half),
+            lhs.split_at_row(half),
+            (rhs, rhs),
+        )
+    } else {
+        (
+            dst.split_at_col_mut(half),
+            (lhs, lhs),
+            rhs.split_at_col(half),
+        )
+    };
+    let first =
+        move || product_in_parts(dst_a, lhs_a, rhs_a, accum, parts / 2, split_rows, parallel);
+    let second =
+        move || product_in_parts(dst_b, lhs_b, rhs_b, accum, parts / 2, split_rows, parallel);
+    if parallel {
+        rayon::join(first, second);
+    } else {
+        first();
+        second();
+    }
 }
 
 /// Shapes of a dense layer: `x` is `batch × in_features`, `weight` is `out_features × in_features`

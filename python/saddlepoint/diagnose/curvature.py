@@ -57,13 +57,15 @@ def _linear_operator(objective: Objective):
 
 
 def _extreme_eigenpairs(objective: Objective, which: str, k: int, seed) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` eigenpairs, ascending: the largest (``"LA"``), the smallest (``"SA"``) or from both
+    ends at once (``"BE"``, one Lanczos run)."""
     from scipy.sparse.linalg import eigsh
 
     n = objective.size
     if n <= max(2 * k + 1, 20):  # too small for ARPACK: the full Hessian is cheap
-        values, vectors = np.linalg.eigh(objective.hessian())
-        order = np.argsort(values)
-        picked = order[-k:] if which == "LA" else order[:k]
+        values, vectors = np.linalg.eigh(objective.hessian())  # ascending
+        picked = {"LA": np.arange(n - k, n), "SA": np.arange(k),
+                  "BE": np.r_[np.arange(k // 2), np.arange(n - (k - k // 2), n)]}[which]
         return values[picked], vectors[:, picked]
     v0 = np.random.default_rng(seed).standard_normal(n)
     values, vectors = eigsh(_linear_operator(objective), k=k, which=which, v0=v0, tol=1e-8,
@@ -283,9 +285,8 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
         zero = n - pos - neg
         kind, ratio, method = _kind(pos > 0, neg > 0, zero > 0), pos / n, "full"
     else:
-        low = _extreme_eigenpairs(objective, "SA", 1, seed)[0][0]
-        high = _extreme_eigenpairs(objective, "LA", 1, seed)[0][0]
-        eigenvalues = np.array([low, high])
+        eigenvalues = _extreme_eigenpairs(objective, "BE", 2, seed)[0]
+        low, high = eigenvalues
         tol = rtol * max(abs(low), abs(high), np.finfo(float).tiny)
         density = _density(objective, seed=seed)
         ratio = density.fraction_above(tol)
@@ -293,8 +294,8 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
         kind = _kind(high > tol, low < -tol, not (low > tol or high < -tol))
         pos = neg = zero = None
         method = "lanczos"
-    return CriticalPoint(kind, value, float(np.linalg.norm(grad)),
-                         bool(np.linalg.norm(grad) <= gradient_tolerance), float(ratio),
+    norm = float(np.linalg.norm(grad))
+    return CriticalPoint(kind, value, norm, norm <= gradient_tolerance, float(ratio),
                          np.asarray(eigenvalues), pos, neg, zero, float(tol), n, method,
                          objective.hvp_method, density)
 
@@ -325,20 +326,18 @@ def escape_saddle(model, loss, X, y, *, max_step: float | None = None, rtol: flo
     eigenvalue, as the course prescribes.
 
     Both signs are tried with a line search over steps from ``1e-4·max_step`` to ``max_step``
-    (default ``4·max(1, |θ|)``; a geometric grid, then a finer one around its best), and the model takes the step with the lowest loss if that is below
-    the current loss; otherwise (and when no eigenvalue is below ``-rtol·max|λ|``) it is left
-    unchanged.
+    (default ``4·max(1, |θ|)``; a geometric grid, then a finer one around its best). The model
+    takes the step with the lowest loss if that is below the current loss; otherwise (and when
+    no eigenvalue is below ``-rtol·max|λ|``) it is left unchanged.
     """
     objective = _objective(model, loss, X, y)
     theta = objective.point
     before = objective.loss_at()
     if objective.size <= max_full:
         values, vectors = np.linalg.eigh(objective.hessian())
-        eigenvalue, direction, scale = values[0], vectors[:, 0], np.max(np.abs(values))
     else:
-        (eigenvalue,), vectors = _extreme_eigenpairs(objective, "SA", 1, seed)
-        direction = vectors[:, 0]
-        scale = max(abs(eigenvalue), abs(_extreme_eigenpairs(objective, "LA", 1, seed)[0][0]))
+        values, vectors = _extreme_eigenpairs(objective, "BE", 2, seed)
+    eigenvalue, direction, scale = values[0], vectors[:, 0], np.max(np.abs(values))
     if eigenvalue >= -rtol * scale:
         return EscapeResult(float(eigenvalue), 0.0, before, before, False, direction)
     max_step = 4.0 * max(1.0, float(np.linalg.norm(theta))) if max_step is None else float(max_step)

@@ -241,6 +241,62 @@ def _prepare_targets(task, y, y_val, y_test):
     return mapped, arrays[0].shape[1], float(np.mean((mapped[0] - mapped[0].mean(axis=0)) ** 2))
 
 
+@dataclass
+class PreparedData:
+    """Splits as the models see them (labels 0..C-1, or standardized regression targets), the
+    task's loss and metric, the number of outputs and the constant-prediction baseline loss."""
+
+    task: str
+    train: tuple
+    val: tuple
+    test: tuple
+    loss: object
+    metric: str
+    n_out: int
+    baseline: float
+
+
+def prepare_data(X, y, validation_data=None, validation_split: float = 0.2, test_data=None,
+                 task: str | None = None, seed=0) -> PreparedData:
+    """Checks the data, infers the task, holds out a validation split (stratified where every
+    class fits on both sides) and maps the targets; ``test`` is ``(None, None)`` without
+    ``test_data``."""
+    from sklearn.model_selection import train_test_split
+
+    from ..data import infer_task
+    from ..losses import CrossEntropyLoss, MSELoss
+    from ..trainer import check_data
+
+    X, y = check_data(X, y)
+    labels = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    task = task or (infer_task(y.ravel()) if labels else "regression")
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    if task == "classification":
+        if not labels:
+            raise ValueError(f"y must hold one class label per sample for classification, got "
+                             f"shape {y.shape}; pass labels, not one-hot rows")
+        y = y.ravel()
+    if validation_data is None:
+        if not 0 < validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+        X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split, random_state=seed,
+                                              stratify=_stratify(task, y, validation_split))
+    else:
+        X_val, y_val = check_data(*validation_data, name="validation X")
+    X_test, y_test = check_data(*test_data, name="test X") if test_data is not None else (None, None)
+    for name, other in (("validation_data", X_val), ("test_data", X_test)):
+        if other is not None and other.shape[1:] != X.shape[1:]:
+            raise ValueError(f"{name} must have features of shape {X.shape[1:]} like X, got {other.shape[1:]}")
+    (y, y_val, y_test), n_out, baseline = _prepare_targets(task, y, y_val, y_test)
+    if not baseline > 0:
+        raise ValueError("y must vary: a single class or a constant target leaves nothing to learn")
+    classification = task == "classification"
+    return PreparedData(task, (X, y), (X_val, y_val), (X_test, y_test),
+                        CrossEntropyLoss() if classification else MSELoss(),
+                        "accuracy" if classification else "r2", n_out, baseline)
+
+
 def _train_and_score(name: str, trainer, splits: dict, epochs: int, baseline: float) -> ModelReport:
     """Fits ``trainer`` on the training split (validating on "val") and scores every split."""
     from ..trainer import TrainingDiverged
@@ -391,50 +447,23 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
     margin : one model fits better than another when its training loss is lower by this
         fraction
     """
-    from sklearn.model_selection import train_test_split
-
-    from ..data import infer_task
-    from ..losses import CrossEntropyLoss, MSELoss
     from ..optim import Adam
-    from ..trainer import Trainer, check_data
+    from ..trainer import Trainer
 
     if not 0 < threshold < 1 or not 0 <= margin < 1:
         raise ValueError(f"threshold must be in (0, 1) and margin in [0, 1), got {threshold} and {margin}")
-    X, y = check_data(X, y)
-    labels = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
-    task = task or (infer_task(y.ravel()) if labels else "regression")
-    if task not in ("classification", "regression"):
-        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
-    if task == "classification":
-        if not labels:
-            raise ValueError(f"y must hold one class label per sample for classification, got "
-                             f"shape {y.shape}; pass labels, not one-hot rows")
-        y = y.ravel()
-    if validation_data is None:
-        if not 0 < validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-        X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split, random_state=seed,
-                                              stratify=_stratify(task, y, validation_split))
-    else:
-        X_val, y_val = check_data(*validation_data, name="validation X")
-    X_test, y_test = check_data(*test_data, name="test X") if test_data is not None else (None, None)
-    for name, other in (("validation_data", X_val), ("test_data", X_test)):
-        if other is not None and other.shape[1:] != X.shape[1:]:
-            raise ValueError(f"{name} must have features of shape {X.shape[1:]} like X, got {other.shape[1:]}")
-    (y, y_val, y_test), n_out, baseline = _prepare_targets(task, y, y_val, y_test)
-    if not baseline > 0:
-        raise ValueError("y must vary: a single class or a constant target leaves nothing to learn")
-    loss = CrossEntropyLoss() if task == "classification" else MSELoss()
-    metric = "accuracy" if task == "classification" else "r2"
+    data = prepare_data(X, y, validation_data, validation_split, test_data, task, seed)
+    (X, y), (X_test, _), loss, metric = data.train, data.test, data.loss, data.metric
+    baseline, n_out = data.baseline, data.n_out
     make_optimizer = optimizer or (lambda params: Adam(params, lr=1e-3))
     n_in = int(np.prod(X.shape[1:]))
 
     main = model if isinstance(model, Module) else _build(model, n_in, n_out, np.float32)
     if isinstance(larger, str) and larger == "auto":
         larger = wider(main)
-    splits = {"train": (X, y), "val": (X_val, y_val)}
+    splits = {"train": data.train, "val": data.val}
     if X_test is not None:
-        splits["test"] = (X_test, y_test)
+        splits["test"] = data.test
     reports, trained = {}, {}
     for name, spec in {"model": main, "simpler": simpler, "larger": larger}.items():
         if spec is None:
@@ -452,7 +481,7 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
         reason += (f"; but the model's training loss was still falling ({falling:.0%} over its "
                    f"last epochs), so train longer before acting on this")
         remedies.insert(0, "train longer (more epochs, or a larger learning rate) and diagnose again")
-    return Guidance(verdict, reason, remedies, task, metric, baseline, threshold,
+    return Guidance(verdict, reason, remedies, data.task, metric, baseline, threshold,
                     reports, shift, trained, loss, (X, y))
 
 

@@ -198,13 +198,9 @@ def batch_size_study(model_factory, X, y, *, batch_sizes=(16, 64, 256, 1024), va
     is a function ``parameters -> Optimizer`` (default ``SGD(lr=0.1)``, the course's setting where
     batch size matters); ``task`` is inferred from ``y`` by default.
     """
-    from sklearn.model_selection import train_test_split
-
-    from ..data import infer_task
-    from ..losses import CrossEntropyLoss, MSELoss
     from ..optim import SGD
-    from ..trainer import Trainer, check_data
-    from .guide import _dtype_of, _prepare_targets
+    from ..trainer import Trainer
+    from .guide import _dtype_of, prepare_data
 
     if isinstance(model_factory, Module) or not callable(model_factory):
         raise TypeError(f"model_factory must be a function returning a fresh Module, got "
@@ -212,15 +208,8 @@ def batch_size_study(model_factory, X, y, *, batch_sizes=(16, 64, 256, 1024), va
     sizes = [int(b) for b in batch_sizes]
     if not sizes or min(sizes) < 1:
         raise ValueError(f"batch_sizes must be positive integers, got {list(batch_sizes)}")
-    X, y = check_data(X, y)
-    task = task or infer_task(y)
-    if validation_data is None:
-        X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split, random_state=seed)
-    else:
-        X_val, y_val = check_data(*validation_data, name="validation X")
-    (y, y_val, _), _, _ = _prepare_targets(task, y, y_val, None)
-    loss = CrossEntropyLoss() if task == "classification" else MSELoss()
-    metric = "accuracy" if task == "classification" else "r2"
+    data = prepare_data(X, y, validation_data, validation_split, task=task, seed=seed)
+    (X, y), (X_val, y_val), loss, metric = data.train, data.val, data.loss, data.metric
     make_optimizer = optimizer or (lambda params: SGD(params, lr=0.1))
     pick = np.random.default_rng(seed).permutation(len(X))[:sharpness_samples]
     rows = []

@@ -35,32 +35,18 @@ def write_report(out: Path, title: str, guidance, critical, escape=None, landsca
 
 
 def _write_plots(out: Path, guidance, critical, landscape) -> list[str]:
-    try:
-        import matplotlib
+    from ..plot import save_plot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    written = []
+    def histogram(ax):
+        ax.hist(critical.eigenvalues, bins=80, log=True)
+        ax.set(xlabel="Hessian eigenvalue", ylabel="count",
+               title=f"{critical.kind}; minimum ratio {critical.minimum_ratio:.3f}")
 
-    def save(name, draw):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        draw(ax)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=100)
-        plt.close(fig)
-        written.append(name)
-
-    save("learning_curves.png", guidance.plot_learning_curves)
+    plots = {"learning_curves.png": guidance.plot_learning_curves}
     if critical.method == "full":
-        def histogram(ax):
-            ax.hist(critical.eigenvalues, bins=80, log=True)
-            ax.set(xlabel="Hessian eigenvalue", ylabel="count",
-                   title=f"{critical.kind}; minimum ratio {critical.minimum_ratio:.3f}")
-        save("hessian_spectrum.png", histogram)
+        plots["hessian_spectrum.png"] = histogram
     elif critical.density is not None:
-        save("hessian_spectrum.png", critical.density.plot)
+        plots["hessian_spectrum.png"] = critical.density.plot
     if landscape is not None:
-        save("landscape.png", landscape.plot)
-    return written
+        plots["landscape.png"] = landscape.plot
+    return [name for name, draw in plots.items() if save_plot(out / name, draw)]

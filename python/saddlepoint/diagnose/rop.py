@@ -145,15 +145,16 @@ def hessian_vector_products(layers, loss, chunks, directions: dict) -> dict:
         a, Ra = x, None  # R{x} = 0: the data does not depend on the parameters
         saved = []
         for layer in layers:
-            saved.append((a, Ra))
-            a, Ra = _forward(layer, a, Ra, directions)
+            z, Rz, local = _forward(layer, a, Ra, directions)
+            saved.append((local, Ra))
+            a, Ra = z, Rz
         if Ra is None:  # a model without parameters before the loss
             Ra = np.zeros((k,) + a.shape)
         loss(a, y)
         g = loss.backward() * weight
         Rg = loss_curvature(loss, a, y, Ra) * weight
-        for layer, (a_in, Ra_in) in zip(reversed(layers), reversed(saved)):
-            g, Rg = _backward(layer, a_in, Ra_in, g, Rg, directions, result)
+        for layer, (local, Ra_in) in zip(reversed(layers), reversed(saved)):
+            g, Rg = _backward(layer, local, Ra_in, g, Rg, directions, result)
     return result
 
 
@@ -163,7 +164,8 @@ def _per_channel(vector, x_ndim):
 
 
 def _forward(layer, a, Ra, V):
-    """Activation and its R-derivatives (k, *a.shape) at the layer's output; ``None`` is zero."""
+    """The layer's output, its R-derivatives (k, *shape) (``None`` for zero), and what the
+    backward pass needs from this layer (its input, derivatives or normalized input)."""
     if isinstance(layer, Dense):
         W, VW = layer.weight.data, V[id(layer.weight)]
         z, Rz = a @ W.T, a @ VW.transpose(0, 2, 1)
@@ -171,51 +173,51 @@ def _forward(layer, a, Ra, V):
             Rz += Ra @ W.T
         if layer.bias is not None:
             z, Rz = z + layer.bias.data, Rz + V[id(layer.bias)][:, None, :]
-        return z, Rz
+        return z, Rz, a
     if isinstance(layer, Activation):
-        value, d1, _ = _ACTIVATIONS[layer.kind](a, layer._slope())
-        return value, None if Ra is None else d1 * Ra
+        value, d1, d2 = _ACTIVATIONS[layer.kind](a, layer._slope())
+        return value, None if Ra is None else d1 * Ra, (d1, d2)
     if isinstance(layer, BatchNorm1d):
         shape = _channel_shape(a)
         invstd = (1.0 / np.sqrt(layer.running_var + layer.eps)).reshape(shape)
         xhat = (a - layer.running_mean.reshape(shape)) * invstd
         if not layer.affine:
-            return xhat, None if Ra is None else Ra * invstd
+            return xhat, None if Ra is None else Ra * invstd, (invstd, xhat)
         gamma = layer.weight.data.reshape(shape)
         Ry = xhat * _per_channel(V[id(layer.weight)], a.ndim) + _per_channel(V[id(layer.bias)], a.ndim)
         if Ra is not None:
             Ry = Ry + Ra * (invstd * gamma)
-        return xhat * gamma + layer.bias.data.reshape(shape), Ry
-    return a, Ra  # Dropout and Identity in eval mode
+        return xhat * gamma + layer.bias.data.reshape(shape), Ry, (invstd, xhat)
+    return a, Ra, None  # Dropout and Identity in eval mode
 
 
-def _backward(layer, a, Ra, g, Rg, V, out):
-    """Gradient (N, ...) and its R-derivatives (k, N, ...) at the layer's input; adds the
+def _backward(layer, local, Ra, g, Rg, V, out):
+    """Gradient (N, ...) and its R-derivatives (k, N, ...) at the layer's input, given what
+    :func:`_forward` kept (``local``) and the input's R-derivatives ``Ra``; adds the
     parameters' R-gradients to ``out``."""
     if isinstance(layer, Dense):
         W, VW = layer.weight.data, V[id(layer.weight)]
-        out[id(layer.weight)] += Rg.transpose(0, 2, 1) @ a
+        out[id(layer.weight)] += Rg.transpose(0, 2, 1) @ local
         if Ra is not None:
             out[id(layer.weight)] += g.T @ Ra
         if layer.bias is not None:
             out[id(layer.bias)] += Rg.sum(axis=1)
         return g @ W, Rg @ W + g @ VW
     if isinstance(layer, Activation):
-        _, d1, d2 = _ACTIVATIONS[layer.kind](a, layer._slope())
+        d1, d2 = local
         Rg_in = d1 * Rg
         if d2 is not None and Ra is not None:
             Rg_in += d2 * Ra * g
         return d1 * g, Rg_in
     if isinstance(layer, BatchNorm1d):
-        shape = _channel_shape(a)
-        invstd = (1.0 / np.sqrt(layer.running_var + layer.eps)).reshape(shape)
+        invstd, xhat = local
         if not layer.affine:
             return g * invstd, Rg * invstd
-        axes = (1,) + tuple(range(3, a.ndim + 1))  # samples and length, per direction
-        xhat = (a - layer.running_mean.reshape(shape)) * invstd
-        gamma = layer.weight.data.reshape(shape)
+        axes = (1,) + tuple(range(3, xhat.ndim + 1))  # samples and length, per direction
+        gamma = layer.weight.data.reshape(invstd.shape)
         R_gamma = Rg * xhat if Ra is None else Rg * xhat + g * Ra * invstd
         out[id(layer.weight)] += R_gamma.sum(axis=axes)
         out[id(layer.bias)] += Rg.sum(axis=axes)
-        return g * invstd * gamma, Rg * (invstd * gamma) + g * invstd * _per_channel(V[id(layer.weight)], a.ndim)
+        Vgamma = _per_channel(V[id(layer.weight)], xhat.ndim)
+        return g * invstd * gamma, Rg * (invstd * gamma) + g * invstd * Vgamma
     return g, Rg

@@ -81,3 +81,34 @@ def test_dense_products_are_bit_identical_for_1_to_4_threads(restore_threads, dt
         grad_in = layer.backward(grad_out)
         results.append(out.tobytes() + grad_in.tobytes() + layer.weight.grad.tobytes())
     assert all(r == results[0] for r in results[1:])
+
+
+def test_kernels_called_from_several_python_threads_at_once(restore_threads):
+    """The calling thread is a member of the pool and pool threads spin between kernels: calls
+    from other Python threads at the same time must neither hang nor change any result."""
+    import threading
+
+    sp.set_num_threads(2)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((256, 784)).astype(np.float32)  # large enough to split the product
+    layer = sp.Dense(784, 512, rng=0)
+    expected = layer.forward(x).copy()
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(20):
+                results.append(layer.forward(x).copy())
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    work()  # the main thread, the pool's member, at the same time
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a kernel call from a Python thread hung"
+    assert not errors
+    assert len(results) == 80
+    assert all(np.array_equal(r, expected) for r in results)

@@ -33,6 +33,25 @@ def run_saddlepoint(X, y, batch_size):
     trainer.fit(X, y, epochs=1)
 
 
+def run_products(X, batch_size):
+    """The floor: only the epoch's matrix products (each layer's forward, weight gradient and,
+    past the first layer, input gradient) through saddlepoint's kernels, on one batch."""
+    from saddlepoint import _core
+
+    rng = np.random.default_rng(0)
+    xs = [X[:batch_size]] + [rng.standard_normal((batch_size, n), dtype=np.float32) for n in SIZES[1:-1]]
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+        layers.append((xs[i], rng.standard_normal((n_out, n_in), dtype=np.float32),
+                       np.empty((batch_size, n_out), np.float32), np.empty((n_out, n_in), np.float32),
+                       np.empty((batch_size, n_in), np.float32) if i else None))
+    for _ in range(0, len(X), batch_size):
+        for x, w, out, gw, gx in layers:
+            _core.dense_forward(x, w, None, out)
+        for x, w, out, gw, gx in reversed(layers):
+            _core.dense_backward(x, w, out, gw, None, gx, accumulate=False)
+
+
 def run_numpy(X, y, batch_size):
     """The same network, loss and Adam written directly in NumPy (float32)."""
     rng = np.random.default_rng(0)
@@ -121,9 +140,14 @@ def main() -> None:
                 begin = time.perf_counter()
                 run()
                 times[name] = min(times[name], time.perf_counter() - begin)
+        begin = time.perf_counter()
+        run_products(X, batch_size)
+        products = time.perf_counter() - begin
         for name, seconds in times.items():
             ratio = "" if name == "saddlepoint" else f"{seconds / times['saddlepoint']:.2f}x faster"
             print(f"{batch_size:>6}  {name:<14}{seconds:>9.2f}{ratio:>18}")
+        share = f"{products / times['saddlepoint']:.0%} of saddlepoint"
+        print(f"{batch_size:>6}  {'products only':<14}{products:>9.2f}{share:>24}")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,36 @@ def test_kernels_called_from_several_python_threads_at_once(restore_threads):
     assert not errors
     assert len(results) == 80
     assert all(np.array_equal(r, expected) for r in results)
+
+
+def _forward_in_child(layer, x, queue):
+    import threading
+
+    queue.put(layer.forward(x))  # on the thread that forked, a member of the parent's pool
+    worker = threading.Thread(target=lambda: queue.put(layer.forward(x)))  # not a member
+    worker.start()
+    worker.join()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_process_runs_kernels_on_threads_of_its_own(restore_threads):
+    """multiprocessing forks on Linux: the child inherits the pool but not its threads."""
+    import multiprocessing
+
+    sp.set_num_threads(2)
+    x = np.random.default_rng(4).standard_normal((256, 784)).astype(np.float32)
+    layer = sp.Dense(784, 512, rng=0)
+    expected = layer.forward(x)  # the pool is running before the fork
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_forward_in_child, args=(layer, x, queue))
+    child.start()
+    try:
+        results = [queue.get(timeout=60) for _ in range(2)]
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    for result in results:
+        np.testing.assert_array_equal(result, expected)

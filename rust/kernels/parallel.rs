@@ -8,7 +8,7 @@
 use crate::KernelError;
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,9 @@ fn default_threads() -> usize {
         .unwrap_or(1)
 }
 
+/// The process the pools were built in.
+static POOLS_PID: AtomicU32 = AtomicU32::new(0);
+
 /// The pool of `threads` threads, built on first use.
 fn pool_of(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
     let find = |pools: &Vec<(usize, Arc<ThreadPool>)>| {
@@ -61,10 +64,19 @@ fn pool_of(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
             .find(|(n, _)| *n == threads)
             .map(|(_, p)| Arc::clone(p))
     };
-    if let Some(pool) = find(&POOLS.read().unwrap_or_else(|e| e.into_inner())) {
-        return Ok(pool);
+    let pid = std::process::id();
+    if POOLS_PID.load(Ordering::Relaxed) == pid {
+        if let Some(pool) = find(&POOLS.read().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(pool);
+        }
     }
     let mut pools = POOLS.write().unwrap_or_else(|e| e.into_inner());
+    if POOLS_PID.swap(pid, Ordering::Relaxed) != pid {
+        // A forked child (multiprocessing's default on Linux) inherits the pools but not their
+        // threads: work sent to them would wait forever. Leave them be (dropping them would
+        // signal threads that do not exist here) and start new ones.
+        std::mem::forget(std::mem::take(&mut *pools));
+    }
     if let Some(pool) = find(&pools) {
         return Ok(pool);
     }

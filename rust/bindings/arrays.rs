@@ -32,6 +32,13 @@ pub fn dtype_name(obj: &Bound<'_, PyAny>, name: &str) -> Result<String, Error> {
     Ok(untyped(obj, name)?.dtype().to_string())
 }
 
+/// Whether `obj` is an array of `T` (cheaper than comparing dtype names).
+pub fn has_dtype<T: Element>(obj: &Bound<'_, PyAny>, name: &str) -> Result<bool, Error> {
+    Ok(untyped(obj, name)?
+        .dtype()
+        .is_equiv_to(&numpy::dtype::<T>(obj.py())))
+}
+
 /// Which float kernel `obj` needs: float32 or float64, anything else is a `TypeError`.
 pub fn float_dtype(obj: &Bound<'_, PyAny>, name: &str) -> Result<FloatDtype, Error> {
     let dtype = untyped(obj, name)?.dtype();

@@ -1,7 +1,8 @@
 //! Bindings of the losses and softmax helpers.
 
 use super::arrays::{
-    check_shape, dims, dispatch_float, dtype_name, read, slice, slice_mut, write, FloatDtype,
+    check_shape, dims, dispatch_float, dtype_name, has_dtype, read, slice, slice_mut, write,
+    FloatDtype,
 };
 use crate::error::Error;
 use numpy::{Element, PyUntypedArrayMethods};
@@ -131,13 +132,12 @@ fn cross_entropy_typed<T: Float + Element>(
         label_smoothing,
     };
     let zs = slice(&z, "input")?;
-    let target_dtype = dtype_name(target, "target")?;
-    if target_dtype == "int64" {
+    if has_dtype::<i64>(target, "target")? {
         let labels = read::<i64>(target, "target")?;
         check_shape("target", labels.shape(), &[rows])?;
         let (ls, gs) = (slice(&labels, "target")?, slice_mut(&mut g, "grad_input")?);
         Ok(py.detach(|| loss::cross_entropy_labels(zs, ls, classes, options, gs))?)
-    } else if target_dtype == dtype_name(input, "input")? {
+    } else if has_dtype::<T>(target, "target")? {
         let probs = read::<T>(target, "target")?;
         check_shape("target", probs.shape(), z.shape())?;
         let (ps, gs) = (slice(&probs, "target")?, slice_mut(&mut g, "grad_input")?);
@@ -145,8 +145,9 @@ fn cross_entropy_typed<T: Float + Element>(
     } else {
         Err(Error::Type(format!(
             "target must be int64 class labels or class probabilities of input's dtype \
-             {}, got {target_dtype}",
-            dtype_name(input, "input")?
+             {}, got {}",
+            dtype_name(input, "input")?,
+            dtype_name(target, "target")?
         )))
     }
 }

@@ -9,7 +9,7 @@ use crate::KernelError;
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// Below this many elements a cheap elementwise loop (ReLU, scaling) runs on the calling thread:
@@ -47,10 +47,15 @@ fn build_pool(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
     })
 }
 
+/// The cores this process may use, asked once: `available_parallelism` reads cgroup files,
+/// tens of µs per call.
 fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// The process the pools were built in.
@@ -89,16 +94,7 @@ fn pool_of(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
 /// `None` only if the operating system refuses to start threads; callers then run serially.
 fn pool() -> Option<Arc<ThreadPool>> {
     let threads = match THREADS.load(Ordering::Relaxed) {
-        // Asked once: `available_parallelism` reads cgroup files, tens of µs per call.
-        0 => match THREADS.compare_exchange(
-            0,
-            default_threads(),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => THREADS.load(Ordering::Relaxed),
-            Err(chosen) => chosen,
-        },
+        0 => default_threads(),
         n => n,
     };
     pool_of(threads).ok()
@@ -145,10 +141,11 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             let started = KERNELS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
             KERNELS_RUNNING.fetch_add(1, Ordering::Relaxed);
             let result = p.install(f);
-            // Only when the pool goes idle: a kernel called inside another must not leave a
-            // spinner for the outer one's threads to pick up while they wait.
+            // Only when the pool goes idle (a kernel called inside another must not leave a
+            // spinner for the outer one's threads to pick up while they wait), and at most one
+            // spinner fewer than the cores, so the caller keeps a core to itself.
             if KERNELS_RUNNING.fetch_sub(1, Ordering::Relaxed) == 1 {
-                for _ in 1..p.current_num_threads() {
+                for _ in 1..p.current_num_threads().min(default_threads()) {
                     p.spawn(move || spin_until_next_kernel(started));
                 }
             }

@@ -145,3 +145,57 @@ def test_a_forked_child_process_runs_kernels_on_threads_of_its_own(restore_threa
     assert child.exitcode == 0
     for result in results:
         np.testing.assert_array_equal(result, expected)
+
+
+def _train_in_child(x, y, expected, queue):
+    queue.put(train_step_bytes(x, y) == expected)
+
+
+def train_step_bytes(x, y) -> bytes:
+    model = sp.mlp([300, 256, 10], rng=1)
+    loss_fn = sp.CrossEntropyLoss()
+    opt = sp.Adam(model.parameters())
+    loss_fn(model(x), y)
+    model.backward(loss_fn.backward())
+    opt.step()
+    return b"".join(p.data.tobytes() for p in model.parameters())
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_forking_while_another_thread_runs_kernels(restore_threads):
+    """The child must not touch the parent's pool, whose unfinished work it inherits mid-kernel
+    (before, 8 of 60 such children crashed)."""
+    import multiprocessing
+    import threading
+
+    sp.set_num_threads(2)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((512, 300)).astype(np.float32)
+    y = rng.integers(0, 10, 512)
+    expected = train_step_bytes(x, y)
+    stop = threading.Event()
+
+    def keep_busy():
+        while not stop.is_set():
+            train_step_bytes(x, y)
+
+    busy = threading.Thread(target=keep_busy)
+    busy.start()
+    context = multiprocessing.get_context("fork")
+    exit_codes, results = [], []
+    try:
+        for _ in range(24):
+            queue = context.Queue()
+            child = context.Process(target=_train_in_child, args=(x, y, expected, queue))
+            child.start()
+            child.join(timeout=60)
+            if child.is_alive():
+                child.kill()
+                child.join()
+            exit_codes.append(child.exitcode)
+            results.append(queue.get(timeout=1) if child.exitcode == 0 else None)
+    finally:
+        stop.set()
+        busy.join()
+    assert exit_codes == [0] * 24
+    assert all(results)

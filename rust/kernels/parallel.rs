@@ -8,6 +8,7 @@
 use crate::KernelError;
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -39,6 +40,7 @@ fn builder(threads: usize) -> ThreadPoolBuilder {
 fn build_pool(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
     if threads > 1 && rayon::current_thread_index().is_none() {
         if let Ok(pool) = builder(threads).use_current_thread().build() {
+            JOINED_IN.with(|pid| pid.set(std::process::id()));
             return Ok(Arc::new(pool));
         }
     }
@@ -56,6 +58,20 @@ fn default_threads() -> usize {
             .map(|n| n.get())
             .unwrap_or(1)
     })
+}
+
+thread_local! {
+    /// The process in which this thread joined a pool as one of its threads (0: never).
+    static JOINED_IN: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread joined a pool before the process was forked (multiprocessing's default
+/// on Linux). That pool's other threads do not exist in the child and rayon cannot take this
+/// thread out of it: anything it did with that pool could run the parent's unfinished work or
+/// wait forever, so it runs every kernel serially.
+fn joined_before_fork() -> bool {
+    let joined = JOINED_IN.with(Cell::get);
+    joined != 0 && joined != std::process::id()
 }
 
 /// The process the pools were built in.
@@ -93,6 +109,9 @@ fn pool_of(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
 /// The pool in use: one thread per available core unless [`set_num_threads`] chose otherwise.
 /// `None` only if the operating system refuses to start threads; callers then run serially.
 fn pool() -> Option<Arc<ThreadPool>> {
+    if joined_before_fork() {
+        return None;
+    }
     let threads = match THREADS.load(Ordering::Relaxed) {
         0 => default_threads(),
         n => n,
@@ -138,13 +157,17 @@ const WARM_FOR: Duration = Duration::from_micros(200);
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     match pool() {
         Some(p) => {
-            let started = KERNELS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
+            // Counted as running before it counts as started, so a kernel ending meanwhile
+            // never sees the pool idle and leaves spinners that this one would not stop.
             KERNELS_RUNNING.fetch_add(1, Ordering::Relaxed);
+            let started = KERNELS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
+            let running = Running;
             let result = p.install(f);
+            drop(running);
             // Only when the pool goes idle (a kernel called inside another must not leave a
             // spinner for the outer one's threads to pick up while they wait), and at most one
             // spinner fewer than the cores, so the caller keeps a core to itself.
-            if KERNELS_RUNNING.fetch_sub(1, Ordering::Relaxed) == 1 {
+            if KERNELS_RUNNING.load(Ordering::Relaxed) == 0 {
                 for _ in 1..p.current_num_threads().min(default_threads()) {
                     p.spawn(move || spin_until_next_kernel(started));
                 }
@@ -152,6 +175,15 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             result
         }
         None => f(),
+    }
+}
+
+/// Counts a kernel out of [`KERNELS_RUNNING`] when dropped, even if the kernel panicked.
+struct Running;
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        KERNELS_RUNNING.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

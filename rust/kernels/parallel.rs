@@ -325,6 +325,17 @@ mod tests {
     }
 
     #[test]
+    fn a_kernel_inside_another_finishes_with_the_same_result() {
+        let mut out = vec![0.0f64; 1 << 16];
+        for_each_chunk_mut(&mut out, 4096, true, |i, chunk| {
+            let inner = sum_over_ranges(4096, 512, true, |r| r.len() as f64);
+            chunk.iter_mut().for_each(|v| *v = inner + i as f64);
+        });
+        let expected = (0..1 << 16).map(|j| 4096.0 + (j / 4096) as f64);
+        assert!(out.iter().copied().eq(expected));
+    }
+
+    #[test]
     fn zero_threads_is_an_error() {
         assert!(set_num_threads(0).is_err());
     }

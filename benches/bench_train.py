@@ -149,5 +149,6 @@ def main() -> None:
                 note = "" if name == "saddlepoint" else f"{seconds / times['saddlepoint']:.2f}x faster"
             print(f"{batch_size:>6}  {name:<14}{seconds:>9.2f}{note:>22}")
 
+
 if __name__ == "__main__":
     main()

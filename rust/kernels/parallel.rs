@@ -67,27 +67,26 @@ thread_local! {
     static JOINED_IN: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Whether this thread joined a pool before the process was forked (multiprocessing's default
-/// on Linux). That pool's other threads do not exist in the child and rayon cannot take this
-/// thread out of it: anything it did with that pool could run the parent's unfinished work or
-/// wait forever, so it runs every kernel serially.
-fn joined_before_fork() -> bool {
+/// Whether this thread joined a pool before process `pid` was forked from its parent
+/// (multiprocessing's default on Linux). That pool's other threads do not exist in the child
+/// and rayon cannot take this thread out of it: anything it did with that pool could run the
+/// parent's unfinished work or wait forever, so it runs every kernel serially.
+fn joined_before_fork(pid: u32) -> bool {
     let joined = JOINED_IN.with(Cell::get);
-    joined != 0 && joined != std::process::id()
+    joined != 0 && joined != pid
 }
 
 /// The process the pools were built in.
 static POOLS_PID: AtomicU32 = AtomicU32::new(0);
 
-/// The pool of `threads` threads, built on first use.
-fn pool_of(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
+/// The pool of `threads` threads in process `pid`, built on first use.
+fn pool_of(threads: usize, pid: u32) -> Result<Arc<ThreadPool>, KernelError> {
     let find = |pools: &Vec<(usize, Arc<ThreadPool>)>| {
         pools
             .iter()
             .find(|(n, _)| *n == threads)
             .map(|(_, p)| Arc::clone(p))
     };
-    let pid = std::process::id();
     if POOLS_PID.load(Ordering::Relaxed) == pid {
         if let Some(pool) = find(&POOLS.read().unwrap_or_else(|e| e.into_inner())) {
             return Ok(pool);
@@ -111,14 +110,15 @@ fn pool_of(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
 /// The pool in use: one thread per available core unless [`set_num_threads`] chose otherwise.
 /// `None` only if the operating system refuses to start threads; callers then run serially.
 fn pool() -> Option<Arc<ThreadPool>> {
-    if joined_before_fork() {
+    let pid = std::process::id();
+    if joined_before_fork(pid) {
         return None;
     }
     let threads = match THREADS.load(Ordering::Relaxed) {
         0 => default_threads(),
         n => n,
     };
-    pool_of(threads).ok()
+    pool_of(threads, pid).ok()
 }
 
 /// Sets the number of threads the kernels use (at least 1).
@@ -129,7 +129,7 @@ pub fn set_num_threads(threads: usize) -> Result<(), KernelError> {
             "must be at least 1, got 0",
         ));
     }
-    pool_of(threads)?;
+    pool_of(threads, std::process::id())?;
     THREADS.store(threads, Ordering::Relaxed);
     Ok(())
 }
@@ -161,9 +161,8 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         Some(p) => {
             // Counted as running before it counts as started, so a kernel ending meanwhile
             // never sees the pool idle and leaves spinners that this one would not stop.
-            KERNELS_RUNNING.fetch_add(1, Ordering::Relaxed);
+            let running = Running::start();
             let started = KERNELS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
-            let running = Running;
             let result = p.install(f);
             drop(running);
             // Only when the pool goes idle (a kernel called inside another must not leave a
@@ -180,8 +179,15 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// Counts a kernel out of [`KERNELS_RUNNING`] when dropped, even if the kernel panicked.
+/// A kernel counted in [`KERNELS_RUNNING`] until dropped, even if the kernel panics.
 struct Running;
+
+impl Running {
+    fn start() -> Self {
+        KERNELS_RUNNING.fetch_add(1, Ordering::Relaxed);
+        Running
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {

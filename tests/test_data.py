@@ -23,6 +23,11 @@ def test_minibatches_shuffle_every_epoch_and_cover_the_data():
         list(minibatches(10, 0))
 
 
+def test_drop_last_with_fewer_samples_than_a_batch_gives_no_batch_as_pytorch():
+    assert list(minibatches(10, 64, drop_last=True)) == []
+    assert [len(b) for b in minibatches(10, 64)] == [10]
+
+
 def digits_trainer():
     model = sp.mlp([64, 64, 64, 10], rng=0)
     optimizer = sp.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)

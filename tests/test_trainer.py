@@ -109,9 +109,113 @@ def test_divergence_stops_with_epoch_and_batch_and_finite_weights():
     model = sp.mlp([8, 16, 1], rng=0)
     trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=10.0),
                          batch_size=32, verbose=0, seed=0)
-    with pytest.raises(sp.TrainingDiverged, match=r"at epoch \d+, batch \d+; the model keeps"):
+    with pytest.raises(sp.TrainingDiverged, match=r"at epoch \d+, batch \d+; the model and the "
+                                                   r"optimizer are left as they were"):
         trainer.fit(X, y, epochs=20)
     assert all(np.all(np.isfinite(p.data)) for p in model.parameters())
+
+
+class StateRecorder:
+    """A pass-through first layer that copies the model's and the optimizer's whole state
+    (buffers, dropout generators) before each training batch reaches the other layers."""
+
+    def __init__(self):
+        self.model = self.optimizer = None
+        self.before = []
+
+    def forward(self, x):
+        generators = [m.rng.bit_generator.state for m in self.model if isinstance(m, sp.Dropout)]
+        self.before.append((self.model.state_dict(), self.optimizer.state_dict(), generators))
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def assert_state_is(model, optimizer, saved):
+    model_state, optimizer_state, generators = saved
+    for name, array in model.state_dict().items():
+        assert array.tobytes() == model_state[name].tobytes(), name
+    now = optimizer.state_dict()["state"]
+    assert now.keys() == optimizer_state["state"].keys()
+    for key, values in now.items():
+        for name, value in values.items():
+            assert np.array_equal(value, optimizer_state["state"][key][name]), (key, name)
+    assert [m.rng.bit_generator.state for m in model if isinstance(m, sp.Dropout)] == generators
+
+
+def test_divergence_leaves_buffers_generators_and_optimizer_as_before_the_failing_batch():
+    """With a huge rate, batch norm's running statistics overflow in the forward pass of the
+    failing batch: they used to keep inf/NaN (so did every prediction); now the whole batch
+    is undone."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 4)).astype(np.float32)
+    y = rng.integers(0, 2, 256)
+    recorder = StateRecorder()
+    model = sp.Sequential(recorder, sp.Dense(4, 8, rng=0), sp.BatchNorm1d(8), sp.ReLU(),
+                          sp.Dropout(0.1, rng=0), sp.Dense(8, 2, rng=1))
+    optimizer = sp.SGD(model.parameters(), lr=1e6, momentum=0.9)
+    recorder.model, recorder.optimizer = model, optimizer
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, batch_size=32, verbose=0, seed=0)
+    with pytest.raises(sp.TrainingDiverged, match="left as they were before this batch"):
+        trainer.fit(X, y, epochs=5)
+    assert len(recorder.before) > 1  # some updates were made before the failing batch
+    assert_state_is(model, optimizer, recorder.before[-1])
+    assert np.isfinite(model[2].running_var).all() and np.isfinite(model[2].running_mean).all()
+
+
+class OverflowingCounter(sp.Module):
+    """A pass-through layer of our own whose buffer grows by 1e38 per training batch: float32
+    overflows in the fourth batch while the loss stays finite."""
+
+    def __init__(self):
+        self.register_buffer("total", np.zeros(1, np.float32))
+
+    def forward(self, x):
+        if self.training:
+            with np.errstate(over="ignore"):
+                self.total += np.float32(1e38)
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def test_divergence_undoes_the_buffers_of_any_layer():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 2)).astype(np.float32)
+    counter = OverflowingCounter()
+    model = sp.Sequential(counter, sp.Dense(2, 1, rng=0))
+    trainer = sp.Trainer(model, sp.MSELoss(), sp.Adam(model.parameters()), batch_size=16,
+                         shuffle=False, verbose=0)
+    with pytest.raises(sp.TrainingDiverged, match="running statistics stopped being finite at "
+                                                   "epoch 1, batch 4"):
+        trainer.fit(X, X[:, :1], epochs=1)
+    assert counter.total[0] == np.float32(3e38)
+
+
+def test_an_update_that_overflows_the_weights_is_named_at_the_next_batch():
+    X = np.full((64, 2), 10.0, np.float32)
+    model = sp.mlp([2, 1], rng=0)
+    trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=1e38), batch_size=16,
+                         verbose=0)
+    with pytest.raises(sp.TrainingDiverged, match="the previous update already made the weights "
+                                                   "non-finite"):
+        trainer.fit(X, X[:, :1] + 100, epochs=1)
+
+
+def test_drop_last_with_fewer_samples_than_a_batch_is_refused():
+    """It divided by zero: no batch, no loss. PyTorch's DataLoader gives no batch; fit refuses."""
+    model = sp.mlp([2, 2], rng=0)
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters()), batch_size=64,
+                         drop_last=True, verbose=0)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="batch_size must be at most the 10 training samples with "
+                                         "drop_last=True, got 64"):
+        trainer.fit(np.ones((10, 2)), np.arange(10) % 2, epochs=1)
+    assert trainer.epoch == 0 and len(trainer.history.epochs) == 0
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name])
 
 
 def test_scheduler_can_step_per_batch(digits):

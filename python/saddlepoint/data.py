@@ -36,6 +36,9 @@ def minibatches(n_samples: int, batch_size: int, rng=None, shuffle: bool = True,
 
     With ``shuffle`` the order is a fresh permutation drawn from ``rng`` (a
     ``numpy.random.Generator`` or seed) each call, i.e. each epoch, as the course prescribes.
+    With ``drop_last`` the last, incomplete batch is left out, so fewer samples than
+    ``batch_size`` give no batch at all, as PyTorch's ``DataLoader`` (``Trainer.fit`` refuses
+    that case with a ValueError).
     """
     batch_size = positive_int("batch_size", batch_size)
     if n_samples < 1:

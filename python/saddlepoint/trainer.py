@@ -170,7 +170,48 @@ class ModelCheckpoint(Callback):
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss or the gradients stopped being finite; the model keeps its last finite weights."""
+    """The loss, the gradients or a layer's buffers stopped being finite; the model and the
+    optimizer are left exactly as they were before the failing batch."""
+
+
+class _BatchRollback:
+    """Undoes what a training batch changes before the optimizer step commits it.
+
+    A batch that diverges is stopped before ``optimizer.step()``, so the weights and the
+    optimizer state need no copy. The forward pass does change every layer's buffers (batch
+    norm's running statistics and ``num_batches_tracked``) and advances layers' random
+    generators (dropout): those are copied before each batch, which costs one small copy per
+    buffer and nothing for a model without buffers or generators.
+    """
+
+    def __init__(self, model):
+        modules = [module for _, module in _modules(model)]
+        self.buffers = [(module, name, np.array(getattr(module, name), copy=True))
+                        for module in modules for name in getattr(module, "_buffer_names", ())]
+        self.float_buffers = [(module, name) for module, name, copy in self.buffers
+                              if copy.dtype.kind == "f"]
+        self.generators = [module.rng for module in modules
+                           if isinstance(getattr(module, "rng", None), np.random.Generator)]
+        self.generator_states: list = []
+
+    def save(self) -> None:
+        for module, name, copy in self.buffers:
+            np.copyto(copy, getattr(module, name))
+        self.generator_states = [g.bit_generator.state for g in self.generators]
+
+    def restore(self) -> None:
+        for module, name, copy in self.buffers:
+            live = getattr(module, name)
+            if isinstance(live, np.ndarray) and live.shape == copy.shape and live.dtype == copy.dtype:
+                np.copyto(live, copy)
+            else:  # the layer replaced its buffer: put the saved one back
+                setattr(module, name, copy.copy())
+        for generator, state in zip(self.generators, self.generator_states):
+            generator.bit_generator.state = state
+
+    def buffers_finite(self) -> bool:
+        """Whether every float buffer is finite after the forward pass."""
+        return all(_core.all_finite(getattr(module, name)) for module, name in self.float_buffers)
 
 
 @dataclass
@@ -209,8 +250,10 @@ class Trainer:
     batch_size, drop_last, shuffle : the mini-batches; reshuffled every epoch from ``seed``
     callbacks : list of :class:`Callback`
     augment : callable ``(X_batch, rng) -> X_batch``, applied to training batches only
-    check_finite : stop with :class:`TrainingDiverged` when the loss or the gradient norm is
-        NaN or infinite, before the update, so the model keeps its last finite weights
+    check_finite : stop with :class:`TrainingDiverged` when the loss, the gradients or a layer's
+        running statistics stop being finite, before the update; the failing batch is undone
+        (buffers and dropout generators included), so model and optimizer are left exactly as
+        they were before it
     verbose : 1 for a tqdm progress bar (on stderr; off when stderr is not a terminal), 0 for none
     dtype : inputs are converted to the model's dtype (float32 by default)
     """
@@ -271,6 +314,9 @@ class Trainer:
             validation_data = (X_val, y_val)
         if validation_data is not None:
             validation_data = self._prepare(*validation_data, name="validation X")
+        if self.drop_last and len(X) < self.batch_size:
+            raise ValueError(f"batch_size must be at most the {len(X)} training samples with "
+                             f"drop_last=True, got {self.batch_size}: every batch would be dropped")
         batches = _Batches(X, y)
         self.stop_training = False
         for cb in self.callbacks:
@@ -319,27 +365,42 @@ class Trainer:
         from .data import minibatches
 
         params = self.model.parameters()
+        rollback = _BatchRollback(self.model) if self.check_finite else None
         total, count = 0.0, 0
         for b, idx in enumerate(minibatches(len(batches.X), self.batch_size, self.rng,
                                             self.shuffle, self.drop_last), start=1):
             xb, yb = batches.gather(idx)
+            if rollback is not None:
+                rollback.save()
             if self.augment is not None:
                 xb = self.augment(xb, self.rng)
             loss = self.loss(self.model.forward(xb), yb)
-            if self.check_finite and not math.isfinite(loss):
-                raise TrainingDiverged(f"the loss became {loss} at epoch {self.epoch}, batch {b}; "
-                                       f"the model keeps the weights from before this batch")
+            if rollback is not None and not (math.isfinite(loss) and rollback.buffers_finite()):
+                what = f"the loss became {loss}" if not math.isfinite(loss) else \
+                    "a layer's running statistics stopped being finite"
+                self._diverged(rollback, params, f"{what} at epoch {self.epoch}, batch {b}")
             self.optimizer.zero_grad()
             self.model.backward(self.loss.backward())
-            if self.check_finite and not all(_core.all_finite(p.grad) for p in params):
-                raise TrainingDiverged(f"the gradients stopped being finite at epoch {self.epoch}, "
-                                       f"batch {b}; the model keeps the weights from before this batch")
+            if rollback is not None and not all(_core.all_finite(p.grad) for p in params):
+                self._diverged(rollback, params, f"the gradients stopped being finite at epoch "
+                                                 f"{self.epoch}, batch {b}")
             self.optimizer.step()
             if self.scheduler is not None and self.scheduler_interval == "batch":
                 self.scheduler.step()
             total += loss * len(idx)
             count += len(idx)
         return {"loss": total / count}
+
+    @staticmethod
+    def _diverged(rollback: _BatchRollback, params, what: str):
+        """Undoes the failing batch and raises :class:`TrainingDiverged`."""
+        rollback.restore()
+        if all(_core.all_finite(p.data) for p in params):
+            raise TrainingDiverged(f"{what}; the model and the optimizer are left as they were "
+                                   f"before this batch")
+        # Only an update that overflowed from finite gradients gets here (a huge learning rate).
+        raise TrainingDiverged(f"{what}; the previous update already made the weights non-finite "
+                               f"(the learning rate is far too large)")
 
     def _step_epoch_scheduler(self, logs: dict) -> None:
         from .schedule import ReduceLROnPlateau

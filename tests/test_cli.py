@@ -1,6 +1,7 @@
 """The ``saddlepoint train`` command."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -94,3 +95,130 @@ def test_run_folder_gets_a_loss_plot_when_matplotlib_is_installed(capsys, tmp_pa
     pytest.importorskip("matplotlib")
     assert main(["train", "--data", "iris", "--epochs", "5", "--quiet", "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+
+
+def run(argv, capsys):
+    """``(exit status, stdout, stderr lines)`` of ``saddlepoint`` run in this process."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip().splitlines()
+
+
+def small_table(rows=24, target=lambda i: i % 2, header="a,b,y"):
+    lines = [header] + [f"{i * 0.1:.1f},{(i * 7) % 5},{target(i)}" for i in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def train_argv(path, tmp_path, *extra):
+    return ["train", "--data", str(path), "--target", "y", "--epochs", "1", "--hidden", "4",
+            "--quiet", "--out", str(tmp_path / "run"), *extra]
+
+
+def assert_refused_before_training(result, *fragments):
+    """Exit status 2 and one line on stderr (no "training ..." line: nothing was trained)."""
+    code, out, err = result
+    assert code == 2 and out == "" and len(err) == 1, (code, out, err)
+    assert err[0].startswith("saddlepoint: error: ")
+    for fragment in fragments:
+        assert fragment in err[0], err[0]
+
+
+@pytest.mark.parametrize("cell", ["nan", "inf", "-Infinity", "1e999"])
+def test_a_non_finite_regression_target_names_the_file_line_and_column(tmp_path, capsys, cell):
+    """It trained and printed "test RMSE nan" with exit status 0."""
+    table = small_table(target=lambda i: f"{i * 0.37:.2f}").splitlines()
+    table[5] = table[5].rsplit(",", 1)[0] + "," + cell
+    (tmp_path / "t.csv").write_text("\n".join(table) + "\n")
+    result = run(train_argv(tmp_path / "t.csv", tmp_path), capsys)
+    assert_refused_before_training(result, f"t.csv line 6, column 'y': '{cell}' is not a finite number")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_non_finite_feature_names_the_file_line_and_column_not_a_split_row(tmp_path, capsys):
+    table = small_table().splitlines()
+    table[9] = "nan," + table[9].split(",", 1)[1]
+    (tmp_path / "t.csv").write_text("\n".join(table) + "\n")
+    assert_refused_before_training(run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
+                                   "t.csv line 10, column 'a': 'nan' is not a finite number")
+
+
+def test_a_cell_over_the_csv_field_limit_is_one_line(tmp_path, capsys):
+    table = small_table().splitlines()
+    table[3] = "1" * 131_073 + "," + table[3].split(",", 1)[1]
+    (tmp_path / "t.csv").write_text("\n".join(table) + "\n")
+    assert_refused_before_training(run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
+                                   "t.csv line 4: a cell is longer than 131072 characters")
+
+
+def test_a_directory_named_like_a_csv_is_one_line(tmp_path, capsys):
+    (tmp_path / "x.csv").mkdir()
+    assert_refused_before_training(run(train_argv(tmp_path / "x.csv", tmp_path), capsys),
+                                   "x.csv is a directory, not a CSV file")
+
+
+def test_out_naming_an_existing_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "t.csv").write_text(small_table())
+    (tmp_path / "taken").write_text("mine")
+    argv = train_argv(tmp_path / "t.csv", tmp_path)[:-1] + [str(tmp_path / "taken")]
+    assert_refused_before_training(run(argv, capsys), "--out", "taken is an existing file, not a folder")
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+def read_only_folder(tmp_path):
+    """A folder this process cannot write in: a read-only one, or /sys where root writes anyway."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").write_text("")
+    except PermissionError:
+        return folder
+    return Path("/sys/saddlepoint-test-run")
+
+
+def test_out_in_a_read_only_place_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "t.csv").write_text(small_table())
+    out = read_only_folder(tmp_path) / "run"
+    argv = train_argv(tmp_path / "t.csv", tmp_path)[:-1] + [str(out)]
+    assert_refused_before_training(run(argv, capsys), f"--out {out} cannot be written")
+
+
+def test_hidden_too_large_for_memory_is_refused_with_its_size(capsys):
+    result = run(["train", "--data", "iris", "--hidden", "1000000,1000000", "--quiet"], capsys)
+    assert_refused_before_training(result, "--hidden 1000000,1000000 makes a network of "
+                                           "1,000,009,000,003 parameters that needs about", "GiB")
+
+
+def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path, capsys):
+    rows = [f"{i % 2},{i * 0.1:.1f},{i % 3}" for i in range(24)]
+    (tmp_path / "t.csv").write_text("\ufeffy,a,b\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    code, out, err = run(train_argv(tmp_path / "t.csv", tmp_path), capsys)
+    assert code == 0, err
+    assert "test accuracy" in table(out)  # the 0/1 column 'y' was found and taken as classes
+
+
+def test_a_single_class_target_is_refused(tmp_path, capsys):
+    """It reported "test accuracy 0.0000"."""
+    (tmp_path / "t.csv").write_text(small_table(target=lambda i: 1))
+    assert_refused_before_training(run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
+                                   "t.csv: the target column 'y' holds a single class (1)")
+
+
+@pytest.mark.parametrize("option,value", [("--early-stopping", "-1"), ("--warmup", "-2"),
+                                          ("--lr", "inf"), ("--weight-decay", "-1"), ("--seed", "-1"),
+                                          ("--test-size", "0"), ("--batch-size", "x")])
+def test_out_of_range_options_are_one_line(capsys, option, value):
+    """--early-stopping -1 was taken as off; --lr inf, --weight-decay -1 and --seed -1 ended
+    in tracebacks."""
+    assert_refused_before_training(run(["train", "--data", "iris", option, value, "--quiet"], capsys),
+                                   f"argument {option}: ", "(see saddlepoint train --help)")
+
+
+def test_batchnorm_with_a_last_batch_of_one_sample_trains(tmp_path, capsys):
+    """33 training samples in batches of 32 left a batch of one, which batch norm refuses."""
+    (tmp_path / "t.csv").write_text(small_table(rows=44))
+    argv = train_argv(tmp_path / "t.csv", tmp_path, "--batchnorm", "--val-fraction", "0",
+                      "--test-size", "0.25")
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "33 train" in err[0]

@@ -1,46 +1,86 @@
-"""The ``saddlepoint`` command: ``saddlepoint train`` (the main job) and ``saddlepoint diagnose``."""
+"""The ``saddlepoint`` command: ``saddlepoint train`` (the main job) and ``saddlepoint diagnose``.
+
+Every mistake a user can make (an option, a file, a table, a run folder) is checked before
+training starts and raised as :class:`UsageError` (or the data module's ``TableError``);
+:func:`main` turns those, and only those, into one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .data import TableError
+
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle", "plateau")
+#: Arrays of the parameters' size each optimizer keeps besides the weights and the gradients.
+OPTIMIZER_STATE_COPIES = {"sgd": 0, "momentum": 1, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+
+
+class UsageError(Exception):
+    """A mistake in the command's options or inputs; ``main`` prints it as one line, exit 2."""
+
+
+#: What ``main`` reports as one line with exit status 2; anything else is a bug and shows a traceback.
+USER_ERRORS = (UsageError, TableError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised as :class:`UsageError` (one line) instead of printing
+    the usage and exiting."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _hidden_sizes(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden must be comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
     if any(s < 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"--hidden sizes must be >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"sizes must be >= 0, got {text!r}")
     return [s for s in sizes if s > 0]
 
 
+def _number(kind, text: str, lowest, strict: bool, below=None):
+    """``kind(text)``, which must be finite and ``> lowest`` (``>= lowest`` unless ``strict``)
+    and ``< below``."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, "
+                                         f"got {text!r}") from None
+    low_ok = value > lowest if strict else value >= lowest
+    if not (math.isfinite(value) and low_ok and (below is None or value < below)):
+        interval = f"{'(' if strict else '['}{lowest}, {below if below is not None else 'inf'})"
+        raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
+    return value
+
+
 def _positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return parse
+    return lambda text: _number(kind, text, 0, strict=True)
+
+
+def _nonnegative(kind):
+    return lambda text: _number(kind, text, 0, strict=False)
 
 
 def _fraction(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+    return _number(float, text, 0, strict=False, below=1)
+
+
+def _open_fraction(text):
+    return _number(float, text, 0, strict=True, below=1)
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -53,9 +93,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="the CSV column to predict (required with a CSV)")
     parser.add_argument("--task", choices=("classification", "regression"),
                         help="inferred by default: integer targets with few distinct values are classes")
-    parser.add_argument("--test-size", type=_fraction, default=0.25,
+    parser.add_argument("--test-size", type=_open_fraction, default=0.25,
                         help="fraction held out as the test split (default 0.25)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of splits, weights, shuffles and dropout (default 0)")
+    parser.add_argument("--seed", type=_nonnegative(int), default=0, help="seed of splits, weights, shuffles and dropout (default 0)")
     parser.add_argument("--threads", type=_positive(int), help="kernel threads (default: one per core)")
 
 
@@ -67,12 +107,14 @@ def add_model_options(parser: argparse.ArgumentParser, epochs: int) -> None:
                         help="comma-separated hidden layer sizes; 0 for a linear model (default 128)")
     parser.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS),
                         help="activation between dense layers (default relu)")
-    parser.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden dense layer")
+    parser.add_argument("--batchnorm", action="store_true",
+                        help="batch normalization after each hidden dense layer (an epoch whose last "
+                             "batch would hold one sample leaves that sample out)")
     parser.add_argument("--dropout", type=_fraction, default=0.0, help="dropout probability after each hidden layer")
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
                         help="sgd, momentum (SGD with momentum 0.9), adagrad, rmsprop, adam or adamw (default adam)")
     parser.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (decoupled for adamw; default 0)")
+    parser.add_argument("--weight-decay", type=_nonnegative(float), default=0.0, help="L2 penalty (decoupled for adamw; default 0)")
     parser.add_argument("--batch-size", type=_positive(int), default=32, help="mini-batch size (default 32)")
     parser.add_argument("--epochs", type=_positive(int), default=epochs,
                         help=f"passes over the training data (default {epochs})")
@@ -80,7 +122,7 @@ def add_model_options(parser: argparse.ArgumentParser, epochs: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="saddlepoint", description="Train neural networks fast on the CPU.")
+    parser = _Parser(prog="saddlepoint", description="Train neural networks fast on the CPU.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
         "train", help="train an MLP and report its test score",
@@ -90,11 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(train, epochs=30)
     train.add_argument("--schedule", default="none", choices=SCHEDULES,
                        help="learning-rate schedule over the epochs (default none)")
-    train.add_argument("--warmup", type=int, default=0, metavar="EPOCHS",
+    train.add_argument("--warmup", type=_nonnegative(int), default=0, metavar="EPOCHS",
                        help="linear warmup epochs before the schedule (default 0)")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
                        help="fraction of the training split used for validation (default 0.1)")
-    train.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+    train.add_argument("--early-stopping", type=_nonnegative(int), default=0, metavar="PATIENCE",
                        help="stop after this many epochs without a better validation loss, "
                             "restoring the best weights (default 0: off)")
     train.add_argument("--out", type=Path, help="run folder (default runs/train-<time>)")
@@ -117,43 +159,134 @@ def build_parser() -> argparse.ArgumentParser:
                           help="fraction of the training split used for validation (default 0.2)")
     diagnose.add_argument("--hessian-samples", type=_positive(int), default=1000,
                           help="training samples the Hessian analysis uses (default 1000)")
+    diagnose.add_argument("--max-hvps", type=_positive(int), default=5000,
+                          help="Hessian-vector products each Hessian analysis may use (default 5000)")
+    diagnose.add_argument("--time-limit", type=_positive(float), default=60.0, metavar="SECONDS",
+                          help="wall time each Hessian or landscape analysis may use (default 60)")
     diagnose.add_argument("--out", type=Path, help="report folder (default runs/diagnose-<time>)")
     return parser
 
 
 def load_data(args):
-    """``(X, y, task)`` for the data options; class labels must be integers."""
+    """``(X, y, task)`` for the data options, checked: a table that can be read, a target that
+    fits the task (integer labels of at least 2 classes, or a target that is not constant)."""
     from .data import BUNDLED, infer_task, load_bundled, load_csv
 
     if args.data in BUNDLED:
         X, y, task = load_bundled(args.data)
+        source = f"--data {args.data}"
     elif args.data.lower().endswith(".csv"):
         if not args.target:
-            raise ValueError("--target COLUMN is required with a CSV file")
+            raise UsageError("--target COLUMN is required with a CSV file")
         X, y, _ = load_csv(args.data, args.target)
         task = infer_task(y)
+        source = f"{args.data}: the target column {args.target!r}"
     else:
-        raise ValueError(f"--data must be one of {sorted(BUNDLED)} or a .csv file, got {args.data!r}")
+        raise UsageError(f"--data must be one of {sorted(BUNDLED)} or a .csv file, got {args.data!r}")
     task = args.task or task
-    if task == "classification" and not np.all(np.asarray(y) == np.round(y)):
-        raise ValueError("--task classification needs integer class labels in the target")
+    values = np.unique(y)
+    if task == "classification" and not np.all(values == np.round(values)):
+        raise UsageError(f"{source} needs integer class labels for --task classification")
+    if len(values) < 2:
+        kind = "holds a single class" if task == "classification" else "is constant"
+        raise UsageError(f"{source} {kind} ({values[0]:g}): there is nothing to learn")
     return X, y, task
+
+
+def _split(X, y, fraction: float, seed: int, stratify: bool, what: str):
+    """scikit-learn's ``train_test_split`` with its complaints (too few samples, a class with
+    one sample) as a :class:`UsageError` naming the option."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(X, y, test_size=fraction, random_state=seed,
+                                stratify=y if stratify else None)
+    except ValueError as e:
+        raise UsageError(f"{what} {fraction} cannot split {len(X)} samples: {e}") from None
 
 
 def split_and_standardize(X, y, args, classification: bool, test=None):
     """``(X_train, X_test, y_train, y_test)``: ``test`` as given, or ``--test-size`` held out
     (stratified for classes); features standardized with scikit-learn's ``StandardScaler``
     fitted on the training split only."""
-    from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
     if test is None:
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=args.test_size, random_state=args.seed, stratify=y if classification else None)
+        X_train, X_test, y_train, y_test = _split(X, y, args.test_size, args.seed, classification,
+                                                  "--test-size")
     else:
         (X_train, y_train), (X_test, y_test) = (X, y), test
     scaler = StandardScaler().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def fit_samples(y_train, args, classification: bool) -> int:
+    """How many training samples remain after the validation split, which is tried here
+    (on indices) so that its problems show before training."""
+    if not args.val_fraction:
+        return len(y_train)
+    fit, _, _, _ = _split(np.arange(len(y_train)), y_train, args.val_fraction, 0, classification,
+                          "--val-fraction")
+    return len(fit)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:,.1f} GiB"
+
+
+def check_model_memory(sizes: list[int], args) -> None:
+    """Refuses, before anything is allocated, a network whose weights, gradients, optimizer
+    state (and best weights kept by early stopping) do not fit in the available memory."""
+    n_parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    copies = 2 + OPTIMIZER_STATE_COPIES[args.optimizer] + (1 if getattr(args, "early_stopping", 0) else 0)
+    largest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    activations = 3 * max(args.batch_size, 1024) * sum(sizes)
+    needed = 4 * (copies * n_parameters + activations) + 8 * largest  # float32; float64 initial draw
+    available = available_memory()
+    if available is not None and needed > available:
+        raise UsageError(f"--hidden {','.join(map(str, sizes[1:-1]))} makes a network of "
+                         f"{n_parameters:,} parameters that needs about {_gib(needed)} of memory; "
+                         f"{_gib(available)} is available")
+
+
+def prepare_out_dir(out: Path | None, kind: str) -> Path:
+    """The run folder (``runs/<kind>-<time>`` by default), created and checked writable now,
+    before training, rather than found unwritable after it."""
+    out = out or Path("runs") / time.strftime(f"{kind}-%Y%m%d-%H%M%S")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is an existing file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UsageError(f"--out {out} cannot be written: {e.strerror or e}") from None
+    return out
+
+
+def set_threads(args) -> None:
+    from . import set_num_threads
+
+    if args.threads:
+        try:
+            set_num_threads(args.threads)
+        except ValueError as e:
+            raise UsageError(f"--threads {args.threads}: {e}") from None
 
 
 def build_model(n_in, hidden, n_out, args, rng):
@@ -211,43 +344,56 @@ def build_schedule(optimizer, args, steps_per_epoch):
 
 
 def run_train(args) -> int:
-    from . import get_num_threads, set_num_threads
+    from . import get_num_threads
     from .losses import CrossEntropyLoss, MSELoss
-    from .trainer import EarlyStopping, Trainer, metric_value
+    from .trainer import EarlyStopping, Trainer, TrainingDiverged, metric_value
 
-    if args.threads:
-        set_num_threads(args.threads)
-    if args.warmup < 0:
-        raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
+    # Every input is checked before training: options, table, splits, memory, run folder.
+    if args.early_stopping and not args.val_fraction:
+        raise UsageError("--early-stopping needs a validation split: set --val-fraction > 0")
+    set_threads(args)
     X, y, task = load_data(args)
     classification = task == "classification"
     if classification:
         classes, y = np.unique(y, return_inverse=True)
     X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification)
+    n_fit = fit_samples(y_train, args, classification)
+    # Batch norm cannot train on a batch of one sample: leave such a last batch out.
+    drop_last = args.batchnorm and n_fit % args.batch_size == 1
+    if drop_last and n_fit < 2:
+        raise UsageError(f"--batchnorm needs at least 2 training samples, got {n_fit}")
     if classification:
         n_out, loss, metrics = len(classes), CrossEntropyLoss(), ["accuracy"]
     else:
         y_mean, y_std = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
         y_train = ((y_train - y_mean) / y_std).reshape(-1, 1)
         n_out, loss, metrics = 1, MSELoss(), ["r2"]
-    rng = np.random.default_rng(args.seed)
     sizes = [X.shape[1], *args.hidden, n_out]
-    model = build_model(X.shape[1], args.hidden, n_out, args, rng)
-    optimizer = build_optimizer(model.parameters(), args)
-    n_fit = len(X_train) - int(len(X_train) * args.val_fraction)
-    scheduler, interval = build_schedule(optimizer, args, -(-n_fit // args.batch_size))
+    check_model_memory(sizes, args)
+    out = prepare_out_dir(args.out, "train")
+    try:
+        model = build_model(X.shape[1], args.hidden, n_out, args, np.random.default_rng(args.seed))
+        optimizer = build_optimizer(model.parameters(), args)
+        steps_per_epoch = n_fit // args.batch_size if drop_last else -(-n_fit // args.batch_size)
+        scheduler, interval = build_schedule(optimizer, args, steps_per_epoch)
+    except ValueError as e:  # a hyperparameter the constructors refuse
+        raise UsageError(str(e)) from None
     callbacks = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping > 0 else []
-    if callbacks and not args.val_fraction:
-        raise ValueError("--early-stopping needs a validation split: set --val-fraction > 0")
     trainer = Trainer(model, loss, optimizer, scheduler=scheduler, scheduler_interval=interval,
-                      metrics=metrics, batch_size=args.batch_size, callbacks=callbacks,
-                      verbose=0 if args.quiet else 1, seed=args.seed)
+                      metrics=metrics, batch_size=args.batch_size, drop_last=drop_last,
+                      callbacks=callbacks, verbose=0 if args.quiet else 1, seed=args.seed)
     print(f"training {args.data} ({task}): {len(X_train)} train / {len(X_test)} test samples, "
           f"layers {sizes}, {args.optimizer} lr {args.lr}, {get_num_threads()} threads", file=sys.stderr)
     start = time.perf_counter()
-    history = trainer.fit(X_train, y_train, epochs=args.epochs, validation_split=args.val_fraction or 0.0)
+    try:
+        history = trainer.fit(X_train, y_train, epochs=args.epochs, validation_split=args.val_fraction or 0.0)
+    except TrainingDiverged as e:
+        raise UsageError(f"training diverged: {e}; try a lower --lr") from None
     seconds = time.perf_counter() - start
     outputs = trainer.predict(X_test)
+    if not np.isfinite(outputs).all():
+        raise UsageError(f"the trained model's outputs on the test split are not finite; "
+                         f"try a lower --lr")
     rows = [("epochs", str(len(history.epochs))), ("train loss", f"{history['loss'][-1]:.4f}")]
     if classification:
         test_loss = loss(outputs, y_test)
@@ -256,9 +402,11 @@ def run_train(args) -> int:
         predictions = outputs[:, 0] * y_std + y_mean
         rows += [("test RMSE", f"{np.sqrt(np.mean((predictions - y_test) ** 2)):.4g}"),
                  ("test R2", f"{metric_value('r2', predictions.reshape(-1, 1), y_test.reshape(-1, 1)):.4f}")]
-    out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
     rows += [("seconds", f"{seconds:.2f}"), ("run folder", str(out))]
-    write_run_folder(out, args, sizes, task, history, model, dict(rows))
+    try:
+        write_run_folder(out, args, sizes, task, history, model, dict(rows))
+    except OSError as e:
+        raise UsageError(f"cannot write the run folder {out}: {e.strerror or e}") from None
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -288,22 +436,31 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
 
 
 def run_diagnose(args) -> int:
-    from . import diagnose, get_num_threads, set_num_threads
+    from threadpoolctl import threadpool_limits
+
+    from . import get_num_threads, set_num_threads
+
+    if args.threads:  # --threads governs saddlepoint's pool and NumPy's BLAS alike
+        set_num_threads(args.threads)
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        return _diagnose(args, get_num_threads())
+
+
+def _diagnose(args, threads: int) -> int:
+    from . import diagnose
     from .data import load_csv
 
-    if args.threads:
-        set_num_threads(args.threads)
     if not args.val_fraction:
-        raise ValueError("diagnose needs a validation split: set --val-fraction > 0")
+        raise UsageError("diagnose needs a validation split: set --val-fraction > 0")
     X, y, task = load_data(args)
     classification = task == "classification"
     test = None
     if args.test:
         if not args.data.lower().endswith(".csv"):
-            raise ValueError("--test needs --data to be a CSV file with the same columns")
+            raise UsageError("--test needs --data to be a CSV file with the same columns")
         X_test, y_test, _ = load_csv(args.test, args.target)
         if X_test.shape[1] != X.shape[1]:
-            raise ValueError(f"--test {args.test} has {X_test.shape[1]} feature columns, --data has {X.shape[1]}")
+            raise UsageError(f"--test {args.test} has {X_test.shape[1]} feature columns, --data has {X.shape[1]}")
         test = (X_test, y_test)
     X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification, test)
     n_in = X.shape[1]
@@ -312,7 +469,7 @@ def run_diagnose(args) -> int:
     model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
     print(f"diagnosing {args.data} ({task}): layers {[n_in, *args.hidden, n_out]} against a linear model "
           f"and layers {[n_in, *larger_hidden, n_out]}, {args.optimizer} lr {args.lr}, {args.epochs} "
-          f"epochs, {get_num_threads()} threads", file=sys.stderr)
+          f"epochs, {threads} threads", file=sys.stderr)
     guidance = diagnose.guide(
         model, X_train, y_train, validation_split=args.val_fraction, test_data=(X_test, y_test),
         larger=lambda: build_model(n_in, larger_hidden, n_out, args, np.random.default_rng(args.seed)),
@@ -321,20 +478,24 @@ def run_diagnose(args) -> int:
     X_fit, y_fit = guidance.train_data
     pick = np.random.default_rng(args.seed).permutation(len(X_fit))[:args.hessian_samples]
     analysed = (model, guidance.loss, X_fit[pick], y_fit[pick])
-    print("analysing the Hessian at the end of training", file=sys.stderr)
-    critical = diagnose.critical_point(*analysed, seed=args.seed)
-    landscape = diagnose.loss_landscape_2d(*analysed, steps=21, seed=args.seed)
+    print(f"analysing the Hessian at the end of training (at most {args.max_hvps} Hessian-vector "
+          f"products and {args.time_limit:g} s per analysis)", file=sys.stderr)
+    limits = {"time_limit": args.time_limit, "progress": False if args.quiet else None}
+    critical = diagnose.critical_point(*analysed, max_hvps=args.max_hvps, seed=args.seed, **limits)
+    landscape = diagnose.loss_landscape_2d(*analysed, steps=21, seed=args.seed, **limits)
     escape = None
-    if critical.kind == "saddle point" and critical.critical:
-        escape = diagnose.escape_saddle(*analysed, seed=args.seed)
+    if critical.kind == "saddle point":  # a kind only a critical point gets
+        escape = diagnose.escape_saddle(*analysed, max_hvps=args.max_hvps, seed=args.seed, **limits)
     out = args.out or Path("runs") / time.strftime("diagnose-%Y%m%d-%H%M%S")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     diagnose.write_report(out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape,
                           landscape, config)
     rows = [("verdict", guidance.verdict), ("because", guidance.reason),
-            ("critical point", f"{critical.kind} ({critical.method} Hessian, {critical.n_parameters} parameters)"),
+            ("critical point", f"{critical.headline()} ({critical.method} Hessian, "
+                               f"{critical.n_parameters} parameters)"),
             ("gradient norm", f"{critical.gradient_norm:.3g}"),
-            ("minimum ratio", f"{critical.minimum_ratio:.3f}")]
+            ("minimum ratio", f"{critical.minimum_ratio:.3f}"),
+            ("Hessian analysis", critical.convergence())]
     if escape is not None:
         rows.append(("saddle escape", str(escape)))
     rows.append(("report folder", str(out)))
@@ -346,11 +507,14 @@ def run_diagnose(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs the command; a user's mistake (:data:`USER_ERRORS`) becomes one line on stderr and
+    exit status 2, whatever command or check raised it."""
     try:
+        args = build_parser().parse_args(argv)
         return run_diagnose(args) if args.command == "diagnose" else run_train(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
-        print(f"saddlepoint: error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        message = " ".join(str(e).split())  # one line, whatever the message holds
+        print(f"saddlepoint: error: {message}", file=sys.stderr)
         return 2
 
 

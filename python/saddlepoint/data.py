@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -110,33 +114,102 @@ def cross_validate(make_trainer, X, y, *, epochs: int, cv=5, shuffle: bool = Tru
     return CrossValidationResult(metric, scores, histories)
 
 
-def load_csv(path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(X, y, feature_names)`` from a CSV file with a header row; every cell must be a number.
+class TableError(ValueError):
+    """A table that cannot be used: the message is one line naming the file, and the line and
+    column where there is one."""
 
-    Errors name the file, the row and the column: a missing target column, a non-numeric or
-    empty cell, rows of the wrong length, no data rows.
-    """
-    import csv
 
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise ValueError(f"{path} is empty: it needs a header row and data rows")
-    header = [h.strip() for h in rows[0]]
+def _short(text: str, limit: int = 40) -> str:
+    """``repr(text)``, cut to about ``limit`` characters (a cell can be megabytes long)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def _read_text(path) -> str:
+    """The file's text, decoded as UTF-8 without a byte-order mark."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise TableError(f"{path} is a directory, not a CSV file") from None
+    except FileNotFoundError:
+        raise TableError(f"{path} does not exist") from None
+    except OSError as e:
+        raise TableError(f"{path} cannot be read: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise TableError(f"{path} line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text; "
+                         f"save the table as UTF-8 CSV") from None
+
+
+def _read_rows(path, text: str) -> list[tuple[int, list[str]]]:
+    """``(line, cells)`` for every row, ``line`` being where the row starts in the file (a
+    quoted cell can span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = []
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as e:
+            if "field larger than field limit" in str(e):
+                raise TableError(f"{path} line {line}: a cell is longer than "
+                                 f"{csv.field_size_limit()} characters") from None
+            raise TableError(f"{path} line {line}: {e}") from None
+        rows.append((line, row))
+
+
+def _check_header(path, header: list[str], target: str) -> None:
+    names = ", ".join(_short(h) for h in header[:20]) + (", ..." if len(header) > 20 else "")
     if target not in header:
-        raise ValueError(f"{path} has no column {target!r}; its columns are {header}")
-    data = [r for r in rows[1:] if any(cell.strip() for cell in r)]
+        raise TableError(f"{path} has no column {_short(target)}; its columns are [{names}]")
+    for j, name in enumerate(header):
+        if name == "":
+            raise TableError(f"{path} line 1, column {j + 1}: the header cell is empty")
+        if name in header[:j]:
+            raise TableError(f"{path} line 1: the column name {_short(name)} appears twice "
+                             f"(columns {header.index(name) + 1} and {j + 1})")
+
+
+def _parse_number(path, line: int, column: str, cell: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        raise TableError(f"{path} line {line}, column {_short(column)}: {_short(cell)} is not a "
+                         f"number") from None
+    if not math.isfinite(value):
+        raise TableError(f"{path} line {line}, column {_short(column)}: {_short(cell.strip())} is "
+                         f"not a finite number")
+    return value
+
+
+def load_csv(path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(X, y, feature_names)`` from a UTF-8 CSV file with a header row; every cell must be a
+    finite number.
+
+    Every problem raises :class:`TableError` (a ValueError) with one line naming the file, the
+    line and the column: no such file, a directory, bytes that are not UTF-8, a cell over the
+    ``csv`` module's field limit, a missing target column, an empty or repeated column name,
+    rows of the wrong length, a cell that is not a number, NaN or infinity, no data rows. A
+    UTF-8 byte-order mark is ignored; rows of blank cells are skipped.
+    """
+    text = _read_text(path)
+    rows = _read_rows(path, text)
+    if not rows:
+        raise TableError(f"{path} is empty: it needs a header row and data rows")
+    header = [h.strip() for h in rows[0][1]]
+    _check_header(path, header, target)
+    data = [(line, r) for line, r in rows[1:] if any(cell.strip() for cell in r)]
     if not data:
-        raise ValueError(f"{path} has a header but no data rows")
+        raise TableError(f"{path} has a header but no data rows")
     values = np.empty((len(data), len(header)))
-    for i, row in enumerate(data, start=2):
+    for i, (line, row) in enumerate(data):
         if len(row) != len(header):
-            raise ValueError(f"{path} line {i} has {len(row)} cells, the header has {len(header)}")
+            raise TableError(f"{path} line {line} has {len(row)} cells, the header has {len(header)}")
         for j, cell in enumerate(row):
-            try:
-                values[i - 2, j] = float(cell)
-            except ValueError:
-                raise ValueError(f"{path} line {i}, column {header[j]!r}: {cell!r} is not a number") from None
+            values[i, j] = _parse_number(path, line, header[j], cell)
     t = header.index(target)
     features = [h for j, h in enumerate(header) if j != t]
     return np.delete(values, t, axis=1), values[:, t], features

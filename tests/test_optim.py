@@ -210,3 +210,90 @@ def test_hyperparameters_are_validated(make, message):
 def test_optimizer_rejects_non_parameters():
     with pytest.raises(TypeError, match="params\\[0\\] must be a saddlepoint Parameter, got ndarray"):
         SGD([np.zeros(2)], lr=0.1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda w: SGD([w, w], lr=0.1),
+    lambda w: Adam([{"params": [w, sp.Parameter(np.zeros(2)), w]}]),
+], ids=["list", "group"])
+def test_a_parameter_listed_twice_is_rejected(make):
+    w = sp.Parameter(np.zeros(2))
+    with pytest.raises(ValueError, match=r"params\[\d\] is the same Parameter as params\[0\]"):
+        make(w)
+
+
+# Each: optimizer, hyperparameter, a value the constructor refuses.
+BAD_VALUES = [
+    (SGD, "lr", -1), (SGD, "lr", float("nan")), (SGD, "lr", "x"), (SGD, "momentum", 1.5),
+    (SGD, "nesterov", "yes"), (SGD, "weight_decay", -1.0), (Adagrad, "lr_decay", -1.0),
+    (Adagrad, "eps", float("inf")), (RMSprop, "alpha", 1.0), (RMSprop, "centered", 1),
+    (Adam, "betas", (2, 3)), (Adam, "betas", (0.9,)), (Adam, "eps", -1), (Adam, "amsgrad", None),
+    (AdamW, "weight_decay", float("nan")), (AdamW, "lr", 10**400),
+]
+
+
+def trained_optimizer(cls):
+    params = [sp.Parameter(np.ones(3)), sp.Parameter(np.ones((2, 2)))]
+    kwargs = {"momentum": 0.9} if cls is SGD else {}
+    optimizer = cls(params, lr=0.1, **kwargs)
+    for p in params:
+        p.grad[...] = 0.5
+    optimizer.step()
+    return optimizer
+
+
+def fingerprint(optimizer):
+    state = optimizer.state_dict()
+    arrays = {(i, k): v.tobytes() for i, s in state["state"].items() for k, v in s.items() if isinstance(v, np.ndarray)}
+    scalars = {(i, k): v for i, s in state["state"].items() for k, v in s.items() if not isinstance(v, np.ndarray)}
+    return repr(state["param_groups"]), arrays, scalars
+
+
+@pytest.mark.parametrize("cls,key,value", BAD_VALUES, ids=[f"{c.__name__}-{k}-{v!r}"[:40] for c, k, v in BAD_VALUES])
+def test_loaded_hyperparameters_get_the_constructors_validation(cls, key, value):
+    with pytest.raises(ValueError) as from_constructor:
+        cls([sp.Parameter(np.zeros(2))], **{key: value})
+    optimizer = trained_optimizer(cls)
+    saved = optimizer.state_dict()
+    saved["param_groups"][0][key] = value
+    before = fingerprint(optimizer)
+    with pytest.raises(ValueError) as from_load:
+        optimizer.load_state_dict(saved)
+    assert str(from_load.value).endswith(str(from_constructor.value))  # one validation, both paths
+    assert fingerprint(optimizer) == before
+
+
+@pytest.mark.parametrize("cls,change,message", [
+    (Adam, lambda s: s["state"][0].__setitem__("step", -1), r"step'\] must be an integer in \[0, 2\*\*63\), got -1"),
+    (Adam, lambda s: s["state"][0].__setitem__("step", 2.0), "step'] must be an integer"),
+    (Adam, lambda s: s["state"][0].__setitem__("step", True), "step'] must be an integer"),
+    (Adam, lambda s: s["state"][0].pop("exp_avg_sq"), r"missing \['exp_avg_sq'\]"),
+    (Adam, lambda s: s["state"][0].__setitem__("__class__", 1), r"unknown \['__class__'\]"),
+    (Adam, lambda s: s["state"][0]["exp_avg"].__setitem__(0, np.nan), "NaN or infinite"),
+    (Adam, lambda s: s["state"][0]["exp_avg_sq"].__setitem__(0, -1.0), "sum of squares and must be >= 0"),
+    (Adam, lambda s: s["state"][0].__setitem__("exp_avg", np.ones(3, np.int64)), "float dtype"),
+    (Adam, lambda s: s["state"][0].__setitem__("exp_avg", "abc"), "must be an array"),
+    (Adam, lambda s: s["state"].__setitem__(7, {}), "unknown parameter 7"),
+    (Adam, lambda s: s["param_groups"][0].pop("eps"), r"lacks the hyperparameters \['eps'\]"),
+    (Adam, lambda s: s["param_groups"][0].__setitem__("params", [0, 0]), "appears twice"),
+    (Adam, lambda s: s["param_groups"][0].__setitem__("initial_lr", -2.0), "initial_lr must be a finite number >= 0"),
+    (Adagrad, lambda s: s["state"][1]["sum"].__setitem__(0, -1.0), "sum of squares"),
+    (SGD, lambda s: s["state"][1].__setitem__("momentum_buffer", np.zeros(4)), r"must have shape \(2, 2\), got \(4,\)"),
+    (Adam, lambda s: s.pop("state"), "must be a dict with 'state' and 'param_groups'"),
+])
+def test_loaded_state_is_checked_before_anything_changes(cls, change, message):
+    optimizer = trained_optimizer(cls)
+    saved = optimizer.state_dict()
+    change(saved)
+    before = fingerprint(optimizer)
+    with pytest.raises(ValueError, match=message):
+        optimizer.load_state_dict(saved)
+    assert fingerprint(optimizer) == before
+
+
+def test_betas_loaded_from_json_become_a_tuple():
+    optimizer = trained_optimizer(Adam)
+    saved = optimizer.state_dict()
+    saved["param_groups"][0]["betas"] = [0.8, 0.9]
+    optimizer.load_state_dict(saved)
+    assert optimizer.param_groups[0]["betas"] == (0.8, 0.9)

@@ -189,3 +189,128 @@ def test_reduce_on_plateau_matches_pytorch():
         ours.step(metric)
         theirs.step(metric)
         assert optimizer.param_groups[0]["lr"] == torch_optimizer.param_groups[0]["lr"]
+
+
+# Every scheduler class the package exports, built on a momentum SGD with two groups.
+SCHEDULERS = {
+    "StepLR": lambda o: sp.StepLR(o, step_size=2),
+    "MultiStepLR": lambda o: sp.MultiStepLR(o, [2, 5]),
+    "ExponentialLR": lambda o: sp.ExponentialLR(o, 0.9),
+    "CosineAnnealingLR": lambda o: sp.CosineAnnealingLR(o, 10, 0.001),
+    "LinearLR": lambda o: sp.LinearLR(o, 0.25, 1.0, 4),
+    "LinearWarmup": lambda o: sp.LinearWarmup(o, 3),
+    "InverseSqrtLR": lambda o: sp.InverseSqrtLR(o, 4),
+    "SequentialLR": lambda o: sp.SequentialLR(o, [sp.LinearWarmup(o, 3), sp.ExponentialLR(o, 0.9)], [3]),
+    "OneCycleLR": lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=30, three_phase=True),
+    "ReduceLROnPlateau": lambda o: sp.ReduceLROnPlateau(o, patience=1),
+}
+
+
+def advanced(name, steps=5):
+    optimizer = sgd(groups=2, momentum=0.9)
+    scheduler = SCHEDULERS[name](optimizer)
+    for i in range(steps):
+        scheduler.step(1.0) if name == "ReduceLROnPlateau" else scheduler.step()
+    return optimizer, scheduler
+
+
+def scheduler_snapshot(scheduler):
+    return repr({k: v for k, v in vars(scheduler).items() if k not in ("optimizer", "schedulers")}), \
+        [scheduler_snapshot(s) for s in getattr(scheduler, "schedulers", [])]
+
+
+def test_every_exported_scheduler_is_covered():
+    exported = {n for n in sp.__all__ if isinstance(getattr(sp, n), type)
+                and (issubclass(getattr(sp, n), sp.LRScheduler) or n == "ReduceLROnPlateau")}
+    assert exported - {"LRScheduler"} == set(SCHEDULERS)
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_state_dict_survives_json_and_resumes_exactly(name):
+    import json
+
+    optimizer, scheduler = advanced(name)
+    saved = json.loads(json.dumps({"o": optimizer.state_dict(), "s": scheduler.state_dict()}))
+    later = [advanced(name, 5 + k)[0].param_groups[1]["lr"] for k in range(1, 6)]
+    optimizer2 = sgd(groups=2, momentum=0.9)
+    scheduler2 = SCHEDULERS[name](optimizer2)
+    optimizer2.load_state_dict(saved["o"])
+    scheduler2.load_state_dict(saved["s"])
+    resumed = []
+    for _ in range(5):
+        scheduler2.step(1.0) if name == "ReduceLROnPlateau" else scheduler2.step()
+        resumed.append(optimizer2.param_groups[1]["lr"])
+    assert resumed == later
+
+
+def bad_states(name):
+    """(description, state) pairs: each field missing, each set to junk, and unknown fields."""
+    _, scheduler = advanced(name)
+    saved = scheduler.state_dict()
+    for field in saved:
+        yield f"{field} missing", {k: v for k, v in saved.items() if k != field}
+        for junk in ("x", None, -5, float("nan"), [-1, "x"]):
+            if field == "last_epoch" and junk == -5:
+                junk = -2
+            if field == "best" and junk == -5:
+                continue  # any metric can be the best
+            yield f"{field}={junk!r}", {**saved, field: junk}
+    yield "get_lr replaced", {**saved, "get_lr": "x"}
+    yield "step replaced", {**saved, "step": None}
+    yield "not a dict", [saved]
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_every_bad_field_is_refused_and_nothing_changes(name):
+    optimizer, scheduler = advanced(name)
+    before, groups = scheduler_snapshot(scheduler), repr(optimizer.param_groups)
+    refused = 0
+    for description, state in bad_states(name):
+        try:
+            scheduler.load_state_dict(state)
+        except ValueError:
+            refused += 1
+        else:
+            pytest.fail(f"{name}: {description} was accepted")
+        assert scheduler_snapshot(scheduler) == before, description
+        assert repr(optimizer.param_groups) == groups
+    assert callable(scheduler.step) and refused > 10
+
+
+@pytest.mark.parametrize("name,field,value,message", [
+    ("StepLR", "step_size", 0, "step_size must be a positive integer, got 0"),
+    ("StepLR", "gamma", -1, "gamma must be a finite number > 0, got -1"),
+    ("StepLR", "base_lrs", [0.1, -1], r"base_lrs\[1\] must be a finite number >= 0, got -1"),
+    ("StepLR", "last_epoch", 10**400, "last_epoch must be an integer >= -1"),
+    ("OneCycleLR", "last_epoch", 31, "last_epoch must be at most total_steps = 30"),
+    ("OneCycleLR", "use_betas", True, "use_betas must be False for SGD"),
+    ("OneCycleLR", "phases", [[5.0, "initial_lr", "__class__", "max_momentum", "base_momentum"],
+                              [29.0, "max_lr", "min_lr", "base_momentum", "max_momentum"]], r"phases\[0\] must be"),
+    ("OneCycleLR", "phases", [[0.0, "initial_lr", "max_lr", "max_momentum", "base_momentum"],
+                              [29.0, "max_lr", "min_lr", "base_momentum", "max_momentum"]], "none at step 0"),
+    ("MultiStepLR", "milestones", [5, 2], "milestones must be increasing"),
+    ("SequentialLR", "milestones", [2, 4], "milestones must have 1 entries"),
+    ("ReduceLROnPlateau", "best", float("nan"), "best must be a number"),
+    ("ReduceLROnPlateau", "mode", "median", r"mode must be one of \['min', 'max'\]"),
+])
+def test_bad_fields_get_a_clear_message(name, field, value, message):
+    _, scheduler = advanced(name)
+    with pytest.raises(ValueError, match=message):
+        scheduler.load_state_dict({**scheduler.state_dict(), field: value})
+
+
+def test_a_sequential_scheduler_loads_all_or_nothing():
+    optimizer, scheduler = advanced("SequentialLR")
+    saved = scheduler.state_dict()
+    saved["last_epoch"] = 0
+    saved["schedulers"][0]["last_epoch"] = 0
+    saved["schedulers"][1]["gamma"] = -1.0  # the second child does not fit
+    before = scheduler_snapshot(scheduler)
+    with pytest.raises(ValueError, match=r"\['schedulers'\]\[1\].*gamma"):
+        scheduler.load_state_dict(saved)
+    assert scheduler_snapshot(scheduler) == before
+
+
+def test_one_cycle_with_a_phase_of_no_steps_is_refused_by_the_constructor():
+    with pytest.raises(ValueError, match="leave a phase of no steps"):
+        sp.OneCycleLR(sgd(momentum=0.9), max_lr=1.0, total_steps=10, pct_start=0.1)

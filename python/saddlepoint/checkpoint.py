@@ -2,28 +2,91 @@
 
 - :func:`save_weights` / :func:`load_weights`: a model's state dict under its PyTorch-style
   names, so ``safetensors.torch.load_file`` + ``load_state_dict`` reads it into the same
-  architecture in PyTorch, and the other way round.
+  architecture in PyTorch, and the other way round. 0-d tensors (``num_batches_tracked``) are
+  written 0-d, as PyTorch writes them.
 - :func:`save_checkpoint` / :func:`load_checkpoint`: everything a resumed run needs (model,
   optimizer, scheduler, epoch, random states, history), written atomically: a temporary file
-  in the same folder, flushed to disk, then renamed over the old one, so a crash mid-write
-  leaves the previous checkpoint intact.
+  ``.<name>.tmp-<pid>`` in the same folder, flushed to disk, then renamed over the old one, so a
+  crash mid-write leaves the previous checkpoint intact. The next save into that folder removes
+  the temporary files that killed processes left behind.
+
+A load is a transaction: the whole file is checked first (its structure, every metadata value,
+every tensor's name, shape and dtype against the model and optimizer, every hyperparameter by
+the constructors' own validation) and nothing changes unless all of it fits. A file that does
+not fit raises ValueError (FileNotFoundError if it does not exist), nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 FORMAT = "saddlepoint-checkpoint"
 VERSION = 1
+_META_FIELDS = {"format", "version", "epoch", "rng_states", "history", "optimizer", "scheduler"}
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
+# --- writing -----------------------------------------------------------------------------------
+def _temporary_path(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.tmp-{pid}")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except (OverflowError, OSError):  # no such pid can exist
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Removes the temporary files ``.<name>.tmp-<pid>`` of ``path`` whose process no longer
+    runs (a run killed while writing leaves one, as large as the checkpoint). Files of running
+    processes are kept: they may be writing. Returns the removed paths.
+
+    Only on POSIX systems, where a process can be asked whether it runs without signalling it.
+    """
+    path = Path(path)
+    if os.name != "posix":
+        return []
+    stale = re.compile(re.escape(f".{path.name}.tmp-") + r"([0-9]{1,10})")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return []
+    for entry in entries:
+        match = stale.fullmatch(entry.name)
+        if not match or int(match[1]) < 1 or int(match[1]) == os.getpid():
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and not _process_alive(int(match[1])):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # removed meanwhile, or not ours to remove: the save goes on
+            pass
+    return removed
 
 
 def _atomic_write(path, data: bytes) -> None:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale_temporaries(path)
+    tmp = _temporary_path(path, os.getpid())
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -35,37 +98,18 @@ def _atomic_write(path, data: bytes) -> None:
             tmp.unlink()
 
 
-def _read(path) -> tuple[dict, dict]:
-    """Tensors and metadata of a safetensors file; ValueError if it is not one."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        tensors = load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8:8 + header_len])
-    except FileNotFoundError:
-        raise
-    except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a complete safetensors file (truncated or not ours): {e}") from None
-    return tensors, header.get("__metadata__") or {}
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    # Not np.ascontiguousarray: it makes 0-d arrays 1-d, and PyTorch's 0-d num_batches_tracked
+    # would be written with shape [1].
+    return np.require(array, requirements="C")
 
 
 def save_weights(model, path) -> None:
     """Writes the model's state dict (PyTorch-style names) to a safetensors file."""
     from safetensors.numpy import save
 
-    state = {name: np.ascontiguousarray(a) for name, a in model.state_dict().items()}
+    state = {name: _contiguous(a) for name, a in model.state_dict().items()}
     _atomic_write(path, save(state, metadata={"format": "pt"}))
-
-
-def load_weights(model, path) -> None:
-    """Loads a safetensors state dict (ours or PyTorch's) into ``model``; nothing changes if
-    the names or shapes do not fit."""
-    tensors, _ = _read(path)
-    model.load_state_dict(tensors)
 
 
 def _json_ready(value):
@@ -85,7 +129,7 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int =
     to one safetensors file, atomically."""
     from safetensors.numpy import save
 
-    tensors = {f"model.{name}": np.ascontiguousarray(a) for name, a in model.state_dict().items()}
+    tensors = {f"model.{name}": _contiguous(a) for name, a in model.state_dict().items()}
     meta = {"format": FORMAT, "version": VERSION, "epoch": int(epoch),
             "rng_states": rng_states or {}, "history": history or {}}
     if optimizer is not None:
@@ -94,7 +138,7 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int =
         for index, state in opt_state["state"].items():
             for key, value in state.items():
                 if isinstance(value, np.ndarray):
-                    tensors[f"optimizer.{index}.{key}"] = np.ascontiguousarray(value)
+                    tensors[f"optimizer.{index}.{key}"] = _contiguous(value)
                 else:
                     scalars.setdefault(str(index), {})[key] = value
         meta["optimizer"] = {"param_groups": opt_state["param_groups"], "scalars": scalars}
@@ -104,43 +148,193 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int =
     _atomic_write(path, save(tensors, metadata=metadata))
 
 
-def load_checkpoint(path, *, model, optimizer=None, scheduler=None) -> dict:
-    """Restores what :func:`save_checkpoint` wrote into ``model`` (and ``optimizer``,
-    ``scheduler``); returns ``{"epoch", "rng_states", "history"}``. A file that is truncated or
-    not a saddlepoint checkpoint raises ValueError and changes nothing."""
-    tensors, metadata = _read(path)
+# --- reading -----------------------------------------------------------------------------------
+def _read(path) -> tuple[dict, dict]:
+    """Tensors and metadata of a safetensors file; ValueError if it is not one."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        tensors = load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len])
+        metadata = header.get("__metadata__") or {}
+    except FileNotFoundError:
+        raise
+    except OSError as e:  # a folder, no permission
+        raise ValueError(f"{path} cannot be read: {e}") from None
+    # KeyError: a dtype NumPy lacks (BF16, F8); the rest: safetensors' and JSON's refusals.
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
+        raise ValueError(f"{path} is not a complete safetensors file (truncated or not ours): {e}") from None
+    return tensors, metadata
+
+
+def _error_text(e: Exception) -> str:
+    return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+
+
+def _staged_model(path, model, state: dict):
+    """Checks ``state`` against the model (names, shapes, dtypes, finite values) and returns the
+    function that loads it."""
+    for name, array in state.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"{path}: tensor {name!r} holds NaN or infinite values")
+    try:
+        return model._stage_state_dict(state)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} does not fit the model: {_error_text(e)}") from None
+
+
+def load_weights(model, path) -> None:
+    """Loads a safetensors state dict (ours or PyTorch's) into ``model``; nothing changes if
+    the names, shapes or dtypes do not fit (ValueError). A 0-d entry may come with shape
+    ``(1,)``, as PyTorch allows (older saddlepoint files hold ``num_batches_tracked`` so)."""
+    tensors, _ = _read(path)
+    _staged_model(path, model, tensors)()
+
+
+@dataclass
+class StagedCheckpoint:
+    """A checkpoint checked against its model, optimizer and scheduler, not yet loaded:
+    :meth:`commit` loads it and cannot fail."""
+
+    epoch: int
+    rng_states: dict
+    history: dict
+    commits: list = field(default_factory=list)
+
+    def commit(self) -> None:
+        for install in self.commits:
+            install()
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _checked_meta(path, metadata: dict) -> dict:
+    """The checkpoint's metadata, each field's type checked."""
     try:
         meta = json.loads(metadata["saddlepoint"])
-        assert meta["format"] == FORMAT
-    except (KeyError, AssertionError, TypeError, json.JSONDecodeError):
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path} is a safetensors file but not a saddlepoint checkpoint") from None
+
+    def check(condition, what, value):
+        if not condition:
+            raise ValueError(f"{path}: checkpoint {what}, got {value!r}"[:500])
+
+    check(meta.keys() <= _META_FIELDS, f"fields must be among {sorted(_META_FIELDS)}", sorted(meta))
+    missing = sorted({"version", "epoch", "rng_states", "history"} - meta.keys())
+    check(not missing, "lacks fields", missing)
+    check(meta["version"] == VERSION and _is_int(meta["version"]),
+          f"version must be {VERSION} (this saddlepoint reads that one)", meta["version"])
+    check(_is_int(meta["epoch"]) and meta["epoch"] >= 0, "epoch must be an integer >= 0", meta["epoch"])
+    check(isinstance(meta["rng_states"], dict), "rng_states must be a dict", meta["rng_states"])
+    history = meta["history"]
+    check(isinstance(history, dict) and all(
+        isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        for v in history.values()), "history must map names to lists of numbers", history)
+    if "optimizer" in meta:
+        opt = meta["optimizer"]
+        check(isinstance(opt, dict) and set(opt) == {"param_groups", "scalars"}
+              and isinstance(opt["param_groups"], list) and isinstance(opt["scalars"], dict)
+              and all(isinstance(v, dict) for v in opt["scalars"].values()),
+              "optimizer must be {'param_groups': [...], 'scalars': {index: {...}}}", opt)
+    if "scheduler" in meta:
+        check(isinstance(meta["scheduler"], dict), "scheduler must be a dict", meta["scheduler"])
+    return meta
+
+
+def _optimizer_state(path, tensors: dict, meta: dict) -> dict:
+    """The optimizer's state dict from the ``optimizer.<index>.<name>`` tensors and scalars."""
+    state = {}
+
+    def entry(index: str, where: str) -> dict:
+        if not _INDEX.fullmatch(index):
+            raise ValueError(f"{path}: {where} must be named by a parameter index, got {index!r}")
+        return state.setdefault(int(index), {})
+
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            parts = name.split(".", 2)
+            if len(parts) != 3:
+                raise ValueError(f"{path}: tensor {name!r} must be named optimizer.<index>.<state>")
+            entry(parts[1], f"tensor {name!r}")[parts[2]] = value
+    for index, scalars in meta["optimizer"]["scalars"].items():
+        target = entry(index, f"optimizer scalars {index!r}")
+        both = sorted(set(target) & set(scalars))
+        if both:
+            raise ValueError(f"{path}: optimizer state {index} holds {both} both as tensors and as scalars")
+        target.update(scalars)
+    return {"state": state, "param_groups": meta["optimizer"]["param_groups"]}
+
+
+def _stager(obj):
+    """``obj``'s checking stage, or (for an object without one) a plain ``load_state_dict``."""
+    stage = getattr(obj, "_stage_state_dict", None)
+    if stage is not None:
+        return stage
+    return lambda state: (lambda: obj.load_state_dict(state))
+
+
+def stage_checkpoint(path, *, model, optimizer=None, scheduler=None) -> StagedCheckpoint:
+    """Reads and checks a checkpoint for ``model`` (and ``optimizer``, ``scheduler``) without
+    changing anything; ``.commit()`` on the result loads it. ValueError if anything does not
+    fit."""
+    tensors, metadata = _read(path)
+    meta = _checked_meta(path, metadata)
+    unknown = sorted(k for k in tensors if not k.startswith(("model.", "optimizer.")))
+    if unknown:
+        raise ValueError(f"{path}: tensors {unknown[:5]} are neither model.* nor optimizer.*")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    opt_state = None
+    staged = StagedCheckpoint(meta["epoch"], meta["rng_states"], meta["history"])
+    staged.commits.append(_staged_model(path, model, model_state))
     if optimizer is not None:
         if "optimizer" not in meta:
             raise ValueError(f"{path} holds no optimizer state")
-        state = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                state.setdefault(int(index), {})[name] = value
-        for index, scalars in meta["optimizer"]["scalars"].items():
-            state.setdefault(int(index), {}).update(scalars)
-        groups = [dict(g) for g in meta["optimizer"]["param_groups"]]
-        for group in groups:
-            if "betas" in group:
-                group["betas"] = tuple(group["betas"])
-        opt_state = {"state": state, "param_groups": groups}
-    # load_state_dict checks names and shapes before it writes; if the optimizer's state then
-    # does not fit, the model gets its old weights back, so a failed load changes nothing.
-    before = model.state_dict()
-    model.load_state_dict(model_state)
-    if opt_state is not None:
+        state = _optimizer_state(path, tensors, meta)
         try:
-            optimizer.load_state_dict(opt_state)
-        except (ValueError, KeyError):
-            model.load_state_dict(before)
-            raise
-    if scheduler is not None and "scheduler" in meta:
-        scheduler.load_state_dict(meta["scheduler"])
-    return {"epoch": meta["epoch"], "rng_states": meta["rng_states"], "history": meta["history"]}
+            staged.commits.append(_stager(optimizer)(state))
+        except ValueError as e:
+            raise ValueError(f"{path}: the optimizer state does not fit: {e}") from None
+    if scheduler is not None:
+        if "scheduler" not in meta:
+            raise ValueError(f"{path} holds no scheduler state")
+        try:
+            staged.commits.append(_stager(scheduler)(meta["scheduler"]))
+        except ValueError as e:
+            raise ValueError(f"{path}: the scheduler state does not fit: {e}") from None
+    return staged
+
+
+def load_checkpoint(path, *, model, optimizer=None, scheduler=None) -> dict:
+    """Restores what :func:`save_checkpoint` wrote into ``model`` (and ``optimizer``,
+    ``scheduler``); returns ``{"epoch", "rng_states", "history"}``. Nothing changes unless the
+    whole file fits; otherwise ValueError (FileNotFoundError for a missing file)."""
+    staged = stage_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    staged.commit()
+    return {"epoch": staged.epoch, "rng_states": staged.rng_states, "history": staged.history}
+
+
+def checked_seed(path, name: str, value) -> int:
+    """``value`` if it is a seed (an integer in [0, 2**32)), else ValueError naming the file."""
+    if not (_is_int(value) and 0 <= value < 2**32):
+        raise ValueError(f"{path}: checkpoint rng_states[{name!r}] must be an integer in "
+                         f"[0, 2**32), got {value!r}")
+    return value
+
+
+def checked_generator_state(path, name: str, generator: np.random.Generator, state) -> dict:
+    """``state`` if it is a state of ``generator``'s kind of bit generator, else ValueError. It is
+    tried on a fresh bit generator of the same kind, so ``generator`` itself is not touched."""
+    trial = type(generator.bit_generator)()
+    try:
+        trial.state = state
+    except Exception as e:  # NumPy's setters raise several kinds; only the trial object saw it
+        raise ValueError(f"{path}: checkpoint rng_states[{name!r}] is not a state of a "
+                         f"{type(trial).__name__} generator: {e}") from None
+    return trial.state

@@ -106,6 +106,26 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+def _checked_state_entry(name: str, value, target: np.ndarray) -> np.ndarray:
+    """``value`` as an array that fits ``target`` (shape, dtype kind; counts >= 0), or an error."""
+    source = np.asarray(value)
+    if target.ndim == 0 and source.shape == (1,):
+        source = source.reshape(())
+    if source.shape != target.shape:
+        raise ValueError(f"state_dict[{name!r}] must have shape {target.shape}, got {source.shape}")
+    if target.dtype.kind == "f":
+        fits, kind = source.dtype.kind == "f", "a float"
+    else:  # an integer count: no sign change or wrap-around
+        fits, kind = np.can_cast(source.dtype, target.dtype, casting="safe"), "an integer"
+    if not fits:
+        raise TypeError(f"state_dict[{name!r}] must have {kind} dtype like {target.dtype}, "
+                        f"got {source.dtype}")
+    if target.dtype.kind in "iu" and source.size and source.min() < 0:
+        # Integer state is a count (num_batches_tracked); a negative one breaks momentum=None.
+        raise ValueError(f"state_dict[{name!r}] is a count and must be >= 0, got {source.min()}")
+    return source
+
+
 class Module:
     """Base class of layers and models.
 
@@ -212,9 +232,20 @@ class Module:
     def load_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True) -> None:
         """Copies arrays into the parameters and buffers in place.
 
-        Every name, shape and value is checked before anything is written, so a state dict
-        that does not fit changes nothing.
+        Every name, shape and dtype is checked before anything is written, so a state dict
+        that does not fit changes nothing (KeyError for missing or unexpected names with
+        ``strict``, ValueError for a shape or a count below 0, TypeError for a dtype).
+
+        A 0-d entry (``num_batches_tracked``) is also accepted with shape ``(1,)``, as PyTorch
+        accepts it: files written before 0-d tensors were saved as such hold that shape.
         """
+        self._stage_state_dict(state_dict, strict)()
+
+    def _stage_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True):
+        """Checks ``state_dict`` as :meth:`load_state_dict` does and returns a function that
+        copies it in; the function cannot fail, so callers can stage several objects first."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
         own = self._state_arrays()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -224,21 +255,13 @@ class Module:
             )
         staged = []
         for name, target in own.items():
-            if name not in state_dict:
-                continue
-            source = np.asarray(state_dict[name])
-            if source.shape != target.shape:
-                raise ValueError(
-                    f"state_dict[{name!r}] must have shape {target.shape}, got {source.shape}"
-                )
-            if not np.can_cast(source.dtype, target.dtype, casting="same_kind"):
-                raise TypeError(
-                    f"state_dict[{name!r}] must have a float dtype like {target.dtype}, "
-                    f"got {source.dtype}"
-                )
-            staged.append((target, source))
-        for target, source in staged:
-            np.copyto(target, source, casting="same_kind")
+            if name in state_dict:
+                staged.append((target, _checked_state_entry(name, state_dict[name], target)))
+
+        def commit():
+            for target, source in staged:
+                np.copyto(target, source, casting="same_kind")
+        return commit
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

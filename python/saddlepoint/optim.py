@@ -9,12 +9,18 @@ The object API is PyTorch's: ``param_groups`` (each a dict with its own hyperpar
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
 from . import _core
 from .layers import Parameter
+
+# Keys that schedulers keep in the parameter groups, checked whenever a group is.
+_SCHEDULER_RATES = ("initial_lr", "max_lr", "min_lr")
+_SCHEDULER_MOMENTA = ("base_momentum", "max_momentum")
+# The largest step count stored (int64, as the counters of PyTorch's files).
+MAX_STEP = 2**63 - 1
 
 
 def _check(condition: bool, message: str) -> None:
@@ -23,8 +29,12 @@ def _check(condition: bool, message: str) -> None:
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _check_lr(lr) -> None:
@@ -39,6 +49,15 @@ def _check_unit_interval(name: str, value) -> None:
     _check(_number(value) and 0 <= value < 1, f"{name} must be in [0, 1), got {value!r}")
 
 
+def _check_flag(name: str, value) -> None:
+    _check(isinstance(value, (bool, np.bool_)), f"{name} must be True or False, got {value!r}")
+
+
+def _check_count(name: str, value) -> None:
+    _check(isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+           and 0 <= value <= MAX_STEP, f"{name} must be an integer in [0, 2**63), got {value!r}")
+
+
 class Optimizer:
     """Base class: parameter groups, lazily created state, and their (de)serialization.
 
@@ -49,8 +68,17 @@ class Optimizer:
         Hyperparameters used by groups that do not set their own.
 
     Subclasses implement ``_validate(group)``, ``_init_state(param, group)`` and
-    ``_update(param, state, group)``.
+    ``_update(param, state, group)``, and name their per-parameter state in
+    ``_required_state`` / ``_optional_state`` (``"step"`` is a count, the rest arrays shaped
+    like the parameter; those in ``_nonnegative_state`` hold sums of squares), and their
+    True/False hyperparameters in ``_flags``, tuple ones in ``_pairs``.
     """
+
+    _required_state: tuple = ()
+    _optional_state: tuple = ()
+    _nonnegative_state: tuple = ()
+    _flags: tuple = ("maximize",)  # hyperparameters that are True or False
+    _pairs: tuple = ()  # hyperparameters that are tuples
 
     def __init__(self, params: Iterable, defaults: dict):
         self.defaults = dict(defaults)
@@ -64,18 +92,45 @@ class Optimizer:
 
     def add_param_group(self, group: dict) -> None:
         """Adds a group of parameters with its own hyperparameters (others from the defaults)."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"a parameter group must be a dict with 'params', got {group!r}")
         params = group["params"]
         params = [params] if isinstance(params, Parameter) else list(params)
+        first_index = {}
         for i, p in enumerate(params):
             if not isinstance(p, Parameter):
                 raise TypeError(f"params[{i}] must be a saddlepoint Parameter, got {type(p).__name__}")
-        seen = {id(p) for g in self.param_groups for p in g["params"]}
-        _check(not any(id(p) in seen for p in params),
-               "a parameter appears in more than one parameter group")
-        full = {**self.defaults, **group, "params": params}
-        _check_lr(full.get("lr"))
-        self._validate(full)
+            # Twice in one list, p would be updated twice per step.
+            _check(id(p) not in first_index,
+                   f"params[{i}] is the same Parameter as params[{first_index.get(id(p))}]: "
+                   f"a parameter may appear only once in an optimizer")
+            first_index[id(p)] = i
+        for g, other in enumerate(self.param_groups):
+            for p in other["params"]:
+                _check(id(p) not in first_index,
+                       f"params[{first_index.get(id(p))}] appears in more than one parameter "
+                       f"group (it is in group {g} already)")
+        full = self._checked_group({**self.defaults, **group, "params": params})
         self.param_groups.append(full)
+
+    def _checked_group(self, group: dict) -> dict:
+        """``group`` with tuple hyperparameters as tuples, after the checks of every
+        hyperparameter; the one validation of both the constructor and ``load_state_dict``."""
+        group = dict(group)
+        for key in self._pairs:
+            if isinstance(group.get(key), list):
+                group[key] = tuple(group[key])  # JSON has no tuples
+        _check_lr(group.get("lr"))
+        for key in self._flags:
+            _check_flag(key, group.get(key))
+        self._validate(group)
+        for key in _SCHEDULER_RATES:
+            if key in group:
+                _check_nonnegative(key, group[key])
+        for key in _SCHEDULER_MOMENTA:
+            if key in group:
+                _check_unit_interval(key, group[key])
+        return group
 
     def _validate(self, group: dict) -> None:
         """Raises ValueError for a hyperparameter out of range."""
@@ -125,34 +180,90 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict) -> None:
         """Restores hyperparameters and state saved by :meth:`state_dict`.
 
-        Everything is checked before anything changes; arrays are copied in the parameters'
-        dtype, so a resumed run continues bit-identically.
+        Everything is checked before anything changes (each group's hyperparameters by the
+        constructor's validation, each state entry's name, type, shape and values); arrays are
+        copied in the parameters' dtype, so a resumed run continues bit-identically.
         """
+        self._stage_state_dict(state_dict)()
+
+    def _stage_state_dict(self, state_dict: dict):
+        """Checks ``state_dict`` as :meth:`load_state_dict` does (ValueError) and returns a
+        function that installs it, which cannot fail."""
+        _check(isinstance(state_dict, Mapping) and {"state", "param_groups"} <= set(state_dict),
+               "state_dict must be a dict with 'state' and 'param_groups'")
         groups = state_dict["param_groups"]
+        _check(isinstance(groups, (list, tuple)), f"state_dict['param_groups'] must be a list, got {groups!r}")
         _check(len(groups) == len(self.param_groups),
                f"state_dict has {len(groups)} parameter groups, the optimizer {len(self.param_groups)}")
-        params = {}
+        new_groups, params = [], {}
         for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
-            _check(len(saved["params"]) == len(own["params"]),
-                   f"parameter group {i} has {len(saved['params'])} parameters in state_dict, "
-                   f"{len(own['params'])} in the optimizer")
-            params.update(zip(saved["params"], own["params"]))
+            new_groups.append(self._staged_group(i, saved, own))
+            for index, p in zip(saved["params"], own["params"]):
+                _check(index not in params, f"parameter index {index} appears twice in state_dict")
+                params[index] = (p, new_groups[-1])
+        saved_state = state_dict["state"]
+        _check(isinstance(saved_state, Mapping), f"state_dict['state'] must be a dict, got {saved_state!r}")
         new_state = {}
-        for key, saved_state in state_dict["state"].items():
+        for key, entry in saved_state.items():
             _check(key in params, f"state_dict holds state for unknown parameter {key!r}")
-            p = params[key]
-            restored = {}
-            for name, value in saved_state.items():
-                if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
-                    value = np.asarray(value)
-                    _check(value.shape == p.shape,
-                           f"state[{key!r}][{name!r}] must have shape {p.shape}, got {value.shape}")
-                    value = np.array(value, dtype=p.dtype, order="C", copy=True)
-                restored[name] = value
-            new_state[p] = restored
-        for saved, own in zip(groups, self.param_groups):
-            own.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = new_state
+            p, group = params[key]
+            new_state[p] = self._staged_param_state(f"state[{key!r}]", entry, p, group)
+
+        def commit():
+            for own, new in zip(self.param_groups, new_groups):
+                own.update(new)
+            self.state = new_state
+        return commit
+
+    def _staged_group(self, i: int, saved, own: dict) -> dict:
+        """The group ``own`` would become with the hyperparameters of ``saved``, checked."""
+        where = f"state_dict param_groups[{i}]"
+        _check(isinstance(saved, Mapping), f"{where} must be a dict, got {saved!r}")
+        ids = saved.get("params")
+        _check(isinstance(ids, (list, tuple))
+               and all(isinstance(k, int) and not isinstance(k, bool) for k in ids),
+               f"{where}['params'] must be a list of parameter indices, got {ids!r}")
+        _check(len(ids) == len(own["params"]),
+               f"parameter group {i} has {len(ids)} parameters in state_dict, "
+               f"{len(own['params'])} in the optimizer")
+        missing = [k for k in self.defaults if k not in saved]
+        _check(not missing, f"{where} lacks the hyperparameters {missing}")
+        try:
+            return self._checked_group({**own, **{k: v for k, v in saved.items() if k != "params"}})
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    def _staged_param_state(self, where: str, entry, p: Parameter, group: dict) -> dict:
+        """One parameter's saved state, checked and copied in the parameter's dtype."""
+        _check(isinstance(entry, Mapping), f"{where} must be a dict, got {entry!r}")
+        known = (*self._required_state, *self._optional_state)
+        unknown = [k for k in entry if k not in known]
+        missing = [k for k in self._required_state if k not in entry]
+        _check(not unknown and not missing,
+               f"{where} must hold {list(self._required_state)} (and may hold "
+               f"{list(self._optional_state)}), got unknown {unknown}, missing {missing}")
+        restored = {}
+        for name, value in entry.items():
+            if name == "step":
+                _check_count(f"{where}['step']", value)
+                restored[name] = int(value)
+            else:
+                restored[name] = self._staged_array(f"{where}[{name!r}]", name, value, p)
+        return restored
+
+    def _staged_array(self, where: str, name: str, value, p: Parameter) -> np.ndarray:
+        _check(isinstance(value, np.ndarray) or hasattr(value, "__array__"),
+               f"{where} must be an array, got {type(value).__name__}")
+        value = np.asarray(value)
+        if p.data.ndim == 0 and value.shape == (1,):
+            value = value.reshape(())  # written before 0-d arrays were saved as such
+        _check(value.shape == p.shape, f"{where} must have shape {p.shape}, got {value.shape}")
+        _check(value.dtype.kind == "f" and np.can_cast(value.dtype, p.dtype, casting="same_kind"),
+               f"{where} must have a float dtype like {p.dtype}, got {value.dtype}")
+        _check(bool(np.isfinite(value).all()), f"{where} holds NaN or infinite values")
+        _check(name not in self._nonnegative_state or bool((value >= 0).all()),
+               f"{where} is a sum of squares and must be >= 0, got {value.min() if value.size else value}")
+        return np.array(value, dtype=p.dtype, order="C", copy=True)
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v}" for k, v in self.defaults.items())
@@ -187,6 +298,9 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       nesterov=nesterov, weight_decay=weight_decay,
                                       maximize=maximize))
+
+    _optional_state = ("momentum_buffer",)
+    _flags = ("nesterov", "maximize")
 
     def _validate(self, group):
         _check_unit_interval("momentum", group["momentum"])
@@ -239,6 +353,9 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value,
                                       eps=eps, maximize=maximize))
 
+    _required_state = ("step", "sum")
+    _nonnegative_state = ("sum",)
+
     def _validate(self, group):
         for name in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             _check_nonnegative(name, group[name])
@@ -281,6 +398,11 @@ class RMSprop(Optimizer):
                  maximize: bool = False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize))
+
+    _required_state = ("step", "square_avg")
+    _optional_state = ("momentum_buffer", "grad_avg")
+    _nonnegative_state = ("square_avg",)
+    _flags = ("centered", "maximize")
 
     def _validate(self, group):
         _check_unit_interval("alpha", group["alpha"])
@@ -337,13 +459,19 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, amsgrad=amsgrad,
-                                      maximize=maximize))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    _required_state = ("step", "exp_avg", "exp_avg_sq")
+    _optional_state = ("max_exp_avg_sq",)
+    _nonnegative_state = ("exp_avg_sq", "max_exp_avg_sq")
+    _flags = ("amsgrad", "maximize")
+    _pairs = ("betas",)
 
     def _validate(self, group):
         betas = group["betas"]
-        _check(len(betas) == 2, f"betas must be a pair (beta1, beta2), got {betas!r}")
+        _check(isinstance(betas, tuple) and len(betas) == 2,
+               f"betas must be a pair (beta1, beta2), got {betas!r}")
         _check_unit_interval("betas[0]", betas[0])
         _check_unit_interval("betas[1]", betas[1])
         _check_nonnegative("eps", group["eps"])

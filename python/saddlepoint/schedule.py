@@ -12,24 +12,160 @@ and their combination (``SequentialLR``, ``OneCycleLR``).
 from __future__ import annotations
 
 import bisect
+import copy
 import math
+from typing import Mapping
 
-from .optim import Optimizer
+from .optim import MAX_STEP, Optimizer
+
+# Validators: ``check(name, value)`` returns the value (normalized) or raises ValueError. The
+# constructors and load_state_dict use the same ones, so a file cannot hold what a constructor
+# would refuse.
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or not 1 <= value <= MAX_STEP:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
+def _count(name: str, value) -> int:
+    if not _is_int(value) or not 0 <= value <= MAX_STEP:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _epoch(name: str, value) -> int:
+    if not _is_int(value) or not -1 <= value <= MAX_STEP:
+        raise ValueError(f"{name} must be an integer >= -1, got {value!r}")
+    return value
+
+
+def _finite(value) -> bool:
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def _positive(name: str, value) -> float:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if not (_finite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
-class LRScheduler:
+def _nonnegative(name: str, value) -> float:
+    if not (_finite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _factor(name: str, value) -> float:
+    if not (_finite(value) and 0 < value <= 1):
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _open_unit(name: str, value) -> float:
+    if not (_finite(value) and 0 < value < 1):
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _momentum(name: str, value) -> float:
+    if not (_finite(value) and 0 <= value < 1):
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _increasing_ints(name: str, value) -> list[int]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of positive integers, got {value!r}")
+    items = [_positive_int(f"{name}[{i}]", m) for i, m in enumerate(value)]
+    if items != sorted(items):
+        raise ValueError(f"{name} must be increasing, got {items}")
+    return items
+
+
+def _choice(*options):
+    def check(name: str, value):
+        if value not in options or not isinstance(value, str):
+            raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
+        return value
+    return check
+
+
+def _per_group(check, groups: int):
+    """A validator of a list with one value per parameter group."""
+    def check_list(name: str, value) -> list:
+        if not isinstance(value, (list, tuple)) or len(value) != groups:
+            raise ValueError(f"{name} must be a list of {groups} values (one per parameter group), "
+                             f"got {value!r}")
+        return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return check_list
+
+
+class _State:
+    """``state_dict``/``load_state_dict`` over the fields that ``_fields`` names, each with its
+    validator. A scheduler's state is those fields and nothing else: loading never sets another
+    attribute (a file cannot replace a method) and checks every field before setting any."""
+
+    def _fields(self) -> dict:
+        raise NotImplementedError
+
+    def _check_fields(self, values: dict) -> None:
+        """Checks between fields (after each passed its own validator)."""
+
+    def state_dict(self) -> dict:
+        """The scheduler's fields (its optimizer has its own ``state_dict``)."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in self._fields()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restores the fields saved by :meth:`state_dict`; ValueError, and nothing changes,
+        if one is missing, unknown or invalid."""
+        self._stage_state_dict(state_dict)()
+
+    def _stage_state_dict(self, state_dict: dict):
+        """Checks ``state_dict`` (ValueError) and returns a function that installs it."""
+        values = self._checked_fields(state_dict)
+
+        def commit():
+            for name, value in values.items():
+                setattr(self, name, value)
+        return commit
+
+    def _checked_fields(self, state_dict) -> dict:
+        where = f"{type(self).__name__} state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"{where} must be a dict, got {type(state_dict).__name__}")
+        fields = self._fields()
+        unknown = sorted(str(k) for k in state_dict if k not in fields)
+        missing = [k for k in fields if k not in state_dict]
+        if unknown or missing:
+            raise ValueError(f"{where} does not fit: unknown fields {unknown}, missing {missing}")
+        try:
+            values = {name: check(name, state_dict[name]) for name, check in fields.items()}
+            self._check_fields(values)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        return values
+
+
+class LRScheduler(_State):
     """Base class. Subclasses implement :meth:`get_lr` from ``self.last_epoch`` and
     ``self.base_lrs`` (each group's rate when the scheduler was created).
 
@@ -43,8 +179,12 @@ class LRScheduler:
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
+        self.last_epoch = _epoch("last_epoch", last_epoch)
         self.step()
+
+    def _fields(self) -> dict:
+        rates = _per_group(_nonnegative, len(self.optimizer.param_groups))
+        return {"base_lrs": rates, "last_epoch": _epoch, "_last_lr": rates}
 
     def get_lr(self) -> list[float]:
         """The rates of the groups at step ``self.last_epoch``."""
@@ -63,13 +203,6 @@ class LRScheduler:
     def get_last_lr(self) -> list[float]:
         return list(self._last_lr)
 
-    def state_dict(self) -> dict:
-        """Everything but the optimizer (which has its own ``state_dict``)."""
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(state_dict)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
 
@@ -82,6 +215,9 @@ class StepLR(LRScheduler):
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
+    def _fields(self):
+        return {**super()._fields(), "step_size": _positive_int, "gamma": _positive}
+
     def get_lr(self):
         return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
@@ -90,9 +226,12 @@ class MultiStepLR(LRScheduler):
     """``lr = base · gamma^k`` where ``k`` is the number of milestones ``<= t``."""
 
     def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
-        self.milestones = sorted(_positive_int("milestones[i]", m) for m in milestones)
+        self.milestones = sorted(_positive_int(f"milestones[{i}]", m) for i, m in enumerate(milestones))
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer, last_epoch)
+
+    def _fields(self):
+        return {**super()._fields(), "milestones": _increasing_ints, "gamma": _positive}
 
     def get_lr(self):
         k = bisect.bisect_right(self.milestones, self.last_epoch)
@@ -106,6 +245,9 @@ class ExponentialLR(LRScheduler):
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
+    def _fields(self):
+        return {**super()._fields(), "gamma": _positive}
+
     def get_lr(self):
         return [base * self.gamma**self.last_epoch for base in self.base_lrs]
 
@@ -115,10 +257,11 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         self.T_max = _positive_int("T_max", T_max)
-        if not (isinstance(eta_min, (int, float)) and eta_min >= 0):
-            raise ValueError(f"eta_min must be a number >= 0, got {eta_min!r}")
-        self.eta_min = float(eta_min)
+        self.eta_min = _nonnegative("eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
+
+    def _fields(self):
+        return {**super()._fields(), "T_max": _positive_int, "eta_min": _nonnegative}
 
     def get_lr(self):
         cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
@@ -130,12 +273,14 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1):
-        for name, value in (("start_factor", start_factor), ("end_factor", end_factor)):
-            if not (isinstance(value, (int, float)) and 0 < value <= 1):
-                raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
+        self.start_factor = _factor("start_factor", start_factor)
+        self.end_factor = _factor("end_factor", end_factor)
         self.total_iters = _positive_int("total_iters", total_iters)
         super().__init__(optimizer, last_epoch)
+
+    def _fields(self):
+        return {**super()._fields(), "start_factor": _factor, "end_factor": _factor,
+                "total_iters": _positive_int}
 
     def get_lr(self):
         progress = min(self.last_epoch, self.total_iters) / self.total_iters
@@ -165,6 +310,9 @@ class InverseSqrtLR(LRScheduler):
         self.warmup_steps = _positive_int("warmup_steps", warmup_steps)
         super().__init__(optimizer, last_epoch)
 
+    def _fields(self):
+        return {**super()._fields(), "warmup_steps": _positive_int}
+
     def get_lr(self):
         s = self.last_epoch + 1
         factor = min(s / self.warmup_steps, math.sqrt(self.warmup_steps / s))
@@ -185,12 +333,18 @@ class SequentialLR(LRScheduler):
                              f"({len(schedulers) - 1}), got {len(milestones)}")
         if any(s.optimizer is not optimizer for s in schedulers):
             raise ValueError("every scheduler of a SequentialLR must use its optimizer")
-        if milestones != sorted(milestones) or any(m < 1 for m in milestones):
-            raise ValueError(f"milestones must be increasing positive integers, got {milestones}")
-        self.schedulers, self.milestones = schedulers, milestones
+        self.schedulers, self.milestones = schedulers, _increasing_ints("milestones", milestones)
         for group, base in zip(optimizer.param_groups, schedulers[0].base_lrs):
             group["lr"] = base
         super().__init__(optimizer, last_epoch)
+
+    def _fields(self):
+        return {**super()._fields(), "milestones": _increasing_ints}
+
+    def _check_fields(self, values):
+        if len(values["milestones"]) != len(self.schedulers) - 1:
+            raise ValueError(f"milestones must have {len(self.schedulers) - 1} entries, "
+                             f"got {values['milestones']}")
 
     def get_lr(self):
         i = bisect.bisect_right(self.milestones, self.last_epoch)
@@ -199,15 +353,55 @@ class SequentialLR(LRScheduler):
         return scheduler.get_lr()
 
     def state_dict(self):
-        state = super().state_dict()
-        state["schedulers"] = [s.state_dict() for s in self.schedulers]
-        return state
+        return {**super().state_dict(), "schedulers": [s.state_dict() for s in self.schedulers]}
 
-    def load_state_dict(self, state_dict):
-        state = dict(state_dict)
-        for scheduler, saved in zip(self.schedulers, state.pop("schedulers")):
-            scheduler.load_state_dict(saved)
-        self.__dict__.update({k: v for k, v in state.items()})
+    def _stage_state_dict(self, state_dict):
+        where = "SequentialLR state_dict"
+        if not isinstance(state_dict, Mapping) or "schedulers" not in state_dict:
+            raise ValueError(f"{where} must be a dict with 'schedulers'")
+        saved = state_dict["schedulers"]
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(self.schedulers):
+            raise ValueError(f"{where}['schedulers'] must list the states of "
+                             f"{len(self.schedulers)} schedulers, got {saved!r}")
+        commits = []
+        for i, (scheduler, state) in enumerate(zip(self.schedulers, saved)):
+            try:
+                commits.append(scheduler._stage_state_dict(state))
+            except ValueError as e:
+                raise ValueError(f"{where}['schedulers'][{i}]: {e}") from None
+        commits.append(super()._stage_state_dict(
+            {k: v for k, v in state_dict.items() if k != "schedulers"}))
+
+        def commit():
+            for install in commits:
+                install()
+        return commit
+
+
+_ONE_CYCLE_RATES = ("initial_lr", "max_lr", "min_lr")
+_ONE_CYCLE_MOMENTA = ("base_momentum", "max_momentum")
+
+
+def _one_cycle_phases(name: str, value) -> list[tuple]:
+    """2 or 3 phases ``(end_step, lr_from, lr_to, momentum_from, momentum_to)`` whose end steps
+    increase from step 0 (each phase divides by its length)."""
+    if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
+        raise ValueError(f"{name} must be a list of 2 or 3 phases, got {value!r}")
+    phases, previous_end = [], 0.0
+    for i, phase in enumerate(value):
+        if (not isinstance(phase, (list, tuple)) or len(phase) != 5 or not _finite(phase[0])
+                or phase[1] not in _ONE_CYCLE_RATES or phase[2] not in _ONE_CYCLE_RATES
+                or phase[3] not in _ONE_CYCLE_MOMENTA or phase[4] not in _ONE_CYCLE_MOMENTA):
+            raise ValueError(f"{name}[{i}] must be (end_step, lr_from, lr_to, momentum_from, "
+                             f"momentum_to) with rates from {list(_ONE_CYCLE_RATES)} and momenta "
+                             f"from {list(_ONE_CYCLE_MOMENTA)}, got {phase!r}")
+        end = float(phase[0])
+        if end == previous_end or (i > 0 and end < previous_end):
+            raise ValueError(f"{name} must have increasing end steps, none at step 0, got "
+                             f"{[p[0] for p in value]}")
+        phases.append((end, *phase[1:]))
+        previous_end = end
+    return phases
 
 
 class OneCycleLR(LRScheduler):
@@ -224,29 +418,34 @@ class OneCycleLR(LRScheduler):
                  div_factor: float = 25.0, final_div_factor: float = 1e4,
                  three_phase: bool = False, last_epoch: int = -1):
         self.total_steps = _positive_int("total_steps", total_steps)
-        if not (isinstance(pct_start, (int, float)) and 0 < pct_start < 1):
-            raise ValueError(f"pct_start must be in (0, 1), got {pct_start!r}")
-        if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        _open_unit("pct_start", pct_start)
+        self.anneal_strategy = _choice("cos", "linear")("anneal_strategy", anneal_strategy)
         _positive("div_factor", div_factor)
         _positive("final_div_factor", final_div_factor)
         groups = optimizer.param_groups
         max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
         if len(max_lrs) != len(groups):
             raise ValueError(f"max_lr must have one value per parameter group ({len(groups)}), got {len(max_lrs)}")
-        self.anneal_strategy = anneal_strategy
         self.cycle_momentum = bool(cycle_momentum)
         self.use_betas = "betas" in optimizer.defaults
         if self.cycle_momentum and not self.use_betas and "momentum" not in optimizer.defaults:
             raise ValueError("cycle_momentum needs an optimizer with 'momentum' or 'betas'")
+        if self.cycle_momentum:
+            _momentum("base_momentum", base_momentum)
+            _momentum("max_momentum", max_momentum)
         end = float(pct_start * self.total_steps)
         if three_phase:
-            self.phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                           (2 * end - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
-                           (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+            phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                      (2 * end - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                      (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
         else:
-            self.phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                           (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+            phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                      (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+        try:
+            self.phases = _one_cycle_phases("phases", phases)
+        except ValueError:
+            raise ValueError(f"pct_start={pct_start} and total_steps={total_steps} leave a phase of "
+                             f"no steps; use more steps or another pct_start") from None
         if last_epoch == -1:
             for group, peak in zip(groups, max_lrs):
                 peak = _positive("max_lr", peak)
@@ -255,6 +454,27 @@ class OneCycleLR(LRScheduler):
                 if self.cycle_momentum:
                     group.update(base_momentum=base_momentum, max_momentum=max_momentum)
         super().__init__(optimizer, last_epoch)
+
+    def _fields(self):
+        return {**super()._fields(), "total_steps": _positive_int,
+                "anneal_strategy": _choice("cos", "linear"), "cycle_momentum": _flag,
+                "use_betas": _flag, "phases": _one_cycle_phases}
+
+    def _check_fields(self, values):
+        if values["use_betas"] != ("betas" in self.optimizer.defaults):
+            raise ValueError(f"use_betas must be {not values['use_betas']} for {type(self.optimizer).__name__}")
+        if values["phases"][-1][0] != values["total_steps"] - 1:
+            raise ValueError(f"the last phase must end at total_steps - 1 = {values['total_steps'] - 1}, "
+                             f"got {values['phases'][-1][0]}")
+        if values["last_epoch"] > values["total_steps"]:
+            raise ValueError(f"last_epoch must be at most total_steps = {values['total_steps']}, "
+                             f"got {values['last_epoch']}")
+        # The phases read these keys of every group: the optimizer must have them.
+        needed = set(_ONE_CYCLE_RATES) | (set(_ONE_CYCLE_MOMENTA) if values["cycle_momentum"] else set())
+        for i, group in enumerate(self.optimizer.param_groups):
+            if not needed <= set(group):
+                raise ValueError(f"parameter group {i} lacks {sorted(needed - set(group))}, "
+                                 f"which OneCycleLR needs")
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
@@ -283,7 +503,7 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_State):
     """Multiplies the rates by ``factor`` when a metric has not improved for ``patience``
     steps, as PyTorch's ``ReduceLROnPlateau``: ``step(metric)`` once per evaluation.
 
@@ -298,28 +518,31 @@ class ReduceLROnPlateau:
                  cooldown: int = 0, min_lr=0.0, eps: float = 1e-8):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a saddlepoint Optimizer, got {type(optimizer).__name__}")
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
-        if not (isinstance(factor, (int, float)) and 0 < factor < 1):
-            raise ValueError(f"factor must be in (0, 1), got {factor!r}")
-        for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        self.optimizer = optimizer
         groups = optimizer.param_groups
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
-        if len(min_lrs) != len(groups):
-            raise ValueError(f"min_lr must have one value per parameter group ({len(groups)}), got {len(min_lrs)}")
-        self.optimizer = optimizer
-        self.mode, self.threshold_mode = mode, threshold_mode
-        self.factor, self.patience, self.threshold = float(factor), patience, float(threshold)
-        self.cooldown, self.min_lrs, self.eps = cooldown, [float(m) for m in min_lrs], float(eps)
+        fields = self._fields()
+        self.mode = fields["mode"]("mode", mode)
+        self.threshold_mode = fields["threshold_mode"]("threshold_mode", threshold_mode)
+        self.factor = fields["factor"]("factor", factor)
+        self.patience = fields["patience"]("patience", patience)
+        self.threshold = fields["threshold"]("threshold", threshold)
+        self.cooldown = fields["cooldown"]("cooldown", cooldown)
+        self.min_lrs = fields["min_lrs"]("min_lr", min_lrs)
+        self.eps = fields["eps"]("eps", eps)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in groups]
+
+    def _fields(self):
+        rates = _per_group(_nonnegative, len(self.optimizer.param_groups))
+        return {"mode": _choice("min", "max"), "threshold_mode": _choice("rel", "abs"),
+                "factor": _open_unit, "patience": _count, "threshold": _nonnegative,
+                "cooldown": _count, "min_lrs": rates, "eps": _nonnegative, "best": _best,
+                "num_bad_epochs": _count, "cooldown_counter": _count, "last_epoch": _count,
+                "_last_lr": rates}
 
     def is_better(self, current: float, best: float) -> bool:
         if self.mode == "min":
@@ -346,7 +569,12 @@ class ReduceLROnPlateau:
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    # Not an LRScheduler (it steps on a metric, not a count), but its state works the same way.
+    # Not an LRScheduler (it steps on a metric, not a count), but it reports rates the same way.
     get_last_lr = LRScheduler.get_last_lr
-    state_dict = LRScheduler.state_dict
-    load_state_dict = LRScheduler.load_state_dict
+
+
+def _best(name: str, value) -> float:
+    """The best metric so far: a number, infinite before the first step, never NaN."""
+    if not _is_number(value) or value != value or (_is_int(value) and not _finite(value)):
+        raise ValueError(f"{name} must be a number (not NaN), got {value!r}")
+    return float(value)

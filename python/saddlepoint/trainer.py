@@ -444,17 +444,24 @@ class Trainer:
                              history=self.history.values)
 
     def load_checkpoint(self, path) -> None:
-        """Restores model, optimizer, scheduler, epoch, random states and history."""
-        state = ckpt.load_checkpoint(path, model=self.model, optimizer=self.optimizer,
-                                     scheduler=self.scheduler)
-        self.epoch = state["epoch"]
-        self.history = History(state["history"])
-        rng_states = state["rng_states"]
-        self.rng.bit_generator.state = rng_states["trainer"]
-        self.split_seed = rng_states["split_seed"]
-        for name, module in _modules(self.model):
-            if name in rng_states and isinstance(getattr(module, "rng", None), np.random.Generator):
-                module.rng.bit_generator.state = rng_states[name]
+        """Restores model, optimizer, scheduler, epoch, random states and history. The whole
+        file is checked first: if any of it does not fit, ValueError and nothing changes."""
+        staged = ckpt.stage_checkpoint(path, model=self.model, optimizer=self.optimizer,
+                                       scheduler=self.scheduler)
+        rng_states = staged.rng_states
+        split_seed = ckpt.checked_seed(path, "split_seed", rng_states.get("split_seed"))
+        generators = [("trainer", self.rng)] + [
+            (name, module.rng) for name, module in _modules(self.model)
+            if name in rng_states and isinstance(getattr(module, "rng", None), np.random.Generator)]
+        states = [(generator, ckpt.checked_generator_state(path, name, generator, rng_states.get(name)))
+                  for name, generator in generators]
+        history = History(staged.history)
+        staged.commit()
+        self.epoch = staged.epoch
+        self.history = history
+        self.split_seed = split_seed
+        for generator, state in states:
+            generator.bit_generator.state = state
 
 
 def _modules(model, prefix: str = "model"):

@@ -1,9 +1,9 @@
 """The ``saddlepoint train`` command."""
 
 import json
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -222,3 +222,12 @@ def test_batchnorm_with_a_last_batch_of_one_sample_trains(tmp_path, capsys):
     code, out, err = run(argv, capsys)
     assert code == 0, err
     assert "33 train" in err[0]
+
+
+def test_a_run_that_diverges_is_one_error_line_and_leaves_no_run_folder(tmp_path, capsys):
+    out = tmp_path / "runs" / "run"
+    code, _, err = run(["train", "--data", "iris", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "5",
+                        "--quiet", "--out", str(out)], capsys)
+    assert code == 2 and err[0].startswith("training iris") and len(err) == 2
+    assert err[1].startswith("saddlepoint: error: training diverged: the loss became") and "--lr" in err[1]
+    assert not (tmp_path / "runs").exists()

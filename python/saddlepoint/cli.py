@@ -8,6 +8,7 @@ training starts and raised as :class:`UsageError` (or the data module's ``TableE
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -265,15 +266,19 @@ def check_model_memory(sizes: list[int], args) -> None:
 
 
 def prepare_out_dir(out: Path | None, kind: str) -> Path:
-    """The run folder (``runs/<kind>-<time>`` by default), created and checked writable now,
-    before training, rather than found unwritable after it."""
+    """The run folder (``runs/<kind>-<time>`` by default), checked writable now, before
+    training, rather than found unwritable after it. Nothing is created yet: a run refused
+    later leaves no empty folder behind."""
     out = out or Path("runs") / time.strftime(f"{kind}-%Y%m%d-%H%M%S")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is an existing file, not a folder")
+    nearest = out
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent  # the folder the missing ones would be created in
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
+        if not nearest.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        tempfile.TemporaryFile(dir=nearest).close()
     except OSError as e:
         raise UsageError(f"--out {out} cannot be written: {e.strerror or e}") from None
     return out

@@ -232,7 +232,8 @@ def _checked_meta(path, metadata: dict) -> dict:
     check(not missing, "lacks fields", missing)
     check(meta["version"] == VERSION and _is_int(meta["version"]),
           f"version must be {VERSION} (this saddlepoint reads that one)", meta["version"])
-    check(_is_int(meta["epoch"]) and meta["epoch"] >= 0, "epoch must be an integer >= 0", meta["epoch"])
+    check(_is_int(meta["epoch"]) and 0 <= meta["epoch"] < 2**63, "epoch must be an integer in [0, 2**63)",
+          meta["epoch"])
     check(isinstance(meta["rng_states"], dict), "rng_states must be a dict", meta["rng_states"])
     history = meta["history"]
     check(isinstance(history, dict) and all(

@@ -1,6 +1,7 @@
 //! Bindings of the activation kernels.
 
-use super::arrays::{check_shape, dispatch_float, read, slice, slice_mut, write};
+use super::arrays::{dispatch_float, slice, slice_mut, Args};
+use super::scalars;
 use crate::error::Error;
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -34,24 +35,23 @@ pub fn activation_forward(
     kind: &str,
     x: &Bound<'_, PyAny>,
     out: &Bound<'_, PyAny>,
-    negative_slope: f64,
+    #[pyo3(from_py_with = scalars::real)] negative_slope: f64,
 ) -> Result<(), Error> {
     let activation = parse(kind, negative_slope)?;
     dispatch_float!(x, "x", forward_typed(py, activation, x, out))
 }
 
-fn forward_typed<T: Float + Element>(
-    py: Python<'_>,
+fn forward_typed<'py, T: Float + Element>(
+    py: Python<'py>,
     activation: Activation,
-    x: &Bound<'_, PyAny>,
-    out: &Bound<'_, PyAny>,
+    x: &Bound<'py, PyAny>,
+    out: &Bound<'py, PyAny>,
 ) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
-    let mut out = write::<T>(out, "out")?;
-    check_shape("out", out.shape(), x.shape())?;
+    let mut args = Args::new(py, "activation_forward");
+    let x = args.read::<T>(x, "x")?;
+    let mut out = args.write_shaped::<T>(out, "out", x.shape())?;
     let (xs, os) = (slice(&x, "x")?, slice_mut(&mut out, "out")?);
-    py.detach(|| activation::activation_forward(activation, xs, os))?;
-    Ok(())
+    args.run(|| activation::activation_forward(activation, xs, os))
 }
 
 /// `grad_input = f'(x) * grad_output`, given the forward input `x` and its `output`.
@@ -64,7 +64,7 @@ pub fn activation_backward(
     output: &Bound<'_, PyAny>,
     grad_output: &Bound<'_, PyAny>,
     grad_input: &Bound<'_, PyAny>,
-    negative_slope: f64,
+    #[pyo3(from_py_with = scalars::real)] negative_slope: f64,
 ) -> Result<(), Error> {
     let activation = parse(kind, negative_slope)?;
     dispatch_float!(
@@ -74,30 +74,24 @@ pub fn activation_backward(
     )
 }
 
-fn backward_typed<T: Float + Element>(
-    py: Python<'_>,
+fn backward_typed<'py, T: Float + Element>(
+    py: Python<'py>,
     activation: Activation,
-    x: &Bound<'_, PyAny>,
-    output: &Bound<'_, PyAny>,
-    grad_output: &Bound<'_, PyAny>,
-    grad_input: &Bound<'_, PyAny>,
+    x: &Bound<'py, PyAny>,
+    output: &Bound<'py, PyAny>,
+    grad_output: &Bound<'py, PyAny>,
+    grad_input: &Bound<'py, PyAny>,
 ) -> Result<(), Error> {
-    let (x, y) = (read::<T>(x, "x")?, read::<T>(output, "output")?);
-    let dy = read::<T>(grad_output, "grad_output")?;
-    let mut dx = write::<T>(grad_input, "grad_input")?;
-    for (name, shape) in [
-        ("output", y.shape()),
-        ("grad_output", dy.shape()),
-        ("grad_input", dx.shape()),
-    ] {
-        check_shape(name, shape, x.shape())?;
-    }
+    let mut args = Args::new(py, "activation_backward");
+    let x = args.read::<T>(x, "x")?;
+    let y = args.read_shaped::<T>(output, "output", x.shape())?;
+    let dy = args.read_shaped::<T>(grad_output, "grad_output", x.shape())?;
+    let mut dx = args.write_shaped::<T>(grad_input, "grad_input", x.shape())?;
     let (xs, ys, dys) = (
         slice(&x, "x")?,
         slice(&y, "output")?,
         slice(&dy, "grad_output")?,
     );
     let dxs = slice_mut(&mut dx, "grad_input")?;
-    py.detach(|| activation::activation_backward(activation, xs, ys, dys, dxs))?;
-    Ok(())
+    args.run(|| activation::activation_backward(activation, xs, ys, dys, dxs))
 }

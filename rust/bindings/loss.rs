@@ -1,9 +1,10 @@
 //! Bindings of the losses and softmax helpers.
 
 use super::arrays::{
-    check_shape, dims, dispatch_float, dtype_name, has_dtype, read, slice, slice_mut, write,
+    check_shape, dims, dispatch_float, dtype_name, has_dtype, slice, slice_mut, slice_opt, Args,
     FloatDtype,
 };
+use super::scalars;
 use crate::error::Error;
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -13,36 +14,38 @@ use saddlepoint_kernels::{Float, KernelError};
 type ElementwiseLoss<T> = fn(&[T], &[T], &mut [T]) -> Result<f64, KernelError>;
 
 /// Runs an elementwise loss on `input` and `target` of one shape, writing `grad_input`.
-fn elementwise<T: Float + Element>(
-    py: Python<'_>,
+fn elementwise<'py, T: Float + Element>(
+    py: Python<'py>,
+    function: &'static str,
     kernel: ElementwiseLoss<T>,
-    input: &Bound<'_, PyAny>,
-    target: &Bound<'_, PyAny>,
-    grad_input: &Bound<'_, PyAny>,
+    input: &Bound<'py, PyAny>,
+    target: &Bound<'py, PyAny>,
+    grad_input: &Bound<'py, PyAny>,
 ) -> Result<f64, Error> {
-    let (x, t) = (read::<T>(input, "input")?, read::<T>(target, "target")?);
-    let mut g = write::<T>(grad_input, "grad_input")?;
-    check_shape("target", t.shape(), x.shape())?;
-    check_shape("grad_input", g.shape(), x.shape())?;
+    let mut args = Args::new(py, function);
+    let x = args.read::<T>(input, "input")?;
+    let t = args.read_shaped::<T>(target, "target", x.shape())?;
+    let mut g = args.write_shaped::<T>(grad_input, "grad_input", x.shape())?;
     let (xs, ts, gs) = (
         slice(&x, "input")?,
         slice(&t, "target")?,
         slice_mut(&mut g, "grad_input")?,
     );
-    Ok(py.detach(|| kernel(xs, ts, gs))?)
+    args.run(|| kernel(xs, ts, gs))
 }
 
 /// Runs the f32 or f64 instance of an elementwise loss, by `input`'s dtype.
 fn elementwise_any(
     py: Python<'_>,
+    function: &'static str,
     kernels: (ElementwiseLoss<f32>, ElementwiseLoss<f64>),
     input: &Bound<'_, PyAny>,
     target: &Bound<'_, PyAny>,
     grad_input: &Bound<'_, PyAny>,
 ) -> Result<f64, Error> {
     match super::arrays::float_dtype(input, "input")? {
-        FloatDtype::F32 => elementwise::<f32>(py, kernels.0, input, target, grad_input),
-        FloatDtype::F64 => elementwise::<f64>(py, kernels.1, input, target, grad_input),
+        FloatDtype::F32 => elementwise::<f32>(py, function, kernels.0, input, target, grad_input),
+        FloatDtype::F64 => elementwise::<f64>(py, function, kernels.1, input, target, grad_input),
     }
 }
 
@@ -58,7 +61,7 @@ pub fn mse_loss(
         loss::mse_loss as ElementwiseLoss<f32>,
         loss::mse_loss as ElementwiseLoss<f64>,
     );
-    elementwise_any(py, kernels, input, target, grad_input)
+    elementwise_any(py, "mse_loss", kernels, input, target, grad_input)
 }
 
 /// Mean absolute error; writes d(loss)/d(input) into `grad_input` and returns the loss.
@@ -73,7 +76,7 @@ pub fn l1_loss(
         loss::l1_loss as ElementwiseLoss<f32>,
         loss::l1_loss as ElementwiseLoss<f64>,
     );
-    elementwise_any(py, kernels, input, target, grad_input)
+    elementwise_any(py, "l1_loss", kernels, input, target, grad_input)
 }
 
 /// Binary cross-entropy on logits; writes d(loss)/d(input) into `grad_input`, returns the loss.
@@ -88,7 +91,14 @@ pub fn binary_cross_entropy_with_logits(
         loss::binary_cross_entropy_with_logits as ElementwiseLoss<f32>,
         loss::binary_cross_entropy_with_logits as ElementwiseLoss<f64>,
     );
-    elementwise_any(py, kernels, input, target, grad_input)
+    elementwise_any(
+        py,
+        "binary_cross_entropy_with_logits",
+        kernels,
+        input,
+        target,
+        grad_input,
+    )
 }
 
 /// Softmax cross-entropy on logits `input` (N, C) against int64 labels (N,) or class
@@ -101,7 +111,7 @@ pub fn cross_entropy(
     target: &Bound<'_, PyAny>,
     grad_input: &Bound<'_, PyAny>,
     weight: Option<&Bound<'_, PyAny>>,
-    label_smoothing: f64,
+    #[pyo3(from_py_with = scalars::real)] label_smoothing: f64,
 ) -> Result<f64, Error> {
     dispatch_float!(
         input,
@@ -110,38 +120,33 @@ pub fn cross_entropy(
     )
 }
 
-fn cross_entropy_typed<T: Float + Element>(
-    py: Python<'_>,
-    input: &Bound<'_, PyAny>,
-    target: &Bound<'_, PyAny>,
-    grad_input: &Bound<'_, PyAny>,
-    weight: Option<&Bound<'_, PyAny>>,
+fn cross_entropy_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    input: &Bound<'py, PyAny>,
+    target: &Bound<'py, PyAny>,
+    grad_input: &Bound<'py, PyAny>,
+    weight: Option<&Bound<'py, PyAny>>,
     label_smoothing: f64,
 ) -> Result<f64, Error> {
-    let z = read::<T>(input, "input")?;
-    let weight = weight.map(|w| read::<T>(w, "weight")).transpose()?;
-    let mut g = write::<T>(grad_input, "grad_input")?;
+    let mut args = Args::new(py, "cross_entropy");
+    let z = args.read::<T>(input, "input")?;
     let [rows, classes] = dims::<2>("input", z.shape())?;
-    check_shape("grad_input", g.shape(), z.shape())?;
-    if let Some(w) = &weight {
-        check_shape("weight", w.shape(), &[classes])?;
-    }
-    let class_weights = weight.as_ref().map(|w| slice(w, "weight")).transpose()?;
+    let weight = args.read_opt::<T>(weight, "weight", &[classes])?;
+    let mut g = args.write_shaped::<T>(grad_input, "grad_input", z.shape())?;
+    let class_weights = slice_opt(&weight, "weight")?;
     let options = CrossEntropyOptions {
         class_weights,
         label_smoothing,
     };
     let zs = slice(&z, "input")?;
     if has_dtype::<i64>(target, "target")? {
-        let labels = read::<i64>(target, "target")?;
-        check_shape("target", labels.shape(), &[rows])?;
+        let labels = args.read_shaped::<i64>(target, "target", &[rows])?;
         let (ls, gs) = (slice(&labels, "target")?, slice_mut(&mut g, "grad_input")?);
-        Ok(py.detach(|| loss::cross_entropy_labels(zs, ls, classes, options, gs))?)
+        args.run(|| loss::cross_entropy_labels(zs, ls, classes, options, gs))
     } else if has_dtype::<T>(target, "target")? {
-        let probs = read::<T>(target, "target")?;
-        check_shape("target", probs.shape(), z.shape())?;
+        let probs = args.read_shaped::<T>(target, "target", z.shape())?;
         let (ps, gs) = (slice(&probs, "target")?, slice_mut(&mut g, "grad_input")?);
-        Ok(py.detach(|| loss::cross_entropy_probabilities(zs, ps, classes, options, gs))?)
+        args.run(|| loss::cross_entropy_probabilities(zs, ps, classes, options, gs))
     } else {
         Err(Error::Type(format!(
             "target must be int64 class labels or class probabilities of input's dtype \
@@ -161,19 +166,18 @@ fn softmax_any(
     dispatch_float!(x, "x", softmax_typed(py, x, out, log))
 }
 
-fn softmax_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    out: &Bound<'_, PyAny>,
+fn softmax_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    out: &Bound<'py, PyAny>,
     log: bool,
 ) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
-    let mut out = write::<T>(out, "out")?;
+    let mut args = Args::new(py, if log { "log_softmax" } else { "softmax" });
+    let x = args.read::<T>(x, "x")?;
     let [_, cols] = dims::<2>("x", x.shape())?;
-    check_shape("out", out.shape(), x.shape())?;
+    let mut out = args.write_shaped::<T>(out, "out", x.shape())?;
     let (xs, os) = (slice(&x, "x")?, slice_mut(&mut out, "out")?);
-    py.detach(|| loss::softmax(xs, cols, log, os))?;
-    Ok(())
+    args.run(|| loss::softmax(xs, cols, log, os))
 }
 
 /// Row-wise softmax of a 2-D array into `out`.
@@ -202,17 +206,17 @@ pub fn one_hot(
     dispatch_float!(out, "out", one_hot_typed(py, labels, out))
 }
 
-fn one_hot_typed<T: Float + Element>(
-    py: Python<'_>,
-    labels: &Bound<'_, PyAny>,
-    out: &Bound<'_, PyAny>,
+fn one_hot_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    labels: &Bound<'py, PyAny>,
+    out: &Bound<'py, PyAny>,
 ) -> Result<(), Error> {
-    let labels = read::<i64>(labels, "labels")?;
-    let mut out = write::<T>(out, "out")?;
+    let mut args = Args::new(py, "one_hot");
+    let labels = args.read::<i64>(labels, "labels")?;
     let [rows] = dims::<1>("labels", labels.shape())?;
+    let mut out = args.write::<T>(out, "out")?;
     let [_, classes] = dims::<2>("out", out.shape())?;
     check_shape("out", out.shape(), &[rows, classes])?;
     let (ls, os) = (slice(&labels, "labels")?, slice_mut(&mut out, "out")?);
-    py.detach(|| loss::one_hot(ls, classes, os))?;
-    Ok(())
+    args.run(|| loss::one_hot(ls, classes, os))
 }

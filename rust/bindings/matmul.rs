@@ -1,9 +1,6 @@
 //! Bindings of the dense layer kernels.
 
-use super::arrays::{
-    dims, dispatch_float, read, read_opt, read_shaped, slice, slice_mut, slice_mut_opt, slice_opt,
-    write_opt, write_shaped,
-};
+use super::arrays::{dims, dispatch_float, slice, slice_mut, slice_mut_opt, slice_opt, Args};
 use crate::error::Error;
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -40,25 +37,25 @@ pub fn dense_forward(
     dispatch_float!(x, "x", forward_typed(py, x, weight, bias, out))
 }
 
-fn forward_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    weight: &Bound<'_, PyAny>,
-    bias: Option<&Bound<'_, PyAny>>,
-    out: &Bound<'_, PyAny>,
+fn forward_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    weight: &Bound<'py, PyAny>,
+    bias: Option<&Bound<'py, PyAny>>,
+    out: &Bound<'py, PyAny>,
 ) -> Result<(), Error> {
-    let (x, weight) = (read::<T>(x, "x")?, read::<T>(weight, "weight")?);
+    let mut args = Args::new(py, "dense_forward");
+    let (x, weight) = (args.read::<T>(x, "x")?, args.read::<T>(weight, "weight")?);
     let shape = dense_shape(x.shape(), weight.shape())?;
-    let bias = read_opt::<T>(bias, "bias", &[shape.out_features])?;
-    let mut out = write_shaped::<T>(out, "out", &[shape.batch, shape.out_features])?;
+    let bias = args.read_opt::<T>(bias, "bias", &[shape.out_features])?;
+    let mut out = args.write_shaped::<T>(out, "out", &[shape.batch, shape.out_features])?;
     let (xs, ws, bs) = (
         slice(&x, "x")?,
         slice(&weight, "weight")?,
         slice_opt(&bias, "bias")?,
     );
     let os = slice_mut(&mut out, "out")?;
-    py.detach(|| matmul::dense_forward(xs, ws, bs, os, shape))?;
-    Ok(())
+    args.run(|| matmul::dense_forward(xs, ws, bs, os, shape))
 }
 
 /// Backward pass of a dense layer: `grad_weight += grad_output.T @ x`,
@@ -81,26 +78,27 @@ pub fn dense_backward(
     dispatch_float!(x, "x", backward_typed(py, x, weight, grad_output, grads))
 }
 
-fn backward_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    weight: &Bound<'_, PyAny>,
-    grad_output: &Bound<'_, PyAny>,
+fn backward_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    weight: &Bound<'py, PyAny>,
+    grad_output: &Bound<'py, PyAny>,
     grads: (
-        Option<&Bound<'_, PyAny>>,
-        Option<&Bound<'_, PyAny>>,
-        Option<&Bound<'_, PyAny>>,
+        Option<&Bound<'py, PyAny>>,
+        Option<&Bound<'py, PyAny>>,
+        Option<&Bound<'py, PyAny>>,
         bool,
     ),
 ) -> Result<(), Error> {
     let (grad_weight, grad_bias, grad_input, accumulate) = grads;
-    let (x, weight) = (read::<T>(x, "x")?, read::<T>(weight, "weight")?);
+    let mut args = Args::new(py, "dense_backward");
+    let (x, weight) = (args.read::<T>(x, "x")?, args.read::<T>(weight, "weight")?);
     let shape = dense_shape(x.shape(), weight.shape())?;
     let (batch, n_in, n_out) = (shape.batch, shape.in_features, shape.out_features);
-    let dy = read_shaped::<T>(grad_output, "grad_output", &[batch, n_out])?;
-    let mut gw = write_opt::<T>(grad_weight, "grad_weight", &[n_out, n_in])?;
-    let mut gb = write_opt::<T>(grad_bias, "grad_bias", &[n_out])?;
-    let mut gx = write_opt::<T>(grad_input, "grad_input", &[batch, n_in])?;
+    let dy = args.read_shaped::<T>(grad_output, "grad_output", &[batch, n_out])?;
+    let mut gw = args.write_opt::<T>(grad_weight, "grad_weight", &[n_out, n_in])?;
+    let mut gb = args.write_opt::<T>(grad_bias, "grad_bias", &[n_out])?;
+    let mut gx = args.write_opt::<T>(grad_input, "grad_input", &[batch, n_in])?;
     let grads = DenseGrads {
         weight: slice_mut_opt(&mut gw, "grad_weight")?,
         bias: slice_mut_opt(&mut gb, "grad_bias")?,
@@ -112,6 +110,5 @@ fn backward_typed<T: Float + Element>(
         slice(&weight, "weight")?,
         slice(&dy, "grad_output")?,
     );
-    py.detach(|| matmul::dense_backward(xs, ws, dys, grads, shape))?;
-    Ok(())
+    args.run(|| matmul::dense_backward(xs, ws, dys, grads, shape))
 }

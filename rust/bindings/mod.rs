@@ -7,6 +7,7 @@ mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod scalars;
 mod threads;
 
 use pyo3::prelude::*;
@@ -41,5 +42,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::clamp_, m)?)?;
     m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_in_kernel, m)?)?;
     Ok(())
+}
+
+/// Panics inside [`arrays::Args::run`], as a kernel with a bug would: for the test that such a
+/// panic reaches Python as a `RuntimeError`, not a `PanicException`.
+#[pyfunction]
+#[allow(clippy::panic)]
+fn _panic_in_kernel(py: Python<'_>, message: String) -> Result<(), crate::error::Error> {
+    arrays::Args::new(py, "_panic_in_kernel").run(|| -> Result<(), _> { panic!("{message}") })
 }

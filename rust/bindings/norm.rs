@@ -1,9 +1,7 @@
 //! Bindings of batch norm, layer norm and dropout.
 
-use super::arrays::{
-    dispatch_float, read, read_opt, read_shaped, shape_str, slice, slice_mut, slice_mut_opt,
-    slice_opt, write_opt, write_shaped,
-};
+use super::arrays::{dispatch_float, shape_str, slice, slice_mut, slice_mut_opt, slice_opt, Args};
+use super::scalars;
 use crate::error::Error;
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -39,24 +37,24 @@ pub fn batch_norm_statistics(py: Python<'_>, x: Arg, mean: Arg, var: Arg) -> Res
     dispatch_float!(x, "x", statistics_typed(py, x, mean, var))
 }
 
-fn statistics_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: Arg,
-    mean: Arg,
-    var: Arg,
+fn statistics_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: Arg<'_, 'py>,
+    mean: Arg<'_, 'py>,
+    var: Arg<'_, 'py>,
 ) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
+    let mut args = Args::new(py, "batch_norm_statistics");
+    let x = args.read::<T>(x, "x")?;
     let shape = norm_shape(x.shape())?;
     let c = [shape.channels];
-    let mut mean = write_shaped::<T>(mean, "mean", &c)?;
-    let mut var = write_shaped::<T>(var, "var", &c)?;
+    let mut mean = args.write_shaped::<T>(mean, "mean", &c)?;
+    let mut var = args.write_shaped::<T>(var, "var", &c)?;
     let (xs, ms, vs) = (
         slice(&x, "x")?,
         slice_mut(&mut mean, "mean")?,
         slice_mut(&mut var, "var")?,
     );
-    py.detach(|| norm::batch_norm_statistics(xs, shape, ms, vs))?;
-    Ok(())
+    args.run(|| norm::batch_norm_statistics(xs, shape, ms, vs))
 }
 
 /// Training-mode batch norm forward: statistics, running-statistics update (when given, with
@@ -69,8 +67,8 @@ pub fn batch_norm_forward_train(
     x: Arg,
     weight: OptArg,
     bias: OptArg,
-    eps: f64,
-    factor: f64,
+    #[pyo3(from_py_with = scalars::real)] eps: f64,
+    #[pyo3(from_py_with = scalars::real)] factor: f64,
     running_mean: OptArg,
     running_var: OptArg,
     out: Arg,
@@ -103,19 +101,22 @@ struct TrainArgs<'a, 'py> {
     save_invstd: Arg<'a, 'py>,
 }
 
-fn train_typed<T: Float + Element>(py: Python<'_>, x: Arg, a: &TrainArgs) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
+fn train_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: Arg<'_, 'py>,
+    a: &TrainArgs<'_, 'py>,
+) -> Result<(), Error> {
+    let mut args = Args::new(py, "batch_norm_forward_train");
+    let x = args.read::<T>(x, "x")?;
     let shape = norm_shape(x.shape())?;
     let c = [shape.channels];
-    let (weight, bias) = (
-        read_opt::<T>(a.weight, "weight", &c)?,
-        read_opt::<T>(a.bias, "bias", &c)?,
-    );
-    let mut rm = write_opt::<T>(a.running_mean, "running_mean", &c)?;
-    let mut rv = write_opt::<T>(a.running_var, "running_var", &c)?;
-    let mut out = write_shaped::<T>(a.out, "out", x.shape())?;
-    let mut mean = write_shaped::<T>(a.save_mean, "save_mean", &c)?;
-    let mut invstd = write_shaped::<T>(a.save_invstd, "save_invstd", &c)?;
+    let weight = args.read_opt::<T>(a.weight, "weight", &c)?;
+    let bias = args.read_opt::<T>(a.bias, "bias", &c)?;
+    let mut rm = args.write_opt::<T>(a.running_mean, "running_mean", &c)?;
+    let mut rv = args.write_opt::<T>(a.running_var, "running_var", &c)?;
+    let mut out = args.write_shaped::<T>(a.out, "out", x.shape())?;
+    let mut mean = args.write_shaped::<T>(a.save_mean, "save_mean", &c)?;
+    let mut invstd = args.write_shaped::<T>(a.save_invstd, "save_invstd", &c)?;
     let running = match (
         slice_mut_opt(&mut rm, "running_mean")?,
         slice_mut_opt(&mut rv, "running_var")?,
@@ -143,8 +144,7 @@ fn train_typed<T: Float + Element>(py: Python<'_>, x: Arg, a: &TrainArgs) -> Res
         slice_mut(&mut invstd, "save_invstd")?,
     );
     let eps = a.eps;
-    py.detach(|| norm::batch_norm_forward_train(xs, shape, ws, bs, eps, running, os, ms, ss))?;
-    Ok(())
+    args.run(|| norm::batch_norm_forward_train(xs, shape, ws, bs, eps, running, os, ms, ss))
 }
 
 /// `out = (x − mean)·invstd·weight + bias` per channel; weight and bias may be None.
@@ -165,25 +165,22 @@ pub fn batch_norm_normalize(
     )
 }
 
-fn normalize_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: Arg,
-    stats: [Arg; 2],
-    affine: [OptArg; 2],
-    out: Arg,
+fn normalize_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: Arg<'_, 'py>,
+    stats: [Arg<'_, 'py>; 2],
+    affine: [OptArg<'_, 'py>; 2],
+    out: Arg<'_, 'py>,
 ) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
+    let mut args = Args::new(py, "batch_norm_normalize");
+    let x = args.read::<T>(x, "x")?;
     let shape = norm_shape(x.shape())?;
     let c = [shape.channels];
-    let (mean, invstd) = (
-        read_shaped::<T>(stats[0], "mean", &c)?,
-        read_shaped::<T>(stats[1], "invstd", &c)?,
-    );
-    let (weight, bias) = (
-        read_opt::<T>(affine[0], "weight", &c)?,
-        read_opt::<T>(affine[1], "bias", &c)?,
-    );
-    let mut out = write_shaped::<T>(out, "out", x.shape())?;
+    let mean = args.read_shaped::<T>(stats[0], "mean", &c)?;
+    let invstd = args.read_shaped::<T>(stats[1], "invstd", &c)?;
+    let weight = args.read_opt::<T>(affine[0], "weight", &c)?;
+    let bias = args.read_opt::<T>(affine[1], "bias", &c)?;
+    let mut out = args.write_shaped::<T>(out, "out", x.shape())?;
     let (xs, ms, ss) = (
         slice(&x, "x")?,
         slice(&mean, "mean")?,
@@ -191,8 +188,7 @@ fn normalize_typed<T: Float + Element>(
     );
     let (ws, bs) = (slice_opt(&weight, "weight")?, slice_opt(&bias, "bias")?);
     let os = slice_mut(&mut out, "out")?;
-    py.detach(|| norm::batch_norm_normalize(xs, shape, ms, ss, ws, bs, os))?;
-    Ok(())
+    args.run(|| norm::batch_norm_normalize(xs, shape, ms, ss, ws, bs, os))
 }
 
 /// The saved statistics and gradients of a normalization's backward pass, borrowed and
@@ -220,19 +216,20 @@ struct BackwardArgs<'a, 'py> {
 
 impl<'py, T: Element> NormBackward<'py, T> {
     fn borrow(
+        args: &mut Args<'py>,
         a: &BackwardArgs<'_, 'py>,
         x_shape: &[usize],
         stat_len: usize,
         param_len: usize,
     ) -> Result<Self, Error> {
         Ok(NormBackward {
-            dy: read_shaped::<T>(a.grad_output, "grad_output", x_shape)?,
-            mean: read_shaped::<T>(a.mean, "mean", &[stat_len])?,
-            invstd: read_shaped::<T>(a.invstd, "invstd", &[stat_len])?,
-            weight: read_opt::<T>(a.weight, "weight", &[param_len])?,
-            gx: write_opt::<T>(a.grad_input, "grad_input", x_shape)?,
-            gw: write_opt::<T>(a.grad_weight, "grad_weight", &[param_len])?,
-            gb: write_opt::<T>(a.grad_bias, "grad_bias", &[param_len])?,
+            dy: args.read_shaped::<T>(a.grad_output, "grad_output", x_shape)?,
+            mean: args.read_shaped::<T>(a.mean, "mean", &[stat_len])?,
+            invstd: args.read_shaped::<T>(a.invstd, "invstd", &[stat_len])?,
+            weight: args.read_opt::<T>(a.weight, "weight", &[param_len])?,
+            gx: args.write_opt::<T>(a.grad_input, "grad_input", x_shape)?,
+            gw: args.write_opt::<T>(a.grad_weight, "grad_weight", &[param_len])?,
+            gb: args.write_opt::<T>(a.grad_bias, "grad_bias", &[param_len])?,
         })
     }
 }
@@ -265,15 +262,17 @@ pub fn batch_norm_backward(
     dispatch_float!(x, "x", bn_backward_typed(py, x, &args, batch_stats))
 }
 
-fn bn_backward_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: Arg,
-    a: &BackwardArgs,
+fn bn_backward_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: Arg<'_, 'py>,
+    a: &BackwardArgs<'_, 'py>,
     batch_stats: bool,
 ) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
+    let mut args = Args::new(py, "batch_norm_backward");
+    let x = args.read::<T>(x, "x")?;
     let shape = norm_shape(x.shape())?;
-    let mut b = NormBackward::<T>::borrow(a, x.shape(), shape.channels, shape.channels)?;
+    let c = shape.channels;
+    let mut b = NormBackward::<T>::borrow(&mut args, a, x.shape(), c, c)?;
     let (xs, dys) = (slice(&x, "x")?, slice(&b.dy, "grad_output")?);
     let (ms, ss, ws) = (
         slice(&b.mean, "mean")?,
@@ -285,8 +284,7 @@ fn bn_backward_typed<T: Float + Element>(
         weight: slice_mut_opt(&mut b.gw, "grad_weight")?,
         bias: slice_mut_opt(&mut b.gb, "grad_bias")?,
     };
-    py.detach(|| norm::batch_norm_backward(xs, dys, shape, ms, ss, ws, batch_stats, grads))?;
-    Ok(())
+    args.run(|| norm::batch_norm_backward(xs, dys, shape, ms, ss, ws, batch_stats, grads))
 }
 
 /// Rows of layer-norm input whose trailing dimensions hold `features` values.
@@ -308,10 +306,10 @@ fn layer_rows(x: &[usize], features: usize) -> Result<usize, Error> {
 pub fn layer_norm_forward(
     py: Python<'_>,
     x: Arg,
-    features: usize,
+    #[pyo3(from_py_with = scalars::natural_usize)] features: usize,
     weight: OptArg,
     bias: OptArg,
-    eps: f64,
+    #[pyo3(from_py_with = scalars::real)] eps: f64,
     out: Arg,
     mean: Arg,
     invstd: Arg,
@@ -323,23 +321,22 @@ pub fn layer_norm_forward(
     )
 }
 
-fn ln_forward_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: Arg,
+fn ln_forward_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: Arg<'_, 'py>,
     features: usize,
-    affine: [OptArg; 2],
+    affine: [OptArg<'_, 'py>; 2],
     eps: f64,
-    outputs: [Arg; 3],
+    outputs: [Arg<'_, 'py>; 3],
 ) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
+    let mut args = Args::new(py, "layer_norm_forward");
+    let x = args.read::<T>(x, "x")?;
     let rows = [layer_rows(x.shape(), features)?];
-    let (weight, bias) = (
-        read_opt::<T>(affine[0], "weight", &[features])?,
-        read_opt::<T>(affine[1], "bias", &[features])?,
-    );
-    let mut out = write_shaped::<T>(outputs[0], "out", x.shape())?;
-    let mut mean = write_shaped::<T>(outputs[1], "mean", &rows)?;
-    let mut invstd = write_shaped::<T>(outputs[2], "invstd", &rows)?;
+    let weight = args.read_opt::<T>(affine[0], "weight", &[features])?;
+    let bias = args.read_opt::<T>(affine[1], "bias", &[features])?;
+    let mut out = args.write_shaped::<T>(outputs[0], "out", x.shape())?;
+    let mut mean = args.write_shaped::<T>(outputs[1], "mean", &rows)?;
+    let mut invstd = args.write_shaped::<T>(outputs[2], "invstd", &rows)?;
     let (xs, ws, bs) = (
         slice(&x, "x")?,
         slice_opt(&weight, "weight")?,
@@ -350,8 +347,7 @@ fn ln_forward_typed<T: Float + Element>(
         slice_mut(&mut mean, "mean")?,
         slice_mut(&mut invstd, "invstd")?,
     );
-    py.detach(|| norm::layer_norm_forward(xs, features, ws, bs, eps, os, ms, ss))?;
-    Ok(())
+    args.run(|| norm::layer_norm_forward(xs, features, ws, bs, eps, os, ms, ss))
 }
 
 /// Layer norm backward: overwrites `grad_input`, accumulates `grad_weight`, `grad_bias`.
@@ -362,7 +358,7 @@ pub fn layer_norm_backward(
     py: Python<'_>,
     x: Arg,
     grad_output: Arg,
-    features: usize,
+    #[pyo3(from_py_with = scalars::natural_usize)] features: usize,
     mean: Arg,
     invstd: Arg,
     weight: OptArg,
@@ -383,15 +379,16 @@ pub fn layer_norm_backward(
     dispatch_float!(x, "x", ln_backward_typed(py, x, features, &args))
 }
 
-fn ln_backward_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: Arg,
+fn ln_backward_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: Arg<'_, 'py>,
     features: usize,
-    a: &BackwardArgs,
+    a: &BackwardArgs<'_, 'py>,
 ) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
+    let mut args = Args::new(py, "layer_norm_backward");
+    let x = args.read::<T>(x, "x")?;
     let rows = layer_rows(x.shape(), features)?;
-    let mut b = NormBackward::<T>::borrow(a, x.shape(), rows, features)?;
+    let mut b = NormBackward::<T>::borrow(&mut args, a, x.shape(), rows, features)?;
     let (xs, dys) = (slice(&x, "x")?, slice(&b.dy, "grad_output")?);
     let (ms, ss, ws) = (
         slice(&b.mean, "mean")?,
@@ -403,8 +400,7 @@ fn ln_backward_typed<T: Float + Element>(
     let Some(gxs) = slice_mut_opt(&mut b.gx, "grad_input")? else {
         return Ok(());
     };
-    py.detach(|| norm::layer_norm_backward(xs, dys, features, ms, ss, ws, gxs, gws, gbs))?;
-    Ok(())
+    args.run(|| norm::layer_norm_backward(xs, dys, features, ms, ss, ws, gxs, gws, gbs))
 }
 
 /// Inverted dropout with a mask drawn from `seed`: writes `out = x·mask` and `mask`.
@@ -412,30 +408,30 @@ fn ln_backward_typed<T: Float + Element>(
 pub fn dropout_forward(
     py: Python<'_>,
     x: Arg,
-    p: f64,
-    seed: u64,
+    #[pyo3(from_py_with = scalars::real)] p: f64,
+    #[pyo3(from_py_with = scalars::natural_u64)] seed: u64,
     out: Arg,
     mask: Arg,
 ) -> Result<(), Error> {
     dispatch_float!(x, "x", dropout_typed(py, x, p, seed, out, mask))
 }
 
-fn dropout_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: Arg,
+fn dropout_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: Arg<'_, 'py>,
     p: f64,
     seed: u64,
-    out: Arg,
-    mask: Arg,
+    out: Arg<'_, 'py>,
+    mask: Arg<'_, 'py>,
 ) -> Result<(), Error> {
-    let x = read::<T>(x, "x")?;
-    let mut out = write_shaped::<T>(out, "out", x.shape())?;
-    let mut mask = write_shaped::<T>(mask, "mask", x.shape())?;
+    let mut args = Args::new(py, "dropout_forward");
+    let x = args.read::<T>(x, "x")?;
+    let mut out = args.write_shaped::<T>(out, "out", x.shape())?;
+    let mut mask = args.write_shaped::<T>(mask, "mask", x.shape())?;
     let (xs, os, ms) = (
         slice(&x, "x")?,
         slice_mut(&mut out, "out")?,
         slice_mut(&mut mask, "mask")?,
     );
-    py.detach(|| norm::dropout_forward(xs, p, seed, os, ms))?;
-    Ok(())
+    args.run(|| norm::dropout_forward(xs, p, seed, os, ms))
 }

@@ -1,17 +1,18 @@
 //! Bindings of the fused optimizer updates and gradient clipping. Every update writes the
 //! parameter and its state buffers in place; all arrays have the parameter's shape and dtype.
 
-use super::arrays::{
-    dispatch_float, read, read_shaped, slice, slice_mut, slice_mut_opt, write, write_opt,
-};
+use super::arrays::{dispatch_float, slice, slice_mut, slice_mut_opt, Args};
+use super::scalars;
 use crate::error::Error;
 use numpy::{Element, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use saddlepoint_kernels::optim::{self, Adagrad, Adam, RmsProp, Sgd};
 use saddlepoint_kernels::{clip, Float};
 
-/// The parameter, its gradient and its optional state buffers, borrowed and shape-checked.
+/// The call's guard, the parameter, its gradient and its optional state buffers, borrowed and
+/// shape-checked.
 struct Update<'py, T: Element> {
+    args: Args<'py>,
     param: PyReadwriteArrayDyn<'py, T>,
     grad: numpy::PyReadonlyArrayDyn<'py, T>,
     buffers: Vec<Option<PyReadwriteArrayDyn<'py, T>>>,
@@ -19,32 +20,36 @@ struct Update<'py, T: Element> {
 
 impl<'py, T: Element + Float> Update<'py, T> {
     fn borrow(
+        mut args: Args<'py>,
         param: &Bound<'py, PyAny>,
         grad: &Bound<'py, PyAny>,
-        buffers: &[(&str, Option<&Bound<'py, PyAny>>)],
+        buffers: &[(&'static str, Option<&Bound<'py, PyAny>>)],
     ) -> Result<Self, Error> {
-        let param = write::<T>(param, "param")?;
+        let param = args.write::<T>(param, "param")?;
         let shape = param.shape().to_vec();
-        let grad = read_shaped::<T>(grad, "grad", &shape)?;
+        let grad = args.read_shaped::<T>(grad, "grad", &shape)?;
         let buffers = buffers
             .iter()
-            .map(|(name, buffer)| write_opt::<T>(*buffer, name, &shape))
+            .map(|&(name, buffer)| args.write_opt::<T>(buffer, name, &shape))
             .collect::<Result<_, _>>()?;
         Ok(Update {
+            args,
             param,
             grad,
             buffers,
         })
     }
 
-    /// `(param, grad, buffers)` as slices.
-    fn slices(&mut self) -> Result<(&mut [T], &[T], Vec<Option<&mut [T]>>), Error> {
+    /// `(guard, param, grad, buffers)`, the arrays as slices.
+    #[allow(clippy::type_complexity)]
+    fn slices(&mut self) -> Result<(&Args<'py>, &mut [T], &[T], Vec<Option<&mut [T]>>), Error> {
         let buffers = self
             .buffers
             .iter_mut()
             .map(|b| slice_mut_opt(b, "buffer"))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((
+            &self.args,
             slice_mut(&mut self.param, "param")?,
             slice(&self.grad, "grad")?,
             buffers,
@@ -61,11 +66,11 @@ pub fn sgd_step(
     param: &Bound<'_, PyAny>,
     grad: &Bound<'_, PyAny>,
     momentum_buffer: Option<&Bound<'_, PyAny>>,
-    lr: f64,
-    momentum: f64,
-    dampening: f64,
+    #[pyo3(from_py_with = scalars::real)] lr: f64,
+    #[pyo3(from_py_with = scalars::real)] momentum: f64,
+    #[pyo3(from_py_with = scalars::real)] dampening: f64,
     nesterov: bool,
-    weight_decay: f64,
+    #[pyo3(from_py_with = scalars::real)] weight_decay: f64,
     maximize: bool,
     first_step: bool,
 ) -> Result<(), Error> {
@@ -84,21 +89,22 @@ pub fn sgd_step(
     )
 }
 
-fn sgd_typed<T: Float + Element>(
-    py: Python<'_>,
-    param: &Bound<'_, PyAny>,
-    grad: &Bound<'_, PyAny>,
-    momentum_buffer: Option<&Bound<'_, PyAny>>,
+fn sgd_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    param: &Bound<'py, PyAny>,
+    grad: &Bound<'py, PyAny>,
+    momentum_buffer: Option<&Bound<'py, PyAny>>,
     first_step: bool,
     h: Sgd,
 ) -> Result<(), Error> {
-    let mut update = Update::<T>::borrow(param, grad, &[("momentum_buffer", momentum_buffer)])?;
-    let (p, g, buffers) = update.slices()?;
+    let args = Args::new(py, "sgd_step");
+    let buffers = [("momentum_buffer", momentum_buffer)];
+    let mut update = Update::<T>::borrow(args, param, grad, &buffers)?;
+    let (args, p, g, buffers) = update.slices()?;
     let Ok([buffer]) = <[Option<&mut [T]>; 1]>::try_from(buffers) else {
         return Err(Error::Value("momentum_buffer has the wrong form".into()));
     };
-    py.detach(|| optim::sgd_step(p, g, buffer, first_step, h))?;
-    Ok(())
+    args.run(|| optim::sgd_step(p, g, buffer, first_step, h))
 }
 
 /// Adagrad with the step's decayed rate `clr`.
@@ -110,9 +116,9 @@ pub fn adagrad_step(
     param: &Bound<'_, PyAny>,
     grad: &Bound<'_, PyAny>,
     sum: &Bound<'_, PyAny>,
-    clr: f64,
-    eps: f64,
-    weight_decay: f64,
+    #[pyo3(from_py_with = scalars::real)] clr: f64,
+    #[pyo3(from_py_with = scalars::real)] eps: f64,
+    #[pyo3(from_py_with = scalars::real)] weight_decay: f64,
     maximize: bool,
 ) -> Result<(), Error> {
     let h = Adagrad {
@@ -124,20 +130,20 @@ pub fn adagrad_step(
     dispatch_float!(param, "param", adagrad_typed(py, param, grad, sum, h))
 }
 
-fn adagrad_typed<T: Float + Element>(
-    py: Python<'_>,
-    param: &Bound<'_, PyAny>,
-    grad: &Bound<'_, PyAny>,
-    sum: &Bound<'_, PyAny>,
+fn adagrad_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    param: &Bound<'py, PyAny>,
+    grad: &Bound<'py, PyAny>,
+    sum: &Bound<'py, PyAny>,
     h: Adagrad,
 ) -> Result<(), Error> {
-    let mut update = Update::<T>::borrow(param, grad, &[("sum", Some(sum))])?;
-    let (p, g, buffers) = update.slices()?;
+    let args = Args::new(py, "adagrad_step");
+    let mut update = Update::<T>::borrow(args, param, grad, &[("sum", Some(sum))])?;
+    let (args, p, g, buffers) = update.slices()?;
     let Ok([Some(sum)]) = <[Option<&mut [T]>; 1]>::try_from(buffers) else {
         return Err(Error::Value("sum is required".into()));
     };
-    py.detach(|| optim::adagrad_step(p, g, sum, h))?;
-    Ok(())
+    args.run(|| optim::adagrad_step(p, g, sum, h))
 }
 
 /// RMSprop; `grad_avg` when centered, `momentum_buffer` when momentum > 0.
@@ -151,11 +157,11 @@ pub fn rmsprop_step(
     square_avg: &Bound<'_, PyAny>,
     grad_avg: Option<&Bound<'_, PyAny>>,
     momentum_buffer: Option<&Bound<'_, PyAny>>,
-    lr: f64,
-    alpha: f64,
-    eps: f64,
-    weight_decay: f64,
-    momentum: f64,
+    #[pyo3(from_py_with = scalars::real)] lr: f64,
+    #[pyo3(from_py_with = scalars::real)] alpha: f64,
+    #[pyo3(from_py_with = scalars::real)] eps: f64,
+    #[pyo3(from_py_with = scalars::real)] weight_decay: f64,
+    #[pyo3(from_py_with = scalars::real)] momentum: f64,
     maximize: bool,
 ) -> Result<(), Error> {
     let h = RmsProp {
@@ -173,13 +179,13 @@ pub fn rmsprop_step(
     )
 }
 
-fn rmsprop_typed<T: Float + Element>(
-    py: Python<'_>,
-    param: &Bound<'_, PyAny>,
-    grad: &Bound<'_, PyAny>,
-    square_avg: &Bound<'_, PyAny>,
-    grad_avg: Option<&Bound<'_, PyAny>>,
-    momentum_buffer: Option<&Bound<'_, PyAny>>,
+fn rmsprop_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    param: &Bound<'py, PyAny>,
+    grad: &Bound<'py, PyAny>,
+    square_avg: &Bound<'py, PyAny>,
+    grad_avg: Option<&Bound<'py, PyAny>>,
+    momentum_buffer: Option<&Bound<'py, PyAny>>,
     h: RmsProp,
 ) -> Result<(), Error> {
     let names = [
@@ -187,13 +193,13 @@ fn rmsprop_typed<T: Float + Element>(
         ("grad_avg", grad_avg),
         ("momentum_buffer", momentum_buffer),
     ];
-    let mut update = Update::<T>::borrow(param, grad, &names)?;
-    let (p, g, buffers) = update.slices()?;
+    let args = Args::new(py, "rmsprop_step");
+    let mut update = Update::<T>::borrow(args, param, grad, &names)?;
+    let (args, p, g, buffers) = update.slices()?;
     let Ok([Some(v), ga, b]) = <[Option<&mut [T]>; 3]>::try_from(buffers) else {
         return Err(Error::Value("square_avg is required".into()));
     };
-    py.detach(|| optim::rmsprop_step(p, g, v, ga, b, h))?;
-    Ok(())
+    args.run(|| optim::rmsprop_step(p, g, v, ga, b, h))
 }
 
 /// Adam and AdamW; `max_exp_avg_sq` for AMSGrad.
@@ -207,15 +213,15 @@ pub fn adam_step(
     exp_avg: &Bound<'_, PyAny>,
     exp_avg_sq: &Bound<'_, PyAny>,
     max_exp_avg_sq: Option<&Bound<'_, PyAny>>,
-    lr: f64,
-    beta1: f64,
-    beta2: f64,
-    eps: f64,
-    weight_decay: f64,
+    #[pyo3(from_py_with = scalars::real)] lr: f64,
+    #[pyo3(from_py_with = scalars::real)] beta1: f64,
+    #[pyo3(from_py_with = scalars::real)] beta2: f64,
+    #[pyo3(from_py_with = scalars::real)] eps: f64,
+    #[pyo3(from_py_with = scalars::real)] weight_decay: f64,
     decoupled_weight_decay: bool,
     maximize: bool,
-    step_size: f64,
-    bias_correction2_sqrt: f64,
+    #[pyo3(from_py_with = scalars::real)] step_size: f64,
+    #[pyo3(from_py_with = scalars::real)] bias_correction2_sqrt: f64,
 ) -> Result<(), Error> {
     let h = Adam {
         lr,
@@ -235,13 +241,13 @@ pub fn adam_step(
     )
 }
 
-fn adam_typed<T: Float + Element>(
-    py: Python<'_>,
-    param: &Bound<'_, PyAny>,
-    grad: &Bound<'_, PyAny>,
-    exp_avg: &Bound<'_, PyAny>,
-    exp_avg_sq: &Bound<'_, PyAny>,
-    max_exp_avg_sq: Option<&Bound<'_, PyAny>>,
+fn adam_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    param: &Bound<'py, PyAny>,
+    grad: &Bound<'py, PyAny>,
+    exp_avg: &Bound<'py, PyAny>,
+    exp_avg_sq: &Bound<'py, PyAny>,
+    max_exp_avg_sq: Option<&Bound<'py, PyAny>>,
     h: Adam,
 ) -> Result<(), Error> {
     let names = [
@@ -249,29 +255,34 @@ fn adam_typed<T: Float + Element>(
         ("exp_avg_sq", Some(exp_avg_sq)),
         ("max_exp_avg_sq", max_exp_avg_sq),
     ];
-    let mut update = Update::<T>::borrow(param, grad, &names)?;
-    let (p, g, buffers) = update.slices()?;
+    let args = Args::new(py, "adam_step");
+    let mut update = Update::<T>::borrow(args, param, grad, &names)?;
+    let (args, p, g, buffers) = update.slices()?;
     let Ok([Some(m), Some(v), vmax]) = <[Option<&mut [T]>; 3]>::try_from(buffers) else {
         return Err(Error::Value("exp_avg and exp_avg_sq are required".into()));
     };
-    py.detach(|| optim::adam_step(p, g, m, v, vmax, h))?;
-    Ok(())
+    args.run(|| optim::adam_step(p, g, m, v, vmax, h))
 }
 
 /// `Σ|x|^p` of an array (or `max|x|` for p = inf), for a joint gradient norm.
 #[pyfunction]
-pub fn norm_part(py: Python<'_>, x: &Bound<'_, PyAny>, norm_type: f64) -> Result<f64, Error> {
+pub fn norm_part(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    #[pyo3(from_py_with = scalars::real)] norm_type: f64,
+) -> Result<f64, Error> {
     dispatch_float!(x, "x", norm_part_typed(py, x, norm_type))
 }
 
-fn norm_part_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+fn norm_part_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
     norm_type: f64,
 ) -> Result<f64, Error> {
-    let x = read::<T>(x, "x")?;
+    let mut args = Args::new(py, "norm_part");
+    let x = args.read::<T>(x, "x")?;
     let xs = slice(&x, "x")?;
-    Ok(py.detach(|| clip::norm_part(xs, norm_type))?)
+    args.run(|| clip::norm_part(xs, norm_type))
 }
 
 /// Whether every element of `x` is finite (no NaN, no infinity).
@@ -280,45 +291,57 @@ pub fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> Result<bool, Error> {
     dispatch_float!(x, "x", all_finite_typed(py, x))
 }
 
-fn all_finite_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+fn all_finite_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
 ) -> Result<bool, Error> {
-    let x = read::<T>(x, "x")?;
+    let mut args = Args::new(py, "all_finite");
+    let x = args.read::<T>(x, "x")?;
     let xs = slice(&x, "x")?;
-    Ok(py.detach(|| clip::all_finite(xs)))
+    args.run(|| Ok(clip::all_finite(xs)))
 }
 
 /// `x *= factor` in place.
 #[pyfunction]
-pub fn scale_(py: Python<'_>, x: &Bound<'_, PyAny>, factor: f64) -> Result<(), Error> {
+pub fn scale_(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    #[pyo3(from_py_with = scalars::real)] factor: f64,
+) -> Result<(), Error> {
     dispatch_float!(x, "x", scale_typed(py, x, factor))
 }
 
-fn scale_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+fn scale_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
     factor: f64,
 ) -> Result<(), Error> {
-    let mut x = write::<T>(x, "x")?;
+    let mut args = Args::new(py, "scale_");
+    let mut x = args.write::<T>(x, "x")?;
     let xs = slice_mut(&mut x, "x")?;
-    py.detach(|| clip::scale(xs, factor));
-    Ok(())
+    args.run(|| {
+        clip::scale(xs, factor);
+        Ok(())
+    })
 }
 
 /// Clamps `x` to `[-clip_value, clip_value]` in place.
 #[pyfunction]
-pub fn clamp_(py: Python<'_>, x: &Bound<'_, PyAny>, clip_value: f64) -> Result<(), Error> {
+pub fn clamp_(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    #[pyo3(from_py_with = scalars::real)] clip_value: f64,
+) -> Result<(), Error> {
     dispatch_float!(x, "x", clamp_typed(py, x, clip_value))
 }
 
-fn clamp_typed<T: Float + Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
+fn clamp_typed<'py, T: Float + Element>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
     clip_value: f64,
 ) -> Result<(), Error> {
-    let mut x = write::<T>(x, "x")?;
+    let mut args = Args::new(py, "clamp_");
+    let mut x = args.write::<T>(x, "x")?;
     let xs = slice_mut(&mut x, "x")?;
-    py.detach(|| clip::clamp(xs, clip_value))?;
-    Ok(())
+    args.run(|| clip::clamp(xs, clip_value))
 }

@@ -63,3 +63,15 @@ pub fn check_len<T>(name: &'static str, slice: &[T], expected: usize) -> Result<
         ))
     }
 }
+
+/// `rows · cols`, or an error naming `name` when the product does not fit in memory (lengths
+/// from Python are never trusted to multiply safely).
+pub fn checked_product(name: &'static str, rows: usize, cols: usize) -> Result<usize, KernelError> {
+    rows.checked_mul(cols).ok_or_else(|| {
+        KernelError::shape(
+            name,
+            "a size that fits in memory",
+            format!("{rows} × {cols}"),
+        )
+    })
+}

@@ -4,6 +4,20 @@
 //! given against the dimensions it is told and returns [`KernelError`] instead of panicking.
 //! Reductions are summed in fixed-size chunks in a fixed order, so results do not depend on the
 //! number of threads (see [`parallel`]).
+//!
+//! Slices from Python are indexed only after their lengths were checked; the lints below keep
+//! `unwrap`, `expect` and explicit panics out of the kernels (tests may use them).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod activation;
 pub mod clip;

@@ -2,7 +2,7 @@
 //! the softmax helpers. Loss sums are accumulated in f64 over fixed chunks (thread-count
 //! independent); every loss is a mean, as PyTorch's `reduction="mean"`.
 
-use crate::error::check_len;
+use crate::error::{check_len, checked_product};
 use crate::parallel::{for_each_chunk_mut, sum_over_chunks_mut, worth_parallel};
 use crate::scalar::cst;
 use crate::{Float, KernelError};
@@ -152,8 +152,9 @@ fn check_logits<T>(
             format!("{rows} rows × {classes} classes"),
         ));
     }
-    check_len("input", logits, rows * classes)?;
-    check_len("grad_input", grad, rows * classes)
+    let len = checked_product("input", rows, classes)?;
+    check_len("input", logits, len)?;
+    check_len("grad_input", grad, len)
 }
 
 /// One row of softmax cross-entropy against coefficients `q_c` (the weighted, smoothed target):
@@ -193,7 +194,10 @@ pub fn cross_entropy_labels<T: Float>(
     let rows = labels.len();
     check_logits(logits, rows, classes, grad)?;
     options.check(classes)?;
-    if let Some(i) = labels.iter().position(|&y| y < 0 || y as usize >= classes) {
+    if let Some(i) = labels
+        .iter()
+        .position(|&y| y < 0 || y as u64 >= classes as u64)
+    {
         return Err(KernelError::value(
             "target",
             format!(
@@ -287,28 +291,30 @@ pub fn cross_entropy_probabilities<T: Float>(
 }
 
 /// Row-wise softmax (`log = false`) or log-softmax (`log = true`) of a `rows × cols` matrix.
+/// Zero rows or zero columns give an empty `out`: there is nothing to normalize.
 pub fn softmax<T: Float>(
     x: &[T],
     cols: usize,
     log: bool,
     out: &mut [T],
 ) -> Result<(), KernelError> {
-    if cols == 0 {
-        return Err(KernelError::shape("x", "at least one column", "0 columns"));
+    check_len("out", out, x.len())?;
+    if x.is_empty() {
+        return Ok(());
     }
-    if x.len() % cols != 0 {
+    if cols == 0 || x.len() % cols != 0 {
         return Err(KernelError::shape(
             "x",
             format!("a multiple of {cols} elements"),
             x.len(),
         ));
     }
-    check_len("out", out, x.len())?;
     for_each_chunk_mut(
         out,
         ROWS_PER_CHUNK * cols,
         worth_parallel(x.len()),
         |i, o| {
+            // `out` and `x` have the same length (checked), so this chunk's start is in `x`.
             let start = i * ROWS_PER_CHUNK * cols;
             for (o_row, z) in o.chunks_exact_mut(cols).zip(x[start..].chunks_exact(cols)) {
                 let max = z.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
@@ -329,10 +335,14 @@ pub fn softmax<T: Float>(
     Ok(())
 }
 
-/// Writes the one-hot encoding of `labels` into a `labels.len() × classes` matrix.
+/// Writes the one-hot encoding of `labels` into a `labels.len() × classes` matrix. No labels give
+/// an empty `out`; with zero classes every label is out of range.
 pub fn one_hot<T: Float>(labels: &[i64], classes: usize, out: &mut [T]) -> Result<(), KernelError> {
-    check_len("out", out, labels.len() * classes)?;
-    if let Some(i) = labels.iter().position(|&y| y < 0 || y as usize >= classes) {
+    check_len("out", out, checked_product("out", labels.len(), classes)?)?;
+    if let Some(i) = labels
+        .iter()
+        .position(|&y| y < 0 || y as u64 >= classes as u64)
+    {
         return Err(KernelError::value(
             "labels",
             format!("must be in [0, {classes}), got {} at index {i}", labels[i]),
@@ -340,7 +350,7 @@ pub fn one_hot<T: Float>(labels: &[i64], classes: usize, out: &mut [T]) -> Resul
     }
     out.fill(T::zero());
     for (row, &y) in out.chunks_exact_mut(classes.max(1)).zip(labels) {
-        row[y as usize] = T::one();
+        row[y as usize] = T::one(); // `0 <= y < classes = row.len()`, checked above
     }
     Ok(())
 }
@@ -381,5 +391,25 @@ mod tests {
     #[test]
     fn nan_target_is_an_error() {
         assert!(mse_loss(&[1.0f64, 2.0], &[0.0, f64::NAN], &mut [0.0; 2]).is_err());
+    }
+
+    #[test]
+    fn zero_sizes_give_defined_results() {
+        let opts = CrossEntropyOptions::<f64> {
+            class_weights: None,
+            label_smoothing: 0.0,
+        };
+        // A mean over nothing has no value: an error.
+        assert!(mse_loss::<f64>(&[], &[], &mut []).is_err());
+        assert!(cross_entropy_labels::<f64>(&[], &[], 3, opts, &mut []).is_err());
+        assert!(cross_entropy_labels::<f64>(&[], &[0, 0], 0, opts, &mut []).is_err());
+        assert!(cross_entropy_probabilities::<f64>(&[], &[], 0, opts, &mut []).is_err());
+        // Softmax of no rows or no columns and one-hot of no labels are empty.
+        softmax::<f64>(&[], 0, false, &mut []).unwrap();
+        softmax::<f64>(&[], 4, true, &mut []).unwrap();
+        one_hot::<f64>(&[], 3, &mut []).unwrap();
+        one_hot::<f64>(&[], 0, &mut []).unwrap();
+        assert!(one_hot::<f64>(&[0], 0, &mut []).is_err());
+        assert!(one_hot::<f64>(&[0, 0], usize::MAX, &mut []).is_err());
     }
 }

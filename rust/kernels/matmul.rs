@@ -5,7 +5,7 @@
 //! backward): equal on one thread, 1.1–1.2× faster on two, and bit-identical across thread
 //! counts (see the README).
 
-use crate::error::check_len;
+use crate::error::{check_len, checked_product};
 use crate::parallel::{for_each_chunk_mut, install, num_threads, worth_parallel};
 use crate::reduce::column_sums;
 use crate::{Float, KernelError};
@@ -48,7 +48,7 @@ pub fn matmul<T: Float>(
             format!("{} rows", rhs.nrows()),
         ));
     }
-    check_len("out", out, m * n)?;
+    check_len("out", out, checked_product("out", m, n)?)?;
     let accum = if accumulate {
         Accum::Add
     } else {
@@ -126,7 +126,8 @@ pub struct DenseShape {
     pub out_features: usize,
 }
 
-/// Forward pass of a dense layer: `out = x · weightᵀ + bias`.
+/// Forward pass of a dense layer: `out = x · weightᵀ + bias`. Zero sizes: no rows or no
+/// output features give an empty `out`; no input features give `out = bias` (or zeros).
 pub fn dense_forward<T: Float>(
     x: &[T],
     weight: &[T],
@@ -139,11 +140,20 @@ pub fn dense_forward<T: Float>(
         in_features,
         out_features,
     } = shape;
-    check_len("x", x, batch * in_features)?;
-    check_len("weight", weight, out_features * in_features)?;
-    check_len("out", out, batch * out_features)?;
+    check_len("x", x, checked_product("x", batch, in_features)?)?;
+    check_len(
+        "weight",
+        weight,
+        checked_product("weight", out_features, in_features)?,
+    )?;
+    check_len("out", out, checked_product("out", batch, out_features)?)?;
     if let Some(b) = bias {
         check_len("bias", b, out_features)?;
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    if let Some(b) = bias {
         let rows_per_chunk = (4096 / out_features.max(1)).max(1);
         let parallel = worth_parallel(out.len());
         for_each_chunk_mut(out, rows_per_chunk * out_features, parallel, |_, rows| {
@@ -174,7 +184,8 @@ pub struct DenseGrads<'a, T> {
 }
 
 /// Backward pass of a dense layer. Parameter gradients accumulate (as in PyTorch) unless
-/// `grads.accumulate` is false; the input gradient is overwritten.
+/// `grads.accumulate` is false; the input gradient is overwritten. Zero sizes: a batch of no
+/// rows adds nothing to the parameter gradients (or zeroes them, when not accumulating).
 pub fn dense_backward<T: Float>(
     x: &[T],
     weight: &[T],
@@ -187,9 +198,17 @@ pub fn dense_backward<T: Float>(
         in_features,
         out_features,
     } = shape;
-    check_len("x", x, batch * in_features)?;
-    check_len("weight", weight, out_features * in_features)?;
-    check_len("grad_output", grad_out, batch * out_features)?;
+    check_len("x", x, checked_product("x", batch, in_features)?)?;
+    check_len(
+        "weight",
+        weight,
+        checked_product("weight", out_features, in_features)?,
+    )?;
+    check_len(
+        "grad_output",
+        grad_out,
+        checked_product("grad_output", batch, out_features)?,
+    )?;
     if let Some(gw) = &grads.weight {
         check_len("grad_weight", gw, out_features * in_features)?;
     }
@@ -288,5 +307,51 @@ mod tests {
         let mut out = vec![0.0f32; 8];
         let err = dense_forward(&[0.0f32; 5], &[0.0; 12], None, &mut out, shape).unwrap_err();
         assert!(err.to_string().contains("x must have 6 elements"));
+    }
+
+    #[test]
+    fn zero_sizes_give_defined_results() {
+        let shape = |batch, in_features, out_features| DenseShape {
+            batch,
+            in_features,
+            out_features,
+        };
+        // No input features: out = bias.
+        let mut out = [9.0f64; 6];
+        dense_forward(&[], &[], Some(&[1.0, 2.0, 3.0]), &mut out, shape(2, 0, 3)).unwrap();
+        assert_eq!(out, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
+        dense_forward(&[], &[], None, &mut out, shape(2, 0, 3)).unwrap();
+        assert_eq!(out, [0.0; 6]);
+        // No rows, no output features: nothing to write.
+        dense_forward(
+            &[],
+            &[1.0f64; 6],
+            Some(&[1.0, 2.0]),
+            &mut [],
+            shape(0, 3, 2),
+        )
+        .unwrap();
+        dense_forward(&[1.0f64; 6], &[], Some(&[]), &mut [], shape(2, 3, 0)).unwrap();
+        // A batch of no rows adds nothing (or zeroes when not accumulating).
+        for accumulate in [true, false] {
+            let (mut gw, mut gb) = ([5.0f64; 6], [5.0; 2]);
+            let grads = DenseGrads {
+                weight: Some(&mut gw),
+                bias: Some(&mut gb),
+                input: Some(&mut []),
+                accumulate,
+            };
+            dense_backward(&[], &[1.0; 6], &[], grads, shape(0, 3, 2)).unwrap();
+            let expected = if accumulate { 5.0 } else { 0.0 };
+            assert!(gw.iter().chain(&gb).all(|&v| v == expected));
+        }
+        let grads = DenseGrads {
+            weight: Some(&mut []),
+            bias: Some(&mut []),
+            input: Some(&mut [7.0; 6]),
+            accumulate: true,
+        };
+        dense_backward(&[1.0; 6], &[], &[], grads, shape(2, 3, 0)).unwrap();
+        assert!(dense_forward(&[0.0f64; 2], &[], None, &mut [], shape(usize::MAX, 2, 0)).is_err());
     }
 }

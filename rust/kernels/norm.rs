@@ -5,7 +5,7 @@
 //! fixed chunks of samples (blocks of 32 samples in the element type, then f64), merged in
 //! order (thread-count independent); normalizing is a second pass. The backward pass is one reduction pass and one elementwise pass.
 
-use crate::error::check_len;
+use crate::error::{check_len, checked_product};
 use crate::parallel::{for_each_chunk_mut, worth_parallel};
 use crate::scalar::cst;
 use crate::{Float, KernelError};
@@ -25,6 +25,18 @@ pub struct NormShape {
 }
 
 impl NormShape {
+    /// `batch · channels · length`, or an error if it does not fit in memory. Every kernel
+    /// checks `x` against it first, so [`NormShape::len`] and `sample` cannot overflow after.
+    fn checked_len(&self) -> Result<usize, KernelError> {
+        let sample = checked_product("x", self.channels, self.length)?;
+        checked_product("x", self.batch, sample)
+    }
+
+    /// Values per channel: `batch · length`.
+    fn count(&self) -> usize {
+        self.batch * self.length
+    }
+
     fn sample(&self) -> usize {
         self.channels * self.length
     }
@@ -135,16 +147,22 @@ fn accumulate_moments<T: Float>(
 }
 
 /// Writes each channel's batch mean and biased variance into `mean` and `var`.
+///
+/// Zero sizes: no channels give empty `mean` and `var`; channels with no values (zero batch or
+/// zero length) have no statistics, an error.
 pub fn batch_norm_statistics<T: Float>(
     x: &[T],
     shape: NormShape,
     mean: &mut [T],
     var: &mut [T],
 ) -> Result<(), KernelError> {
-    check_len("x", x, shape.len())?;
+    check_len("x", x, shape.checked_len()?)?;
     check_len("mean", mean, shape.channels)?;
     check_len("var", var, shape.channels)?;
-    let count = shape.batch * shape.length;
+    if shape.channels == 0 {
+        return Ok(());
+    }
+    let count = shape.count();
     if count == 0 {
         return Err(KernelError::shape(
             "x",
@@ -153,7 +171,8 @@ pub fn batch_norm_statistics<T: Float>(
         ));
     }
     // Shifting by the first sample's values keeps the sums small, so E[d²] − E[d]² does not
-    // cancel catastrophically when the mean is large next to the spread.
+    // cancel catastrophically when the mean is large next to the spread. `batch >= 1` and
+    // `length >= 1` here (count > 0), so the first sample exists and the chunks are not empty.
     let shift: Vec<T> = x[..shape.sample()]
         .chunks_exact(shape.length)
         .map(|c| c[0])
@@ -208,7 +227,8 @@ fn normalize_samples<T: Float>(
     }
 }
 
-/// `out = (x − mean) · invstd · γ + β` per channel (`γ = 1`, `β = 0` when `None`).
+/// `out = (x − mean) · invstd · γ + β` per channel (`γ = 1`, `β = 0` when `None`). Zero sizes
+/// give an empty `out`.
 pub fn batch_norm_normalize<T: Float>(
     x: &[T],
     shape: NormShape,
@@ -218,7 +238,7 @@ pub fn batch_norm_normalize<T: Float>(
     beta: Option<&[T]>,
     out: &mut [T],
 ) -> Result<(), KernelError> {
-    check_len("x", x, shape.len())?;
+    check_len("x", x, shape.checked_len()?)?;
     check_len("out", out, shape.len())?;
     for (name, v) in [
         ("mean", Some(mean)),
@@ -229,6 +249,9 @@ pub fn batch_norm_normalize<T: Float>(
         if let Some(v) = v {
             check_len(name, v, shape.channels)?;
         }
+    }
+    if out.is_empty() {
+        return Ok(());
     }
     let scale: Vec<T> = match gamma {
         Some(g) => g.iter().zip(invstd).map(|(&g, &s)| g * s).collect(),
@@ -260,7 +283,9 @@ pub struct RunningStats<'a, T> {
 
 /// Training-mode forward pass in one call: batch statistics, the running-statistics update,
 /// `invstd = 1/√(var + eps)` and the normalization. Writes `out`, `save_mean` and
-/// `save_invstd` (what the backward pass needs).
+/// `save_invstd` (what the backward pass needs). Every length is checked before anything is
+/// written. Zero sizes as [`batch_norm_statistics`]: no channels, empty results; no values per
+/// channel, an error.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_train<T: Float>(
     x: &[T],
@@ -273,7 +298,15 @@ pub fn batch_norm_forward_train<T: Float>(
     save_mean: &mut [T],
     save_invstd: &mut [T],
 ) -> Result<(), KernelError> {
+    check_len("x", x, shape.checked_len()?)?;
+    check_len("out", out, shape.len())?;
+    check_len("save_mean", save_mean, shape.channels)?;
     check_len("save_invstd", save_invstd, shape.channels)?;
+    for (name, v) in [("weight", gamma), ("bias", beta)] {
+        if let Some(v) = v {
+            check_len(name, v, shape.channels)?;
+        }
+    }
     if let Some(r) = &running {
         check_len("running_mean", r.mean, shape.channels)?;
         check_len("running_var", r.var, shape.channels)?;
@@ -281,7 +314,7 @@ pub fn batch_norm_forward_train<T: Float>(
     let mut var = vec![T::zero(); shape.channels];
     batch_norm_statistics(x, shape, save_mean, &mut var)?;
     if let Some(r) = running {
-        let count = (shape.batch * shape.length) as f64;
+        let count = shape.count() as f64;
         let bessel = if count > 1.0 {
             count / (count - 1.0)
         } else {
@@ -398,6 +431,9 @@ pub struct BatchNormGrads<'a, T> {
 /// (training) the input gradient includes the statistics' dependence on the batch:
 /// `dx = γ·σ⁻¹/M · (M·dy − Σdy − x̂·Σdy·x̂)` with `M = batch·length`; without (eval, running
 /// statistics) it is `dx = γ·σ⁻¹·dy`.
+///
+/// Zero sizes: no channels, or no values per channel, leave `grad_weight` and `grad_bias`
+/// unchanged (they accumulate sums of nothing) and `grad_input` empty.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward<T: Float>(
     x: &[T],
@@ -409,7 +445,7 @@ pub fn batch_norm_backward<T: Float>(
     batch_stats: bool,
     grads: BatchNormGrads<'_, T>,
 ) -> Result<(), KernelError> {
-    check_len("x", x, shape.len())?;
+    check_len("x", x, shape.checked_len()?)?;
     check_len("grad_output", grad_out, shape.len())?;
     check_len("mean", mean, shape.channels)?;
     check_len("invstd", invstd, shape.channels)?;
@@ -423,6 +459,9 @@ pub fn batch_norm_backward<T: Float>(
     }
     if let Some(g) = &grads.input {
         check_len("grad_input", g, shape.len())?;
+    }
+    if shape.channels == 0 || shape.count() == 0 {
+        return Ok(());
     }
     let sums = channel_sums(shape, |samples, acc| {
         let range = samples.start * shape.sample()..samples.end * shape.sample();
@@ -439,7 +478,7 @@ pub fn batch_norm_backward<T: Float>(
         }
     }
     let Some(dx) = grads.input else { return Ok(()) };
-    let count = (shape.batch * shape.length) as f64;
+    let count = shape.count() as f64;
     let mut k = GradCoefficients {
         k1: Vec::with_capacity(shape.channels),
         k2: Vec::with_capacity(shape.channels),
@@ -494,6 +533,7 @@ fn rows_per_chunk(features: usize) -> usize {
 
 /// Layer norm forward over rows of `features` values: writes `out`, and each row's `mean` and
 /// `invstd = 1/√(var + eps)` (biased variance, two passes over the row, which is in cache).
+/// Zero rows give empty results; zero features are an error (a row must hold values).
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_forward<T: Float>(
     x: &[T],
@@ -551,7 +591,8 @@ pub fn layer_norm_forward<T: Float>(
 }
 
 /// Layer norm backward: overwrites `grad_input`, accumulates `grad_weight += Σ_rows dy·x̂` and
-/// `grad_bias += Σ_rows dy` (per-chunk partial sums added in order).
+/// `grad_bias += Σ_rows dy` (per-chunk partial sums added in order). Zero rows leave
+/// `grad_weight` and `grad_bias` unchanged; zero features are an error.
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_backward<T: Float>(
     x: &[T],
@@ -643,7 +684,8 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// Inverted dropout: element `i` is kept with probability `1 − p`, decided by a hash of
 /// `(seed, i)` alone (so the mask does not depend on the thread count); kept elements are
-/// scaled by `1/(1 − p)`. Writes `out = x·mask` and the `mask` (0 or `1/(1 − p)`).
+/// scaled by `1/(1 − p)`. Writes `out = x·mask` and the `mask` (0 or `1/(1 − p)`); an empty `x`
+/// gives empty results.
 pub fn dropout_forward<T: Float>(
     x: &[T],
     p: f64,
@@ -709,5 +751,90 @@ mod tests {
             .iter()
             .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
         assert!(dropout_forward(&x, 1.0, 7, &mut out, &mut mask).is_err());
+    }
+
+    #[test]
+    fn zero_sizes_give_defined_results() {
+        let shape = |batch, channels, length| NormShape {
+            batch,
+            channels,
+            length,
+        };
+        let none: &mut [f64] = &mut [];
+        // No channels: nothing to compute (this used to panic in chunks_exact(0)).
+        batch_norm_statistics(&[0.0f64; 0], shape(2, 0, 4), &mut [], &mut []).unwrap();
+        batch_norm_statistics(&[0.0f64; 0], shape(2, 0, 1), &mut [], &mut []).unwrap();
+        batch_norm_forward_train(
+            &[],
+            shape(2, 0, 3),
+            None,
+            None,
+            1e-5,
+            None,
+            &mut [],
+            &mut [],
+            none,
+        )
+        .unwrap();
+        // Channels without values: no statistics, an error, and nothing written.
+        let (mut mean, mut var) = ([7.0; 3], [7.0; 3]);
+        assert!(batch_norm_statistics(&[], shape(2, 3, 0), &mut mean, &mut var).is_err());
+        assert!(batch_norm_statistics(&[], shape(0, 3, 1), &mut mean, &mut var).is_err());
+        let (mut rm, mut rv) = ([7.0; 3], [7.0; 3]);
+        let running = RunningStats {
+            mean: &mut rm,
+            var: &mut rv,
+            factor: 0.1,
+        };
+        let mut invstd = [7.0; 3];
+        let r = batch_norm_forward_train(
+            &[],
+            shape(2, 3, 0),
+            None,
+            None,
+            1e-5,
+            Some(running),
+            &mut [],
+            &mut mean,
+            &mut invstd,
+        );
+        assert!(r.is_err() && rm == [7.0; 3] && rv == [7.0; 3] && mean == [7.0; 3]);
+        // Normalizing and the backward pass of no values are empty; sums of nothing add 0.
+        batch_norm_normalize(
+            &[],
+            shape(2, 3, 0),
+            &[0.0; 3],
+            &[1.0; 3],
+            None,
+            None,
+            &mut [],
+        )
+        .unwrap();
+        let (mut gw, mut gb) = ([5.0; 3], [5.0; 3]);
+        for s in [shape(2, 3, 0), shape(0, 3, 2)] {
+            let grads = BatchNormGrads {
+                input: Some(&mut []),
+                weight: Some(&mut gw),
+                bias: Some(&mut gb),
+            };
+            batch_norm_backward(&[], &[], s, &[0.0; 3], &[1.0; 3], None, true, grads).unwrap();
+        }
+        assert!(gw == [5.0; 3] && gb == [5.0; 3]);
+        let grads = BatchNormGrads::<f64> {
+            input: Some(&mut []),
+            weight: Some(&mut []),
+            bias: None,
+        };
+        batch_norm_backward(&[], &[], shape(4, 0, 2), &[], &[], None, true, grads).unwrap();
+        // Layer norm: zero rows are empty, zero features an error.
+        layer_norm_forward(&[0.0f64; 0], 4, None, None, 1e-5, &mut [], &mut [], &mut []).unwrap();
+        assert!(
+            layer_norm_forward(&[0.0f64; 0], 0, None, None, 1e-5, &mut [], &mut [], &mut [])
+                .is_err()
+        );
+        let mut gw = [5.0; 4];
+        layer_norm_backward(&[], &[], 4, &[], &[], None, &mut [], Some(&mut gw), None).unwrap();
+        assert_eq!(gw, [5.0; 4]);
+        dropout_forward(&[0.0f64; 0], 0.5, 1, &mut [], &mut []).unwrap();
     }
 }

@@ -1,6 +1,6 @@
 //! Reductions over the rows of a matrix.
 
-use crate::error::check_len;
+use crate::error::{check_len, checked_product};
 use crate::parallel::{for_each_chunk_mut, worth_parallel};
 use crate::{Float, KernelError};
 
@@ -16,8 +16,11 @@ pub fn column_sums<T: Float>(
     out: &mut [T],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    check_len("matrix", matrix, rows * cols)?;
+    check_len("matrix", matrix, checked_product("matrix", rows, cols)?)?;
     check_len("out", out, cols)?;
+    if cols == 0 {
+        return Ok(());
+    }
     let parallel = worth_parallel(rows * cols) && cols > COLUMNS_PER_TASK;
     for_each_chunk_mut(out, COLUMNS_PER_TASK, parallel, |block, acc| {
         let (start, end) = (
@@ -28,6 +31,7 @@ pub fn column_sums<T: Float>(
             acc.fill(T::zero());
         }
         for row in matrix.chunks_exact(cols) {
+            // `end <= cols`: the chunks of `out` (length `cols`, checked) end there.
             for (a, &v) in acc.iter_mut().zip(&row[start..end]) {
                 *a = *a + v;
             }

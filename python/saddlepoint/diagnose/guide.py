@@ -356,11 +356,17 @@ def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str,
                 f"baseline) and the larger model gets it down to {larger.train_loss:.4g}: the model is "
                 f"too simple to fit the data")
         if larger is not None:
+            # A loss is lower-is-better: say which way the larger model's loss went.
+            if larger.train_loss < model.train_loss:
+                compared = (f"the larger model's training loss {larger.train_loss:.4g} is lower, but "
+                            f"by less than the {margin:.0%} margin that counts as fitting better")
+            else:
+                compared = (f"the larger model's training loss {larger.train_loss:.4g} is no lower "
+                            f"than the model's")
             return "model bias", (
                 f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the "
-                f"baseline) and no model compared fits the training data better (the larger one: "
-                f"{larger.train_loss:.4g}); if the features do not determine the target, more "
-                f"features are what helps")
+                f"baseline) and no model compared fits the training data clearly better ({compared}); "
+                f"if the features do not determine the target, more features are what helps")
         return "model bias", (
             f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the baseline); "
             f"no larger model could be built or was given, so an optimization issue is not ruled "

@@ -18,6 +18,23 @@ def rows(out: str) -> dict:
     return dict(line.split("  ", 1) for line in lines)
 
 
+KINDS = ("local minimum", "local maximum", "saddle point", "degenerate")
+
+
+def check_point_agrees_with_its_row(point: dict, result: dict) -> None:
+    """A critical-point kind only where the gradient is small; the printed row says the same."""
+    row = result["critical point"]
+    if point["critical"]:
+        assert point["kind"] in KINDS and row.startswith(point["kind"])
+    else:
+        assert point["kind"] == "not a critical point" and row.startswith("not a critical point")
+        assert not any(kind in row for kind in KINDS)
+        assert f"{point['curvature']} curvature" in row
+    analysis = result["Hessian analysis"]
+    assert ("NOT converged" in analysis) == (not point["converged"])
+    assert f"{point['hvps']} Hessian-vector products" in analysis
+
+
 def test_diagnose_digits_writes_a_report_folder(capsys, tmp_path):
     out = tmp_path / "report"
     assert main(["diagnose", "--hidden", "24", "--epochs", "10", "--quiet", "--out", str(out)]) == 0
@@ -29,9 +46,10 @@ def test_diagnose_digits_writes_a_report_folder(capsys, tmp_path):
     assert set(report["guidance"]["models"]) == {"model", "simpler", "larger"}
     assert report["guidance"]["models"]["larger"]["n_parameters"] == 64 * 24 + 24 + 24 * 24 + 24 + 24 * 10 + 10
     point = report["critical_point"]
-    assert point["kind"] in ("local minimum", "local maximum", "saddle point", "degenerate")
+    check_point_agrees_with_its_row(point, result)
     assert point["method"] == "full" and point["n_parameters"] == 64 * 24 + 24 + 24 * 10 + 10
     assert len(point["eigenvalues"]) == point["n_parameters"]
+    assert point["converged"] and point["hvps"] == point["n_parameters"] and point["residuals"] is None
     markdown = (out / "report.md").read_text()
     assert f"**Verdict: {result['verdict']}**" in markdown and "## What to do" in markdown
 
@@ -76,3 +94,45 @@ def test_diagnose_help_and_errors():
     assert result.returncode == 2
     assert "--test needs --data to be a CSV file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_diagnose_keeps_the_hessian_analysis_within_max_hvps(capsys, tmp_path):
+    out = tmp_path / "report"
+    argv = ["diagnose", "--hidden", "24", "--epochs", "3", "--quiet", "--max-hvps", "40",
+            "--hessian-samples", "200", "--out", str(out)]
+    assert main(argv) == 0
+    result = {k.strip(): v.strip() for k, v in rows(capsys.readouterr().out).items()}
+    point = json.loads((out / "report.json").read_text())["critical_point"]
+    # 1,834 parameters would take 1,834 products in full: Lanczos within the 40 instead
+    assert point["method"] == "lanczos" and 0 < point["hvps"] <= 40 and len(point["residuals"]) == 2
+    check_point_agrees_with_its_row(point, result)
+    if not point["converged"]:
+        assert "budget of 40 HVPs" in point["stopped"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["landscape"]["complete"] is True
+
+
+def test_threads_govern_numpys_blas_too(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import saddlepoint
+    from saddlepoint import diagnose
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):  # stands in for the training: what threads does it get?
+        seen.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+        seen.append(saddlepoint.get_num_threads())
+        raise Stop
+
+    monkeypatch.setattr(diagnose, "guide", stop)
+    threads = saddlepoint.get_num_threads()
+    try:
+        with threadpool_limits(limits=2, user_api="blas"), pytest.raises(Stop):
+            main(["diagnose", "--hidden", "8", "--quiet", "--threads", "1"])
+    finally:
+        saddlepoint.set_num_threads(threads)
+    assert seen == [{1}, 1]

@@ -162,16 +162,25 @@ def test_float32_models_are_analysed_in_float64_without_being_changed():
 def test_lanczos_extremes_match_the_full_spectrum():
     model, loss, X, y = trained_small_network(hidden=40)  # 323 parameters: more than 100 steps
     spectrum = np.linalg.eigvalsh(dg.hessian(model, loss, X, y))
-    top = dg.top_eigenvalues(model, loss, X, y, k=3)
-    bottom = dg.top_eigenvalues(model, loss, X, y, k=2, which="smallest")
     scale = np.max(np.abs(spectrum))
-    np.testing.assert_allclose(top, spectrum[-3:], atol=1e-6 * scale)
-    np.testing.assert_allclose(bottom, spectrum[:2], atol=1e-6 * scale)
+    for which, k, wanted in (("largest", 3, spectrum[-3:]), ("smallest", 2, spectrum[:2])):
+        # By default Lanczos stops at residuals of 1e-3 × the scale: each value is then within
+        # its residual of an eigenvalue (a theorem for symmetric matrices), and close to the wanted one.
+        found = dg.top_eigenvalues(model, loss, X, y, k=k, which=which)
+        assert found.converged and found.stopped is None and np.all(found.residuals <= 1e-3 * scale * 1.01)
+        distance = np.min(np.abs(found.values[:, None] - spectrum[None, :]), axis=1)
+        assert np.all(distance <= found.residuals * (1 + 1e-6) + 1e-12)
+        np.testing.assert_allclose(found, wanted, atol=1e-3 * scale)
+        tight = dg.top_eigenvalues(model, loss, X, y, k=k, which=which, residual_tolerance=1e-9)
+        np.testing.assert_allclose(tight, wanted, atol=1e-6 * scale)
+        assert found.hvps < tight.hvps <= len(spectrum) + 5
     full = dg.critical_point(model, loss, X, y, method="full")
-    lanczos = dg.critical_point(model, loss, X, y, method="lanczos")
-    assert lanczos.method == "lanczos" and full.method == "full"
+    lanczos = dg.critical_point(model, loss, X, y, method="lanczos", residual_tolerance=1e-9)
+    assert lanczos.method == "lanczos" and full.method == "full" and lanczos.converged
     np.testing.assert_allclose(lanczos.eigenvalues, [spectrum[0], spectrum[-1]], atol=1e-6 * scale)
-    assert lanczos.kind == full.kind == "saddle point"
+    # Trained only a little: the gradient is not small, so neither calls it a saddle point.
+    assert not full.critical and lanczos.kind == full.kind == "not a critical point"
+    assert lanczos.curvature == full.curvature == "indefinite"
     assert abs(lanczos.minimum_ratio - full.minimum_ratio) < 0.05  # measured 0.556 vs 0.567
 
 
@@ -456,3 +465,133 @@ def test_subclasses_of_supported_layers_fall_back_to_finite_differences(rng):
     model = sp.Sequential(Doubled(3, 4, dtype=np.float64, rng=0), sp.Tanh(), sp.Dense(4, 2, dtype=np.float64, rng=1))
     X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
     assert dg.Objective(model, sp.CrossEntropyLoss(), X, y).hvp_method == "finite differences"
+
+
+# --- budgets, convergence and honest answers ------------------------------------------------------
+
+def wide_network_on_few_samples():
+    """26,253 parameters fitted to 30 samples: the over-parameterized case, whose spectrum
+    crowds around zero."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 20)), rng.integers(0, 3, 30)
+    model = sp.mlp([20, 150, 150, 3], "tanh", dtype=np.float64, rng=0)
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=1e-2),
+                         batch_size=30, verbose=0, seed=0, dtype=np.float64)
+    trainer.fit(X, y, 60)
+    return model, sp.CrossEntropyLoss(), X, y
+
+
+@pytest.fixture(scope="module")
+def wide():
+    return wide_network_on_few_samples()
+
+
+def test_critical_point_of_a_wide_network_stops_within_its_budget_and_says_so(wide):
+    model, loss, X, y = wide
+    assert sum(p.data.size for p in model.parameters()) == 26253
+    for max_hvps, tolerance in ((40, 1e-10), (400, 1e-3)):
+        point = dg.critical_point(model, loss, X, y, max_hvps=max_hvps, residual_tolerance=tolerance)
+        assert point.method == "lanczos" and 0 < point.hvps <= max_hvps
+        scale = np.max(np.abs(point.eigenvalues))
+        # converged exactly when both Ritz residuals meet the tolerance
+        assert point.converged == bool(np.all(point.residuals <= tolerance * scale))
+        data = point.to_dict()
+        assert data["hvps"] == point.hvps and data["converged"] == point.converged
+        assert len(data["residuals"]) == 2 and data["stopped"] == point.stopped
+        if not point.converged:
+            assert f"budget of {max_hvps} HVPs" in point.stopped
+            assert f"NOT converged: stopped by the {point.stopped}" in str(point)
+    assert not dg.critical_point(model, loss, X, y, max_hvps=40, residual_tolerance=1e-10).converged
+    assert dg.critical_point(model, loss, X, y, max_hvps=400).converged
+
+
+def test_lanczos_residuals_are_the_true_residuals_of_the_ritz_pairs(wide):
+    model, loss, X, y = wide
+    objective = dg.Objective(model, loss, X, y)
+    found = dg.top_eigenvalues(model, loss, X, y, k=1, which="smallest", max_hvps=25,
+                               residual_tolerance=1e-10)
+    assert found.hvps == 25 and not found.converged and "budget of 25 HVPs" in found.stopped
+    escape = dg.escape_saddle(sp.Sequential(*[layer for layer in model]), loss, X, y, max_hvps=30,
+                              residual_tolerance=1e-10)
+    u, value = escape.direction, escape.eigenvalue
+    true_residual = np.linalg.norm(objective.hessian_vector_product(u) - value * u)
+    assert escape.residual == pytest.approx(true_residual, rel=1e-3)
+    assert escape.residual > 0  # 15 steps do not converge on 26,253 parameters
+
+
+def test_a_time_limit_stops_after_the_first_batch(wide):
+    model, loss, X, y = wide
+    found = dg.top_eigenvalues(model, loss, X, y, time_limit=1e-9)
+    assert found.hvps == 1 and not found.converged and "time limit of 1e-09 s" in found.stopped
+    estimate = dg.trace(model, loss, X, y, samples=50, time_limit=1e-9)
+    assert estimate.samples == estimate.hvps == 8 and not estimate.converged
+    assert "8 of 50 samples" in str(estimate) and estimate.standard_error > 0
+
+
+def test_trace_and_density_stop_at_their_budget(wide):
+    model, loss, X, y = wide
+    estimate = dg.trace(model, loss, X, y, samples=100, max_hvps=20)
+    assert estimate.samples == estimate.hvps == 20 and not estimate.converged
+    assert estimate.stopped == "budget of 20 HVPs" and estimate.to_dict()["requested"] == 100
+    density = dg.spectral_density(model, loss, X, y, steps=50, vectors=4, max_hvps=30)
+    assert density.hvps <= 30 and not density.converged and density.stopped == "budget of 30 HVPs"
+    full = dg.spectral_density(model, loss, X, y, steps=5, vectors=2)
+    assert full.converged and full.steps == [5, 5] and full.hvps == 10 and full.stopped is None
+
+
+def test_a_point_that_is_not_critical_gets_no_critical_point_kind():
+    model, loss, X, y = tiny_tanh_network()  # untrained: the gradient is far from zero
+    for method in ("full", "lanczos"):
+        point = dg.critical_point(model, loss, X, y, method=method)
+        assert not point.critical and point.kind == "not a critical point"
+        assert point.curvature == "indefinite"
+        text = str(point)
+        assert text.startswith("not a critical point")
+        for kind in ("saddle point", "local minimum", "local maximum", "degenerate"):
+            assert kind not in text and kind not in point.headline()
+    model, loss, X, y = worked_example()
+    point = dg.critical_point(model, loss, X, y)
+    assert point.critical and point.kind == "saddle point" and point.curvature == "indefinite"
+
+
+@pytest.mark.parametrize("signs, curvature", [
+    ((True, True, False), "indefinite"), ((True, False, False), "positive definite"),
+    ((False, True, False), "negative definite"), ((True, False, True), "positive semidefinite"),
+    ((False, True, True), "negative semidefinite"), ((False, False, True), "zero")])
+def test_curvature_words(signs, curvature):
+    from saddlepoint.diagnose.curvature import _curvature
+
+    assert _curvature(*signs) == curvature
+
+
+def test_analyses_hold_blas_to_one_thread_and_show_progress_when_asked(capsys):
+    from threadpoolctl import threadpool_info
+
+    from saddlepoint.diagnose.budget import Budget
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    with Budget(10, 5.0, progress=False):
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
+    model, loss, X, y = tiny_tanh_network()
+    dg.top_eigenvalues(model, loss, X, y, progress=True)
+    assert "top eigenvalues" in capsys.readouterr().err
+    dg.top_eigenvalues(model, loss, X, y)  # stderr is not a terminal here: no bar
+    assert capsys.readouterr().err == ""
+
+
+def test_budget_arguments_are_checked():
+    model, loss, X, y = tiny_tanh_network()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_hvps must be a positive integer"):
+            dg.critical_point(model, loss, X, y, max_hvps=bad)
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="time_limit must be a positive number"):
+            dg.trace(model, loss, X, y, time_limit=bad)
+    with pytest.raises(ValueError, match="residual_tolerance must be in"):
+        dg.top_eigenvalues(model, loss, X, y, residual_tolerance=2)
+    with pytest.raises(ValueError, match="method='full' needs 31 Hessian-vector products"):
+        dg.critical_point(model, loss, X, y, method="full", max_hvps=10)

@@ -132,3 +132,39 @@ def test_plots_draw_when_matplotlib_is_installed(digits):
     dg.loss_landscape_1d(model, loss, X, y, model, trained(digits, 1, epochs=1), steps=5).plot()
     dg.loss_landscape_2d(model, loss, X, y, steps=5).plot()
     dg.spectral_density(model, loss, X[:100], y[:100], steps=10, vectors=1).plot()
+
+
+def test_landscapes_stop_at_their_time_limit_and_say_so(digits):
+    X, y = digits
+    model = trained(digits, epochs=1)
+    loss = sp.CrossEntropyLoss()
+    grid = dg.loss_landscape_2d(model, loss, X[:100], y[:100], steps=5, time_limit=1e-9)
+    # the first point always runs; the rest is NaN, and the result says why
+    assert not grid.complete and np.isfinite(grid.losses[0, 0]) and np.isnan(grid.losses).sum() == 24
+    assert grid.stopped == "time limit of 1e-09 s" and "NOT complete" in str(grid)
+    assert grid.to_dict()["complete"] is False
+    line = dg.loss_landscape_1d(model, loss, X[:100], y[:100], model, model, steps=7)
+    assert line.complete and line.stopped is None and np.all(np.isfinite(line.losses))
+    assert "complete" in str(line)
+
+
+def test_sharpness_reports_its_residual_and_budget(digits):
+    X, y = digits
+    model = trained(digits)
+    sharp = dg.sharpness(model, sp.CrossEntropyLoss(), X[:100], y[:100], samples=2, max_hvps=3,
+                         residual_tolerance=1e-12)
+    assert sharp.hvps == 3 and not sharp.converged and sharp.stopped == "budget of 3 HVPs"
+    assert sharp.top_residual > 0 and "NOT converged" in str(sharp)
+    sharp = dg.sharpness(model, sp.CrossEntropyLoss(), X[:100], y[:100], samples=2)
+    assert sharp.converged and sharp.top_residual <= 1e-3 * sharp.top_eigenvalue
+    assert sharp.to_dict()["hvps"] == sharp.hvps < 300
+
+
+def test_batch_size_study_stops_at_its_time_limit(digits):
+    X, y = digits
+    study = dg.batch_size_study(lambda: sp.mlp([64, 16, 10], rng=0), X, y, batch_sizes=(64, 128, 256),
+                                epochs=5, sharpness_samples=100, time_limit=1e-9)
+    # the first batch size starts, its training stops after one epoch; nothing else runs
+    assert [r["batch_size"] for r in study.rows] == [64] and study.rows[0]["epochs_trained"] == 1
+    assert not study.complete and study.stopped == "time limit of 1e-09 s"
+    assert "NOT complete" in str(study) and study.to_dict()["complete"] is False

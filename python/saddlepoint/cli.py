@@ -447,7 +447,10 @@ def run_diagnose(args) -> int:
 
     if args.threads:  # --threads governs saddlepoint's pool and NumPy's BLAS alike
         set_num_threads(args.threads)
-    with threadpool_limits(limits=args.threads, user_api="blas"):
+    import scipy.linalg  # noqa: F401  (loads SciPy's own BLAS now, so that the limit reaches it)
+    import sklearn.linear_model  # noqa: F401  (and scikit-learn's OpenMP)
+
+    with threadpool_limits(limits=args.threads):
         return _diagnose(args, get_num_threads())
 
 

@@ -10,12 +10,16 @@
   :func:`loss_landscape_2d`: small vs large batches, sharp vs flat minima, pictures of the error
   surface (``landscape.py``).
 
-All analyses run in float64 on a copy of the model in eval mode (:class:`Objective`).
+All analyses run in float64 on a copy of the model in eval mode (:class:`Objective`), under a
+budget of Hessian-vector products and wall time (:mod:`.budget`), and say whether they converged.
 """
 
+from .budget import MAX_HVPS, TIME_LIMIT
 from .curvature import (
     MAX_FULL_HESSIAN,
+    RESIDUAL_TOLERANCE,
     CriticalPoint,
+    Eigenvalues,
     EscapeResult,
     SaddleEscape,
     SpectralDensity,
@@ -45,7 +49,8 @@ from .objective import Objective, parameters_to_vector, vector_to_parameters
 from .report import write_report
 
 __all__ = [
-    "MAX_FULL_HESSIAN", "VERDICTS", "BatchSizeStudy", "CriticalPoint", "EscapeResult",
+    "MAX_FULL_HESSIAN", "MAX_HVPS", "RESIDUAL_TOLERANCE", "TIME_LIMIT", "VERDICTS",
+    "BatchSizeStudy", "CriticalPoint", "Eigenvalues", "EscapeResult",
     "FeatureShift", "Guidance", "Landscape1D", "Landscape2D", "ModelReport", "Objective",
     "SaddleEscape", "Sharpness", "SpectralDensity", "TraceEstimate", "batch_size_study",
     "critical_point", "escape_saddle", "feature_shift", "filter_normalized_direction",

@@ -14,7 +14,9 @@ def write_report(out: Path, title: str, guidance, critical, escape=None, landsca
     plots = _write_plots(out, guidance, critical, landscape)
     report = {"config": config or {}, "guidance": guidance.to_dict(), "critical_point": critical.to_dict()}
     if escape is not None:
-        report["escape"] = {k: v for k, v in vars(escape).items() if k != "direction"}
+        report["escape"] = escape.to_dict()
+    if landscape is not None:
+        report["landscape"] = {k: v for k, v in landscape.to_dict().items() if k != "losses"}
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     lines = [f"# {title}", "", f"**Verdict: {guidance.verdict}**, because {guidance.reason}.", "",
              f"A loss above {guidance.threshold:g} × the constant-prediction baseline "
@@ -40,7 +42,7 @@ def _write_plots(out: Path, guidance, critical, landscape) -> list[str]:
     def histogram(ax):
         ax.hist(critical.eigenvalues, bins=80, log=True)
         ax.set(xlabel="Hessian eigenvalue", ylabel="count",
-               title=f"{critical.kind}; minimum ratio {critical.minimum_ratio:.3f}")
+               title=f"{critical.headline()}; minimum ratio {critical.minimum_ratio:.3f}")
 
     plots = {"learning_curves.png": guidance.plot_learning_curves}
     if critical.method == "full":

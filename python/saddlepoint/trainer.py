@@ -186,32 +186,49 @@ class _BatchRollback:
 
     def __init__(self, model):
         modules = [module for _, module in _modules(model)]
-        self.buffers = [(module, name, np.array(getattr(module, name), copy=True))
+        # [module, name, the buffer array, its copy]; a layer may replace the array itself.
+        self.buffers = [[module, name, getattr(module, name), np.array(getattr(module, name))]
                         for module in modules for name in getattr(module, "_buffer_names", ())]
-        self.float_buffers = [(module, name) for module, name, copy in self.buffers
+        self.float_buffers = [(module, name) for module, name, _, copy in self.buffers
                               if copy.dtype.kind == "f"]
         self.generators = [module.rng for module in modules
                            if isinstance(getattr(module, "rng", None), np.random.Generator)]
         self.generator_states: list = []
 
     def save(self) -> None:
-        for module, name, copy in self.buffers:
-            np.copyto(copy, getattr(module, name))
+        for entry in self.buffers:
+            module, name, array, copy = entry
+            live = getattr(module, name)
+            if live is array:
+                np.copyto(copy, live)
+            else:
+                entry[2:] = [live, np.array(live)]
         self.generator_states = [g.bit_generator.state for g in self.generators]
 
     def restore(self) -> None:
-        for module, name, copy in self.buffers:
-            live = getattr(module, name)
-            if isinstance(live, np.ndarray) and live.shape == copy.shape and live.dtype == copy.dtype:
-                np.copyto(live, copy)
-            else:  # the layer replaced its buffer: put the saved one back
-                setattr(module, name, copy.copy())
+        for module, name, array, copy in self.buffers:
+            if getattr(module, name) is array:
+                np.copyto(array, copy)
+            else:
+                setattr(module, name, array)
+                np.copyto(array, copy)
         for generator, state in zip(self.generators, self.generator_states):
             generator.bit_generator.state = state
 
     def buffers_finite(self) -> bool:
         """Whether every float buffer is finite after the forward pass."""
-        return all(_core.all_finite(getattr(module, name)) for module, name in self.float_buffers)
+        for module, name in self.float_buffers:
+            if not _finite(getattr(module, name)):
+                return False
+        return True
+
+
+def _finite(array) -> bool:
+    """Whether every element is finite: one Rust pass for C-contiguous float32/float64."""
+    try:
+        return _core.all_finite(array)
+    except (TypeError, ValueError):  # another dtype or layout
+        return bool(np.isfinite(array).all())
 
 
 @dataclass

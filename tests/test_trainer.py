@@ -165,26 +165,31 @@ def test_divergence_leaves_buffers_generators_and_optimizer_as_before_the_failin
 
 
 class OverflowingCounter(sp.Module):
-    """A pass-through layer of our own whose buffer grows by 1e38 per training batch: float32
-    overflows in the fourth batch while the loss stays finite."""
+    """A pass-through layer of our own whose buffer grows by 1e38 per training batch (in place,
+    or as a new array): float32 overflows in the fourth batch while the loss stays finite."""
 
-    def __init__(self):
+    def __init__(self, in_place=True):
         self.register_buffer("total", np.zeros(1, np.float32))
+        self.in_place = in_place
 
     def forward(self, x):
         if self.training:
             with np.errstate(over="ignore"):
-                self.total += np.float32(1e38)
+                if self.in_place:
+                    self.total += np.float32(1e38)
+                else:
+                    self.total = self.total + np.float32(1e38)
         return x
 
     def backward(self, grad_output):
         return grad_output
 
 
-def test_divergence_undoes_the_buffers_of_any_layer():
+@pytest.mark.parametrize("in_place", [True, False])
+def test_divergence_undoes_the_buffers_of_any_layer(in_place):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 2)).astype(np.float32)
-    counter = OverflowingCounter()
+    counter = OverflowingCounter(in_place)
     model = sp.Sequential(counter, sp.Dense(2, 1, rng=0))
     trainer = sp.Trainer(model, sp.MSELoss(), sp.Adam(model.parameters()), batch_size=16,
                          shuffle=False, verbose=0)

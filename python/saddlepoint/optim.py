@@ -58,6 +58,18 @@ def _check_count(name: str, value) -> None:
            and 0 <= value <= MAX_STEP, f"{name} must be an integer in [0, 2**63), got {value!r}")
 
 
+def _check_grad(p: Parameter) -> None:
+    """The gradient a fused update will read: an aligned C-contiguous array like the parameter."""
+    g = p.grad
+    if not isinstance(g, np.ndarray) or g.dtype != p.data.dtype:
+        raise TypeError(f"grad must be a numpy.ndarray of dtype {p.data.dtype}, got "
+                        f"{getattr(g, 'dtype', type(g).__name__)}")
+    if g.shape != p.data.shape:
+        raise ValueError(f"grad must have shape {p.data.shape}, got {g.shape}")
+    if not (g.flags.c_contiguous and g.flags.aligned):
+        raise ValueError("grad must be an aligned C-contiguous array; pass a copy")
+
+
 class Optimizer:
     """Base class: parameter groups, lazily created state, and their (de)serialization.
 
@@ -151,6 +163,9 @@ class Optimizer:
         """Updates every parameter from its gradient. ``closure``, if given, is called first
         (it should recompute the loss and gradients) and its loss is returned."""
         loss = closure() if closure is not None else None
+        for group in self.param_groups:  # every gradient checked before anything changes
+            for p in group["params"]:
+                _check_grad(p)
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state.get(p)

@@ -1,6 +1,21 @@
-"""Type stubs of the Rust extension. Every array argument is a C-contiguous NumPy array;
+"""Type stubs of the Rust extension. Every array argument is a C-contiguous, aligned NumPy array;
 float arrays of one call share one dtype (float32 or float64), chosen by the first argument.
-Outputs are written in place; the GIL is released while a kernel runs."""
+Outputs are written in place; the GIL is released while a kernel runs.
+
+One guard checks every call before anything is written: a wrong type or dtype is a TypeError; a
+wrong shape, a strided or misaligned array, a read-only output, or an output sharing memory with
+any other argument (views of one buffer at any offset included) is a ValueError naming the
+argument(s). Arguments that are only read may share memory. A scalar out of range is a ValueError
+(never OverflowError). A bug inside a kernel raises RuntimeError("internal error in ...").
+
+Zero sizes: elementwise kernels, dense layers, softmax, one_hot, gather_rows, dropout, the
+optimizer updates, norm_part (0.0), all_finite (True), scale_/clamp_ and layer norm over zero
+rows give empty (or unchanged) results; a dense layer with no input features writes out = bias
+(or zeros); a backward pass over no rows adds nothing to the parameter gradients. Batch norm
+with no channels gives empty results; its statistics and training forward over channels with no
+values (zero batch or length) are a ValueError, and its backward then leaves the parameter
+gradients unchanged. A mean loss over no elements (mse, l1, bce, cross-entropy with no rows or
+no classes) and layer norm with zero features are a ValueError."""
 
 from typing import Optional
 
@@ -155,5 +170,5 @@ def layer_norm_backward(
 ) -> None: ...
 def dropout_forward(x: FloatArray, p: float, seed: int, out: FloatArray, mask: FloatArray) -> None: ...
 def gather_rows(x: FloatArray, indices: IntArray, out: FloatArray) -> None: ...
-def set_num_threads(n: int) -> None: ...
+def set_num_threads(n: int) -> None: ...  # 1 <= n <= max(4 * available cores, 64)
 def get_num_threads() -> int: ...

@@ -1,9 +1,10 @@
 """Hostile calls into every function of ``saddlepoint._core``, run as a script in a child process.
 
-``python core_sweep.py`` calls each function (``CALLS`` has a valid call of every one) with
+``python core_sweep.py [N]`` calls each function (``calls`` has a valid call of every one) with
 every argument swapped in turn for a hostile one: other dtypes, zero sizes, strided, reversed,
 misaligned, read-only and Fortran-ordered arrays, non-arrays, arrays sharing memory with a written
-argument, non-finite values and out-of-range scalars. Each call must succeed or raise
+argument, non-finite values and out-of-range scalars; then N (3000) hypothesis-drawn calls with
+random sizes and several hostile arguments at once. Each call must succeed or raise
 ``TypeError``/``ValueError``; a rejected call must leave every array argument as it was; two
 arguments sharing memory where one is written must be rejected. It prints ``cases N`` and each
 failure, and exits 1 on any failure. A segfault or an abort kills only this process, so the test
@@ -254,9 +255,50 @@ def fresh(kwargs, key=None, value=None):
     return out
 
 
+def random_calls(sweep, examples):
+    """Hypothesis-driven: random sizes (zeros included), dtypes, several arguments made hostile
+    at once and random pairs sharing memory at random byte offsets."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def one_call(data):
+        sizes = {k: data.draw(st.integers(0, 4), label=k) for k in SIZES}
+        dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+        name, kwargs, written = data.draw(st.sampled_from(calls(dtype, **sizes)), label="call")
+        kwargs = fresh(kwargs)
+        arrays = [k for k, v in kwargs.items() if isinstance(v, np.ndarray)]
+        for key in list(kwargs):
+            choice = data.draw(st.integers(0, 5), label=f"{key} kind")
+            if choice == 1 and key in arrays:
+                variants = list(hostile_arrays(kwargs[key]))
+                kwargs[key] = data.draw(st.sampled_from(variants), label=key)[1]
+            elif choice == 1:
+                kwargs[key] = data.draw(st.sampled_from(SCALARS), label=key)
+        if written and len(arrays) > 1 and data.draw(st.booleans(), label="share"):
+            w = data.draw(st.sampled_from(written), label="written")
+            other = data.draw(st.sampled_from([k for k in arrays if k != w]), label="other")
+            x, y = kwargs[other], kwargs[w]
+            if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype != object \
+                    and y.dtype != object and x.size and y.size:
+                offset = 8 * data.draw(st.integers(0, max(x.nbytes // 8 - 1, 0)), label="offset")
+                kwargs[other], kwargs[w] = shared(np.ascontiguousarray(x), np.ascontiguousarray(y), offset)
+        overlapping = any(
+            isinstance(kwargs[w], np.ndarray) and isinstance(kwargs[o], np.ndarray) and kwargs[w].size
+            and kwargs[o].size and kwargs[w].dtype != object and kwargs[o].dtype != object
+            and np.shares_memory(kwargs[w], kwargs[o])
+            for w in written if w in kwargs for o in arrays if o != w and o in kwargs)
+        sweep.call(name, kwargs, f"random {sorted(sizes.items())} {dtype.__name__}", must_reject=overlapping)
+
+    one_call()
+
+
 def main():
     sweep = Sweep()
     sweep.run()
+    random_calls(sweep, int(sys.argv[1]) if len(sys.argv) > 1 else 3000)
     for failure in sweep.failures:
         print("FAIL", failure)
     print(f"cases {sweep.cases}")

@@ -503,6 +503,11 @@ def test_critical_point_of_a_wide_network_stops_within_its_budget_and_says_so(wi
             assert f"NOT converged: stopped by the {point.stopped}" in str(point)
     assert not dg.critical_point(model, loss, X, y, max_hvps=40, residual_tolerance=1e-10).converged
     assert dg.critical_point(model, loss, X, y, max_hvps=400).converged
+    # the extremes converge within their half; the density's 10 × 100 steps do not fit in the rest
+    point = dg.critical_point(model, loss, X, y, max_hvps=100)
+    assert point.converged and point.hvps <= 100 and point.stopped == "budget of 100 HVPs"
+    assert point.density.runs * min(point.density.steps) < 1000 and not point.density.converged
+    assert "converged" in str(point) and "SLQ density of the minimum ratio was cut short by the budget" in str(point)
 
 
 def test_lanczos_residuals_are_the_true_residuals_of_the_ritz_pairs(wide):
@@ -591,6 +596,8 @@ def test_budget_arguments_are_checked():
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="time_limit must be a positive number"):
             dg.trace(model, loss, X, y, time_limit=bad)
+    with pytest.raises(ValueError, match="max_hvps must be at least 2 for a trace estimate, got 1"):
+        dg.trace(model, loss, X, y, max_hvps=1)
     with pytest.raises(ValueError, match="residual_tolerance must be in"):
         dg.top_eigenvalues(model, loss, X, y, residual_tolerance=2)
     with pytest.raises(ValueError, match="method='full' needs 31 Hessian-vector products"):

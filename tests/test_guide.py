@@ -263,7 +263,8 @@ def test_each_verdicts_sentence_agrees_with_the_numbers_it_quotes():
     assert verdict == "mismatch" and max(train, val) <= 0.1 < test
     # everything small: healthy
     verdict, reason, _ = decide(model=model_report("model", 0.02, val_loss=0.05, test_loss=0.04))
-    train, val, r_train, r_val = quoted(r"training loss {} and validation loss {} are small \({} and {}", reason)
+    train, val, r_train, r_val = quoted(r"training loss {} and validation loss {} are small \({} and {}",
+                                        reason)
     assert verdict == "healthy" and max(train, val, r_train, r_val) <= 0.1
     # training diverged: optimization, saying so
     verdict, reason, _ = decide(model=model_report("model", 0.02, diverged="loss is nan at epoch 3"))

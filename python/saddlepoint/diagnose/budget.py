@@ -107,6 +107,12 @@ class Budget:
     def allows(self, units: int) -> bool:
         return self.affordable(units) == units
 
+    def plan(self, units: int) -> None:
+        """Sets the progress bar's end to ``units`` more than used (within the budget)."""
+        if self._bar is not None:
+            self._bar.total = min(self.max_hvps, self.used + int(units))
+            self._bar.refresh()
+
     def spend(self, units: int) -> None:
         self.used += units
         if self._bar is not None:

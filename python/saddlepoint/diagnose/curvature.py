@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from ..trainer import Callback
-from .budget import MAX_HVPS, TIME_LIMIT, Budget
+from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget
 from .objective import Objective, vector_to_parameters
 
 #: Models with at most this many parameters get the full Hessian by default.
@@ -163,6 +163,7 @@ def _extreme_eigenpairs(objective: Objective, budget, which: str, k: int, seed,
         scale = max(float(np.max(np.abs(values))), np.finfo(float).tiny)
         return len(values) >= min(n, 2 * k) and bool(np.all(residuals[picked] <= residual_tolerance * scale))
 
+    budget.plan(min(n, max_steps))
     start = _rademacher(np.random.default_rng(seed), 1, n)
     runs, cut = _lanczos(objective, budget, start, max_steps, done=lambda runs: converged(runs[0]))
     run = runs[0]
@@ -179,6 +180,7 @@ def _full_hessian(objective: Objective, budget) -> np.ndarray:
     """The full Hessian, batches of columns counted by ``budget``; raises :class:`_TooSlow`
     when the first batch shows that the rest would not fit in the time left."""
     n = objective.size
+    budget.plan(n)
     H = np.empty((n, n))
     k = objective._directions_per_pass() if objective.hvp_method == "exact" else 16
     begin = time.perf_counter()
@@ -298,7 +300,11 @@ def trace(model, loss, X, y, samples: int = 100, seed=0, *, max_hvps: int = MAX_
     objective = _objective(model, loss, X, y)
     rng = np.random.default_rng(seed)
     draws = []
+    check_budget(max_hvps, time_limit)
+    if max_hvps < 2:
+        raise ValueError(f"max_hvps must be at least 2 for a trace estimate, got {max_hvps}")
     with Budget(max_hvps, time_limit, progress, "trace") as budget:
+        budget.plan(samples)
         batch = 8
         while len(draws) < samples:
             size = budget.affordable(min(batch, samples - len(draws)))
@@ -383,6 +389,7 @@ _BASIS_MEMORY = 2**28
 def _density(objective: Objective, budget, steps=100, vectors=10, grid_points=400, sigma=None, seed=0):
     rng = np.random.default_rng(seed)
     steps = min(steps, objective.size)
+    budget.plan(steps * vectors)
     group = int(max(1, min(vectors, _BASIS_MEMORY // (8 * steps * objective.size))))
     runs, cut = [], False
     while len(runs) < vectors and not cut:
@@ -468,7 +475,10 @@ class CriticalPoint:
         residuals = ("" if self.residuals is None else
                      f"Ritz residuals {self.residuals[0]:.2g} (smallest), {self.residuals[-1]:.2g} "
                      f"(largest); ")
-        return residuals + _convergence(self.converged, self.stopped, self.hvps, self.seconds)
+        text = residuals + _convergence(self.converged, self.stopped, self.hvps, self.seconds)
+        if self.converged and self.stopped:  # the extremes converged, the density did not finish
+            text += f"; the SLQ density of the minimum ratio was cut short by the {self.stopped}"
+        return text
 
     def headline(self) -> str:
         """What the point is, in a few words that never contradict each other."""

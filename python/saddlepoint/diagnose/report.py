@@ -27,6 +27,8 @@ def write_report(out: Path, title: str, guidance, critical, escape=None, landsca
     lines += ["## Where training ended (the trained model's Hessian)", "", "```", str(critical), "```", ""]
     if escape is not None:
         lines += [f"Escape along the negative-curvature direction: {escape}.", ""]
+    if landscape is not None and not landscape.complete:
+        lines += [f"The loss landscape is incomplete: {landscape}.", ""]
     for name, caption in (("learning_curves.png", "Learning curves"),
                           ("hessian_spectrum.png", "Hessian spectrum"),
                           ("landscape.png", "Loss landscape around the trained model")):

@@ -231,3 +231,24 @@ def test_a_run_that_diverges_is_one_error_line_and_leaves_no_run_folder(tmp_path
     assert code == 2 and err[0].startswith("training iris") and len(err) == 2
     assert err[1].startswith("saddlepoint: error: training diverged: the loss became") and "--lr" in err[1]
     assert not (tmp_path / "runs").exists()
+
+
+def test_cells_beyond_float32_are_refused_with_their_line_and_column(tmp_path, capsys):
+    """1e59 is a finite float64 that the float32 network turned into inf after training."""
+    table = small_table().splitlines()
+    table[4] = "1" * 60 + "," + table[4].split(",", 1)[1]
+    (tmp_path / "t.csv").write_text("\n".join(table) + "\n")
+    assert_refused_before_training(run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
+                                   "t.csv line 5, column 'a': '111", "is beyond the range of the "
+                                   "model's numbers (±3.403e+38)")
+
+
+def test_standardized_test_features_beyond_float32_are_refused():
+    from argparse import Namespace
+
+    from saddlepoint.cli import UsageError, split_and_standardize
+
+    X = np.array([[0.0], [1e-30]] * 10)
+    with pytest.raises(UsageError, match=r"feature column 1, standardized with the training split's "
+                                         r"mean and scale, reaches 2e\+40 in the test split"):
+        split_and_standardize(X, np.arange(20) % 2, Namespace(), True, test=(np.array([[1e10]]), [0]))

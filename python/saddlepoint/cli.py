@@ -179,7 +179,7 @@ def load_data(args):
     elif args.data.lower().endswith(".csv"):
         if not args.target:
             raise UsageError("--target COLUMN is required with a CSV file")
-        X, y, _ = load_csv(args.data, args.target)
+        X, y, _ = load_csv(args.data, args.target, dtype=np.float32)  # the network's numbers
         task = infer_task(y)
         source = f"{args.data}: the target column {args.target!r}"
     else:
@@ -218,7 +218,21 @@ def split_and_standardize(X, y, args, classification: bool, test=None):
     else:
         (X_train, y_train), (X_test, y_test) = (X, y), test
     scaler = StandardScaler().fit(X_train)
-    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    for X_split, name in ((X_train, "training"), (X_test, "test")):
+        _check_float32_range(X_split, name)
+    return X_train, X_test, y_train, y_test
+
+
+def _check_float32_range(X, split: str) -> None:
+    """Standardized features must fit the network's float32: a feature nearly constant in the
+    training split can put test values far beyond it."""
+    too_large = np.abs(X) > np.finfo(np.float32).max
+    if too_large.any():
+        row, column = np.argwhere(too_large)[0]
+        raise UsageError(f"feature column {column + 1}, standardized with the training split's mean "
+                         f"and scale, reaches {X[row, column]:.4g} in the {split} split: beyond "
+                         f"float32, the network's numbers")
 
 
 def fit_samples(y_train, args, classification: bool) -> int:

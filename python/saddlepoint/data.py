@@ -173,21 +173,23 @@ def _check_header(path, header: list[str], target: str) -> None:
                              f"(columns {header.index(name) + 1} and {j + 1})")
 
 
-def _parse_number(path, line: int, column: str, cell: str) -> float:
+def _parse_number(path, line: int, column: str, cell: str, limit: float) -> float:
+    where = f"{path} line {line}, column {_short(column)}"
     try:
         value = float(cell)
     except ValueError:
-        raise TableError(f"{path} line {line}, column {_short(column)}: {_short(cell)} is not a "
-                         f"number") from None
+        raise TableError(f"{where}: {_short(cell)} is not a number") from None
     if not math.isfinite(value):
-        raise TableError(f"{path} line {line}, column {_short(column)}: {_short(cell.strip())} is "
-                         f"not a finite number")
+        raise TableError(f"{where}: {_short(cell.strip())} is not a finite number")
+    if abs(value) > limit:
+        raise TableError(f"{where}: {_short(cell.strip())} is beyond the range of the model's "
+                         f"numbers (±{limit:.4g})")
     return value
 
 
-def load_csv(path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(X, y, feature_names)`` from a UTF-8 CSV file with a header row; every cell must be a
-    finite number.
+def load_csv(path, target: str, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(X, y, feature_names)`` (float64) from a UTF-8 CSV file with a header row; every cell
+    must be a finite number within the range of ``dtype`` (the model's, float32 or float64).
 
     Every problem raises :class:`TableError` (a ValueError) with one line naming the file, the
     line and the column: no such file, a directory, bytes that are not UTF-8, a cell over the
@@ -205,11 +207,12 @@ def load_csv(path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if not data:
         raise TableError(f"{path} has a header but no data rows")
     values = np.empty((len(data), len(header)))
+    limit = float(np.finfo(dtype).max)
     for i, (line, row) in enumerate(data):
         if len(row) != len(header):
             raise TableError(f"{path} line {line} has {len(row)} cells, the header has {len(header)}")
         for j, cell in enumerate(row):
-            values[i, j] = _parse_number(path, line, header[j], cell)
+            values[i, j] = _parse_number(path, line, header[j], cell, limit)
     t = header.index(target)
     features = [h for j, h in enumerate(header) if j != t]
     return np.delete(values, t, axis=1), values[:, t], features

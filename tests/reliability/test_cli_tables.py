@@ -48,6 +48,8 @@ MALFORMED = [
      ["{f} line 9: a cell is longer than 131072 characters"]),
     ("huge number", with_row(9, "1," + "9" * 100_000 + ",0"), [],
      ["{f} line 9, column 'b': '99999", "(100000 characters) is not a finite number"]),
+    ("beyond float32", with_row(9, "1,-" + "9" * 60 + ",0"), [],
+     ["{f} line 9, column 'b': '-999", "is beyond the range of the model's numbers (±3.403e+38)"]),
     ("text cell", with_row(8, "1,two,0"), [], ["{f} line 8, column 'b': 'two' is not a number"]),
     ("empty cell", with_row(8, "1,,0"), [], ["{f} line 8, column 'b': '' is not a number"]),
     ("NUL byte", with_row(2, "1\x00,2,0"), [], ["{f} line 2, column 'a': '1\\x00' is not a number"]),

@@ -457,10 +457,9 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
 def run_diagnose(args) -> int:
     from threadpoolctl import threadpool_limits
 
-    from . import get_num_threads, set_num_threads
+    from . import get_num_threads
 
-    if args.threads:  # --threads governs saddlepoint's pool and NumPy's BLAS alike
-        set_num_threads(args.threads)
+    set_threads(args)  # --threads governs saddlepoint's pool and NumPy's BLAS alike
     import scipy.linalg  # noqa: F401  (loads SciPy's own BLAS now, so that the limit reaches it)
     import sklearn.linear_model  # noqa: F401  (and scikit-learn's OpenMP)
 

@@ -266,3 +266,12 @@ def test_installed_command_in_a_subprocess(tmp_path, cases):
         assert result.returncode == status and len(lines) == 1 and fragment in lines[0], result
         assert "Traceback" not in result.stderr
         cases.add()
+
+
+@pytest.mark.parametrize("command", ["train", "diagnose"])
+def test_too_many_threads_is_one_line_in_every_command(capsys, cases, command):
+    """diagnose showed set_num_threads' ValueError as a traceback."""
+    code = main([command, "--data", "iris", "--threads", "100000", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert_one_line_error((code, "", err), ["--threads 100000: "])
+    cases.add()

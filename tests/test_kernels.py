@@ -157,3 +157,52 @@ def test_gather_rows_matches_numpy_take(dtype, rng, rows, cols, batch):
     np.testing.assert_array_equal(out, x[idx])
     with pytest.raises(ValueError, match=rf"indices: must be in \[0, {rows}\), got {rows} at position 0"):
         _core.gather_rows(x, np.array([rows] + [0] * (batch - 1)), out)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 2), (2, 0, 3), (2, 3, 0), (0, 0, 0)])
+@pytest.mark.parametrize("accumulate", [True, False])
+def test_dense_of_zero_sizes_matches_numpy(dtype, tol, rng, shape, accumulate):
+    n, n_in, n_out = shape
+    x = rng.standard_normal((n, n_in)).astype(dtype)
+    w = rng.standard_normal((n_out, n_in)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    dy = rng.standard_normal((n, n_out)).astype(dtype)
+    out = np.full((n, n_out), np.nan, dtype)
+    _core.dense_forward(x, w, b, out)
+    np.testing.assert_allclose(out, ref.dense_forward(x, w, b), **tol)  # no inputs: out = bias
+    gw, gb, gx = np.full((n_out, n_in), 3.0, dtype), np.full(n_out, 3.0, dtype), np.full((n, n_in), np.nan, dtype)
+    _core.dense_backward(x, w, dy, gw, gb, gx, accumulate=accumulate)
+    ew, eb, ex = ref.dense_backward(x, w, dy)
+    start = 3.0 if accumulate else 0.0
+    np.testing.assert_allclose(gw, start + ew, **tol)
+    np.testing.assert_allclose(gb, start + eb, **tol)
+    np.testing.assert_allclose(gx, ex, **tol)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0), (0, 0)])
+def test_row_kernels_of_zero_sizes_give_empty_results(dtype, shape):
+    x = np.ones(shape, dtype)
+    for kind in ACTIVATIONS:
+        out = np.empty_like(x)
+        _core.activation_forward(kind, x, out)
+        _core.activation_backward(kind, x, out, x, np.empty_like(x))
+    for fn in (_core.softmax, _core.log_softmax):  # nothing to normalize (NumPy's max of no columns fails)
+        fn(x, np.empty_like(x))
+    if shape[1]:
+        out = np.empty(shape, dtype)
+        _core.one_hot(np.zeros(shape[0], np.int64), out)
+        assert out.size == 0
+    _core.gather_rows(x, np.zeros(0, np.int64), np.empty((0, shape[1]), dtype))
+    assert _core.norm_part(x, 2.0) == 0.0 and _core.all_finite(x) is True
+    _core.scale_(x, 2.0)
+    _core.clamp_(x, 1.0)
+    out, mask = np.empty_like(x), np.empty_like(x)
+    _core.dropout_forward(x, 0.5, 1, out, mask)
+    p, g = np.ones(0, dtype), np.ones(0, dtype)
+    _core.adam_step(p, g, np.ones(0, dtype), np.ones(0, dtype), None, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8,
+                    weight_decay=0.0, decoupled_weight_decay=False, maximize=False, step_size=0.1,
+                    bias_correction2_sqrt=1.0)
+    if shape[1]:  # layer norm over zero rows is empty; zero features are an error (tests/test_errors.py)
+        rows = shape[0]
+        _core.layer_norm_forward(x, shape[1], None, None, 1e-5, np.empty_like(x), np.empty(rows, dtype),
+                                 np.empty(rows, dtype))

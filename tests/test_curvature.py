@@ -501,6 +501,7 @@ def test_critical_point_of_a_wide_network_stops_within_its_budget_and_says_so(wi
         if not point.converged:
             assert f"budget of {max_hvps} HVPs" in point.stopped
             assert f"NOT converged: stopped by the {point.stopped}" in str(point)
+            assert "a positive one proves nothing until it converges" in str(point)
     assert not dg.critical_point(model, loss, X, y, max_hvps=40, residual_tolerance=1e-10).converged
     assert dg.critical_point(model, loss, X, y, max_hvps=400).converged
     # the extremes converge within their half; the density's 10 × 100 steps do not fit in the rest
@@ -602,3 +603,23 @@ def test_budget_arguments_are_checked():
         dg.top_eigenvalues(model, loss, X, y, residual_tolerance=2)
     with pytest.raises(ValueError, match="method='full' needs 31 Hessian-vector products"):
         dg.critical_point(model, loss, X, y, method="full", max_hvps=10)
+
+
+def test_lanczos_on_a_spectrum_crowded_at_zero_is_honest_against_the_full_spectrum():
+    # 1,013 parameters, 20 samples: the Hessian has rank at most about 60, the rest is zero.
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((20, 10)), rng.integers(0, 3, 20)
+    model = sp.mlp([10, 30, 20, 3], "tanh", dtype=np.float64, rng=1)
+    loss = sp.CrossEntropyLoss()
+    spectrum = np.linalg.eigvalsh(dg.hessian(model, loss, X, y))
+    rounding = 1e-9 * np.max(np.abs(spectrum))  # the products' own error is about 1e-10
+    for max_hvps in (30, 2000):
+        point = dg.critical_point(model, loss, X, y, method="lanczos", max_hvps=max_hvps)
+        low, high = point.eigenvalues
+        # Ritz values are Rayleigh quotients: inside the spectrum, whatever the convergence ...
+        assert spectrum[0] - rounding <= low <= high <= spectrum[-1] + rounding
+        # ... and each lies within its residual of an eigenvalue.
+        for value, residual in zip(point.eigenvalues, point.residuals):
+            assert np.min(np.abs(spectrum - value)) <= residual + rounding
+        assert point.hvps <= max_hvps
+    assert point.converged and abs(high - spectrum[-1]) <= point.residuals[-1] + rounding

@@ -501,6 +501,9 @@ class CriticalPoint:
         estimate = " (SLQ estimate)" if self.method == "lanczos" else ""
         lines.append(f"  minimum ratio (fraction of positive eigenvalues) {self.minimum_ratio:.3f}{estimate}")
         lines.append("  " + self.convergence())
+        if self.method == "lanczos" and not self.converged:
+            lines.append("  a Ritz value bounds the spectrum from inside: a negative smallest one proves "
+                         "negative curvature, a positive one proves nothing until it converges")
         return "\n".join(lines)
 
 

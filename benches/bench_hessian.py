@@ -1,6 +1,7 @@
 """The doctor's costs: a Hessian-vector product against a gradient evaluation (the issue asks for
 at most about four), and the full Hessian of a ~2,000-parameter network, in float64, with
 PyTorch's double-backward HVP and ``torch.func.hessian`` side by side when torch is installed.
+NumPy's BLAS runs on one thread, as in the doctor's analyses (see ``bench_doctor.py`` for why).
 
     python benches/bench_hessian.py
 """
@@ -13,6 +14,7 @@ import numpy as np
 
 import saddlepoint as sp
 from saddlepoint import diagnose as dg
+from saddlepoint.diagnose.budget import one_blas_thread
 
 from common import interleaved_best, start
 
@@ -64,7 +66,8 @@ def main() -> None:
         if torch is not None:
             gradient, hvp, *_ = torch_case(torch, sizes, X, y, [p.data for p in model.parameters()])
             runs.update({"torch gradient": gradient, "torch hvp": hvp})
-        best = interleaved_best(runs, rounds=3, block=5, warmup=1)
+        with one_blas_thread():  # as the doctor runs them
+            best = interleaved_best(runs, rounds=3, block=5, warmup=1)
         for library in ("saddlepoint", "torch"):
             if f"{library} gradient" in best:
                 g, h = best[f"{library} gradient"], best[f"{library} hvp"]

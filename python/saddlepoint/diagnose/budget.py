@@ -35,6 +35,13 @@ def show_progress(progress) -> bool:
     return bool(progress)
 
 
+def one_blas_thread():
+    """A context in which NumPy's BLAS runs on one thread (see the module's docstring)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class Budget:
     """Counts the work of one analysis against ``max_hvps`` units and ``time_limit`` seconds.
 
@@ -56,9 +63,7 @@ class Budget:
         self._blas = None
 
     def __enter__(self):
-        from threadpoolctl import threadpool_limits
-
-        self._blas = threadpool_limits(limits=1, user_api="blas")
+        self._blas = one_blas_thread()
         if self.show:
             from tqdm import tqdm
 

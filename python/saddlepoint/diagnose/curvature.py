@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from ..trainer import Callback
-from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget
+from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget, one_blas_thread
 from .objective import Objective, vector_to_parameters
 
 #: Models with at most this many parameters get the full Hessian by default.
@@ -53,13 +53,15 @@ def gradient_norm(model, loss, X, y) -> float:
 def hessian_vector_product(model, loss, X, y, v) -> np.ndarray:
     """``H v`` for the mean loss of ``model`` on ``(X, y)``, in float64 (two gradient
     evaluations; see :meth:`Objective.hessian_vector_product`)."""
-    return _objective(model, loss, X, y).hessian_vector_product(v)
+    with one_blas_thread():
+        return _objective(model, loss, X, y).hessian_vector_product(v)
 
 
 def hessian(model, loss, X, y) -> np.ndarray:
     """The full ``(n, n)`` Hessian of the mean loss in float64, in the order of
     ``parameters_to_vector(model)``; ``2n`` gradient evaluations."""
-    return _objective(model, loss, X, y).hessian()
+    with one_blas_thread():
+        return _objective(model, loss, X, y).hessian()
 
 
 @dataclass

@@ -349,7 +349,7 @@ def test_the_next_save_removes_temporary_files_of_killed_writers(tmp_path):
     path = tmp_path / "big.safetensors"
     dead = kill_while_writing(path)
     stale = tmp_path / f".big.safetensors.tmp-{dead}"
-    assert stale.stat().st_size > 0
+    assert stale.exists()  # empty if the kill came right after open: stale all the same
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         live = tmp_path / f".big.safetensors.tmp-{sleeper.pid}"

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
@@ -375,6 +374,22 @@ def test_trainer_checkpointing_removes_temporary_files_of_dead_processes(tmp_pat
     trainer.fit(RNG.standard_normal((16, 6)), RNG.integers(0, 3, 16), epochs=1)
     assert not stale.exists() and (tmp_path / "c.safetensors").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_dead(tmp_path):
+    zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        zombie.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while open(f"/proc/{zombie.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        stale = tmp_path / f".w.safetensors.tmp-{zombie.pid}"
+        stale.write_bytes(b"\0" * 100)
+        sp.save_weights(sp.mlp([3, 2], rng=0), tmp_path / "w.safetensors")
+        assert not stale.exists()
+    finally:
+        zombie.wait()
 
 
 def test_reading_a_folder_or_a_missing_file(tmp_path):

@@ -57,7 +57,8 @@ def _process_alive(pid: int) -> bool:
 def remove_stale_temporaries(path) -> list[Path]:
     """Removes the temporary files ``.<name>.tmp-<pid>`` of ``path`` whose process no longer
     runs (a run killed while writing leaves one, as large as the checkpoint). Files of running
-    processes are kept: they may be writing. Returns the removed paths.
+    processes are kept: they may be writing (so is a dead writer's file whose pid a live
+    process has taken since, until that one ends). Returns the removed paths.
 
     Only on POSIX systems, where a process can be asked whether it runs without signalling it.
     """

@@ -169,7 +169,9 @@ class LRScheduler(_State):
     """Base class. Subclasses implement :meth:`get_lr` from ``self.last_epoch`` and
     ``self.base_lrs`` (each group's rate when the scheduler was created).
 
-    Creating a scheduler sets the rates for step 0.
+    Creating a scheduler sets the rates for step 0. ``state_dict`` holds ``base_lrs``,
+    ``last_epoch`` and the last rates; a subclass with settings of its own adds them, each with
+    its validator, in ``_fields`` (see :class:`StepLR`).
     """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):

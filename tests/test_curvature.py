@@ -623,3 +623,14 @@ def test_lanczos_on_a_spectrum_crowded_at_zero_is_honest_against_the_full_spectr
             assert np.min(np.abs(spectrum - value)) <= residual + rounding
         assert point.hvps <= max_hvps
     assert point.converged and abs(high - spectrum[-1]) <= point.residuals[-1] + rounding
+
+
+def test_full_spectrum_too_slow_for_the_time_limit_hands_over_to_lanczos():
+    model, loss, X, y = trained_small_network(hidden=40)  # 323 parameters: full by default
+    point = dg.critical_point(model, loss, X, y, time_limit=1e-9)
+    # the first 64 columns showed the rest would not fit: Lanczos took over, with one product
+    assert point.method == "lanczos" and point.hvps == 64 + 1 and not point.converged
+    assert point.stopped == "time limit of 1e-09 s" and np.isnan(point.minimum_ratio)
+    assert point.to_dict()["minimum_ratio"] is None and "minimum ratio not estimated" in str(point)
+    with pytest.raises(TimeoutError, match="method='full' would take about"):
+        dg.critical_point(model, loss, X, y, method="full", time_limit=1e-9)

@@ -55,6 +55,7 @@ class Budget:
         self._caps = (self.max_hvps, self.time_limit)  # lowered for a while by portion()
         self._purpose = None  # what the lowered caps are for
         self._refusal = None  # the limit that last refused work
+        self._first = False  # the next batch runs whatever the clock says (see first_batch)
         self.description, self.unit = description, unit
         self.show = show_progress(progress)
         self.used = 0
@@ -104,10 +105,19 @@ class Budget:
     def affordable(self, wanted: int) -> int:
         """How many of ``wanted`` units may run now. The first batch always runs (within
         ``max_hvps``): an analysis stopped by the clock still returns its first estimate."""
-        granted = min(wanted, self._caps[0]) if self.used == 0 else min(wanted, self.left())
+        if self.used == 0 or self._first:
+            granted = min(wanted, self.max_hvps - self.used)
+            self._first = False
+        else:
+            granted = min(wanted, self.left())
         if granted < wanted:
-            self._refusal = self._limit_reached()
+            self._refusal = self._limit_reached(wanted)
         return granted
+
+    def first_batch(self) -> None:
+        """Lets the next batch run whatever the clock says, as the very first one does: for a
+        method that takes over from one abandoned for time."""
+        self._first = True
 
     def allows(self, units: int) -> bool:
         return self.affordable(units) == units
@@ -129,12 +139,12 @@ class Budget:
         self.spend(len(V))
         return result
 
-    def _limit_reached(self) -> str:
-        if self.time_left() <= 0:
-            limit = f"time limit of {self.time_limit:g} s"
-        else:
-            limit = f"budget of {self.max_hvps} {self.unit}s"
-        return limit if self._purpose is None else f"share of the {limit} given to {self._purpose}"
+    def _limit_reached(self, wanted: int = 0) -> str:
+        """The limit that refuses ``wanted`` more units: the whole one, or a portion's share."""
+        time_up = self.time_left() <= 0
+        limit = f"time limit of {self.time_limit:g} s" if time_up else f"budget of {self.max_hvps} {self.unit}s"
+        whole = self.seconds >= self.time_limit if time_up else self.used + wanted > self.max_hvps
+        return limit if self._purpose is None or whole else f"share of the {limit} given to {self._purpose}"
 
     def stop_reason(self) -> str:
         """The limit that stopped the work short."""

@@ -467,6 +467,7 @@ class CriticalPoint:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "density"}
         d["eigenvalues"] = [float(e) for e in self.eigenvalues]
         d["residuals"] = None if self.residuals is None else [float(r) for r in self.residuals]
+        d["minimum_ratio"] = None if math.isnan(self.minimum_ratio) else self.minimum_ratio  # valid JSON
         return d
 
     def to_json(self) -> str:
@@ -501,7 +502,10 @@ class CriticalPoint:
             lines.append(f"  {self.positive} positive, {self.negative} negative, "
                          f"{self.near_zero} near zero")
         estimate = " (SLQ estimate)" if self.method == "lanczos" else ""
-        lines.append(f"  minimum ratio (fraction of positive eigenvalues) {self.minimum_ratio:.3f}{estimate}")
+        if math.isnan(self.minimum_ratio):
+            lines.append("  minimum ratio not estimated: nothing was left of the budget for the SLQ density")
+        else:
+            lines.append(f"  minimum ratio (fraction of positive eigenvalues) {self.minimum_ratio:.3f}{estimate}")
         lines.append("  " + self.convergence())
         if self.method == "lanczos" and not self.converged:
             lines.append("  a Ritz value bounds the spectrum from inside: a negative smallest one proves "
@@ -562,6 +566,7 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
                 if method == "full":
                     raise TimeoutError(f"method='full' would take about {slow.args[0]:.0f} s more, beyond "
                                        f"time_limit={time_limit:g} s; raise it or use 'lanczos'") from None
+                budget.first_batch()  # Lanczos takes over: it gets at least its first product
         if spectrum is None:
             spectrum = _lanczos_spectrum(objective, budget, rtol, residual_tolerance, seed)
     signs, fields_ = spectrum
@@ -591,7 +596,7 @@ def _lanczos_spectrum(objective, budget, rtol, residual_tolerance, seed):
     if budget.left() >= 2:
         density = _density(objective, budget, steps=100, vectors=10, seed=seed)
         stopped = stopped or density.stopped
-    ratio = density.fraction_above(tol) if density is not None else float(high > tol)
+    ratio = density.fraction_above(tol) if density is not None else math.nan  # no budget left for it
     # The extremes bound the spectrum; zeros inside it cannot be counted without all of it.
     signs = (high > tol, low < -tol, not (low > tol or high < -tol))
     return signs, dict(
@@ -651,7 +656,7 @@ def escape_saddle(model, loss, X, y, *, max_step: float | None = None, rtol: flo
                 values, vectors = np.linalg.eigh(_full_hessian(objective, budget))
                 residual = 0.0
             except _TooSlow:
-                pass
+                budget.first_batch()
         if values is None:
             found = _extreme_eigenpairs(objective, budget, "BE", 2, seed, residual_tolerance)
             values, vectors, residual = found.values, found.vectors, float(found.residuals[0])

@@ -632,5 +632,6 @@ def test_full_spectrum_too_slow_for_the_time_limit_hands_over_to_lanczos():
     assert point.method == "lanczos" and point.hvps == 64 + 1 and not point.converged
     assert point.stopped == "time limit of 1e-09 s" and np.isnan(point.minimum_ratio)
     assert point.to_dict()["minimum_ratio"] is None and "minimum ratio not estimated" in str(point)
+    assert point.curvature != "indefinite" and point.headline().endswith("(unconfirmed: Lanczos did not converge)")
     with pytest.raises(TimeoutError, match="method='full' would take about"):
         dg.critical_point(model, loss, X, y, method="full", time_limit=1e-9)

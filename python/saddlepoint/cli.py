@@ -515,7 +515,8 @@ def _diagnose(args, threads: int) -> int:
             ("critical point", f"{critical.headline()} ({critical.method} Hessian, "
                                f"{critical.n_parameters} parameters)"),
             ("gradient norm", f"{critical.gradient_norm:.3g}"),
-            ("minimum ratio", f"{critical.minimum_ratio:.3f}"),
+            ("minimum ratio", "not estimated (no budget left for it)" if math.isnan(critical.minimum_ratio)
+             else f"{critical.minimum_ratio:.3f}"),
             ("Hessian analysis", critical.convergence())]
     if escape is not None:
         rows.append(("saddle escape", str(escape)))

@@ -484,10 +484,15 @@ class CriticalPoint:
         return text
 
     def headline(self) -> str:
-        """What the point is, in a few words that never contradict each other."""
+        """What the point is, in a few words that never contradict each other. Both signs of
+        Ritz values prove indefiniteness; any other answer from an unconverged Lanczos is
+        marked unconfirmed."""
+        proven = self.converged or self.curvature == "indefinite"
+        unconfirmed = "" if proven else " (unconfirmed: Lanczos did not converge)"
         if self.critical:
-            return self.kind
-        return f"not a critical point (gradient norm {self.gradient_norm:.3g}); {self.curvature} curvature"
+            return self.kind + unconfirmed
+        return (f"not a critical point (gradient norm {self.gradient_norm:.3g}); {self.curvature} "
+                f"curvature{unconfirmed}")
 
     def __str__(self) -> str:
         lines = [f"{self.headline()} ({self.method} Hessian from {self.hessian_vector_product} "

@@ -136,3 +136,21 @@ def test_threads_govern_numpys_blas_too(monkeypatch):
     finally:
         saddlepoint.set_num_threads(threads)
     assert seen == [{1}, 1]
+
+
+def test_diagnose_out_of_time_says_what_it_could_not_do(capsys, tmp_path):
+    out = tmp_path / "report"
+    argv = ["diagnose", "--hidden", "64", "--epochs", "2", "--quiet", "--time-limit", "0.001",
+            "--hessian-samples", "200", "--out", str(out)]
+    assert main(argv) == 0
+    result = {k.strip(): v.strip() for k, v in rows(capsys.readouterr().out).items()}
+    report = json.loads((out / "report.json").read_text())
+    point = report["critical_point"]
+    # 4,810 parameters: the full Hessian would not fit, Lanczos got its first product only
+    assert point["method"] == "lanczos" and not point["converged"] and point["minimum_ratio"] is None
+    assert point["stopped"] == "time limit of 0.001 s"
+    check_point_agrees_with_its_row(point, result)
+    assert result["minimum ratio"] == "not estimated (no budget left for it)"
+    assert "unconfirmed" in result["critical point"] or point["curvature"] == "indefinite"
+    assert report["landscape"]["complete"] is False
+    assert "The loss landscape is incomplete" in (out / "report.md").read_text()

@@ -136,7 +136,6 @@ class _Extremes:
     vectors: np.ndarray  # (n, k)
     converged: bool
     stopped: str | None
-    exact: bool = False  # from a full eigendecomposition
 
 
 def _pick(values, which: str, k: int) -> np.ndarray:
@@ -157,7 +156,7 @@ def _extreme_eigenpairs(objective: Objective, budget, which: str, k: int, seed,
     if n <= max(2 * k + 1, 20) and budget.allows(n):  # too small for Lanczos: the full Hessian is cheap
         values, vectors = np.linalg.eigh(_full_hessian(objective, budget))
         picked = _pick(values, which, k)
-        return _Extremes(values[picked], np.zeros(len(picked)), vectors[:, picked], True, None, True)
+        return _Extremes(values[picked], np.zeros(len(picked)), vectors[:, picked], True, None)
 
     def converged(run) -> bool:
         values, residuals, _ = run.ritz()
@@ -174,7 +173,7 @@ def _extreme_eigenpairs(objective: Objective, budget, which: str, k: int, seed,
     values, residuals, S = run.ritz()
     picked = _pick(values, which, k)
     ok = converged(run)
-    stopped = None if ok else (budget.stop_reason() if cut else f"{run.steps} Lanczos steps")
+    stopped = None if ok else (budget.stop_reason() if cut else f"cap of {run.steps} Lanczos steps")
     return _Extremes(values[picked], residuals[picked], run.ritz_vector(S[:, picked]), ok, stopped)
 
 

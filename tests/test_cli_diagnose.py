@@ -154,3 +154,21 @@ def test_diagnose_out_of_time_says_what_it_could_not_do(capsys, tmp_path):
     assert "unconfirmed" in result["critical point"] or point["curvature"] == "indefinite"
     assert report["landscape"]["complete"] is False
     assert "The loss landscape is incomplete" in (out / "report.md").read_text()
+
+
+def test_diagnose_checks_its_run_folder_and_memory_before_training(capsys, tmp_path, monkeypatch):
+    import saddlepoint.diagnose as diagnose
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("diagnose trained before refusing its inputs")
+
+    monkeypatch.setattr(diagnose, "guide", no_training)
+    a_file = tmp_path / "report"
+    a_file.write_text("not a folder")
+    assert main(["diagnose", "--data", "iris", "--quiet", "--out", str(a_file)]) == 2
+    assert "is an existing file, not a folder" in capsys.readouterr().err
+    assert main(["diagnose", "--data", "iris", "--quiet", "--larger", "1000000,1000000",
+                 "--out", str(tmp_path / "fresh")]) == 2
+    error = capsys.readouterr().err
+    assert "--larger 1000000,1000000 makes a network of" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "fresh").exists()

@@ -264,7 +264,7 @@ def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:,.1f} GiB"
 
 
-def check_model_memory(sizes: list[int], args) -> None:
+def check_model_memory(sizes: list[int], args, option: str = "--hidden") -> None:
     """Refuses, before anything is allocated, a network whose weights, gradients, optimizer
     state (and best weights kept by early stopping) do not fit in the available memory."""
     n_parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
@@ -274,7 +274,7 @@ def check_model_memory(sizes: list[int], args) -> None:
     needed = 4 * (copies * n_parameters + activations) + 8 * largest  # float32; float64 initial draw
     available = available_memory()
     if available is not None and needed > available:
-        raise UsageError(f"--hidden {','.join(map(str, sizes[1:-1]))} makes a network of "
+        raise UsageError(f"{option} {','.join(map(str, sizes[1:-1]))} makes a network of "
                          f"{n_parameters:,} parameters that needs about {_gib(needed)} of memory; "
                          f"{_gib(available)} is available")
 
@@ -484,9 +484,13 @@ def _diagnose(args, threads: int) -> int:
             raise UsageError(f"--test {args.test} has {X_test.shape[1]} feature columns, --data has {X.shape[1]}")
         test = (X_test, y_test)
     X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification, test)
+    fit_samples(y_train, args, classification)
     n_in = X.shape[1]
     n_out = len(np.unique(np.concatenate([y_train, y_test]))) if classification else 1
     larger_hidden = args.larger if args.larger is not None else [*args.hidden, (args.hidden or [64])[-1]]
+    check_model_memory([n_in, *args.hidden, n_out], args)
+    check_model_memory([n_in, *larger_hidden, n_out], args, "--larger")
+    out = prepare_out_dir(args.out, "diagnose")
     model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
     print(f"diagnosing {args.data} ({task}): layers {[n_in, *args.hidden, n_out]} against a linear model "
           f"and layers {[n_in, *larger_hidden, n_out]}, {args.optimizer} lr {args.lr}, {args.epochs} "
@@ -507,7 +511,6 @@ def _diagnose(args, threads: int) -> int:
     escape = None
     if critical.kind == "saddle point":  # a kind only a critical point gets
         escape = diagnose.escape_saddle(*analysed, max_hvps=args.max_hvps, seed=args.seed, **limits)
-    out = args.out or Path("runs") / time.strftime("diagnose-%Y%m%d-%H%M%S")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     diagnose.write_report(out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape,
                           landscape, config)

@@ -6,7 +6,8 @@ use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use saddlepoint_kernels::{gather, Float};
 
-/// `out = x[indices]` for the rows of a 2-D `x`, into a preallocated `out`.
+/// `out = x[indices]` for the rows of a 2-D `x`, into a preallocated `out`. No indices or no
+/// columns: an empty `out` (indices are still checked against the rows).
 #[pyfunction]
 pub fn gather_rows(
     py: Python<'_>,

@@ -49,7 +49,8 @@ fn elementwise_any(
     }
 }
 
-/// Mean squared error; writes d(loss)/d(input) into `grad_input` and returns the loss.
+/// Mean squared error; writes d(loss)/d(input) into `grad_input` and returns the loss. Every
+/// mean loss of no elements (no rows or no classes for cross-entropy) is a ValueError.
 #[pyfunction]
 pub fn mse_loss(
     py: Python<'_>,
@@ -180,13 +181,13 @@ fn softmax_typed<'py, T: Float + Element>(
     args.run(|| loss::softmax(xs, cols, log, os))
 }
 
-/// Row-wise softmax of a 2-D array into `out`.
+/// Row-wise softmax of a 2-D array into `out` (no rows or no columns: an empty `out`).
 #[pyfunction]
 pub fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> Result<(), Error> {
     softmax_any(py, x, out, false)
 }
 
-/// Row-wise log-softmax of a 2-D array into `out`.
+/// Row-wise log-softmax of a 2-D array into `out` (no rows or no columns: an empty `out`).
 #[pyfunction]
 pub fn log_softmax(
     py: Python<'_>,

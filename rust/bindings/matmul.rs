@@ -25,6 +25,7 @@ fn dense_shape(x: &[usize], weight: &[usize]) -> Result<DenseShape, Error> {
 }
 
 /// `out = x @ weight.T + bias` for `x` (batch, in), `weight` (out, in), `bias` (out,) or None.
+/// No input features: `out = bias` (or zeros); no rows or outputs: an empty `out`.
 #[pyfunction]
 #[pyo3(signature = (x, weight, bias, out))]
 pub fn dense_forward(

@@ -32,6 +32,7 @@ fn norm_shape(x: &[usize]) -> Result<NormShape, Error> {
 }
 
 /// Each channel's batch mean and biased variance into `mean` and `var` (shape (channels,)).
+/// No channels: nothing to write; channels with no values (zero batch or length): ValueError.
 #[pyfunction]
 pub fn batch_norm_statistics(py: Python<'_>, x: Arg, mean: Arg, var: Arg) -> Result<(), Error> {
     dispatch_float!(x, "x", statistics_typed(py, x, mean, var))
@@ -59,6 +60,7 @@ fn statistics_typed<'py, T: Float + Element>(
 
 /// Training-mode batch norm forward: statistics, running-statistics update (when given, with
 /// `r = (1 − factor)·r + factor·batch`), normalization; writes `out`, `save_mean`, `save_invstd`.
+/// Zero sizes as `batch_norm_statistics`; a rejected call writes nothing.
 #[pyfunction]
 #[pyo3(signature = (x, weight, bias, eps, factor, running_mean, running_var, out, save_mean, save_invstd))]
 #[allow(clippy::too_many_arguments)]
@@ -147,7 +149,8 @@ fn train_typed<'py, T: Float + Element>(
     args.run(|| norm::batch_norm_forward_train(xs, shape, ws, bs, eps, running, os, ms, ss))
 }
 
-/// `out = (x − mean)·invstd·weight + bias` per channel; weight and bias may be None.
+/// `out = (x − mean)·invstd·weight + bias` per channel; weight and bias may be None. Zero sizes:
+/// an empty `out`.
 #[pyfunction]
 pub fn batch_norm_normalize(
     py: Python<'_>,
@@ -235,6 +238,7 @@ impl<'py, T: Element> NormBackward<'py, T> {
 }
 
 /// Backward pass of batch norm; `batch_stats` says whether the forward used batch statistics.
+/// Zero channels or no values per channel: `grad_weight`/`grad_bias` unchanged (sums of nothing).
 #[pyfunction]
 #[pyo3(signature = (x, grad_output, mean, invstd, weight, batch_stats, grad_input, grad_weight, grad_bias))]
 #[allow(clippy::too_many_arguments)]
@@ -299,7 +303,8 @@ fn layer_rows(x: &[usize], features: usize) -> Result<usize, Error> {
     Ok(total / features)
 }
 
-/// Layer norm over the last `features` values of each row; writes `out`, `mean`, `invstd`.
+/// Layer norm over the last `features` values of each row; writes `out`, `mean`, `invstd`. Zero
+/// rows: empty results; zero features: ValueError.
 #[pyfunction]
 #[pyo3(signature = (x, features, weight, bias, eps, out, mean, invstd))]
 #[allow(clippy::too_many_arguments)]

@@ -28,10 +28,22 @@ def float_dtype(dtype) -> np.dtype:
 
 
 def positive_int(name: str, value) -> int:
-    """Checks that ``value`` is an integer >= 1 and returns it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    """Checks that ``value`` is an integer in [1, 2**63) and returns it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value < 2**63:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def finite_float(name: str, value) -> float:
+    """``value`` as a finite float, or a ValueError naming it (an int beyond float range too)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 def as_layer_input(x, dtype: np.dtype, name: str = "x") -> np.ndarray:
@@ -439,9 +451,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        if not math.isfinite(negative_slope):
-            raise ValueError(f"negative_slope must be finite, got {negative_slope}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = finite_float("negative_slope", negative_slope)
 
     def _slope(self) -> float:
         return self.negative_slope
@@ -477,7 +487,7 @@ class BatchNorm1d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, *, dtype=np.float32):
         self.num_features = positive_int("num_features", num_features)
-        if not (isinstance(eps, (int, float)) and eps > 0):
+        if not (isinstance(eps, (int, float)) and eps > 0 and finite_float("eps", eps)):
             raise ValueError(f"eps must be a number > 0, got {eps!r}")
         if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
             raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
@@ -559,7 +569,7 @@ class LayerNorm(Module):
         if not shape:
             raise ValueError("normalized_shape must not be empty")
         self.normalized_shape = tuple(positive_int("normalized_shape", d) for d in shape)
-        if not (isinstance(eps, (int, float)) and eps > 0):
+        if not (isinstance(eps, (int, float)) and eps > 0 and finite_float("eps", eps)):
             raise ValueError(f"eps must be a number > 0, got {eps!r}")
         self.eps = float(eps)
         dtype = float_dtype(dtype)

@@ -180,7 +180,10 @@ class CrossEntropyLoss(Loss):
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         if weight is not None:
-            weight = np.array(weight, dtype=np.float64)
+            try:
+                weight = np.array(weight, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"weight must be a 1-D array of finite values >= 0, got {weight!r}") from None
             if weight.ndim != 1 or not np.all(np.isfinite(weight)) or np.any(weight < 0):
                 raise ValueError(f"weight must be a 1-D array of finite values >= 0, got {weight}")
         self.weight = weight

@@ -419,6 +419,8 @@ class OneCycleLR(LRScheduler):
                  base_momentum: float = 0.85, max_momentum: float = 0.95,
                  div_factor: float = 25.0, final_div_factor: float = 1e4,
                  three_phase: bool = False, last_epoch: int = -1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a saddlepoint Optimizer, got {type(optimizer).__name__}")
         self.total_steps = _positive_int("total_steps", total_steps)
         _open_unit("pct_start", pct_start)
         self.anneal_strategy = _choice("cos", "linear")("anneal_strategy", anneal_strategy)

@@ -264,36 +264,13 @@ class PublicSweep:
         self.sweep_schedulers()
 
 
-# Defects this sweep found in files other engineers own, reported to them; each must still fail
-# here (a fixed one must be removed, so the list cannot go stale).
-KNOWN = [  # (label prefix, exception): hostile ints of 400 digits where a float is expected
-    ("Dense(in_features=10000", "OverflowError"),
-    ("LeakyReLU(negative_slope=10000", "OverflowError"),
-    ("LeakyReLU(negative_slope=-1000", "OverflowError"),
-    ("LayerNorm(eps=10000", "OverflowError"),
-    ("BatchNorm1d(eps=10000", "OverflowError"),
-    ("CrossEntropyLoss(weight=10000", "OverflowError"),
-    ("CrossEntropyLoss(weight=-1000", "OverflowError"),
-    ("OneCycleLR(optimizer=None)", "AttributeError"),
-]
-
-
-def _is_known(failure, known):
-    return failure.startswith(known[0]) and f": {known[1]}: " in failure
-
-
 def main():
     sweep = PublicSweep()
     sweep.run()
-    failures = [f for f in sweep.failures if not any(_is_known(f, k) for k in KNOWN)]
-    fixed = [k for k in KNOWN if not any(_is_known(f, k) for f in sweep.failures)]
-    for failure in failures:
+    for failure in sweep.failures:
         print("FAIL", failure)
-    for known in fixed:
-        print("FAIL fixed, remove it from KNOWN:", known)
-    print(f"known defects still present: {len(KNOWN) - len(fixed)}")
     print(f"cases {sweep.cases}")
-    return 1 if failures or fixed else 0
+    return 1 if sweep.failures else 0
 
 
 if __name__ == "__main__":

@@ -128,6 +128,20 @@ class PublicSweep:
                     fresh.forward(x)
                     self.call(f"{name}(train={training}) backward [{label}]", lambda: fresh.backward(bad), fresh)
 
+    def sweep_zero_sizes(self):
+        """Empty batches for every layer, and empty lengths for batch norm on (N, C, L) data."""
+        for name, make in self.layers().items():
+            shapes = [(0, 4)] + ([(2, 4, 0), (0, 4, 3), (2, 4, 3)] if name == "BatchNorm1d" else [])
+            for training in (True, False):
+                for shape in shapes:
+                    layer = make().train(training)
+                    dtype = next((p.dtype for p in layer.parameters()), np.dtype(np.float32))
+                    x = np.ones(shape, dtype)
+                    y = self.call(f"{name}(train={training}) forward {shape}", lambda: layer.forward(x), layer)
+                    if y is not None:
+                        self.call(f"{name}(train={training}) backward {shape}",
+                                  lambda: layer.backward(np.ones_like(y)), layer)
+
     def sweep_constructors(self):
         import saddlepoint as sp
 
@@ -258,6 +272,7 @@ class PublicSweep:
 
     def run(self):
         self.sweep_layers()
+        self.sweep_zero_sizes()
         self.sweep_constructors()
         self.sweep_losses()
         self.sweep_optimizers()

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import as_strided
 
 import saddlepoint as sp
 from saddlepoint import _core, losses

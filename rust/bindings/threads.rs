@@ -1,18 +1,33 @@
 //! Bindings of the thread-pool controls.
 
+use super::arrays::Args;
+use super::scalars;
 use crate::error::Error;
 use pyo3::prelude::*;
 use saddlepoint_kernels::parallel;
 
-/// Sets the number of threads the kernels use (at least 1). The thread that first starts the
-/// kernels' threads (normally Python's main thread) works as one of them; after a parallel
-/// kernel the others spin for up to 0.2 ms waiting for the next one, then sleep.
+/// Sets the number of threads the kernels use: from 1 to 4 per available core, at least 64.
+/// The thread that first starts the kernels' threads (normally Python's main thread) works as
+/// one of them; after a parallel kernel the others spin for up to 0.2 ms waiting for the next
+/// one, then sleep. Threads of a count no longer in use end.
 #[pyfunction]
-pub fn set_num_threads(py: Python<'_>, n: i64) -> Result<(), Error> {
+pub fn set_num_threads(
+    py: Python<'_>,
+    #[pyo3(from_py_with = scalars::int64)] n: i64,
+) -> Result<(), Error> {
+    let max = parallel::max_threads();
     let n = usize::try_from(n)
-        .map_err(|_| Error::Value(format!("n must be a positive number of threads, got {n}")))?;
-    py.detach(|| parallel::set_num_threads(n))?;
-    Ok(())
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            Error::Value(format!(
+                "n must be a number of threads from 1 to {max} ({} per available core, at \
+                 least {}), got {n}",
+                parallel::MAX_THREADS_PER_CORE,
+                parallel::MAX_THREADS_FLOOR
+            ))
+        })?;
+    Args::new(py, "set_num_threads").run(|| parallel::set_num_threads(n))
 }
 
 /// The number of threads the kernels use.

@@ -9,8 +9,8 @@ use crate::KernelError;
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Below this many elements a cheap elementwise loop (ReLU, scaling) runs on the calling thread.
@@ -20,11 +20,128 @@ use std::time::{Duration, Instant};
 /// warm, from about 256k.
 pub const PAR_MIN_ELEMENTS: usize = 1 << 17;
 
-/// The pools built so far, by thread count, and the count in use (0 until chosen: one per core).
-/// Pools are kept once built, so switching back to a thread count reuses its threads, and the
-/// thread that joined a pool (see [`build_pool`]) stays a member of a pool in use.
-static POOLS: RwLock<Vec<(usize, Arc<ThreadPool>)>> = RwLock::new(Vec::new());
+/// [`set_num_threads`] accepts up to this many threads per available core ...
+pub const MAX_THREADS_PER_CORE: usize = 4;
+/// ... and at least this many on any machine.
+pub const MAX_THREADS_FLOOR: usize = 64;
+
+/// The most threads [`set_num_threads`] accepts: [`MAX_THREADS_PER_CORE`] per available core,
+/// at least [`MAX_THREADS_FLOOR`]. More threads than cores only take turns on them; the margin
+/// leaves room to experiment, and the bound keeps a typo from starting thousands of threads.
+pub fn max_threads() -> usize {
+    (MAX_THREADS_PER_CORE * cores()).max(MAX_THREADS_FLOOR)
+}
+
+/// The cores this process may use, asked once (`available_parallelism` reads cgroup files, tens
+/// of µs per call). An atomic, not a `OnceLock`: a child forked while another thread of the
+/// parent was filling a `OnceLock` would wait for it forever.
+fn cores() -> usize {
+    static CORES: AtomicUsize = AtomicUsize::new(0);
+    match CORES.load(Ordering::Relaxed) {
+        0 => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            CORES.store(cores, Ordering::Relaxed);
+            cores
+        }
+        cores => cores,
+    }
+}
+
+/// The thread count chosen by [`set_num_threads`] (0 until chosen: one per core).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// A rayon pool and the bookkeeping of the kernels running in it.
+struct Pool {
+    threads: usize,
+    rayon: ThreadPool,
+    kernels: Arc<KernelCounts>,
+}
+
+/// Counts of the kernels entering a pool (a thread kept warm by [`spin_until_next_kernel`]
+/// stops spinning when it changes) and of those in it now (more than one when called from
+/// several Python threads, or nested).
+#[derive(Default)]
+struct KernelCounts {
+    started: AtomicUsize,
+    running: AtomicUsize,
+}
+
+/// The pools of one process: at most two, so changing the thread count never leaves threads
+/// behind. The calling thread joins the first pool it builds (see [`build_pool`]) and can never
+/// leave it, so that pool is kept; a pool of any other count is replaced when the count changes,
+/// and its threads end once no kernel runs in it (a running kernel holds its `Arc`).
+#[derive(Default)]
+struct PoolSet {
+    joined: Option<Arc<Pool>>,
+    other: Option<Arc<Pool>>,
+}
+
+/// The pools of the process `pid`. A forked child (multiprocessing's default on Linux) inherits
+/// its parent's, but none of their threads, and with them any lock another thread of the parent
+/// held at the fork, never to be released there: the child never touches them and starts its
+/// own (this lock was once an `RwLock` that every kernel read: a child forked during such a read
+/// waited forever for it, about 1 child in 25 under load).
+struct ProcessPools {
+    pid: u32,
+    pools: Mutex<PoolSet>,
+}
+
+/// The current process's [`ProcessPools`], leaked: never freed, so a reference to it stays valid
+/// for the life of the process. A child leaves its parent's leaked too: dropping the pools in it
+/// would signal threads that do not exist there, and could wait on a lock the parent held.
+static PROCESS_POOLS: AtomicPtr<ProcessPools> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The pools of process `pid` (the caller's), made on first use in each process.
+fn process_pools(pid: u32) -> &'static ProcessPools {
+    loop {
+        let current = PROCESS_POOLS.load(Ordering::Acquire);
+        // SAFETY: PROCESS_POOLS only ever holds null or a pointer from `Box::leak`, which is
+        // never freed.
+        if let Some(pools) = unsafe { current.as_ref() } {
+            if pools.pid == pid {
+                return pools;
+            }
+        }
+        let fresh = Box::new(ProcessPools {
+            pid,
+            pools: Mutex::new(PoolSet::default()),
+        });
+        let fresh: *mut ProcessPools = Box::leak(fresh);
+        if PROCESS_POOLS
+            .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Another thread of this process made them first: use those.
+            // SAFETY: `fresh` came from `Box::leak` above and was never shared.
+            drop(unsafe { Box::from_raw(fresh) });
+        }
+    }
+}
+
+impl ProcessPools {
+    /// The pool of `threads` threads, built if there is none: the joined pool if it has that
+    /// count, else the other one, replacing (and so ending) the other pool of an older count.
+    fn pool_of(&self, threads: usize) -> Result<Arc<Pool>, KernelError> {
+        let mut set = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(joined) = set.joined.as_ref().filter(|p| p.threads == threads) {
+            let joined = Arc::clone(joined);
+            set.other = None;
+            return Ok(joined);
+        }
+        if let Some(other) = set.other.as_ref().filter(|p| p.threads == threads) {
+            return Ok(Arc::clone(other));
+        }
+        let (pool, joined) = build_pool(threads, set.joined.is_none())?;
+        let pool = Arc::new(pool);
+        if joined {
+            set.joined = Some(Arc::clone(&pool));
+            set.other = None;
+        } else {
+            set.other = Some(Arc::clone(&pool));
+        }
+        Ok(pool)
+    }
+}
 
 fn builder(threads: usize) -> ThreadPoolBuilder {
     ThreadPoolBuilder::new()
@@ -32,34 +149,32 @@ fn builder(threads: usize) -> ThreadPoolBuilder {
         .thread_name(|i| format!("saddlepoint-{i}"))
 }
 
-/// A pool of `threads` threads. The calling thread (normally Python's) joins the first pool it
-/// builds as one of its threads, so a kernel called from it runs there directly and does its
-/// own share of the work, instead of handing everything to a pool thread and sleeping until
-/// it is done: each such hand-off wakes a sleeping thread, which measured 100–250 µs per kernel
-/// on a 2-core virtual machine, as much as a batch-32 layer's whole product. A thread can be a
-/// member of one pool only (rayon cannot take it out again), so later pools start all their
-/// threads.
-fn build_pool(threads: usize) -> Result<Arc<ThreadPool>, KernelError> {
-    if threads > 1 && rayon::current_thread_index().is_none() {
-        if let Ok(pool) = builder(threads).use_current_thread().build() {
+/// A pool of `threads` threads, and whether the calling thread joined it. The calling thread
+/// (normally Python's) joins the first pool it builds as one of its threads, when `may_join`
+/// (no thread joined one yet in this process), so a kernel called from it runs there directly
+/// and does its own share of the work, instead of handing everything to a pool thread and
+/// sleeping until it is done: each such hand-off wakes a sleeping thread, which measured
+/// 100–250 µs per kernel on a 2-core virtual machine, as much as a batch-32 layer's whole
+/// product. A thread can be a member of one pool only (rayon cannot take it out again), so
+/// later pools start all their threads.
+fn build_pool(threads: usize, may_join: bool) -> Result<(Pool, bool), KernelError> {
+    let pool = |rayon, joined| {
+        let kernels = Arc::new(KernelCounts::default());
+        Ok((Pool { threads, rayon, kernels }, joined))
+    };
+    if may_join && threads > 1 && rayon::current_thread_index().is_none() {
+        if let Ok(rayon) = builder(threads).use_current_thread().build() {
             JOINED_IN.with(|pid| pid.set(std::process::id()));
-            return Ok(Arc::new(pool));
+            return pool(rayon, true);
         }
     }
-    builder(threads).build().map(Arc::new).map_err(|e| {
-        KernelError::value("num_threads", format!("cannot start the thread pool: {e}"))
-    })
-}
-
-/// The cores this process may use, asked once: `available_parallelism` reads cgroup files,
-/// tens of µs per call.
-fn default_threads() -> usize {
-    static CORES: OnceLock<usize> = OnceLock::new();
-    *CORES.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
+    match builder(threads).build() {
+        Ok(rayon) => pool(rayon, false),
+        Err(e) => Err(KernelError::value(
+            "num_threads",
+            format!("cannot start the thread pool: {e}"),
+        )),
+    }
 }
 
 thread_local! {
@@ -76,74 +191,38 @@ fn joined_before_fork(pid: u32) -> bool {
     joined != 0 && joined != pid
 }
 
-/// The process the pools were built in.
-static POOLS_PID: AtomicU32 = AtomicU32::new(0);
-
-/// The pool of `threads` threads in process `pid`, built on first use.
-fn pool_of(threads: usize, pid: u32) -> Result<Arc<ThreadPool>, KernelError> {
-    let find = |pools: &Vec<(usize, Arc<ThreadPool>)>| {
-        pools
-            .iter()
-            .find(|(n, _)| *n == threads)
-            .map(|(_, p)| Arc::clone(p))
-    };
-    if POOLS_PID.load(Ordering::Relaxed) == pid {
-        if let Some(pool) = find(&POOLS.read().unwrap_or_else(|e| e.into_inner())) {
-            return Ok(pool);
-        }
-    }
-    let mut pools = POOLS.write().unwrap_or_else(|e| e.into_inner());
-    if POOLS_PID.swap(pid, Ordering::Relaxed) != pid {
-        // A forked child (multiprocessing's default on Linux) inherits the pools but not their
-        // threads: work sent to them would wait forever. Leave them be (dropping them would
-        // signal threads that do not exist here) and start new ones.
-        std::mem::forget(std::mem::take(&mut *pools));
-    }
-    if let Some(pool) = find(&pools) {
-        return Ok(pool);
-    }
-    let pool = build_pool(threads)?;
-    pools.push((threads, Arc::clone(&pool)));
-    Ok(pool)
-}
-
 /// The pool in use: one thread per available core unless [`set_num_threads`] chose otherwise.
 /// `None` only if the operating system refuses to start threads; callers then run serially.
-fn pool() -> Option<Arc<ThreadPool>> {
+fn pool() -> Option<Arc<Pool>> {
     let pid = std::process::id();
     if joined_before_fork(pid) {
         return None;
     }
     let threads = match THREADS.load(Ordering::Relaxed) {
-        0 => default_threads(),
+        0 => cores(),
         n => n,
     };
-    pool_of(threads, pid).ok()
+    process_pools(pid).pool_of(threads).ok()
 }
 
-/// Sets the number of threads the kernels use (at least 1).
+/// Sets the number of threads the kernels use: from 1 to [`max_threads`].
 pub fn set_num_threads(threads: usize) -> Result<(), KernelError> {
-    if threads == 0 {
+    let max = max_threads();
+    if threads == 0 || threads > max {
         return Err(KernelError::value(
             "num_threads",
-            "must be at least 1, got 0",
+            format!("must be from 1 to {max}, got {threads}"),
         ));
     }
-    pool_of(threads, std::process::id())?;
+    process_pools(std::process::id()).pool_of(threads)?;
     THREADS.store(threads, Ordering::Relaxed);
     Ok(())
 }
 
 /// The number of threads the kernels use.
 pub fn num_threads() -> usize {
-    pool().map_or(1, |p| p.current_num_threads())
+    pool().map_or(1, |p| p.threads)
 }
-
-/// Counts kernels entering the pool; a thread kept warm by [`spin_until_next_kernel`] stops
-/// spinning when it changes.
-static KERNELS_STARTED: AtomicUsize = AtomicUsize::new(0);
-/// Kernels in the pool now (more than one when called from several Python threads, or nested).
-static KERNELS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 /// How long pool threads keep spinning after a kernel, waiting for the next one.
 const WARM_FOR: Duration = Duration::from_micros(200);
@@ -157,49 +236,50 @@ const WARM_FOR: Duration = Duration::from_micros(200);
 /// with the caller joining the pool, a batch-32 step of a 784-512-256-10 network went from
 /// 1.31 to 0.78 ms, where two threads had been no faster than one.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    match pool() {
-        Some(p) => {
-            // Counted as running before it counts as started, so a kernel ending meanwhile
-            // never sees the pool idle and leaves spinners that this one would not stop.
-            let running = Running::start();
-            let started = KERNELS_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
-            let result = p.install(f);
-            drop(running);
-            // Only when the pool goes idle (a kernel called inside another must not leave a
-            // spinner for the outer one's threads to pick up while they wait), and at most one
-            // spinner fewer than the cores, so the caller keeps a core to itself.
-            if KERNELS_RUNNING.load(Ordering::Relaxed) == 0 {
-                for _ in 1..p.current_num_threads().min(default_threads()) {
-                    p.spawn(move || spin_until_next_kernel(started));
-                }
-            }
-            result
+    let Some(pool) = pool() else {
+        return f();
+    };
+    let kernels = &pool.kernels;
+    // Counted as running before it counts as started, so a kernel ending meanwhile never sees
+    // the pool idle and leaves spinners that this one would not stop.
+    let running = Running::start(kernels);
+    let started = kernels.started.fetch_add(1, Ordering::Relaxed) + 1;
+    let result = pool.rayon.install(f);
+    drop(running);
+    // Only when the pool goes idle (a kernel called inside another must not leave a spinner
+    // for the outer one's threads to pick up while they wait), and at most one spinner fewer
+    // than the cores, so the caller keeps a core to itself.
+    if kernels.running.load(Ordering::Relaxed) == 0 {
+        for _ in 1..pool.threads.min(cores()) {
+            let kernels = Arc::clone(kernels);
+            pool.rayon
+                .spawn(move || spin_until_next_kernel(&kernels, started));
         }
-        None => f(),
+    }
+    result
+}
+
+/// A kernel counted in [`KernelCounts::running`] until dropped, even if the kernel panics.
+struct Running<'a>(&'a KernelCounts);
+
+impl<'a> Running<'a> {
+    fn start(kernels: &'a KernelCounts) -> Self {
+        kernels.running.fetch_add(1, Ordering::Relaxed);
+        Running(kernels)
     }
 }
 
-/// A kernel counted in [`KERNELS_RUNNING`] until dropped, even if the kernel panics.
-struct Running;
-
-impl Running {
-    fn start() -> Self {
-        KERNELS_RUNNING.fetch_add(1, Ordering::Relaxed);
-        Running
-    }
-}
-
-impl Drop for Running {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
-        KERNELS_RUNNING.fetch_sub(1, Ordering::Relaxed);
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-fn spin_until_next_kernel(started: usize) {
+fn spin_until_next_kernel(kernels: &KernelCounts, started: usize) {
     let deadline = Instant::now() + WARM_FOR;
     loop {
         for _ in 0..64 {
-            if KERNELS_STARTED.load(Ordering::Relaxed) != started {
+            if kernels.started.load(Ordering::Relaxed) != started {
                 return;
             }
             std::hint::spin_loop();
@@ -342,7 +422,8 @@ mod tests {
     }
 
     #[test]
-    fn zero_threads_is_an_error() {
+    fn thread_counts_out_of_range_are_errors() {
         assert!(set_num_threads(0).is_err());
+        assert!(set_num_threads(max_threads() + 1).is_err());
     }
 }

@@ -57,6 +57,16 @@ struct Pool {
     kernels: Arc<KernelCounts>,
 }
 
+impl Pool {
+    fn new(threads: usize, rayon: ThreadPool) -> Self {
+        Pool {
+            threads,
+            rayon,
+            kernels: Arc::default(),
+        }
+    }
+}
+
 /// Counts of the kernels entering a pool (a thread kept warm by [`spin_until_next_kernel`]
 /// stops spinning when it changes) and of those in it now (more than one when called from
 /// several Python threads, or nested).
@@ -158,18 +168,14 @@ fn builder(threads: usize) -> ThreadPoolBuilder {
 /// product. A thread can be a member of one pool only (rayon cannot take it out again), so
 /// later pools start all their threads.
 fn build_pool(threads: usize, may_join: bool) -> Result<(Pool, bool), KernelError> {
-    let pool = |rayon, joined| {
-        let kernels = Arc::new(KernelCounts::default());
-        Ok((Pool { threads, rayon, kernels }, joined))
-    };
     if may_join && threads > 1 && rayon::current_thread_index().is_none() {
         if let Ok(rayon) = builder(threads).use_current_thread().build() {
             JOINED_IN.with(|pid| pid.set(std::process::id()));
-            return pool(rayon, true);
+            return Ok((Pool::new(threads, rayon), true));
         }
     }
     match builder(threads).build() {
-        Ok(rayon) => pool(rayon, false),
+        Ok(rayon) => Ok((Pool::new(threads, rayon), false)),
         Err(e) => Err(KernelError::value(
             "num_threads",
             format!("cannot start the thread pool: {e}"),

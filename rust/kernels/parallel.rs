@@ -77,9 +77,10 @@ struct KernelCounts {
 }
 
 /// The pools of one process: at most two, so changing the thread count never leaves threads
-/// behind. The calling thread joins the first pool it builds (see [`build_pool`]) and can never
-/// leave it, so that pool is kept; a pool of any other count is replaced when the count changes,
-/// and its threads end once no kernel runs in it (a running kernel holds its `Arc`).
+/// behind. The first thread to build a pool of several threads joins it (see [`build_pool`])
+/// and can never leave it, so that pool is kept; a pool of any other count is replaced when the
+/// count changes, and its threads end once no kernel runs in it (a running kernel holds its
+/// `Arc`).
 #[derive(Default)]
 struct PoolSet {
     joined: Option<Arc<Pool>>,
@@ -89,8 +90,9 @@ struct PoolSet {
 /// The pools of the process `pid`. A forked child (multiprocessing's default on Linux) inherits
 /// its parent's, but none of their threads, and with them any lock another thread of the parent
 /// held at the fork, never to be released there: the child never touches them and starts its
-/// own (this lock was once an `RwLock` that every kernel read: a child forked during such a read
-/// waited forever for it, about 1 child in 25 under load).
+/// own (this lock was once an `RwLock` that every kernel read: a child forked while another
+/// thread was preempted inside such a read waited forever for it; 1 child in 20 to 25 forked
+/// while another thread called `set_num_threads` in a loop, on a loaded machine).
 struct ProcessPools {
     pid: u32,
     pools: Mutex<PoolSet>,

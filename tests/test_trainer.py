@@ -209,6 +209,23 @@ def test_an_update_that_overflows_the_weights_is_named_at_the_next_batch():
         trainer.fit(X, X[:, :1] + 100, epochs=1)
 
 
+def test_a_last_batch_of_one_under_batch_norm_is_refused_before_any_update():
+    """It failed at the last batch, after the epoch's other updates had changed the model."""
+    model = sp.Sequential(sp.Dense(4, 8, rng=0), sp.BatchNorm1d(8), sp.ReLU(), sp.Dense(8, 2, rng=1))
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.1),
+                         batch_size=32, verbose=0)
+    X, y = np.random.default_rng(0).standard_normal((33, 4)), np.arange(33) % 2
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="leaves a last batch of 1 of the 33 training samples"):
+        trainer.fit(X, y, epochs=1)
+    assert trainer.epoch == 0
+    for name, array in model.state_dict().items():
+        np.testing.assert_array_equal(array, before[name])
+    trainer.drop_last = True  # the way out the message names
+    trainer.fit(X, y, epochs=1)
+    assert trainer.epoch == 1
+
+
 def test_drop_last_with_fewer_samples_than_a_batch_is_refused():
     """It divided by zero: no batch, no loss. PyTorch's DataLoader gives no batch; fit refuses."""
     model = sp.mlp([2, 2], rng=0)

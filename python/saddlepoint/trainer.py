@@ -334,6 +334,7 @@ class Trainer:
         if self.drop_last and len(X) < self.batch_size:
             raise ValueError(f"batch_size must be at most the {len(X)} training samples with "
                              f"drop_last=True, got {self.batch_size}: every batch would be dropped")
+        self._check_last_batch(len(X), X.ndim)
         batches = _Batches(X, y)
         self.stop_training = False
         for cb in self.callbacks:
@@ -358,6 +359,20 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
+
+    def _check_last_batch(self, n_samples: int, ndim: int) -> None:
+        """Refuses, before any update, an epoch whose last batch would hold one sample of 2-D
+        data while a batch-norm layer trains: it cannot normalize one value per channel, and
+        would fail mid-epoch after the other batches' updates (PyTorch fails there too)."""
+        from .layers import BatchNorm1d
+
+        if self.drop_last or ndim != 2 or n_samples % self.batch_size != 1:
+            return
+        if any(isinstance(m, BatchNorm1d) and m.training for _, m in _modules(self.model)):
+            raise ValueError(
+                f"batch_size {self.batch_size} leaves a last batch of 1 of the {n_samples} "
+                f"training samples, which BatchNorm1d cannot normalize in training; pass "
+                f"drop_last=True or another batch_size")
 
     def _progress(self, epochs):
         if not self.verbose or not sys.stderr.isatty():

@@ -603,6 +603,22 @@ def test_budget_arguments_are_checked():
         dg.top_eigenvalues(model, loss, X, y, residual_tolerance=2)
     with pytest.raises(ValueError, match="method='full' needs 31 Hessian-vector products"):
         dg.critical_point(model, loss, X, y, method="full", max_hvps=10)
+    with pytest.raises(ValueError, match="time_limit must be .* fits a float, got an integer too large"):
+        dg.critical_point(model, loss, X, y, time_limit=10**400)
+    for bad in (float("nan"), -1e-3, float("inf"), "x", None, True):
+        with pytest.raises(ValueError, match=f"gradient_tolerance must be a finite number >= 0, got {bad!r}"):
+            dg.critical_point(model, loss, X, y, gradient_tolerance=bad)
+
+
+def test_budget_takes_numpy_scalars_like_python_numbers():
+    model, loss, X, y = tiny_tanh_network()
+    ours = dg.critical_point(model, loss, X, y, max_hvps=np.int64(100), time_limit=np.float32(60),
+                             gradient_tolerance=np.float64(1e-3))
+    theirs = dg.critical_point(model, loss, X, y, max_hvps=100, time_limit=60.0)
+    assert (ours.kind, ours.hvps) == (theirs.kind, theirs.hvps)
+    np.testing.assert_array_equal(ours.eigenvalues, theirs.eigenvalues)
+    with pytest.raises(ValueError, match="max_hvps must be a positive integer, got np.True_"):
+        dg.critical_point(model, loss, X, y, max_hvps=np.True_)
 
 
 def test_lanczos_on_a_spectrum_crowded_at_zero_is_honest_against_the_full_spectrum():
@@ -633,5 +649,7 @@ def test_full_spectrum_too_slow_for_the_time_limit_hands_over_to_lanczos():
     assert point.stopped == "time limit of 1e-09 s" and np.isnan(point.minimum_ratio)
     assert point.to_dict()["minimum_ratio"] is None and "minimum ratio not estimated" in str(point)
     assert point.curvature != "indefinite" and point.headline().endswith("(unconfirmed: Lanczos did not converge)")
-    with pytest.raises(TimeoutError, match="method='full' would take about"):
+    # an explicit method="full" is all or nothing, as when n > max_hvps: ValueError, not OSError
+    with pytest.raises(ValueError, match="method='full' would take about .* raise time_limit or "
+                                         "use method='lanczos'"):
         dg.critical_point(model, loss, X, y, method="full", time_limit=1e-9)

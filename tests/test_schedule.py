@@ -147,7 +147,9 @@ def test_scheduler_state_dict_resumes_exactly(make):
     (lambda o: sp.ExponentialLR(o, gamma=-1), "gamma must be a finite number > 0, got -1"),
     (lambda o: sp.OneCycleLR(o, max_lr=1, total_steps=10, pct_start=1.5), r"pct_start must be in \(0, 1\)"),
     (lambda o: sp.ReduceLROnPlateau(o, factor=1.0), r"factor must be in \(0, 1\), got 1.0"),
-    (lambda o: sp.SequentialLR(o, [sp.StepLR(o, 1)], [3]), "milestones must have one entry fewer"),
+    (lambda o: sp.SequentialLR(o, [sp.StepLR(o, 1)], [3]),
+     r"milestones must be a list of 0 steps \(one fewer than schedulers\), got \[3\]"),
+    (lambda o: sp.SequentialLR(o, [], []), r"schedulers must be a non-empty list of schedulers, got \[\]"),
 ])
 def test_scheduler_arguments_are_validated(make, message):
     with pytest.raises(ValueError, match=message):
@@ -314,3 +316,43 @@ def test_a_sequential_scheduler_loads_all_or_nothing():
 def test_one_cycle_with_a_phase_of_no_steps_is_refused_by_the_constructor():
     with pytest.raises(ValueError, match="leave a phase of no steps"):
         sp.OneCycleLR(sgd(momentum=0.9), max_lr=1.0, total_steps=10, pct_start=0.1)
+
+
+def _groups(optimizer):
+    return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: sp.OneCycleLR(o, max_lr=[0.5, -1], total_steps=10),
+    lambda o: sp.OneCycleLR(o, max_lr=[0.5], total_steps=10),
+    lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=-7),
+    lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=10),
+    lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=3),  # groups lack max_lr
+    lambda o: sp.StepLR(o, 2, last_epoch=-7),
+    lambda o: sp.SequentialLR(o, [sp.StepLR(sgd(), 1), sp.StepLR(sgd(), 1)], [2]),
+    lambda o: sp.SequentialLR(o, [sp.StepLR(sgd(), 1)], [], last_epoch=-7),
+], ids=["max_lr<0", "max_lr-short", "onecycle-epoch<-1", "onecycle-epoch>=total", "onecycle-resume",
+        "step-epoch<-1", "sequential-foreign", "sequential-epoch<-1"])
+def test_a_refused_scheduler_leaves_the_optimizer_as_it_was(make):
+    optimizer = sgd(momentum=0.9, groups=2)
+    before = _groups(optimizer)
+    with pytest.raises(ValueError):
+        make(optimizer)
+    assert _groups(optimizer) == before
+
+
+def test_sequential_scheduler_items_must_be_schedulers():
+    with pytest.raises(TypeError, match=r"schedulers\[0\] must be an LRScheduler, got int"):
+        sp.SequentialLR(sgd(), [1], [])
+
+
+def test_numpy_scalars_are_accepted_like_python_numbers():
+    ours, theirs = sgd(), sgd()
+    a = sp.StepLR(ours, np.int64(2), gamma=np.float32(0.5), last_epoch=np.int32(-1))
+    b = sp.StepLR(theirs, 2, gamma=float(np.float32(0.5)))
+    np.testing.assert_array_equal(rates(ours, a, 6), rates(theirs, b, 6))
+    assert type(a.state_dict()["step_size"]) is int and type(a.state_dict()["gamma"]) is float
+    one_cycle = sp.OneCycleLR(sgd(momentum=0.9), max_lr=np.float64(0.5), total_steps=np.int64(10))
+    assert one_cycle.get_last_lr() == [pytest.approx(0.02)]
+    with pytest.raises(ValueError, match="step_size must be a positive integer, got np.True_"):
+        sp.StepLR(sgd(), np.True_)

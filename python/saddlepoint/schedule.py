@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import copy
 import math
+import numbers
 from typing import Mapping
 
 from .optim import MAX_STEP, Optimizer
@@ -24,29 +25,31 @@ from .optim import MAX_STEP, Optimizer
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A Python or NumPy integer or float, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _positive_int(name: str, value) -> int:
     if not _is_int(value) or not 1 <= value <= MAX_STEP:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def _count(name: str, value) -> int:
     if not _is_int(value) or not 0 <= value <= MAX_STEP:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
+    return int(value)
 
 
 def _epoch(name: str, value) -> int:
     if not _is_int(value) or not -1 <= value <= MAX_STEP:
         raise ValueError(f"{name} must be an integer >= -1, got {value!r}")
-    return value
+    return int(value)
 
 
 def _finite(value) -> bool:
@@ -165,6 +168,11 @@ class _State:
         return values
 
 
+def _check_optimizer(optimizer) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a saddlepoint Optimizer, got {type(optimizer).__name__}")
+
+
 class LRScheduler(_State):
     """Base class. Subclasses implement :meth:`get_lr` from ``self.last_epoch`` and
     ``self.base_lrs`` (each group's rate when the scheduler was created).
@@ -175,13 +183,13 @@ class LRScheduler(_State):
     """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a saddlepoint Optimizer, got {type(optimizer).__name__}")
+        _check_optimizer(optimizer)
+        last_epoch = _epoch("last_epoch", last_epoch)  # every check before the groups change
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = _epoch("last_epoch", last_epoch)
+        self.last_epoch = last_epoch
         self.step()
 
     def _fields(self) -> dict:
@@ -329,13 +337,13 @@ class SequentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
-        schedulers, milestones = list(schedulers), list(milestones)
-        if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"milestones must have one entry fewer than schedulers "
-                             f"({len(schedulers) - 1}), got {len(milestones)}")
-        if any(s.optimizer is not optimizer for s in schedulers):
-            raise ValueError("every scheduler of a SequentialLR must use its optimizer")
+        _check_optimizer(optimizer)
+        schedulers = _check_schedulers(optimizer, schedulers)
+        if not isinstance(milestones, (list, tuple)) or len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"milestones must be a list of {len(schedulers) - 1} steps (one fewer "
+                             f"than schedulers), got {milestones!r}")
         self.schedulers, self.milestones = schedulers, _increasing_ints("milestones", milestones)
+        _epoch("last_epoch", last_epoch)  # every check before the groups change
         for group, base in zip(optimizer.param_groups, schedulers[0].base_lrs):
             group["lr"] = base
         super().__init__(optimizer, last_epoch)
@@ -380,6 +388,18 @@ class SequentialLR(LRScheduler):
         return commit
 
 
+def _check_schedulers(optimizer, schedulers) -> list:
+    """The schedulers of a SequentialLR: a non-empty list of LRSchedulers on ``optimizer``."""
+    if not isinstance(schedulers, (list, tuple)) or not schedulers:
+        raise ValueError(f"schedulers must be a non-empty list of schedulers, got {schedulers!r}")
+    for i, scheduler in enumerate(schedulers):
+        if not isinstance(scheduler, LRScheduler):
+            raise TypeError(f"schedulers[{i}] must be an LRScheduler, got {type(scheduler).__name__}")
+        if scheduler.optimizer is not optimizer:
+            raise ValueError(f"schedulers[{i}] must use the SequentialLR's optimizer")
+    return list(schedulers)
+
+
 _ONE_CYCLE_RATES = ("initial_lr", "max_lr", "min_lr")
 _ONE_CYCLE_MOMENTA = ("base_momentum", "max_momentum")
 
@@ -406,6 +426,22 @@ def _one_cycle_phases(name: str, value) -> list[tuple]:
     return phases
 
 
+def _one_cycle_max_lrs(max_lr, groups: int) -> list[float]:
+    """``max_lr``: one number for every group or a list of one per group, each checked."""
+    if isinstance(max_lr, (list, tuple)):
+        return _per_group(_positive, groups)("max_lr", max_lr)
+    return [_positive("max_lr", max_lr)] * groups
+
+
+def _check_one_cycle_groups(groups, cycle_momentum: bool) -> None:
+    """The phases read these keys of every group: the optimizer must have them."""
+    needed = set(_ONE_CYCLE_RATES) | (set(_ONE_CYCLE_MOMENTA) if cycle_momentum else set())
+    for i, group in enumerate(groups):
+        if not needed <= set(group):
+            raise ValueError(f"parameter group {i} lacks {sorted(needed - set(group))}, "
+                             f"which OneCycleLR needs")
+
+
 class OneCycleLR(LRScheduler):
     """The 1cycle policy (Smith & Topin), as PyTorch's ``OneCycleLR``: warm up from
     ``max_lr / div_factor`` to ``max_lr`` over the first ``pct_start`` of ``total_steps``, then
@@ -419,24 +455,24 @@ class OneCycleLR(LRScheduler):
                  base_momentum: float = 0.85, max_momentum: float = 0.95,
                  div_factor: float = 25.0, final_div_factor: float = 1e4,
                  three_phase: bool = False, last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a saddlepoint Optimizer, got {type(optimizer).__name__}")
+        _check_optimizer(optimizer)
         self.total_steps = _positive_int("total_steps", total_steps)
-        _open_unit("pct_start", pct_start)
+        pct_start = _open_unit("pct_start", pct_start)
         self.anneal_strategy = _choice("cos", "linear")("anneal_strategy", anneal_strategy)
-        _positive("div_factor", div_factor)
-        _positive("final_div_factor", final_div_factor)
+        div_factor = _positive("div_factor", div_factor)
+        final_div_factor = _positive("final_div_factor", final_div_factor)
         groups = optimizer.param_groups
-        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
-        if len(max_lrs) != len(groups):
-            raise ValueError(f"max_lr must have one value per parameter group ({len(groups)}), got {len(max_lrs)}")
+        max_lrs = _one_cycle_max_lrs(max_lr, len(groups))
+        last_epoch = _epoch("last_epoch", last_epoch)
+        if last_epoch >= self.total_steps:
+            raise ValueError(f"last_epoch must be below total_steps={self.total_steps}, got {last_epoch}")
         self.cycle_momentum = bool(cycle_momentum)
         self.use_betas = "betas" in optimizer.defaults
         if self.cycle_momentum and not self.use_betas and "momentum" not in optimizer.defaults:
             raise ValueError("cycle_momentum needs an optimizer with 'momentum' or 'betas'")
         if self.cycle_momentum:
-            _momentum("base_momentum", base_momentum)
-            _momentum("max_momentum", max_momentum)
+            base_momentum = _momentum("base_momentum", base_momentum)
+            max_momentum = _momentum("max_momentum", max_momentum)
         end = float(pct_start * self.total_steps)
         if three_phase:
             phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
@@ -450,9 +486,10 @@ class OneCycleLR(LRScheduler):
         except ValueError:
             raise ValueError(f"pct_start={pct_start} and total_steps={total_steps} leave a phase of "
                              f"no steps; use more steps or another pct_start") from None
-        if last_epoch == -1:
+        if last_epoch != -1:  # resuming: the groups must hold the cycle's rates already
+            _check_one_cycle_groups(groups, self.cycle_momentum)
+        else:  # every check is done: now the groups change
             for group, peak in zip(groups, max_lrs):
-                peak = _positive("max_lr", peak)
                 group.update(initial_lr=peak / div_factor, max_lr=peak,
                              min_lr=peak / div_factor / final_div_factor, lr=peak / div_factor)
                 if self.cycle_momentum:
@@ -473,12 +510,7 @@ class OneCycleLR(LRScheduler):
         if values["last_epoch"] > values["total_steps"]:
             raise ValueError(f"last_epoch must be at most total_steps = {values['total_steps']}, "
                              f"got {values['last_epoch']}")
-        # The phases read these keys of every group: the optimizer must have them.
-        needed = set(_ONE_CYCLE_RATES) | (set(_ONE_CYCLE_MOMENTA) if values["cycle_momentum"] else set())
-        for i, group in enumerate(self.optimizer.param_groups):
-            if not needed <= set(group):
-                raise ValueError(f"parameter group {i} lacks {sorted(needed - set(group))}, "
-                                 f"which OneCycleLR needs")
+        _check_one_cycle_groups(self.optimizer.param_groups, values["cycle_momentum"])
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":

@@ -41,6 +41,8 @@ def _snapshot(*objects):
             state.append(obj.training)
         elif hasattr(obj, "state_dict"):
             state.append(repr(obj.state_dict()))
+        if hasattr(obj, "param_groups"):  # an optimizer: every key of its groups, not only saved ones
+            state.append(repr([{k: v for k, v in g.items() if k != "params"} for g in obj.param_groups]))
     return state
 
 
@@ -255,10 +257,12 @@ class PublicSweep:
 
         for name in self.schedulers(None):
             for key in self.schedulers(None)[name][1]:
-                for bad in self.core_sweep.SCALARS + [[3, 1], [], "max"]:
-                    optimizer = sp.SGD(sp.Dense(3, 2, rng=0).parameters(), lr=0.1)
+                for bad in self.core_sweep.SCALARS + [[3, 1], [0.1, -1], [], "max"]:
+                    dense = sp.Dense(3, 2, rng=0)  # two groups: a list with one bad value per group
+                    optimizer = sp.SGD([{"params": [dense.weight]}, {"params": [dense.bias]}], lr=0.1)
                     make = self.schedulers(optimizer)[name][0]
-                    self.call(f"{name}({key}={bad!r:.30})", lambda: make(**{key: bad}))
+                    # a refused constructor must leave the optimizer's groups as they were
+                    self.call(f"{name}({key}={bad!r:.30})", lambda: make(**{key: bad}), optimizer)
             optimizer = sp.SGD(sp.Dense(3, 2, rng=0).parameters(), lr=0.1)
             scheduler = self.schedulers(optimizer)[name][0]()
             for _ in range(12):

@@ -11,6 +11,7 @@ saddlepoint on 1 or 2 threads).
 
 from __future__ import annotations
 
+import numbers
 import sys
 import time
 from contextlib import contextmanager
@@ -21,11 +22,17 @@ TIME_LIMIT = 60.0
 
 
 def check_budget(max_hvps, time_limit) -> None:
-    """Raises ``ValueError`` naming the argument unless both limits are positive."""
-    if isinstance(max_hvps, bool) or not isinstance(max_hvps, int) or max_hvps < 1:
+    """Raises ``ValueError`` naming the argument unless both limits are positive (Python or
+    NumPy numbers, not bools; ``time_limit`` may be infinite, but not an int too large for a float)."""
+    if isinstance(max_hvps, bool) or not isinstance(max_hvps, numbers.Integral) or max_hvps < 1:
         raise ValueError(f"max_hvps must be a positive integer, got {max_hvps!r}")
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not time_limit > 0:
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    try:
+        float(time_limit)
+    except OverflowError:
+        raise ValueError("time_limit must be a positive number of seconds that fits a float, "
+                         "got an integer too large for one") from None
 
 
 def show_progress(progress) -> bool:

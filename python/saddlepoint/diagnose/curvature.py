@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -262,6 +263,12 @@ def top_eigenvalues(model, loss, X, y, k: int = 1, which: str = "largest", seed=
                                     residual_tolerance)
         return Eigenvalues(found.values, found.residuals, found.converged, budget.used,
                            round(budget.seconds, 3), found.stopped)
+
+
+def _check_gradient_tolerance(gradient_tolerance) -> None:
+    value = gradient_tolerance
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+        raise ValueError(f"gradient_tolerance must be a finite number >= 0, got {value!r}")
 
 
 def _check_tolerance(residual_tolerance) -> None:
@@ -546,7 +553,9 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
     and an SLQ estimate of the minimum ratio (10 runs of 100 steps); ``"auto"`` picks full up to
     ``max_full`` parameters, when ``n ≤ max_hvps`` and the first columns show it fits in the
     time. Everything runs under ``max_hvps`` Hessian-vector products and ``time_limit`` seconds:
-    the result says whether it converged (``converged``, ``residuals``, ``stopped``).
+    the result says whether it converged (``converged``, ``residuals``, ``stopped``). An
+    explicit ``method="full"`` is all or nothing: ValueError when ``n > max_hvps`` or the first
+    columns show the rest would not fit in ``time_limit`` (``"auto"`` then hands over to Lanczos).
     ``progress``: a bar on stderr (None: when stderr is a terminal).
     """
     if method not in ("auto", "full", "lanczos"):
@@ -554,6 +563,8 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
     if not 0 < rtol < 1:
         raise ValueError(f"rtol must be in (0, 1), got {rtol}")
     _check_tolerance(residual_tolerance)
+    _check_gradient_tolerance(gradient_tolerance)
+    check_budget(max_hvps, time_limit)
     objective = _objective(model, loss, X, y)
     value, grad = objective.gradient()
     norm = float(np.linalg.norm(grad))
@@ -568,8 +579,9 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
                 spectrum = _full_spectrum(objective, budget, rtol)
             except _TooSlow as slow:
                 if method == "full":
-                    raise TimeoutError(f"method='full' would take about {slow.args[0]:.0f} s more, beyond "
-                                       f"time_limit={time_limit:g} s; raise it or use 'lanczos'") from None
+                    raise ValueError(f"method='full' would take about {slow.args[0]:.0f} s more, beyond "
+                                     f"time_limit={time_limit:g} s; raise time_limit or use "
+                                     f"method='lanczos' (or 'auto')") from None
                 budget.first_batch()  # Lanczos takes over: it gets at least its first product
         if spectrum is None:
             spectrum = _lanczos_spectrum(objective, budget, rtol, residual_tolerance, seed)

@@ -274,6 +274,7 @@ BAD_HYPERPARAMETERS = {
     "amsgrad a string": (["param_groups", 0, "amsgrad"], "yes"),
     "step -1": (["scalars", "0", "step"], -1),
     "step 1.5": (["scalars", "0", "step"], 1.5),
+    "an unknown hyperparameter": (["param_groups", 0, "foo"], [1, 2]),
 }
 
 
@@ -296,7 +297,8 @@ def test_a_checkpoint_cannot_replace_scheduler_methods(tmp_path, saved):
     assert trainer.scheduler.get_lr() == [trainer.scheduler.base_lrs[0]]
 
 
-@pytest.mark.parametrize("case", ["int weights", "nan weights", "missing tensor", "extra tensor"])
+@pytest.mark.parametrize("case", ["int weights", "nan weights", "missing tensor", "extra tensor",
+                                  "float64 beyond float32", "negative running_var"])
 def test_weights_that_do_not_fit_raise_value_error_and_change_nothing(tmp_path, case):
     model = sp.Sequential(sp.Dense(4, 8, rng=0), sp.BatchNorm1d(8))
     state = dict(model.state_dict())
@@ -306,6 +308,10 @@ def test_weights_that_do_not_fit_raise_value_error_and_change_nothing(tmp_path, 
         state["0.bias"] = np.full(8, np.nan, np.float32)
     elif case == "missing tensor":
         del state["1.running_var"]
+    elif case == "float64 beyond float32":  # finite in the file, inf once cast
+        state["0.bias"] = np.full(8, 1e300)
+    elif case == "negative running_var":  # eval mode would take its square root
+        state["1.running_var"] = np.full(8, -5.0, np.float32)
     else:
         state["2.weight"] = np.ones(3, np.float32)
     state["0.weight"] = state["0.weight"] + 1  # a change, were the file taken

@@ -226,7 +226,7 @@ def test_a_parameter_listed_twice_is_rejected(make):
 BAD_VALUES = [
     (SGD, "lr", -1), (SGD, "lr", float("nan")), (SGD, "lr", "x"), (SGD, "momentum", 1.5),
     (SGD, "nesterov", "yes"), (SGD, "weight_decay", -1.0), (Adagrad, "lr_decay", -1.0),
-    (Adagrad, "eps", float("inf")), (RMSprop, "alpha", 1.0), (RMSprop, "centered", 1),
+    (Adagrad, "eps", float("inf")), (RMSprop, "alpha", 1.0), (RMSprop, "centered", 2),
     (Adam, "betas", (2, 3)), (Adam, "betas", (0.9,)), (Adam, "eps", -1), (Adam, "amsgrad", None),
     (AdamW, "weight_decay", float("nan")), (AdamW, "lr", 10**400),
 ]
@@ -280,6 +280,7 @@ def test_loaded_hyperparameters_get_the_constructors_validation(cls, key, value)
     (Adagrad, lambda s: s["state"][1]["sum"].__setitem__(0, -1.0), "sum of squares"),
     (SGD, lambda s: s["state"][1].__setitem__("momentum_buffer", np.zeros(4)), r"must have shape \(2, 2\), got \(4,\)"),
     (Adam, lambda s: s.pop("state"), "must be a dict with 'state' and 'param_groups'"),
+    (Adam, lambda s: s["param_groups"][0].__setitem__("foo", [1, 2]), r"unknown hyperparameters \['foo'\]"),
 ])
 def test_loaded_state_is_checked_before_anything_changes(cls, change, message):
     optimizer = trained_optimizer(cls)
@@ -297,3 +298,59 @@ def test_betas_loaded_from_json_become_a_tuple():
     saved["param_groups"][0]["betas"] = [0.8, 0.9]
     optimizer.load_state_dict(saved)
     assert optimizer.param_groups[0]["betas"] == (0.8, 0.9)
+
+
+def test_flags_take_0_1_and_numpy_bools_and_betas_any_pair_of_numbers():
+    p = [sp.Parameter(np.zeros(2))]
+    sgd = SGD(p, lr=0.1, momentum=0.9, nesterov=1, maximize=np.bool_(False))
+    assert sgd.param_groups[0]["nesterov"] is True and sgd.param_groups[0]["maximize"] is False
+    adam = Adam(p, betas=np.array([0.9, 0.99]), amsgrad=np.int64(0))
+    assert adam.param_groups[0]["betas"] == (0.9, 0.99)
+    assert all(type(b) is float for b in adam.param_groups[0]["betas"])
+    assert adam.param_groups[0]["amsgrad"] is False
+    with pytest.raises(ValueError, match=r"amsgrad must be True or False \(or 0/1\), got 2"):
+        Adam(p, amsgrad=2)
+
+
+def test_loaded_state_beyond_the_parameters_dtype_is_refused():
+    params = [sp.Parameter(np.ones(3, np.float32))]
+    optimizer = Adam(params, lr=0.1)
+    params[0].grad[...] = 0.5
+    optimizer.step()
+    saved = optimizer.state_dict()
+    saved["state"][0]["exp_avg"] = np.full(3, 1e300)  # finite in float64, inf in float32
+    before = fingerprint(optimizer)
+    with pytest.raises(ValueError, match=r"exp_avg'\] holds NaN or infinite values \(or values beyond the range of float32"):
+        optimizer.load_state_dict(saved)
+    assert fingerprint(optimizer) == before
+
+
+class HalfStep(sp.Optimizer):
+    """A custom optimizer as a user writes one: no flags, no state names declared."""
+
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, dict(lr=lr))
+
+    def _init_state(self, p, group):
+        return {"step": 0, "last": np.zeros_like(p.data)}
+
+    def _update(self, p, state, group):
+        state["step"] += 1
+        state["last"][...] = p.grad
+        p.data -= group["lr"] * p.grad
+
+
+def test_a_custom_optimizer_steps_and_round_trips_its_state():
+    params = [sp.Parameter(np.ones(3)), sp.Parameter(np.ones((2, 2)))]
+    optimizer = HalfStep(params, lr=0.5)
+    for p in params:
+        p.grad[...] = 0.5
+    optimizer.step()
+    np.testing.assert_array_equal(params[0].data, 0.75)
+    saved = optimizer.state_dict()
+    other = HalfStep([sp.Parameter(np.ones(3)), sp.Parameter(np.ones((2, 2)))], lr=0.1)
+    other.load_state_dict(saved)
+    assert fingerprint(other) == fingerprint(optimizer)
+    saved["state"][1]["last"] = np.zeros(3)  # generic checks still apply: the parameter's shape
+    with pytest.raises(ValueError, match=r"state\[1\]\['last'\] must have shape \(2, 2\)"):
+        other.load_state_dict(saved)

@@ -223,6 +223,8 @@ def _checked_meta(path, metadata: dict) -> dict:
             raise ValueError
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path} is a safetensors file but not a saddlepoint checkpoint") from None
+    except (RecursionError, MemoryError):  # JSON nested deeper than Python's stack allows
+        raise ValueError(f"{path}: checkpoint metadata is nested too deeply (or too large) to read") from None
 
     def check(condition, what, value):
         if not condition:

@@ -118,8 +118,13 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+# Buffers that hold variances: a negative one makes the square root in eval mode NaN.
+_NONNEGATIVE_BUFFERS = ("running_var",)
+
+
 def _checked_state_entry(name: str, value, target: np.ndarray) -> np.ndarray:
-    """``value`` as an array that fits ``target`` (shape, dtype kind; counts >= 0), or an error."""
+    """``value`` cast to ``target``'s dtype if it fits ``target`` (shape, dtype kind, range;
+    counts and variances >= 0), or an error."""
     source = np.asarray(value)
     if target.ndim == 0 and source.shape == (1,):
         source = source.reshape(())
@@ -135,7 +140,13 @@ def _checked_state_entry(name: str, value, target: np.ndarray) -> np.ndarray:
     if target.dtype.kind in "iu" and source.size and source.min() < 0:
         # Integer state is a count (num_batches_tracked); a negative one breaks momentum=None.
         raise ValueError(f"state_dict[{name!r}] is a count and must be >= 0, got {source.min()}")
-    return source
+    with np.errstate(over="ignore"):  # checked next: a float64 1e300 is inf in float32
+        cast = source.astype(target.dtype)
+    if target.dtype.kind == "f" and not np.isfinite(cast[np.isfinite(source)]).all():
+        raise ValueError(f"state_dict[{name!r}] holds values beyond the range of {target.dtype}")
+    if name.rpartition(".")[2] in _NONNEGATIVE_BUFFERS and (cast < 0).any():
+        raise ValueError(f"state_dict[{name!r}] is a variance and must be >= 0, got {cast.min()}")
+    return cast
 
 
 class Module:
@@ -246,7 +257,8 @@ class Module:
 
         Every name, shape and dtype is checked before anything is written, so a state dict
         that does not fit changes nothing (KeyError for missing or unexpected names with
-        ``strict``, ValueError for a shape or a count below 0, TypeError for a dtype).
+        ``strict``, ValueError for a shape, a value beyond the dtype's range, a count or a
+        ``running_var`` below 0, TypeError for a dtype).
 
         A 0-d entry (``num_batches_tracked``) is also accepted with shape ``(1,)``, as PyTorch
         accepts it: files written before 0-d tensors were saved as such hold that shape.

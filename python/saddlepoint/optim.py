@@ -9,6 +9,7 @@ The object API is PyTorch's: ``param_groups`` (each a dict with its own hyperpar
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
@@ -49,8 +50,21 @@ def _check_unit_interval(name: str, value) -> None:
     _check(_number(value) and 0 <= value < 1, f"{name} must be in [0, 1), got {value!r}")
 
 
-def _check_flag(name: str, value) -> None:
-    _check(isinstance(value, (bool, np.bool_)), f"{name} must be True or False, got {value!r}")
+def _flag(name: str, value) -> bool:
+    """``value`` as a bool: True/False (NumPy's too) or the integers 0/1, as PyTorch takes them."""
+    ok = isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1))
+    _check(ok, f"{name} must be True or False (or 0/1), got {value!r}")
+    return bool(value)
+
+
+def _pair(value):
+    """A length-2 sequence (or 1-d array) of numbers as a tuple of floats; anything else as is,
+    for the optimizer's own check to refuse."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        return value
+    if np.ndim(value) != 1 or len(value) != 2 or not all(_number(v) for v in value):
+        return value
+    return tuple(float(v) for v in value)
 
 
 def _check_count(name: str, value) -> None:
@@ -82,8 +96,9 @@ class Optimizer:
     Subclasses implement ``_validate(group)``, ``_init_state(param, group)`` and
     ``_update(param, state, group)``, and name their per-parameter state in
     ``_required_state`` / ``_optional_state`` (``"step"`` is a count, the rest arrays shaped
-    like the parameter; those in ``_nonnegative_state`` hold sums of squares), and their
-    True/False hyperparameters in ``_flags``, tuple ones in ``_pairs``.
+    like the parameter; those in ``_nonnegative_state`` hold sums of squares; a subclass that
+    names none gets only those generic checks), and their True/False hyperparameters in
+    ``_flags``, tuple ones in ``_pairs`` (each checked only where a group has it).
     """
 
     _required_state: tuple = ()
@@ -130,11 +145,12 @@ class Optimizer:
         hyperparameter; the one validation of both the constructor and ``load_state_dict``."""
         group = dict(group)
         for key in self._pairs:
-            if isinstance(group.get(key), list):
-                group[key] = tuple(group[key])  # JSON has no tuples
+            if key in group:
+                group[key] = _pair(group[key])  # JSON has no tuples
         _check_lr(group.get("lr"))
         for key in self._flags:
-            _check_flag(key, group.get(key))
+            if key in group:  # a subclass's defaults may lack the base class's flags
+                group[key] = _flag(key, group[key])
         self._validate(group)
         for key in _SCHEDULER_RATES:
             if key in group:
@@ -243,6 +259,10 @@ class Optimizer:
                f"{len(own['params'])} in the optimizer")
         missing = [k for k in self.defaults if k not in saved]
         _check(not missing, f"{where} lacks the hyperparameters {missing}")
+        known = {*self.defaults, *own, *_SCHEDULER_RATES, *_SCHEDULER_MOMENTA}
+        unknown = [k for k in saved if k not in known]
+        _check(not unknown, f"{where} holds unknown hyperparameters {unknown[:5]}; expected "
+                            f"those among {sorted(known - {'params'})}")
         try:
             return self._checked_group({**own, **{k: v for k, v in saved.items() if k != "params"}})
         except ValueError as e:
@@ -251,12 +271,13 @@ class Optimizer:
     def _staged_param_state(self, where: str, entry, p: Parameter, group: dict) -> dict:
         """One parameter's saved state, checked and copied in the parameter's dtype."""
         _check(isinstance(entry, Mapping), f"{where} must be a dict, got {entry!r}")
-        known = (*self._required_state, *self._optional_state)
-        unknown = [k for k in entry if k not in known]
-        missing = [k for k in self._required_state if k not in entry]
-        _check(not unknown and not missing,
-               f"{where} must hold {list(self._required_state)} (and may hold "
-               f"{list(self._optional_state)}), got unknown {unknown}, missing {missing}")
+        if self._required_state or self._optional_state:  # else: a subclass that names none
+            known = (*self._required_state, *self._optional_state)
+            unknown = [k for k in entry if k not in known]
+            missing = [k for k in self._required_state if k not in entry]
+            _check(not unknown and not missing,
+                   f"{where} must hold {list(self._required_state)} (and may hold "
+                   f"{list(self._optional_state)}), got unknown {unknown}, missing {missing}")
         restored = {}
         for name, value in entry.items():
             if name == "step":
@@ -275,10 +296,13 @@ class Optimizer:
         _check(value.shape == p.shape, f"{where} must have shape {p.shape}, got {value.shape}")
         _check(value.dtype.kind == "f" and np.can_cast(value.dtype, p.dtype, casting="same_kind"),
                f"{where} must have a float dtype like {p.dtype}, got {value.dtype}")
-        _check(bool(np.isfinite(value).all()), f"{where} holds NaN or infinite values")
+        with np.errstate(over="ignore"):  # checked below: a float64 1e300 is inf in float32
+            value = np.array(value, dtype=p.dtype, order="C", copy=True)
+        _check(bool(np.isfinite(value).all()),
+               f"{where} holds NaN or infinite values (or values beyond the range of {p.dtype})")
         _check(name not in self._nonnegative_state or bool((value >= 0).all()),
                f"{where} is a sum of squares and must be >= 0, got {value.min() if value.size else value}")
-        return np.array(value, dtype=p.dtype, order="C", copy=True)
+        return value
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v}" for k, v in self.defaults.items())

@@ -280,6 +280,8 @@ def test_wrong_tensor_sets_and_values(files, loads, kind):
         "a NaN weight": poison(weight, np.nan),
         "an infinite weight": poison(weight, np.inf),
         "a negative counter": put(f"{prefix}1.num_batches_tracked", np.array(-3, np.int64)),
+        "a negative running_var": poison(f"{prefix}1.running_var", -5.0),
+        "a float64 weight beyond float32": lambda t: t.__setitem__(weight, np.full(t[weight].shape, 1e300)),
     }
     if kind == "checkpoint":
         state = "optimizer.0.exp_avg_sq"
@@ -292,6 +294,7 @@ def test_wrong_tensor_sets_and_values(files, loads, kind):
             "optimizer name without state": lambda t: t.__setitem__("optimizer.0", t.pop("optimizer.0.exp_avg")),
             "state of an unknown parameter": put("optimizer.99.exp_avg", np.zeros(3, np.float32)),
             "unknown state": put("optimizer.0.__dict__", np.zeros((6, 5), np.float32)),
+            "float64 exp_avg beyond float32": lambda t: t.__setitem__("optimizer.0.exp_avg", np.full((6, 5), 1e300)),
         })
     for label, change in variants.items():
         loads.refused(f"{kind} {label}", with_tensors(files[kind], change))
@@ -336,8 +339,9 @@ def metadata_variants():
     out.append(("no rng_states[split_seed]", pop_at("rng_states", "split_seed"), True))
     for key, values in {
         "lr": [-1, nan, inf, "x", None, True], "betas": [[2, 3], [0.9], "ab", [nan, 0.9], None], "eps": [-1, nan, "x"],
-        "weight_decay": [-1, inf], "amsgrad": ["yes", 1, None], "maximize": [0, "no"], "params": [[0, 0], [0], ["a"], "x", None],
+        "weight_decay": [-1, inf], "amsgrad": ["yes", 2, None], "maximize": [-1, "no"], "params": [[0, 0], [0], ["a"], "x", None],
         "initial_lr": [-1, "x"], "max_lr": [nan], "base_momentum": [1.5], "max_momentum": [-0.1],
+        "foo": [[1, 2]],  # not a hyperparameter of Adam's
     }.items():
         out += [(f"param_groups[0][{key}]={v!r}", set_at("optimizer", "param_groups", 0, key)(v), False) for v in values]
     for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "params"):
@@ -375,6 +379,17 @@ def test_bad_metadata_values(files, loads):
     for label, change, trainer_only in variants:
         loads.refused(f"metadata {label}", with_meta(files["checkpoint"], change), trainer_only)
     assert len(variants) > 100
+
+
+def test_metadata_nested_too_deeply_for_json_is_refused(files, loads):
+    def nested(depth):
+        return "[" * depth + "]" * depth
+
+    meta = json.loads(split(files["checkpoint"])[0]["__metadata__"]["saddlepoint"])
+    deep_history = json.dumps({**meta, "history": "HISTORY"}).replace('"HISTORY"', '{"loss": ' + nested(200000) + "}")
+    for label, text in {"a nested list": nested(200000), "a nested history": deep_history}.items():
+        data = with_header(files["checkpoint"], lambda h: h["__metadata__"].__setitem__("saddlepoint", text))
+        loads.refused(f"metadata {label}", data)
 
 
 def test_random_header_mutations_load_or_raise_value_error(files, loads):

@@ -404,3 +404,19 @@ def test_reading_a_folder_or_a_missing_file(tmp_path):
         sp.load_weights(model, tmp_path / "none.safetensors")
     with pytest.raises(ValueError, match="cannot be read"):
         sp.load_weights(model, tmp_path)
+
+
+def test_a_locked_temporary_file_is_kept_even_when_its_pid_looks_dead(tmp_path):
+    """A writer on another machine sharing the folder, or in another PID namespace, has a pid
+    that is not alive here: its lock, not its pid, says it is still writing."""
+    fcntl = pytest.importorskip("fcntl")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    writing = tmp_path / f".w.safetensors.tmp-{dead.pid}"
+    writing.write_bytes(b"\0" * 100)
+    with open(writing, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        sp.save_weights(sp.mlp([3, 2], rng=0), tmp_path / "w.safetensors")
+        assert writing.exists()
+    sp.save_weights(sp.mlp([3, 2], rng=0), tmp_path / "w.safetensors")
+    assert not writing.exists()

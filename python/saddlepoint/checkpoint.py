@@ -26,6 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+try:  # POSIX: a writer holds a lock on its temporary file, so no one removes it mid-write
+    import fcntl
+except ImportError:  # pragma: no cover (Windows)
+    fcntl = None
+
 FORMAT = "saddlepoint-checkpoint"
 VERSION = 1
 _META_FIELDS = {"format", "version", "epoch", "rng_states", "history", "optimizer", "scheduler"}
@@ -60,6 +65,10 @@ def remove_stale_temporaries(path) -> list[Path]:
     processes are kept: they may be writing (so is a dead writer's file whose pid a live
     process has taken since, until that one ends). Returns the removed paths.
 
+    A writer holds an exclusive ``flock`` on its file while writing, and a file is removed only
+    while this process holds that lock: the pid test alone would take a live writer on another
+    machine sharing the folder, or in another PID namespace, for a dead one.
+
     Only on POSIX systems, where a process can be asked whether it runs without signalling it.
     """
     path = Path(path)
@@ -76,12 +85,25 @@ def remove_stale_temporaries(path) -> list[Path]:
         if not match or int(match[1]) < 1 or int(match[1]) == os.getpid():
             continue
         try:
-            if entry.is_file(follow_symlinks=False) and not _process_alive(int(match[1])):
-                os.unlink(entry.path)
+            if entry.is_file(follow_symlinks=False) and not _process_alive(int(match[1])) \
+                    and _remove_unless_locked(entry.path):
                 removed.append(Path(entry.path))
         except OSError:  # removed meanwhile, or not ours to remove: the save goes on
             pass
     return removed
+
+
+def _remove_unless_locked(path: str) -> bool:
+    """Removes ``path`` unless a writer holds its lock; whether it was removed."""
+    if fcntl is None:
+        return False
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        os.unlink(path)
+    return True
 
 
 def _atomic_write(path, data: bytes) -> None:
@@ -90,6 +112,8 @@ def _atomic_write(path, data: bytes) -> None:
     tmp = _temporary_path(path, os.getpid())
     try:
         with open(tmp, "wb") as f:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -356,3 +356,15 @@ def test_numpy_scalars_are_accepted_like_python_numbers():
     assert one_cycle.get_last_lr() == [pytest.approx(0.02)]
     with pytest.raises(ValueError, match="step_size must be a positive integer, got np.True_"):
         sp.StepLR(sgd(), np.True_)
+
+
+def test_a_rate_that_leaves_the_float_range_is_refused_and_changes_nothing():
+    """ExponentialLR(gamma=10) raised OverflowError at step 309, after counting the step."""
+    optimizer = sp.SGD([sp.Parameter(np.zeros(3, np.float32))], lr=0.1)
+    scheduler = sp.ExponentialLR(optimizer, gamma=10.0)
+    for _ in range(308):
+        scheduler.step()
+    before = (scheduler.last_epoch, optimizer.param_groups[0]["lr"])
+    with pytest.raises(ValueError, match="ExponentialLR's learning rate leaves the float range at step 309"):
+        scheduler.step()
+    assert (scheduler.last_epoch, optimizer.param_groups[0]["lr"]) == before

@@ -201,9 +201,20 @@ class LRScheduler(_State):
         raise NotImplementedError
 
     def step(self) -> None:
-        """Advances one step and writes the new rates into the optimizer's groups."""
+        """Advances one step and writes the new rates into the optimizer's groups. A rate that
+        leaves the float range (a growing schedule run too long) is a ValueError, and then
+        nothing changes."""
         self.last_epoch += 1
-        self._write(self.get_lr())
+        try:
+            lrs = self.get_lr()
+            finite = all(math.isfinite(lr) for lr in lrs)
+        except OverflowError:
+            finite = False
+        if not finite:
+            self.last_epoch -= 1
+            raise ValueError(f"{type(self).__name__}'s learning rate leaves the float range at "
+                             f"step {self.last_epoch + 1}; check its factors (e.g. gamma <= 1)")
+        self._write(lrs)
 
     def _write(self, lrs) -> None:
         for group, lr in zip(self.optimizer.param_groups, lrs):

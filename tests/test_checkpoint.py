@@ -16,6 +16,8 @@ from safetensors.numpy import save as st_save
 import saddlepoint as sp
 from saddlepoint import cli
 
+from state_snapshot import snapshot
+
 RNG = np.random.default_rng(0)
 
 
@@ -193,23 +195,6 @@ def test_optimizer_state_of_a_0d_parameter_round_trips(tmp_path):
 
 
 # --- loads are transactions -------------------------------------------------------------------
-def snapshot(trainer) -> str:
-    """Everything a load may change, as text: equal snapshots mean bit-for-bit equal state."""
-    def norm(v):
-        if isinstance(v, np.ndarray):
-            return f"array({v.dtype},{v.shape},{v.tobytes().hex()})"
-        if isinstance(v, dict):
-            return "{" + ",".join(f"{k!r}:{norm(x)}" for k, x in v.items()) + "}"
-        if isinstance(v, (list, tuple)):
-            return type(v).__name__ + "[" + ",".join(norm(x) for x in v) + "]"
-        if isinstance(v, float):
-            return v.hex()
-        return repr(v)
-    scheduler = {k: v for k, v in vars(trainer.scheduler).items() if k != "optimizer"}
-    return norm([trainer.model.state_dict(), trainer.optimizer.state_dict(), scheduler, trainer.epoch,
-                 trainer.history.values, trainer.split_seed, trainer.rng.bit_generator.state])
-
-
 @pytest.fixture
 def saved(tmp_path):
     X, y = RNG.standard_normal((40, 6)), RNG.integers(0, 3, 40)

@@ -14,6 +14,8 @@ from safetensors.numpy import save as st_save
 
 import saddlepoint as sp
 
+from state_snapshot import snapshot
+
 
 def make_trainer(seed):
     model = sp.Sequential(sp.Dense(5, 6, rng=seed), sp.BatchNorm1d(6), sp.ReLU(), sp.Dropout(0.2, rng=seed),
@@ -29,25 +31,6 @@ def train(trainer, epochs):
     rng = np.random.default_rng(0)
     trainer.fit(rng.standard_normal((24, 5)), rng.integers(0, 3, 24), epochs=epochs)
     return trainer
-
-
-def snapshot(trainer) -> str:
-    """Everything a load may change, as text; equal text means bit-for-bit equal state."""
-    def norm(v):
-        if isinstance(v, np.ndarray):
-            return f"array({v.dtype},{v.shape},{v.tobytes().hex()})"
-        if isinstance(v, dict):
-            return "{" + ",".join(f"{k!r}:{norm(x)}" for k, x in v.items()) + "}"
-        if isinstance(v, (list, tuple)):
-            return type(v).__name__ + "[" + ",".join(norm(x) for x in v) + "]"
-        if isinstance(v, float):
-            return v.hex()
-        return repr(v)
-    scheduler = {k: v for k, v in vars(trainer.scheduler).items() if k != "optimizer"}
-    optimizer_state = {id(p): s for p, s in trainer.optimizer.state.items()}
-    return norm([trainer.model.state_dict(), trainer.optimizer.param_groups, list(optimizer_state.values()),
-                 scheduler, trainer.epoch, trainer.history.values, trainer.split_seed,
-                 trainer.rng.bit_generator.state, trainer.model[3].rng.bit_generator.state])
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from reliability import core_sweep
 
 import saddlepoint as sp
 from saddlepoint import _core, losses
-from reliability import core_sweep
 
 
 def f32(*shape):

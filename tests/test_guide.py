@@ -188,7 +188,10 @@ def test_a_verdict_on_a_loss_still_falling_says_to_train_longer(digits):
 def model_report(name, train_loss, val_loss=None, test_loss=None, baseline=1.0, diverged=None):
     """A ModelReport built on purpose (losses over a baseline of ``baseline``)."""
     val_loss = train_loss if val_loss is None else val_loss
-    ratio = (lambda x: None if x is None else x / baseline)
+
+    def ratio(x):
+        return None if x is None else x / baseline
+
     return dg.ModelReport(name, 10, train_loss, ratio(train_loss), 0.5, val_loss, ratio(val_loss), 0.5,
                           test_loss, ratio(test_loss), None if test_loss is None else 0.5,
                           diverged=diverged)

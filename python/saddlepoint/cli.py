@@ -411,8 +411,8 @@ def run_train(args) -> int:
     seconds = time.perf_counter() - start
     outputs = trainer.predict(X_test)
     if not np.isfinite(outputs).all():
-        raise UsageError(f"the trained model's outputs on the test split are not finite; "
-                         f"try a lower --lr")
+        raise UsageError("the trained model's outputs on the test split are not finite; "
+                         "try a lower --lr")
     rows = [("epochs", str(len(history.epochs))), ("train loss", f"{history['loss'][-1]:.4f}")]
     if classification:
         test_loss = loss(outputs, y_test)

@@ -19,10 +19,10 @@ from numpy.lib.stride_tricks import as_strided
 from saddlepoint import _core
 
 # Sizes of a valid call: batch, in features, out features, classes/channels, length.
-SIZES = dict(b=3, i=4, o=2, c=3, l=2)
+SIZES = dict(b=3, i=4, o=2, c=3, length=2)
 
 
-def calls(dtype, b, i, o, c, l):
+def calls(dtype, b, i, o, c, length):
     """One valid call of every ``_core`` function: ``(name, kwargs, written argument names)``."""
     rng = np.random.default_rng(0)
 
@@ -74,15 +74,15 @@ def calls(dtype, b, i, o, c, l):
         ("all_finite", dict(x=a(b, i)), ()),
         ("scale_", dict(x=a(b, i), factor=0.5), ("x",)),
         ("clamp_", dict(x=a(b, i), clip_value=0.5), ("x",)),
-        ("batch_norm_statistics", dict(x=a(b, c, l), mean=a(c), var=a(c)), ("mean", "var")),
-        ("batch_norm_forward_train", dict(x=a(b, c, l), weight=a(c), bias=a(c), eps=1e-5, factor=0.1,
-                                          running_mean=a(c), running_var=pos(c), out=a(b, c, l),
+        ("batch_norm_statistics", dict(x=a(b, c, length), mean=a(c), var=a(c)), ("mean", "var")),
+        ("batch_norm_forward_train", dict(x=a(b, c, length), weight=a(c), bias=a(c), eps=1e-5, factor=0.1,
+                                          running_mean=a(c), running_var=pos(c), out=a(b, c, length),
                                           save_mean=a(c), save_invstd=a(c)),
          ("running_mean", "running_var", "out", "save_mean", "save_invstd")),
         ("batch_norm_normalize", dict(x=a(b, c), mean=a(c), invstd=pos(c), weight=a(c), bias=a(c),
                                       out=a(b, c)), ("out",)),
-        ("batch_norm_backward", dict(x=a(b, c, l), grad_output=a(b, c, l), mean=a(c), invstd=pos(c),
-                                     weight=a(c), batch_stats=True, grad_input=a(b, c, l),
+        ("batch_norm_backward", dict(x=a(b, c, length), grad_output=a(b, c, length), mean=a(c), invstd=pos(c),
+                                     weight=a(c), batch_stats=True, grad_input=a(b, c, length),
                                      grad_weight=a(c), grad_bias=a(c)),
          ("grad_input", "grad_weight", "grad_bias")),
         ("layer_norm_forward", dict(x=a(b, i), features=i, weight=a(i), bias=a(i), eps=1e-5,

@@ -11,6 +11,9 @@ failure, and exits 1 on any failure. A segfault or an abort kills only this proc
 that runs it (test_core_sweep.py) fails instead of pytest dying.
 """
 
+import os
+import re
+import subprocess
 import sys
 
 import numpy as np
@@ -295,14 +298,31 @@ def random_calls(sweep, examples):
     one_call()
 
 
-def main():
-    sweep = Sweep()
-    sweep.run()
-    random_calls(sweep, int(sys.argv[1]) if len(sys.argv) > 1 else 3000)
+def report(sweep) -> int:
+    """Prints each failure and ``cases N`` (read by :func:`run_in_child`); the exit status."""
     for failure in sweep.failures:
         print("FAIL", failure)
     print(f"cases {sweep.cases}")
     return 1 if sweep.failures else 0
+
+
+def run_in_child(script: str, *args: str) -> int:
+    """Runs a sweep script in a child process, so that a crash fails the calling test instead of
+    killing pytest; asserts it passed and returns how many cases it ran."""
+    result = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, RUST_BACKTRACE="0"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"the sweep failed (exit status {result.returncode}):\n{output[-8000:]}"
+    ran = re.search(r"^cases (\d+)$", result.stdout, re.M)
+    assert ran, output[-2000:]
+    return int(ran.group(1))
+
+
+def main():
+    sweep = Sweep()
+    sweep.run()
+    random_calls(sweep, int(sys.argv[1]) if len(sys.argv) > 1 else 3000)
+    return report(sweep)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ import numpy as np
 from . import _core
 from .layers import Parameter
 
-# Keys that schedulers keep in the parameter groups, checked whenever a group is.
-_SCHEDULER_RATES = ("initial_lr", "max_lr", "min_lr")
-_SCHEDULER_MOMENTA = ("base_momentum", "max_momentum")
+# Keys that schedulers keep in the parameter groups (OneCycleLR's rates and momenta), checked
+# whenever a group is.
+SCHEDULER_RATES = ("initial_lr", "max_lr", "min_lr")
+SCHEDULER_MOMENTA = ("base_momentum", "max_momentum")
 # The largest step count stored (int64, as the counters of PyTorch's files).
 MAX_STEP = 2**63 - 1
 
@@ -152,10 +153,10 @@ class Optimizer:
             if key in group:  # a subclass's defaults may lack the base class's flags
                 group[key] = _flag(key, group[key])
         self._validate(group)
-        for key in _SCHEDULER_RATES:
+        for key in SCHEDULER_RATES:
             if key in group:
                 _check_nonnegative(key, group[key])
-        for key in _SCHEDULER_MOMENTA:
+        for key in SCHEDULER_MOMENTA:
             if key in group:
                 _check_unit_interval(key, group[key])
         return group
@@ -259,7 +260,7 @@ class Optimizer:
                f"{len(own['params'])} in the optimizer")
         missing = [k for k in self.defaults if k not in saved]
         _check(not missing, f"{where} lacks the hyperparameters {missing}")
-        known = {*self.defaults, *own, *_SCHEDULER_RATES, *_SCHEDULER_MOMENTA}
+        known = {*self.defaults, *own, *SCHEDULER_RATES, *SCHEDULER_MOMENTA}
         unknown = [k for k in saved if k not in known]
         _check(not unknown, f"{where} holds unknown hyperparameters {unknown[:5]}; expected "
                             f"those among {sorted(known - {'params'})}")

@@ -17,7 +17,7 @@ import math
 import numbers
 from typing import Mapping
 
-from .optim import MAX_STEP, Optimizer
+from .optim import MAX_STEP, SCHEDULER_MOMENTA, SCHEDULER_RATES, Optimizer
 
 # Validators: ``check(name, value)`` returns the value (normalized) or raises ValueError. The
 # constructors and load_state_dict use the same ones, so a file cannot hold what a constructor
@@ -411,10 +411,6 @@ def _check_schedulers(optimizer, schedulers) -> list:
     return list(schedulers)
 
 
-_ONE_CYCLE_RATES = ("initial_lr", "max_lr", "min_lr")
-_ONE_CYCLE_MOMENTA = ("base_momentum", "max_momentum")
-
-
 def _one_cycle_phases(name: str, value) -> list[tuple]:
     """2 or 3 phases ``(end_step, lr_from, lr_to, momentum_from, momentum_to)`` whose end steps
     increase from step 0 (each phase divides by its length)."""
@@ -423,11 +419,11 @@ def _one_cycle_phases(name: str, value) -> list[tuple]:
     phases, previous_end = [], 0.0
     for i, phase in enumerate(value):
         if (not isinstance(phase, (list, tuple)) or len(phase) != 5 or not _finite(phase[0])
-                or phase[1] not in _ONE_CYCLE_RATES or phase[2] not in _ONE_CYCLE_RATES
-                or phase[3] not in _ONE_CYCLE_MOMENTA or phase[4] not in _ONE_CYCLE_MOMENTA):
+                or phase[1] not in SCHEDULER_RATES or phase[2] not in SCHEDULER_RATES
+                or phase[3] not in SCHEDULER_MOMENTA or phase[4] not in SCHEDULER_MOMENTA):
             raise ValueError(f"{name}[{i}] must be (end_step, lr_from, lr_to, momentum_from, "
-                             f"momentum_to) with rates from {list(_ONE_CYCLE_RATES)} and momenta "
-                             f"from {list(_ONE_CYCLE_MOMENTA)}, got {phase!r}")
+                             f"momentum_to) with rates from {list(SCHEDULER_RATES)} and momenta "
+                             f"from {list(SCHEDULER_MOMENTA)}, got {phase!r}")
         end = float(phase[0])
         if end == previous_end or (i > 0 and end < previous_end):
             raise ValueError(f"{name} must have increasing end steps, none at step 0, got "
@@ -446,7 +442,7 @@ def _one_cycle_max_lrs(max_lr, groups: int) -> list[float]:
 
 def _check_one_cycle_groups(groups, cycle_momentum: bool) -> None:
     """The phases read these keys of every group: the optimizer must have them."""
-    needed = set(_ONE_CYCLE_RATES) | (set(_ONE_CYCLE_MOMENTA) if cycle_momentum else set())
+    needed = set(SCHEDULER_RATES) | (set(SCHEDULER_MOMENTA) if cycle_momentum else set())
     for i, group in enumerate(groups):
         if not needed <= set(group):
             raise ValueError(f"parameter group {i} lacks {sorted(needed - set(group))}, "

@@ -204,7 +204,7 @@ def test_batch_of_one_in_training_is_a_clear_error():
 @pytest.mark.parametrize("make,message", [
     (lambda: sp.BatchNorm1d(0), "num_features must be a positive integer, got 0"),
     (lambda: sp.BatchNorm1d(3, momentum=1.5), r"momentum must be in \[0, 1\] or None, got 1.5"),
-    (lambda: sp.BatchNorm1d(3, eps=0), "eps must be a number > 0, got 0"),
+    (lambda: sp.BatchNorm1d(3, eps=0), "eps must be a finite number > 0, got 0"),
     (lambda: sp.Dropout(1.0), r"p must be in \[0, 1\), got 1.0"),
     (lambda: sp.LayerNorm(()), "normalized_shape must not be empty"),
 ])

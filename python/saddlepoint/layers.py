@@ -34,6 +34,14 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def positive_float(name: str, value) -> float:
+    """``value`` as a finite float > 0, or a ValueError naming it."""
+    number = finite_float(name, value)
+    if number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
 def finite_float(name: str, value) -> float:
     """``value`` as a finite float, or a ValueError naming it (an int beyond float range too)."""
     try:
@@ -499,8 +507,7 @@ class BatchNorm1d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, *, dtype=np.float32):
         self.num_features = positive_int("num_features", num_features)
-        if not (isinstance(eps, (int, float)) and eps > 0 and finite_float("eps", eps)):
-            raise ValueError(f"eps must be a number > 0, got {eps!r}")
+        eps = positive_float("eps", eps)
         if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
             raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
         dtype = float_dtype(dtype)
@@ -581,9 +588,7 @@ class LayerNorm(Module):
         if not shape:
             raise ValueError("normalized_shape must not be empty")
         self.normalized_shape = tuple(positive_int("normalized_shape", d) for d in shape)
-        if not (isinstance(eps, (int, float)) and eps > 0 and finite_float("eps", eps)):
-            raise ValueError(f"eps must be a number > 0, got {eps!r}")
-        self.eps = float(eps)
+        self.eps = positive_float("eps", eps)
         dtype = float_dtype(dtype)
         self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine else None

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _core
 from . import checkpoint as ckpt
-from .layers import positive_int
+from .layers import BatchNorm1d, positive_int
 
 METRICS = ("accuracy", "mse", "mae", "r2")
 
@@ -364,8 +364,6 @@ class Trainer:
         """Refuses, before any update, an epoch whose last batch would hold one sample of 2-D
         data while a batch-norm layer trains: it cannot normalize one value per channel, and
         would fail mid-epoch after the other batches' updates (PyTorch fails there too)."""
-        from .layers import BatchNorm1d
-
         if self.drop_last or ndim != 2 or n_samples % self.batch_size != 1:
             return
         if any(isinstance(m, BatchNorm1d) and m.training for _, m in _modules(self.model)):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import saddlepoint as sp
-from saddlepoint.augment import Compose, GaussianNoise, RandomCrop, RandomHorizontalFlip
+from saddlepoint.data import Compose, GaussianNoise, RandomCrop, RandomHorizontalFlip
 
 
 def images(n=8):

@@ -6,9 +6,17 @@ GIL released; this package gives the PyTorch-like layers, losses and optimizers 
 
 from . import diagnose
 from ._core import get_num_threads, set_num_threads
-from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
-from .clip import clip_grad_norm_, clip_grad_value_, grad_norm
-from .layers import (
+from .io import load_checkpoint, load_weights, save_checkpoint, save_weights
+from .losses import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    L1Loss,
+    MSELoss,
+    log_softmax,
+    one_hot,
+    softmax,
+)
+from .nn import (
     BatchNorm1d,
     Dense,
     Dropout,
@@ -25,17 +33,11 @@ from .layers import (
     Tanh,
     mlp,
 )
-from .losses import (
-    BCEWithLogitsLoss,
-    CrossEntropyLoss,
-    L1Loss,
-    MSELoss,
-    log_softmax,
-    one_hot,
-    softmax,
-)
-from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
-from .schedule import (
+from .optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
     CosineAnnealingLR,
     ExponentialLR,
     InverseSqrtLR,
@@ -44,12 +46,25 @@ from .schedule import (
     LRScheduler,
     MultiStepLR,
     OneCycleLR,
+    Optimizer,
     ReduceLROnPlateau,
+    RMSprop,
     SequentialLR,
     StepLR,
+    clip_grad_norm_,
+    clip_grad_value_,
+    grad_norm,
 )
-from .train import LRFinderResult, lr_find
-from .trainer import Callback, EarlyStopping, History, ModelCheckpoint, Trainer, TrainingDiverged
+from .training import (
+    Callback,
+    EarlyStopping,
+    History,
+    LRFinderResult,
+    ModelCheckpoint,
+    Trainer,
+    TrainingDiverged,
+    lr_find,
+)
 
 __version__ = "0.1.0"
 

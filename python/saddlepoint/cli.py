@@ -18,8 +18,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from .data import TableError
+from . import diagnose, nn, optim
+from ._core import get_num_threads, set_num_threads
+from .data import BUNDLED, TableError, infer_task, load_bundled, load_csv
+from .io import save_weights
+from .losses import CrossEntropyLoss, MSELoss
+from .nn import ACTIVATIONS
+from .plot import save_plot
+from .training import EarlyStopping, Trainer, TrainingDiverged, metric_value
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle", "plateau")
@@ -86,7 +94,6 @@ def _open_fraction(text):
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """The data options shared by every command."""
-    from .data import BUNDLED
 
     parser.add_argument("--data", default="digits", metavar="NAME|PATH.csv",
                         help=f"a bundled data set ({', '.join(sorted(BUNDLED))}; default digits) "
@@ -102,7 +109,6 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def add_model_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     """The model and training options shared by ``train`` and ``diagnose``."""
-    from .layers import ACTIVATIONS
 
     parser.add_argument("--hidden", type=_hidden_sizes, default=[128],
                         help="comma-separated hidden layer sizes; 0 for a linear model (default 128)")
@@ -171,7 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
 def load_data(args):
     """``(X, y, task)`` for the data options, checked: a table that can be read, a target that
     fits the task (integer labels of at least 2 classes, or a target that is not constant)."""
-    from .data import BUNDLED, infer_task, load_bundled, load_csv
 
     if args.data in BUNDLED:
         X, y, task = load_bundled(args.data)
@@ -299,7 +304,6 @@ def prepare_out_dir(out: Path | None, kind: str) -> Path:
 
 
 def set_threads(args) -> None:
-    from . import set_num_threads
 
     if args.threads:
         try:
@@ -309,25 +313,23 @@ def set_threads(args) -> None:
 
 
 def build_model(n_in, hidden, n_out, args, rng):
-    from . import layers
 
     modules, width = [], n_in
     for size in hidden:
-        modules.append(layers.Dense(width, size, rng=rng))
+        modules.append(nn.Dense(width, size, rng=rng))
         if args.batchnorm:
-            modules.append(layers.BatchNorm1d(size))
-        modules.append(layers.ACTIVATIONS[args.activation]())
+            modules.append(nn.BatchNorm1d(size))
+        modules.append(ACTIVATIONS[args.activation]())
         if args.dropout:
-            modules.append(layers.Dropout(args.dropout, rng=rng))
+            modules.append(nn.Dropout(args.dropout, rng=rng))
         width = size
-    modules.append(layers.Dense(width, n_out, rng=rng))
-    model = layers.Sequential(*modules)
+    modules.append(nn.Dense(width, n_out, rng=rng))
+    model = nn.Sequential(*modules)
     model[0].input_grad = False  # the inputs need no gradient
     return model
 
 
 def build_optimizer(params, args):
-    from . import optim
 
     wd = args.weight_decay
     return {
@@ -342,30 +344,26 @@ def build_optimizer(params, args):
 
 def build_schedule(optimizer, args, steps_per_epoch):
     """``(scheduler, interval)`` for the schedule options."""
-    from . import schedule
 
     epochs = args.epochs
     if args.schedule == "onecycle":
-        return schedule.OneCycleLR(optimizer, max_lr=args.lr, total_steps=epochs * steps_per_epoch), "batch"
+        return optim.OneCycleLR(optimizer, max_lr=args.lr, total_steps=epochs * steps_per_epoch), "batch"
     if args.schedule == "plateau":
-        return schedule.ReduceLROnPlateau(optimizer, factor=0.5, patience=3), "epoch"
+        return optim.ReduceLROnPlateau(optimizer, factor=0.5, patience=3), "epoch"
     decay_epochs = max(1, epochs - args.warmup)
     decay = {
-        "none": lambda: schedule.LinearLR(optimizer, 1.0, 1.0, 1),
-        "step": lambda: schedule.StepLR(optimizer, step_size=max(1, decay_epochs // 3), gamma=0.1),
-        "exponential": lambda: schedule.ExponentialLR(optimizer, gamma=0.01 ** (1 / decay_epochs)),
-        "cosine": lambda: schedule.CosineAnnealingLR(optimizer, T_max=decay_epochs),
+        "none": lambda: optim.LinearLR(optimizer, 1.0, 1.0, 1),
+        "step": lambda: optim.StepLR(optimizer, step_size=max(1, decay_epochs // 3), gamma=0.1),
+        "exponential": lambda: optim.ExponentialLR(optimizer, gamma=0.01 ** (1 / decay_epochs)),
+        "cosine": lambda: optim.CosineAnnealingLR(optimizer, T_max=decay_epochs),
     }[args.schedule]
     if args.warmup <= 0:
         return (decay() if args.schedule != "none" else None), "epoch"
-    warmup = schedule.LinearWarmup(optimizer, warmup_steps=args.warmup)
-    return schedule.SequentialLR(optimizer, [warmup, decay()], milestones=[args.warmup]), "epoch"
+    warmup = optim.LinearWarmup(optimizer, warmup_steps=args.warmup)
+    return optim.SequentialLR(optimizer, [warmup, decay()], milestones=[args.warmup]), "epoch"
 
 
 def run_train(args) -> int:
-    from . import get_num_threads
-    from .losses import CrossEntropyLoss, MSELoss
-    from .trainer import EarlyStopping, Trainer, TrainingDiverged, metric_value
 
     # Every input is checked before training: options, table, splits, memory, run folder.
     if args.early_stopping and not args.val_fraction:
@@ -434,8 +432,6 @@ def run_train(args) -> int:
 
 def write_run_folder(out: Path, args, sizes, task, history, model, results: dict) -> None:
     """config.json, history.csv/json, weights.safetensors and, with matplotlib, loss.png."""
-    from . import checkpoint
-    from .plot import save_plot
 
     out.mkdir(parents=True, exist_ok=True)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -443,7 +439,7 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     history.to_csv(out / "history.csv")
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2) + "\n")
-    checkpoint.save_weights(model, out / "weights.safetensors")
+    save_weights(model, out / "weights.safetensors")
     def draw(ax):
         for key in ("loss", "val_loss"):
             if key in history:
@@ -455,9 +451,7 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
 
 
 def run_diagnose(args) -> int:
-    from threadpoolctl import threadpool_limits
 
-    from . import get_num_threads
 
     set_threads(args)  # --threads governs saddlepoint's pool and NumPy's BLAS alike
     import scipy.linalg  # noqa: F401  (loads SciPy's own BLAS now, so that the limit reaches it)
@@ -468,8 +462,6 @@ def run_diagnose(args) -> int:
 
 
 def _diagnose(args, threads: int) -> int:
-    from . import diagnose
-    from .data import load_csv
 
     if not args.val_fraction:
         raise UsageError("diagnose needs a validation split: set --val-fraction > 0")

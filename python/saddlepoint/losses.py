@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from .layers import float_dtype
+from .validation import float_dtype
 
 
 def _as_input(input) -> np.ndarray:

@@ -16,6 +16,9 @@ import sys
 import time
 from contextlib import contextmanager
 
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
 #: Defaults of every analysis: Hessian-vector products and seconds.
 MAX_HVPS = 5000
 TIME_LIMIT = 60.0
@@ -44,7 +47,6 @@ def show_progress(progress) -> bool:
 
 def one_blas_thread():
     """A context in which NumPy's BLAS runs on one thread (see the module's docstring)."""
-    from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
 
@@ -73,7 +75,6 @@ class Budget:
     def __enter__(self):
         self._blas = one_blas_thread()
         if self.show:
-            from tqdm import tqdm
 
             self._bar = tqdm(total=self.max_hvps, desc=self.description, unit=self.unit,
                              file=sys.stderr, leave=False)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ..trainer import Callback
+from ..training import Callback
 from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget, one_blas_thread
 from .objective import Objective, vector_to_parameters
 

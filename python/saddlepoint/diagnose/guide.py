@@ -24,7 +24,12 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ..layers import Dense, Module
+from ..data import check_data, infer_task
+from ..losses import CrossEntropyLoss, MSELoss
+from ..nn import BatchNorm1d, Dense, Dropout, Module, ReLU, Sequential
+from ..optim import Adam
+from ..training import Trainer, TrainingDiverged
+from .rop import leaf_layers
 
 VERDICTS = ("model bias", "optimization", "overfitting", "mismatch", "healthy")
 
@@ -263,9 +268,6 @@ def prepare_data(X, y, validation_data=None, validation_split: float = 0.2, test
     ``test_data``."""
     from sklearn.model_selection import train_test_split
 
-    from ..data import infer_task
-    from ..losses import CrossEntropyLoss, MSELoss
-    from ..trainer import check_data
 
     X, y = check_data(X, y)
     labels = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
@@ -299,7 +301,6 @@ def prepare_data(X, y, validation_data=None, validation_split: float = 0.2, test
 
 def _train_and_score(name: str, trainer, splits: dict, epochs: int, baseline: float) -> ModelReport:
     """Fits ``trainer`` on the training split (validating on "val") and scores every split."""
-    from ..trainer import TrainingDiverged
 
     begin = time.perf_counter()
     diverged = None
@@ -396,8 +397,6 @@ def wider(model):
     """A more flexible copy of ``model``'s architecture, freshly initialized, or None: a Dense
     layer becomes a one-hidden-layer ReLU network of 64 units; a Sequential of Dense, built-in
     activation, BatchNorm1d and Dropout layers gets every hidden width doubled."""
-    from ..layers import BatchNorm1d, Dropout, ReLU, Sequential
-    from .rop import leaf_layers
 
     layers = leaf_layers(model)
     dense = [layer for layer in (layers or []) if isinstance(layer, Dense)]
@@ -453,8 +452,6 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
     margin : one model fits better than another when its training loss is lower by this
         fraction
     """
-    from ..optim import Adam
-    from ..trainer import Trainer
 
     if not 0 < threshold < 1 or not 0 <= margin < 1:
         raise ValueError(f"threshold must be in (0, 1) and margin in [0, 1), got {threshold} and {margin}")

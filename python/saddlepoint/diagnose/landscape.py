@@ -25,10 +25,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..layers import Module
-from ..trainer import Callback
+from ..nn import Module
+from ..optim import SGD
+from ..training import Callback, Trainer
 from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget
 from .curvature import RESIDUAL_TOLERANCE, _check_tolerance, _extreme_eigenpairs
+from .guide import _dtype_of, prepare_data
 from .objective import Objective, parameters_to_vector
 
 
@@ -298,9 +300,6 @@ def batch_size_study(model_factory, X, y, *, batch_sizes=(16, 64, 256, 1024), va
     so). ``optimizer`` is a function ``parameters -> Optimizer`` (default ``SGD(lr=0.1)``, the
     course's setting where batch size matters); ``task`` is inferred from ``y`` by default.
     """
-    from ..optim import SGD
-    from ..trainer import Trainer
-    from .guide import _dtype_of, prepare_data
 
     if isinstance(model_factory, Module) or not callable(model_factory):
         raise TypeError(f"model_factory must be a function returning a fresh Module, got "

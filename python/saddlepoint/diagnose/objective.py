@@ -12,7 +12,7 @@ import copy
 
 import numpy as np
 
-from ..layers import Module, Parameter
+from ..nn import Module, Parameter
 from . import rop
 
 

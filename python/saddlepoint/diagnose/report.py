@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..plot import save_plot
+
 
 def write_report(out: Path, title: str, guidance, critical, escape=None, landscape=None,
                  config: dict | None = None) -> list[str]:
@@ -39,7 +41,6 @@ def write_report(out: Path, title: str, guidance, critical, escape=None, landsca
 
 
 def _write_plots(out: Path, guidance, critical, landscape) -> list[str]:
-    from ..plot import save_plot
 
     def histogram(ax):
         ax.hist(critical.eigenvalues, bins=80, log=True)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import (
+from ..losses import CrossEntropyLoss, L1Loss, MSELoss
+from ..nn import (
     Activation,
     BatchNorm1d,
     Dense,
@@ -34,7 +35,6 @@ from ..layers import (
     Sigmoid,
     Tanh,
 )
-from ..losses import CrossEntropyLoss, L1Loss, MSELoss
 
 
 def leaf_layers(model) -> list | None:

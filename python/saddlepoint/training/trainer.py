@@ -8,165 +8,19 @@ import sys
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
-from . import _core
-from . import checkpoint as ckpt
-from .layers import BatchNorm1d, positive_int
-
-METRICS = ("accuracy", "mse", "mae", "r2")
-
-
-def metric_value(name: str, outputs: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy (argmax of scores, or sign of a single logit), MSE, MAE or R² of ``outputs``."""
-    if name == "accuracy":
-        predicted = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0).astype(int)
-        return float(np.mean(predicted == y.reshape(-1)))
-    error = outputs.reshape(y.shape) - y
-    if name == "mse":
-        return float(np.mean(error**2))
-    if name == "mae":
-        return float(np.mean(np.abs(error)))
-    if name == "r2":
-        total = np.sum((y - y.mean(axis=0)) ** 2)
-        return float(1 - np.sum(error**2) / total) if total > 0 else float("nan")
-    raise ValueError(f"metric must be one of {METRICS}, got {name!r}")
-
-
-def check_data(X, y, classification: bool | None = None, name: str = "X"):
-    """``X`` and ``y`` as arrays, with a clear ValueError for what training cannot use."""
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if X.ndim < 2:
-        raise ValueError(f"{name} must be at least 2-D (samples, features), got shape {X.shape}")
-    if len(X) == 0:
-        raise ValueError(f"{name} is empty: the data set must have at least one sample")
-    if len(X) != len(y):
-        raise ValueError(f"{name} and y must have the same number of samples, got {len(X)} and {len(y)}")
-    if X.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
-    if X.dtype in (np.float32, np.float64) and X.flags.c_contiguous and _core.all_finite(X):
-        bad = None  # the common case, checked in one pass without a temporary
-    else:
-        bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
-    if bad is not None and bad.any():
-        raise ValueError(f"{name} has NaN or infinite values in rows {np.flatnonzero(bad)[:10].tolist()}"
-                         f"{' ...' if bad.sum() > 10 else ''}")
-    if y.dtype.kind == "f":
-        bad_y = ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
-        if bad_y.any():
-            raise ValueError(f"y has NaN or infinite values in rows {np.flatnonzero(bad_y)[:10].tolist()}")
-        if classification and not np.all(y == np.round(y)):
-            rows = np.flatnonzero(y.reshape(len(y), -1)[:, 0] != np.round(y.reshape(len(y), -1)[:, 0]))
-            raise ValueError(f"classification labels must be integers, got non-integer values in rows "
-                             f"{rows[:10].tolist()}")
-    elif y.dtype.kind not in "iub":
-        raise TypeError(f"y must hold numbers, got dtype {y.dtype}")
-    return X, y
-
-
-class History:
-    """Per-epoch values: ``history["loss"]``, ``history["val_accuracy"]``, ...; ``epochs`` lists
-    the epoch numbers (from 1)."""
-
-    def __init__(self, values: dict | None = None):
-        self.values: dict[str, list[float]] = {k: list(v) for k, v in (values or {}).items()}
-
-    @property
-    def epochs(self) -> list[int]:
-        return list(range(1, len(self.values.get("loss", [])) + 1))
-
-    def append(self, logs: dict) -> None:
-        for key, value in logs.items():
-            self.values.setdefault(key, []).append(float(value))
-
-    def __getitem__(self, key: str) -> list[float]:
-        return self.values[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.values
-
-    def to_dict(self) -> dict:
-        return {"epoch": self.epochs, **{k: list(v) for k, v in self.values.items()}}
-
-    def to_csv(self, path) -> None:
-        columns = self.to_dict()
-        with open(path, "w") as f:
-            f.write(",".join(columns) + "\n")
-            for row in zip(*columns.values()):
-                f.write(",".join(repr(v) if isinstance(v, float) else str(v) for v in row) + "\n")
-
-    def __repr__(self) -> str:
-        last = {k: round(v[-1], 4) for k, v in self.values.items() if v}
-        return f"History({len(self.epochs)} epochs, last={last})"
-
-
-class Callback:
-    """Hooks called by :meth:`Trainer.fit`; override any. Set ``trainer.stop_training = True``
-    to stop after the current epoch."""
-
-    def on_train_begin(self, trainer) -> None: ...
-
-    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None: ...
-
-    def on_train_end(self, trainer) -> None: ...
-
-
-class EarlyStopping(Callback):
-    """Stops when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
-    epochs; with ``restore_best`` the model gets the weights of its best epoch back."""
-
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 mode: str = "min", restore_best: bool = True):
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
-        if not min_delta >= 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
-        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
-        self.mode, self.restore_best = mode, restore_best
-
-    def on_train_begin(self, trainer):
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch, self.wait, self.best_state, self.stopped_epoch = 0, 0, None, None
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, but the epoch logged only "
-                           f"{sorted(logs)}; pass validation data or monitor 'loss'")
-        value = logs[self.monitor]
-        improved = (value < self.best - self.min_delta if self.mode == "min"
-                    else value > self.best + self.min_delta)
-        if improved:
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore_best:
-                self.best_state = trainer.model.state_dict()
-        else:
-            self.wait += 1
-            if self.wait > self.patience:
-                trainer.stop_training = True
-                self.stopped_epoch = epoch
-
-    def on_train_end(self, trainer):
-        if self.restore_best and self.best_state is not None and self.stopped_epoch is not None:
-            trainer.model.load_state_dict(self.best_state)
-
-
-class ModelCheckpoint(Callback):
-    """Writes a checkpoint (see :mod:`saddlepoint.checkpoint`) after every epoch, or only when
-    ``monitor`` improves with ``save_best_only``."""
-
-    def __init__(self, path, monitor: str = "val_loss", mode: str = "min", save_best_only: bool = False):
-        self.path, self.monitor, self.mode, self.save_best_only = path, monitor, mode, save_best_only
-        self.best = math.inf if mode == "min" else -math.inf
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        if self.save_best_only:
-            value = logs.get(self.monitor)
-            if value is None or not (value < self.best if self.mode == "min" else value > self.best):
-                return
-            self.best = value
-        trainer.save_checkpoint(self.path)
+from .. import _core
+from ..data.batches import minibatches
+from ..data.checks import check_data
+from ..io import checkpoint as ckpt
+from ..losses import BCEWithLogitsLoss, CrossEntropyLoss
+from ..nn import BatchNorm1d
+from ..optim import ReduceLROnPlateau
+from ..validation import positive_int
+from .history import History
+from .metrics import METRICS, metric_value
+from .step import predict
 
 
 class TrainingDiverged(FloatingPointError):
@@ -300,8 +154,6 @@ class Trainer:
 
     # --- data --------------------------------------------------------------------------------
     def _classification(self) -> bool:
-        from .losses import BCEWithLogitsLoss, CrossEntropyLoss
-
         return isinstance(self.loss, (CrossEntropyLoss, BCEWithLogitsLoss))
 
     def _prepare(self, X, y, name="X"):
@@ -375,8 +227,6 @@ class Trainer:
     def _progress(self, epochs):
         if not self.verbose or not sys.stderr.isatty():
             return None
-        from tqdm import tqdm
-
         return tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch", file=sys.stderr)
 
     def _train_epoch(self, batches: _Batches) -> dict:
@@ -392,8 +242,6 @@ class Trainer:
         return self._train_batches(batches)
 
     def _train_batches(self, batches: _Batches) -> dict:
-        from .data import minibatches
-
         params = self.model.parameters()
         rollback = _BatchRollback(self.model) if self.check_finite else None
         total, count = 0.0, 0
@@ -433,8 +281,6 @@ class Trainer:
                                f"(the learning rate is far too large)")
 
     def _step_epoch_scheduler(self, logs: dict) -> None:
-        from .schedule import ReduceLROnPlateau
-
         if self.scheduler is None:
             return
         if isinstance(self.scheduler, ReduceLROnPlateau):
@@ -445,8 +291,6 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------------------
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
         """Model outputs in eval mode (the mode is restored afterwards)."""
-        from .train import predict
-
         X = np.ascontiguousarray(np.asarray(X), dtype=self.dtype)
         return predict(self.model, X, batch_size)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from . import _core
-from .layers import Parameter
+from .. import _core
+from ..nn import Parameter
 
 
 def _params(parameters) -> list[Parameter]:

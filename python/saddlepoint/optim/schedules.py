@@ -17,7 +17,7 @@ import math
 import numbers
 from typing import Mapping
 
-from .optim import MAX_STEP, SCHEDULER_MOMENTA, SCHEDULER_RATES, Optimizer
+from .optimizers import MAX_STEP, SCHEDULER_MOMENTA, SCHEDULER_RATES, Optimizer
 
 # Validators: ``check(name, value)`` returns the value (normalized) or raises ValueError. The
 # constructors and load_state_dict use the same ones, so a file cannot hold what a constructor

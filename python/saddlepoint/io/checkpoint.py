@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load, save
 
 try:  # POSIX: a writer holds a lock on its temporary file, so no one removes it mid-write
     import fcntl
@@ -131,8 +133,6 @@ def _contiguous(array: np.ndarray) -> np.ndarray:
 
 def save_weights(model, path) -> None:
     """Writes the model's state dict (PyTorch-style names) to a safetensors file."""
-    from safetensors.numpy import save
-
     state = {name: _contiguous(a) for name, a in model.state_dict().items()}
     _atomic_write(path, save(state, metadata={"format": "pt"}))
 
@@ -152,8 +152,6 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int =
                     rng_states: dict | None = None, history: dict | None = None) -> None:
     """Writes model, optimizer and scheduler state, epoch, random-generator states and history
     to one safetensors file, atomically."""
-    from safetensors.numpy import save
-
     tensors = {f"model.{name}": _contiguous(a) for name, a in model.state_dict().items()}
     meta = {"format": FORMAT, "version": VERSION, "epoch": int(epoch),
             "rng_states": rng_states or {}, "history": history or {}}
@@ -176,9 +174,6 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int =
 # --- reading -----------------------------------------------------------------------------------
 def _read(path) -> tuple[dict, dict]:
     """Tensors and metadata of a safetensors file; ValueError if it is not one."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
     path = Path(path)
     try:
         data = path.read_bytes()

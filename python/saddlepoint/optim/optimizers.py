@@ -14,8 +14,8 @@ from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
-from . import _core
-from .layers import Parameter
+from .. import _core
+from ..nn import Parameter
 
 # Keys that schedulers keep in the parameter groups (OneCycleLR's rates and momenta), checked
 # whenever a group is.

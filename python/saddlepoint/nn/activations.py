@@ -1,0 +1,91 @@
+"""Elementwise activations, each one Rust kernel forward and one backward."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from ..validation import finite_float
+from .module import Module, as_layer_input
+
+
+class Activation(Module):
+    """An elementwise activation run by one Rust kernel; subclasses name it."""
+
+    kind = "identity"
+
+    def __init__(self):
+        self._x = None
+        self._y = None
+
+    def _slope(self) -> float:
+        return 0.0
+
+    def forward(self, x):
+        x = np.ascontiguousarray(x)
+        out = np.empty_like(x)
+        _core.activation_forward(self.kind, x, out, self._slope())
+        self._x, self._y = x, out
+        return out
+
+    def backward(self, grad_output):
+        if self._x is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        grad_output = as_layer_input(grad_output, self._x.dtype, "grad_output")
+        grad_input = np.empty_like(self._x)
+        _core.activation_backward(self.kind, self._x, self._y, grad_output, grad_input,
+                                  self._slope())
+        return grad_input
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Identity(Activation):
+    """``y = x``."""
+    kind = "identity"
+
+
+class ReLU(Activation):
+    """``y = max(x, 0)``; the derivative at 0 is 0, as in PyTorch."""
+    kind = "relu"
+
+
+class Sigmoid(Activation):
+    """``y = 1 / (1 + exp(-x))``."""
+    kind = "sigmoid"
+
+
+class HardSigmoid(Activation):
+    """``y = relu6(x + 3) / 6``, PyTorch's ``Hardsigmoid``: the course's piecewise-linear sigmoid."""
+    kind = "hard_sigmoid"
+
+
+class Tanh(Activation):
+    """``y = tanh(x)``."""
+    kind = "tanh"
+
+
+class LeakyReLU(Activation):
+    """``y = x`` for ``x > 0``, ``negative_slope * x`` otherwise."""
+    kind = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = finite_float("negative_slope", negative_slope)
+
+    def _slope(self) -> float:
+        return self.negative_slope
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
+ACTIVATIONS = {
+    "relu": ReLU,
+    "sigmoid": Sigmoid,
+    "hard_sigmoid": HardSigmoid,
+    "tanh": Tanh,
+    "leaky_relu": LeakyReLU,
+    "identity": Identity,
+}

@@ -1,0 +1,47 @@
+"""Inverted dropout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .module import Module
+
+
+class Dropout(Module):
+    """Inverted dropout: in training each element is zeroed with probability ``p`` and the
+    kept ones are scaled by ``1/(1 − p)``, so eval mode (the identity) needs no rescaling.
+
+    The mask is drawn in Rust from a 64-bit seed; each call takes a fresh seed from ``rng``
+    (a ``numpy.random.Generator`` or an int seed owned by the layer), so a seeded model
+    drops the same units on every run, whatever the thread count.
+    """
+
+    def __init__(self, p: float = 0.5, *, rng=None):
+        if not (isinstance(p, (int, float)) and 0 <= p < 1):
+            raise ValueError(f"p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.rng = np.random.default_rng(rng)
+        self._mask = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            self._mask = None
+            return x
+        return self.forward_with_seed(x, int(self.rng.integers(0, 2**63)))
+
+    def forward_with_seed(self, x, seed: int):
+        """Training-mode forward with the mask drawn from ``seed`` (reproducible)."""
+        x = np.ascontiguousarray(x)
+        out, mask = np.empty_like(x), np.empty_like(x)
+        _core.dropout_forward(x, self.p, seed, out, mask)
+        self._mask = mask
+        return out
+
+    def backward(self, grad_output):
+        if self._mask is None:
+            return grad_output
+        return np.multiply(grad_output, self._mask)
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"

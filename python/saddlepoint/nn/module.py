@@ -1,0 +1,196 @@
+"""`Module`: the protocol every layer and model follows (forward, backward, parameters,
+buffers, modes, state dicts)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from ..validation import float_dtype
+from .parameter import Parameter
+
+
+def as_layer_input(x, dtype: np.dtype, name: str = "x") -> np.ndarray:
+    """``x`` as a C-contiguous array of the layer's dtype, without copying when it already is."""
+    x = np.asarray(x)
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{name} must have dtype {dtype} like the layer's parameters, got {x.dtype}; "
+            f"convert it with {name}.astype(np.{dtype})"
+        )
+    return np.ascontiguousarray(x)
+
+
+# Buffers that hold variances: a negative one makes the square root in eval mode NaN.
+_NONNEGATIVE_BUFFERS = ("running_var",)
+
+
+def _checked_state_entry(name: str, value, target: np.ndarray) -> np.ndarray:
+    """``value`` cast to ``target``'s dtype if it fits ``target`` (shape, dtype kind, range;
+    counts and variances >= 0), or an error."""
+    source = np.asarray(value)
+    if target.ndim == 0 and source.shape == (1,):
+        source = source.reshape(())
+    if source.shape != target.shape:
+        raise ValueError(f"state_dict[{name!r}] must have shape {target.shape}, got {source.shape}")
+    if target.dtype.kind == "f":
+        fits, kind = source.dtype.kind == "f", "a float"
+    else:  # an integer count: no sign change or wrap-around
+        fits, kind = np.can_cast(source.dtype, target.dtype, casting="safe"), "an integer"
+    if not fits:
+        raise TypeError(f"state_dict[{name!r}] must have {kind} dtype like {target.dtype}, "
+                        f"got {source.dtype}")
+    if target.dtype.kind in "iu" and source.size and source.min() < 0:
+        # Integer state is a count (num_batches_tracked); a negative one breaks momentum=None.
+        raise ValueError(f"state_dict[{name!r}] is a count and must be >= 0, got {source.min()}")
+    with np.errstate(over="ignore"):  # checked next: a float64 1e300 is inf in float32
+        cast = source.astype(target.dtype)
+    if target.dtype.kind == "f" and not np.isfinite(cast[np.isfinite(source)]).all():
+        raise ValueError(f"state_dict[{name!r}] holds values beyond the range of {target.dtype}")
+    if name.rpartition(".")[2] in _NONNEGATIVE_BUFFERS and (cast < 0).any():
+        raise ValueError(f"state_dict[{name!r}] is a variance and must be >= 0, got {cast.min()}")
+    return cast
+
+
+class Module:
+    """Base class of layers and models.
+
+    Subclasses set :class:`Parameter` and ``Module`` attributes in ``__init__`` and implement
+    ``forward(x)`` and ``backward(grad_output) -> grad_input``. Parameter names follow PyTorch
+    (``"0.weight"``), so state dicts move between the two libraries unchanged.
+    """
+
+    training: bool = True
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")
+
+    def backward(self, grad_output):
+        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # --- structure -------------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, object]]:
+        """Sub-layers in attribute order: any attribute with ``forward`` and ``backward``."""
+        for name, value in vars(self).items():
+            if not name.startswith("_") and hasattr(value, "forward") and hasattr(value, "backward"):
+                yield name, value
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(name, Parameter)`` pairs of this module and its sub-layers, PyTorch-style names."""
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+        for name, child in self.named_children():
+            if hasattr(child, "named_parameters"):
+                yield from child.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """State that is saved but not trained (e.g. running statistics), by name."""
+        for name in getattr(self, "_buffer_names", ()):
+            yield prefix + name, getattr(self, name)
+        for name, child in self.named_children():
+            if hasattr(child, "named_buffers"):
+                yield from child.named_buffers(prefix + name + ".")
+
+    def register_buffer(self, name: str, array: np.ndarray) -> None:
+        """Stores ``array`` as attribute ``name`` and includes it in the state dict."""
+        setattr(self, name, array)
+        names = list(getattr(self, "_buffer_names", ()))
+        if name not in names:
+            self._buffer_names = (*names, name)
+
+    # --- modes -------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Switches this module and its sub-layers to training (or, with False, eval) mode."""
+        self.training = bool(mode)
+        for _, child in self.named_children():
+            if hasattr(child, "train"):
+                child.train(mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and all its sub-layers, depth first."""
+        yield self
+        for _, child in self.named_children():
+            if hasattr(child, "modules"):
+                yield from child.modules()
+
+    def to(self, dtype) -> "Module":
+        """Converts parameters, gradients and float buffers to ``dtype`` in place (PyTorch's
+        ``model.to(torch.float64)``); returns the module. Inputs must then have that dtype."""
+        dtype = float_dtype(dtype)
+        for module in self.modules():
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter):
+                    value.data = value.data.astype(dtype)
+                    value._grad, value._grad_is_zero = np.zeros_like(value.data), False
+            for name in getattr(module, "_buffer_names", ()):
+                buffer = getattr(module, name)
+                if buffer.dtype.kind == "f":
+                    setattr(module, name, buffer.astype(dtype))
+            if hasattr(module, "_dtype"):
+                module._dtype = dtype
+        return self
+
+    # --- state -------------------------------------------------------------------------------
+    def _state_arrays(self) -> OrderedDict:
+        state = OrderedDict((name, p.data) for name, p in self.named_parameters())
+        state.update(self.named_buffers())
+        return state
+
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Copies of all parameters and buffers, by PyTorch-style name."""
+        return OrderedDict((name, array.copy()) for name, array in self._state_arrays().items())
+
+    def load_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True) -> None:
+        """Copies arrays into the parameters and buffers in place.
+
+        Every name, shape and dtype is checked before anything is written, so a state dict
+        that does not fit changes nothing (KeyError for missing or unexpected names with
+        ``strict``, ValueError for a shape, a value beyond the dtype's range, a count or a
+        ``running_var`` below 0, TypeError for a dtype).
+
+        A 0-d entry (``num_batches_tracked``) is also accepted with shape ``(1,)``, as PyTorch
+        accepts it: files written before 0-d tensors were saved as such hold that shape.
+        """
+        self._stage_state_dict(state_dict, strict)()
+
+    def _stage_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True):
+        """Checks ``state_dict`` as :meth:`load_state_dict` does and returns a function that
+        copies it in; the function cannot fail, so callers can stage several objects first."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
+        own = self._state_arrays()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"state_dict does not match the model: missing {missing}, unexpected {unexpected}"
+            )
+        staged = []
+        for name, target in own.items():
+            if name in state_dict:
+                staged.append((target, _checked_state_entry(name, state_dict[name], target)))
+
+        def commit():
+            for target, source in staged:
+                np.copyto(target, source, casting="same_kind")
+        return commit
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

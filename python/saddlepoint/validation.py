@@ -1,12 +1,25 @@
-"""Checks of hyperparameters and dtypes shared by every layer, optimizer, schedule and command."""
+"""Checks of hyperparameters and dtypes shared by every layer, optimizer, schedule and command.
+
+Hyperparameters are validated declaratively, as scikit-learn's parameter constraints: a class
+names a constraint per hyperparameter (``Real(0, 1, closed="left")``, ``Integer(1)``, ``Flag()``,
+``OneOf("min", "max")``, ...), and its constructor, its ``load_state_dict`` and the command line
+all call :func:`check_params` (or a constraint's ``check``) with that table, so a file or a flag
+can never hold what a constructor refuses. Each check returns the value normalized (a Python
+``float``, ``int``, ``bool``, tuple or list) or raises ``ValueError("<name> must be <what>, got
+<value>")``.
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: The largest count stored (int64, as the step counters in PyTorch's files).
+MAX_COUNT = 2**63 - 1
 
 
 def float_dtype(dtype) -> np.dtype:
@@ -17,28 +30,184 @@ def float_dtype(dtype) -> np.dtype:
     return dt
 
 
+def is_integer(value) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_finite_number(value) -> bool:
+    """A finite Python or NumPy integer or float, not a bool (an int beyond float range is not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+class Constraint:
+    """What one hyperparameter may be; ``check(name, value)`` returns it normalized."""
+
+    description = "valid"
+
+    def accepts(self, value) -> bool:
+        raise NotImplementedError
+
+    def normalize(self, value):
+        return value
+
+    def check(self, name: str, value):
+        if not self.accepts(value):
+            raise ValueError(f"{name} must be {self.description}, got {value!r}")
+        return self.normalize(value)
+
+
+def _bounds_text(low, high, closed: str) -> str:
+    left = "[" if closed in ("both", "left") else "("
+    right = "]" if closed in ("both", "right") else ")"
+    return f"in {left}{low}, {high}{right}"
+
+
+def _within(value, low, high, closed: str) -> bool:
+    if low is not None and not (value >= low if closed in ("both", "left") else value > low):
+        return False
+    return high is None or (value <= high if closed in ("both", "right") else value < high)
+
+
+class Real(Constraint):
+    """A finite number in ``[low, high]`` (``closed`` is "both", "left", "right" or "neither";
+    ``None`` leaves a side open); normalized to a Python float."""
+
+    def __init__(self, low=None, high=None, closed: str = "both"):
+        self.low, self.high, self.closed = low, high, closed
+        if low is not None and high is not None:
+            self.description = _bounds_text(low, high, closed)
+        elif low is not None:
+            self.description = f"a finite number {'>=' if closed in ('both', 'left') else '>'} {low}"
+        elif high is not None:
+            self.description = f"a finite number {'<=' if closed in ('both', 'right') else '<'} {high}"
+        else:
+            self.description = "a finite number"
+
+    def accepts(self, value) -> bool:
+        return is_finite_number(value) and _within(value, self.low, self.high, self.closed)
+
+    def normalize(self, value) -> float:
+        return float(value)
+
+
+class Integer(Constraint):
+    """An integer (not a bool) in ``[low, high]``; ``high`` defaults to the int64 limit."""
+
+    def __init__(self, low=None, high=MAX_COUNT):
+        self.low, self.high = low, high
+        if low == 1 and high == MAX_COUNT:
+            self.description = "a positive integer"
+        elif low is not None and high == MAX_COUNT:
+            self.description = f"an integer >= {low}"
+        else:
+            self.description = f"an integer in [{low}, {high}]"
+
+    def accepts(self, value) -> bool:
+        return is_integer(value) and _within(value, self.low, self.high, "both")
+
+    def normalize(self, value) -> int:
+        return int(value)
+
+
+class Flag(Constraint):
+    """True or False; with ``numeric=True`` also NumPy's bools and the integers 0 and 1, as
+    PyTorch's optimizers take them."""
+
+    def __init__(self, numeric: bool = False):
+        self.numeric = numeric
+        self.description = "True or False (or 0/1)" if numeric else "True or False"
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, bool):
+            return True
+        return self.numeric and (isinstance(value, np.bool_) or (is_integer(value) and value in (0, 1)))
+
+    def normalize(self, value) -> bool:
+        return bool(value)
+
+
+class OneOf(Constraint):
+    """One of the given strings."""
+
+    def __init__(self, *options: str):
+        self.options = options
+        self.description = f"one of {list(options)}"
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, str) and value in self.options
+
+
+class NoneOr(Constraint):
+    """``None`` or what ``inner`` accepts."""
+
+    def __init__(self, inner: Constraint):
+        self.inner = inner
+        self.description = f"{inner.description} or None"
+
+    def accepts(self, value) -> bool:
+        return value is None or self.inner.accepts(value)
+
+    def normalize(self, value):
+        return None if value is None else self.inner.normalize(value)
+
+
+class SequenceOf(Constraint):
+    """A list or tuple (a 1-d array too) of items that ``item`` accepts, of ``length`` items when
+    given, optionally strictly increasing; normalized to a tuple (``as_list=True``: a list)."""
+
+    def __init__(self, item: Constraint, length: int | None = None, increasing: bool = False,
+                 as_list: bool = False):
+        self.item, self.length, self.increasing, self.as_list = item, length, increasing, as_list
+        count = f"{length} " if length is not None else ""
+        order = "increasing " if increasing else ""
+        self.description = f"a list of {count}{order}values, each {item.description}"
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+            return False
+        if np.ndim(value) != 1 or (self.length is not None and len(value) != self.length):
+            return False
+        items = list(value)
+        if not all(self.item.accepts(v) for v in items):
+            return False
+        return not self.increasing or all(a < b for a, b in zip(items, items[1:]))
+
+    def normalize(self, value):
+        items = [self.item.normalize(v) for v in value]
+        return items if self.as_list else tuple(items)
+
+
+def check(name: str, value, constraint: Constraint):
+    """``value`` normalized by ``constraint``, or a ValueError naming ``name``."""
+    return constraint.check(name, value)
+
+
+def check_params(params: Mapping, constraints: Mapping[str, Constraint]) -> dict:
+    """``params`` with every key that ``constraints`` names checked and normalized (keys it does
+    not name are kept as they are); the first value that does not fit raises ValueError."""
+    checked = dict(params)
+    for name, constraint in constraints.items():
+        if name in checked:
+            checked[name] = constraint.check(name, checked[name])
+    return checked
+
+
 def positive_int(name: str, value) -> int:
     """Checks that ``value`` is an integer in [1, 2**63) and returns it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value < 2**63:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return Integer(1).check(name, value)
 
 
 def positive_float(name: str, value) -> float:
     """``value`` as a finite float > 0, or a ValueError naming it."""
-    number = finite_float(name, value)
-    if number <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return number
+    return Real(0, closed="neither").check(name, value)
 
 
 def finite_float(name: str, value) -> float:
     """``value`` as a finite float, or a ValueError naming it (an int beyond float range too)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return number
+    return Real().check(name, value)

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 import saddlepoint as sp
+from saddlepoint.data import minibatches
+from saddlepoint.training import step
+from saddlepoint.training import trainer as trainer_module
 
 try:
     import torch
@@ -113,6 +116,41 @@ def test_divergence_stops_with_epoch_and_batch_and_finite_weights():
                                                    r"optimizer are left as they were"):
         trainer.fit(X, y, epochs=20)
     assert all(np.all(np.isfinite(p.data)) for p in model.parameters())
+
+
+def test_fit_runs_every_batch_through_the_one_train_step(monkeypatch, digits):
+    """The Trainer has no copy of the step: every batch goes through ``train_step``, and the
+    result is bit-identical to calling it by hand on the same batches."""
+    X, y = digits
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    calls = []
+
+    def counting_step(*args, **kwargs):
+        calls.append(kwargs.get("guard", args[5] if len(args) > 5 else None))
+        return step.train_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "train_step", counting_step)
+    model = sp.mlp([64, 16, 10], rng=0)
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                         batch_size=100, seed=3, verbose=0)
+    trainer.fit(X, y, epochs=2)
+    assert len(calls) == 2 * 18 and all(guard is not None for guard in calls)  # ceil(1797 / 100) per epoch
+
+    by_hand = sp.mlp([64, 16, 10], rng=0)
+    loss_fn, optimizer = sp.CrossEntropyLoss(), sp.SGD(by_hand.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(3)
+    rng.integers(2**31)  # the Trainer draws its validation-split seed first
+    by_hand.train()
+    for _ in range(2):
+        for idx in minibatches(len(X), 100, rng):
+            step.train_step(by_hand, loss_fn, optimizer, X[idx], y[idx])
+    for name, array in model.state_dict().items():
+        assert array.tobytes() == by_hand.state_dict()[name].tobytes(), name
+
+    calls.clear()
+    sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters()), batch_size=600,
+               check_finite=False, verbose=0).fit(X, y, epochs=1)
+    assert calls == [None] * 3  # no guard, nothing checked: the plain step
 
 
 class StateRecorder:

@@ -20,7 +20,7 @@ from ..optim import ReduceLROnPlateau
 from ..validation import positive_int
 from .history import History
 from .metrics import METRICS, metric_value
-from .step import predict
+from .step import predict, train_step
 
 
 class TrainingDiverged(FloatingPointError):
@@ -28,8 +28,14 @@ class TrainingDiverged(FloatingPointError):
     optimizer are left exactly as they were before the failing batch."""
 
 
+class _NotFinite(ArithmeticError):
+    """Raised by :class:`_BatchRollback` inside :func:`train_step`; the Trainer catches it,
+    undoes the batch and raises :class:`TrainingDiverged` naming the epoch and the batch."""
+
+
 class _BatchRollback:
-    """Undoes what a training batch changes before the optimizer step commits it.
+    """The ``check_finite`` guard of :func:`train_step`: stops a batch whose loss, gradients or
+    buffers stop being finite before its update, and undoes what the batch changed.
 
     A batch that diverges is stopped before ``optimizer.step()``, so the weights and the
     optimizer state need no copy. The forward pass does change every layer's buffers (batch
@@ -39,6 +45,7 @@ class _BatchRollback:
     """
 
     def __init__(self, model):
+        self.params = model.parameters()
         modules = [module for _, module in _modules(model)]
         # [module, name, the buffer array, its copy]; a layer may replace the array itself.
         self.buffers = [[module, name, getattr(module, name), np.array(getattr(module, name))]
@@ -68,6 +75,17 @@ class _BatchRollback:
                 np.copyto(array, copy)
         for generator, state in zip(self.generators, self.generator_states):
             generator.bit_generator.state = state
+
+    def after_forward(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise _NotFinite(f"the loss became {loss}")
+        if not self.buffers_finite():
+            raise _NotFinite("a layer's running statistics stopped being finite")
+
+    def before_update(self) -> None:
+        for p in self.params:
+            if not _core.all_finite(p.grad):
+                raise _NotFinite("the gradients stopped being finite")
 
     def buffers_finite(self) -> bool:
         """Whether every float buffer is finite after the forward pass."""
@@ -242,8 +260,9 @@ class Trainer:
         return self._train_batches(batches)
 
     def _train_batches(self, batches: _Batches) -> dict:
-        params = self.model.parameters()
         rollback = _BatchRollback(self.model) if self.check_finite else None
+        model, loss_fn, optimizer = self.model, self.loss, self.optimizer
+        batch_scheduler = self.scheduler if self.scheduler_interval == "batch" else None
         total, count = 0.0, 0
         for b, idx in enumerate(minibatches(len(batches.X), self.batch_size, self.rng,
                                             self.shuffle, self.drop_last), start=1):
@@ -252,33 +271,26 @@ class Trainer:
                 rollback.save()
             if self.augment is not None:
                 xb = self.augment(xb, self.rng)
-            loss = self.loss(self.model.forward(xb), yb)
-            if rollback is not None and not (math.isfinite(loss) and rollback.buffers_finite()):
-                what = f"the loss became {loss}" if not math.isfinite(loss) else \
-                    "a layer's running statistics stopped being finite"
-                self._diverged(rollback, params, f"{what} at epoch {self.epoch}, batch {b}")
-            self.optimizer.zero_grad()
-            self.model.backward(self.loss.backward())
-            if rollback is not None and not all(_core.all_finite(p.grad) for p in params):
-                self._diverged(rollback, params, f"the gradients stopped being finite at epoch "
-                                                 f"{self.epoch}, batch {b}")
-            self.optimizer.step()
-            if self.scheduler is not None and self.scheduler_interval == "batch":
-                self.scheduler.step()
+            try:
+                loss = train_step(model, loss_fn, optimizer, xb, yb, rollback)
+            except _NotFinite as what:
+                self._diverged(rollback, f"{what} at epoch {self.epoch}, batch {b}")
+            if batch_scheduler is not None:
+                batch_scheduler.step()
             total += loss * len(idx)
             count += len(idx)
         return {"loss": total / count}
 
     @staticmethod
-    def _diverged(rollback: _BatchRollback, params, what: str):
+    def _diverged(rollback: _BatchRollback, what: str):
         """Undoes the failing batch and raises :class:`TrainingDiverged`."""
         rollback.restore()
-        if all(_core.all_finite(p.data) for p in params):
+        if all(_core.all_finite(p.data) for p in rollback.params):
             raise TrainingDiverged(f"{what}; the model and the optimizer are left as they were "
-                                   f"before this batch")
+                                   f"before this batch") from None
         # Only an update that overflowed from finite gradients gets here (a huge learning rate).
         raise TrainingDiverged(f"{what}; the previous update already made the weights non-finite "
-                               f"(the learning rate is far too large)")
+                               f"(the learning rate is far too large)") from None
 
     def _step_epoch_scheduler(self, logs: dict) -> None:
         if self.scheduler is None:

@@ -1,12 +1,11 @@
 //! Bindings of the activation kernels.
 
-use super::arrays::{dispatch_float, slice, slice_mut, Args};
-use super::scalars;
+use super::arrays::{data, with_float, Args, Arr};
+use super::scalars::real;
 use crate::error::Error;
-use numpy::{Element, PyUntypedArrayMethods};
+use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use saddlepoint_kernels::activation::{self, Activation};
-use saddlepoint_kernels::Float;
 
 /// The activation named `kind` ("relu", "leaky_relu", "sigmoid", "hard_sigmoid", "tanh",
 /// "identity").
@@ -33,25 +32,18 @@ fn parse(kind: &str, negative_slope: f64) -> Result<Activation, Error> {
 pub fn activation_forward(
     py: Python<'_>,
     kind: &str,
-    x: &Bound<'_, PyAny>,
-    out: &Bound<'_, PyAny>,
-    #[pyo3(from_py_with = scalars::real)] negative_slope: f64,
+    x: Arr,
+    out: Arr,
+    #[pyo3(from_py_with = real)] negative_slope: f64,
 ) -> Result<(), Error> {
-    let activation = parse(kind, negative_slope)?;
-    dispatch_float!(x, "x", forward_typed(py, activation, x, out))
-}
-
-fn forward_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    activation: Activation,
-    x: &Bound<'py, PyAny>,
-    out: &Bound<'py, PyAny>,
-) -> Result<(), Error> {
-    let mut args = Args::new(py, "activation_forward");
-    let x = args.read::<T>(x, "x")?;
-    let mut out = args.write_shaped::<T>(out, "out", x.shape())?;
-    let (xs, os) = (slice(&x, "x")?, slice_mut(&mut out, "out")?);
-    args.run(|| activation::activation_forward(activation, xs, os))
+    let f = parse(kind, negative_slope)?;
+    let mut a = Args::new(py, "activation_forward");
+    with_float!(x, "x", |T| {
+        let x = a.read::<T>(x, "x")?;
+        let mut out = a.write_shaped::<T>(out, "out", x.shape())?;
+        let (xs, os) = (data(&x)?, data(&mut out)?);
+        a.run(|| activation::activation_forward(f, xs, os))
+    })
 }
 
 /// `grad_input = f'(x) * grad_output`, given the forward input `x` and its `output`.
@@ -60,38 +52,20 @@ fn forward_typed<'py, T: Float + Element>(
 pub fn activation_backward(
     py: Python<'_>,
     kind: &str,
-    x: &Bound<'_, PyAny>,
-    output: &Bound<'_, PyAny>,
-    grad_output: &Bound<'_, PyAny>,
-    grad_input: &Bound<'_, PyAny>,
-    #[pyo3(from_py_with = scalars::real)] negative_slope: f64,
+    x: Arr,
+    output: Arr,
+    grad_output: Arr,
+    grad_input: Arr,
+    #[pyo3(from_py_with = real)] negative_slope: f64,
 ) -> Result<(), Error> {
-    let activation = parse(kind, negative_slope)?;
-    dispatch_float!(
-        x,
-        "x",
-        backward_typed(py, activation, x, output, grad_output, grad_input)
-    )
-}
-
-fn backward_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    activation: Activation,
-    x: &Bound<'py, PyAny>,
-    output: &Bound<'py, PyAny>,
-    grad_output: &Bound<'py, PyAny>,
-    grad_input: &Bound<'py, PyAny>,
-) -> Result<(), Error> {
-    let mut args = Args::new(py, "activation_backward");
-    let x = args.read::<T>(x, "x")?;
-    let y = args.read_shaped::<T>(output, "output", x.shape())?;
-    let dy = args.read_shaped::<T>(grad_output, "grad_output", x.shape())?;
-    let mut dx = args.write_shaped::<T>(grad_input, "grad_input", x.shape())?;
-    let (xs, ys, dys) = (
-        slice(&x, "x")?,
-        slice(&y, "output")?,
-        slice(&dy, "grad_output")?,
-    );
-    let dxs = slice_mut(&mut dx, "grad_input")?;
-    args.run(|| activation::activation_backward(activation, xs, ys, dys, dxs))
+    let f = parse(kind, negative_slope)?;
+    let mut a = Args::new(py, "activation_backward");
+    with_float!(x, "x", |T| {
+        let x = a.read::<T>(x, "x")?;
+        let y = a.read_shaped::<T>(output, "output", x.shape())?;
+        let dy = a.read_shaped::<T>(grad_output, "grad_output", x.shape())?;
+        let mut dx = a.write_shaped::<T>(grad_input, "grad_input", x.shape())?;
+        let (xs, ys, dys, dxs) = (data(&x)?, data(&y)?, data(&dy)?, data(&mut dx)?);
+        a.run(|| activation::activation_backward(f, xs, ys, dys, dxs))
+    })
 }

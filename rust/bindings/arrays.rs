@@ -1,19 +1,32 @@
 //! The one guard between Python and the kernels: every binding makes one [`Args`] per call,
 //! borrows each array argument through it and runs its kernel with [`Args::run`].
 //!
-//! [`Args::read`] and [`Args::write`] are the only way to borrow an argument, so no binding can
-//! skip a check: the type and dtype, C-contiguity, alignment, writeability, and that no written
-//! argument shares memory with any other argument of the call. [`Args::run`] releases the GIL
-//! and turns a panic in a kernel into a Python `RuntimeError` (never a `PanicException`).
+//! [`Args::read`] and [`Args::write`] (and their list forms) are the only way to borrow an
+//! argument, so no binding can skip a check: the type and dtype, C-contiguity, alignment,
+//! writeability, the shape, and that no written array shares memory with any other array of the
+//! call (an empty array covers no memory). [`Args::run`] releases the GIL and turns a panic in a
+//! kernel into a Python `RuntimeError` (never a `PanicException`). [`with_float!`] is the one
+//! dtype dispatch.
 
 use crate::error::Error;
 use numpy::{
     BorrowError, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
     PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
 use saddlepoint_kernels::KernelError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// An array argument as it comes from Python (checked when borrowed through [`Args`]).
+pub type Arr<'a, 'py> = &'a Bound<'py, PyAny>;
+/// An optional array argument.
+pub type OptArr<'a, 'py> = Option<&'a Bound<'py, PyAny>>;
+/// A read-only borrow of a checked array.
+pub type In<'py, T> = PyReadonlyArrayDyn<'py, T>;
+/// A writable borrow of a checked array.
+pub type Out<'py, T> = PyReadwriteArrayDyn<'py, T>;
 
 /// The float element types the kernels take.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,9 +35,28 @@ pub enum FloatDtype {
     F64,
 }
 
-/// The bytes `[start, end)` one argument of the call occupies, and whether the kernel writes them.
+/// Runs `$body` once with `$T` the element type of the array `$first`, `f32` or `f64` (any
+/// other dtype is a `TypeError` naming `$name`). The one dtype dispatch of the bindings, like
+/// candle's `Map1`: the body is written once, generic over `$T`, and compiled for each type.
+macro_rules! with_float {
+    ($first:expr, $name:expr, |$T:ident| $body:expr) => {
+        match $crate::bindings::arrays::float_dtype($first, $name)? {
+            $crate::bindings::arrays::FloatDtype::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::bindings::arrays::FloatDtype::F64 => {
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_float;
+
+/// The bytes `[start, end)` one array of the call occupies, and whether the kernel writes them.
 struct Region {
-    name: &'static str,
+    name: String,
     start: usize,
     end: usize,
     written: bool,
@@ -46,40 +78,29 @@ pub struct Args<'py> {
 impl<'py> Args<'py> {
     /// A new call of the binding `function` (named in internal-error messages).
     pub fn new(py: Python<'py>, function: &'static str) -> Self {
+        let regions = Vec::with_capacity(8);
         Args {
             py,
             function,
-            regions: Vec::with_capacity(8),
+            regions,
         }
     }
 
     /// A read-only borrow of a C-contiguous, aligned array of `T`.
-    pub fn read<T: Element>(
-        &mut self,
-        obj: &Bound<'py, PyAny>,
-        name: &'static str,
-    ) -> Result<PyReadonlyArrayDyn<'py, T>, Error> {
+    pub fn read<T: Element>(&mut self, obj: Arr<'_, 'py>, name: &str) -> Result<In<'py, T>, Error> {
         let array = typed::<T>(obj, name)?;
         let region = region(array, name, false);
-        let borrowed = array
-            .try_readonly()
-            .map_err(|e| self.borrow_error(&region, e))?;
+        let borrowed = array.try_readonly().map_err(|e| self.borrow_error(&region, e))?;
         self.register(region)?;
         Ok(borrowed)
     }
 
     /// A writable borrow of a C-contiguous, aligned array of `T` that shares no memory with any
-    /// other argument of the call.
-    pub fn write<T: Element>(
-        &mut self,
-        obj: &Bound<'py, PyAny>,
-        name: &'static str,
-    ) -> Result<PyReadwriteArrayDyn<'py, T>, Error> {
+    /// other array of the call.
+    pub fn write<T: Element>(&mut self, obj: Arr<'_, 'py>, name: &str) -> Result<Out<'py, T>, Error> {
         let array = typed::<T>(obj, name)?;
         let region = region(array, name, true);
-        let borrowed = array
-            .try_readwrite()
-            .map_err(|e| self.borrow_error(&region, e))?;
+        let borrowed = array.try_readwrite().map_err(|e| self.borrow_error(&region, e))?;
         self.register(region)?;
         Ok(borrowed)
     }
@@ -87,10 +108,10 @@ impl<'py> Args<'py> {
     /// A read-only argument that must have `shape`.
     pub fn read_shaped<T: Element>(
         &mut self,
-        obj: &Bound<'py, PyAny>,
-        name: &'static str,
+        obj: Arr<'_, 'py>,
+        name: &str,
         shape: &[usize],
-    ) -> Result<PyReadonlyArrayDyn<'py, T>, Error> {
+    ) -> Result<In<'py, T>, Error> {
         let array = self.read::<T>(obj, name)?;
         check_shape(name, array.shape(), shape)?;
         Ok(array)
@@ -99,10 +120,10 @@ impl<'py> Args<'py> {
     /// A writable argument that must have `shape`.
     pub fn write_shaped<T: Element>(
         &mut self,
-        obj: &Bound<'py, PyAny>,
-        name: &'static str,
+        obj: Arr<'_, 'py>,
+        name: &str,
         shape: &[usize],
-    ) -> Result<PyReadwriteArrayDyn<'py, T>, Error> {
+    ) -> Result<Out<'py, T>, Error> {
         let array = self.write::<T>(obj, name)?;
         check_shape(name, array.shape(), shape)?;
         Ok(array)
@@ -111,21 +132,59 @@ impl<'py> Args<'py> {
     /// An optional read-only argument: borrowed and checked to have `shape` when given.
     pub fn read_opt<T: Element>(
         &mut self,
-        obj: Option<&Bound<'py, PyAny>>,
-        name: &'static str,
+        obj: OptArr<'_, 'py>,
+        name: &str,
         shape: &[usize],
-    ) -> Result<Option<PyReadonlyArrayDyn<'py, T>>, Error> {
+    ) -> Result<Option<In<'py, T>>, Error> {
         obj.map(|o| self.read_shaped(o, name, shape)).transpose()
     }
 
     /// An optional writable argument: borrowed and checked to have `shape` when given.
     pub fn write_opt<T: Element>(
         &mut self,
-        obj: Option<&Bound<'py, PyAny>>,
-        name: &'static str,
+        obj: OptArr<'_, 'py>,
+        name: &str,
         shape: &[usize],
-    ) -> Result<Option<PyReadwriteArrayDyn<'py, T>>, Error> {
+    ) -> Result<Option<Out<'py, T>>, Error> {
         obj.map(|o| self.write_shaped(o, name, shape)).transpose()
+    }
+
+    /// Every array of `list`, read-only, each with the shape of the same-index array in `like`.
+    pub fn read_list<T: Element>(
+        &mut self,
+        list: &List<'py>,
+        like: &[Vec<usize>],
+    ) -> Result<Vec<In<'py, T>>, Error> {
+        let each = list.items.iter().zip(like).enumerate();
+        each.map(|(i, (o, s))| self.read_shaped(o, &list.item(i), s))
+            .collect()
+    }
+
+    /// Every array of `list`, writable, each with the shape of the same-index array in `like`
+    /// (any shape when `like` is None).
+    pub fn write_list<T: Element>(
+        &mut self,
+        list: &List<'py>,
+        like: Option<&[Vec<usize>]>,
+    ) -> Result<Vec<Out<'py, T>>, Error> {
+        let mut arrays = Vec::with_capacity(list.items.len());
+        for (i, obj) in list.items.iter().enumerate() {
+            let name = list.item(i);
+            arrays.push(match like.and_then(|l| l.get(i)) {
+                Some(shape) => self.write_shaped(obj, &name, shape)?,
+                None => self.write(obj, &name)?,
+            });
+        }
+        Ok(arrays)
+    }
+
+    /// An optional writable list (see [`Args::write_list`]) as one optional slice per tensor.
+    pub fn write_opt_list<T: Element>(
+        &mut self,
+        list: &Option<List<'py>>,
+        like: &[Vec<usize>],
+    ) -> Result<Option<Vec<Out<'py, T>>>, Error> {
+        list.as_ref().map(|l| self.write_list(l, Some(like))).transpose()
     }
 
     /// Runs `kernel` with the GIL released. A panic (a bug: kernels return errors) becomes a
@@ -165,18 +224,16 @@ impl<'py> Args<'py> {
     /// rust-numpy refused the borrow: read-only, or (a coarser overlap check than ours, per
     /// base object) the memory is borrowed for writing by this call or by another thread.
     fn borrow_error(&self, region: &Region, e: BorrowError) -> Error {
-        match e {
-            BorrowError::NotWriteable => Error::Value(format!(
+        match (e, self.conflict(region)) {
+            (BorrowError::NotWriteable, _) => Error::Value(format!(
                 "{} must be writeable, got a read-only array; pass a copy",
                 region.name
             )),
-            _ => match self.conflict(region) {
-                Some(other) => overlap_error(region, other),
-                None => Error::Value(format!(
-                    "{} is in use by a kernel running in another thread; pass a separate array",
-                    region.name
-                )),
-            },
+            (_, Some(other)) => overlap_error(region, other),
+            (_, None) => Error::Value(format!(
+                "{} is in use by a kernel running in another thread; pass a separate array",
+                region.name
+            )),
         }
     }
 }
@@ -190,17 +247,14 @@ fn overlap_error(region: &Region, other: &Region) -> Error {
 }
 
 /// The memory `array` covers; an empty array covers none (and so overlaps nothing).
-fn region<T: Element>(
-    array: &Bound<'_, PyArrayDyn<T>>,
-    name: &'static str,
-    written: bool,
-) -> Region {
+fn region<T: Element>(array: &Bound<'_, PyArrayDyn<T>>, name: &str, written: bool) -> Region {
     let start = array.data() as usize;
     let bytes = array.len().saturating_mul(std::mem::size_of::<T>());
+    let (name, end) = (name.to_string(), start.saturating_add(bytes));
     Region {
         name,
         start,
-        end: start.saturating_add(bytes),
+        end,
         written,
     }
 }
@@ -215,59 +269,48 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn untyped<'a, 'py>(
-    obj: &'a Bound<'py, PyAny>,
-    name: &str,
-) -> Result<&'a Bound<'py, PyUntypedArray>, Error> {
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    let name = obj.get_type().name();
+    name.map_or_else(|_| "an unknown type".to_string(), |n| n.to_string())
+}
+
+fn untyped<'a, 'py>(obj: Arr<'a, 'py>, name: &str) -> Result<&'a Bound<'py, PyUntypedArray>, Error> {
     obj.cast::<PyUntypedArray>().map_err(|_| {
-        let type_name = obj
-            .get_type()
-            .name()
-            .map_or_else(|_| "an unknown type".to_string(), |n| n.to_string());
-        Error::Type(format!("{name} must be a numpy.ndarray, got {type_name}"))
+        Error::Type(format!("{name} must be a numpy.ndarray, got {}", type_name(obj)))
     })
 }
 
 /// The dtype of `obj` as a string, e.g. "float32".
-pub fn dtype_name(obj: &Bound<'_, PyAny>, name: &str) -> Result<String, Error> {
+pub fn dtype_name(obj: Arr, name: &str) -> Result<String, Error> {
     Ok(untyped(obj, name)?.dtype().to_string())
 }
 
 /// Whether `obj` is an array of `T` (cheaper than comparing dtype names).
-pub fn has_dtype<T: Element>(obj: &Bound<'_, PyAny>, name: &str) -> Result<bool, Error> {
-    Ok(untyped(obj, name)?
-        .dtype()
-        .is_equiv_to(&numpy::dtype::<T>(obj.py())))
+pub fn has_dtype<T: Element>(obj: Arr, name: &str) -> Result<bool, Error> {
+    let expected = numpy::dtype::<T>(obj.py());
+    Ok(untyped(obj, name)?.dtype().is_equiv_to(&expected))
 }
 
 /// Which float kernel `obj` needs: float32 or float64, anything else is a `TypeError`.
-pub fn float_dtype(obj: &Bound<'_, PyAny>, name: &str) -> Result<FloatDtype, Error> {
-    let dtype = untyped(obj, name)?.dtype();
-    let py = obj.py();
-    if dtype.is_equiv_to(&numpy::dtype::<f32>(py)) {
+pub fn float_dtype(obj: Arr, name: &str) -> Result<FloatDtype, Error> {
+    if has_dtype::<f32>(obj, name)? {
         Ok(FloatDtype::F32)
-    } else if dtype.is_equiv_to(&numpy::dtype::<f64>(py)) {
+    } else if has_dtype::<f64>(obj, name)? {
         Ok(FloatDtype::F64)
     } else {
-        Err(Error::Type(format!(
-            "{name} must have dtype float32 or float64, got {dtype}"
-        )))
+        let dtype = dtype_name(obj, name)?;
+        Err(Error::Type(format!("{name} must have dtype float32 or float64, got {dtype}")))
     }
 }
 
 /// `obj` as an array of `T` whose data the kernels can take as a slice: C-contiguous and
 /// aligned for `T` (a view at an odd byte offset into a buffer is not).
-fn typed<'a, 'py, T: Element>(
-    obj: &'a Bound<'py, PyAny>,
-    name: &str,
-) -> Result<&'a Bound<'py, PyArrayDyn<T>>, Error> {
+fn typed<'a, 'py, T: Element>(obj: Arr<'a, 'py>, name: &str) -> Result<&'a Bound<'py, PyArrayDyn<T>>, Error> {
     let array = untyped(obj, name)?;
     let expected = numpy::dtype::<T>(obj.py());
     if !array.dtype().is_equiv_to(&expected) {
-        return Err(Error::Type(format!(
-            "{name} must have dtype {expected}, got {}",
-            array.dtype()
-        )));
+        let dtype = array.dtype();
+        return Err(Error::Type(format!("{name} must have dtype {expected}, got {dtype}")));
     }
     let array = obj
         .cast::<PyArrayDyn<T>>()
@@ -291,83 +334,172 @@ fn typed<'a, 'py, T: Element>(
 
 /// Formats a shape the way NumPy prints it: `(3, 4)`, `(5,)`.
 pub fn shape_str(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     match shape {
         [one] => format!("({one},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", dims.join(", ")),
     }
 }
 
 /// Checks that an array has exactly the shape `expected`.
 pub fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<(), Error> {
     if actual == expected {
-        Ok(())
-    } else {
-        Err(Error::Value(format!(
-            "{name} must have shape {}, got {}",
-            shape_str(expected),
-            shape_str(actual)
-        )))
+        return Ok(());
     }
+    let (expected, actual) = (shape_str(expected), shape_str(actual));
+    Err(Error::Value(format!("{name} must have shape {expected}, got {actual}")))
 }
 
 /// The dimensions of an array that must have `N` of them.
 pub fn dims<const N: usize>(name: &str, shape: &[usize]) -> Result<[usize; N], Error> {
     <[usize; N]>::try_from(shape).map_err(|_| {
-        Error::Value(format!(
-            "{name} must be {N}-dimensional, got shape {}",
-            shape_str(shape)
-        ))
+        let shape = shape_str(shape);
+        Error::Value(format!("{name} must be {N}-dimensional, got shape {shape}"))
     })
 }
 
-/// Calls `$typed::<f32>` or `$typed::<f64>` by the dtype of the array `$first`.
-macro_rules! dispatch_float {
-    ($first:expr, $name:expr, $typed:ident($($arg:expr),* $(,)?)) => {
-        match $crate::bindings::arrays::float_dtype($first, $name)? {
-            $crate::bindings::arrays::FloatDtype::F32 => $typed::<f32>($($arg),*),
-            $crate::bindings::arrays::FloatDtype::F64 => $typed::<f64>($($arg),*),
+/// A checked borrow (or an optional one) whose data a kernel takes as a slice.
+pub trait Data<'a> {
+    type Slice;
+    fn slice(self) -> Result<Self::Slice, Error>;
+}
+
+/// The data of a checked borrow: `&[T]`, `&mut [T]`, or an `Option` of one for an optional
+/// argument. Never fails after [`Args`] checked the array.
+pub fn data<'a, D: Data<'a>>(borrow: D) -> Result<D::Slice, Error> {
+    borrow.slice()
+}
+
+/// The data of every borrow of a list.
+pub fn data_all<'a, D: Data<'a>>(borrows: impl IntoIterator<Item = D>) -> Result<Vec<D::Slice>, Error> {
+    borrows.into_iter().map(Data::slice).collect()
+}
+
+/// The data of an optional list, as one optional slice per tensor (all None when not given).
+pub fn data_opt_all<'a, T: Element>(
+    borrows: &'a mut Option<Vec<Out<'_, T>>>,
+    tensors: usize,
+) -> Result<Vec<Option<&'a mut [T]>>, Error> {
+    match borrows {
+        Some(b) => Ok(data_all(b)?.into_iter().map(Some).collect()),
+        None => Ok((0..tensors).map(|_| None).collect()),
+    }
+}
+
+fn not_contiguous() -> Error {
+    Error::Value("an array argument must be C-contiguous and aligned".into())
+}
+
+impl<'a, T: Element> Data<'a> for &'a In<'_, T> {
+    type Slice = &'a [T];
+    fn slice(self) -> Result<&'a [T], Error> {
+        self.as_slice().map_err(|_| not_contiguous())
+    }
+}
+
+impl<'a, T: Element> Data<'a> for &'a mut Out<'_, T> {
+    type Slice = &'a mut [T];
+    fn slice(self) -> Result<&'a mut [T], Error> {
+        self.as_slice_mut().map_err(|_| not_contiguous())
+    }
+}
+
+impl<'a, T: Element> Data<'a> for &'a Option<In<'_, T>> {
+    type Slice = Option<&'a [T]>;
+    fn slice(self) -> Result<Self::Slice, Error> {
+        self.as_ref().map(data).transpose()
+    }
+}
+
+impl<'a, T: Element> Data<'a> for &'a mut Option<Out<'_, T>> {
+    type Slice = Option<&'a mut [T]>;
+    fn slice(self) -> Result<Self::Slice, Error> {
+        self.as_mut().map(data).transpose()
+    }
+}
+
+/// An array argument of a multi-tensor call: a list (or tuple) of arrays, one per parameter, or
+/// one array, which is a list of one (named without an index in messages).
+pub struct List<'py> {
+    name: &'static str,
+    items: Vec<Bound<'py, PyAny>>,
+    single: bool,
+}
+
+impl<'py> List<'py> {
+    /// The list `obj`; `tensors`, when given, is the length it must have (that of `param`).
+    pub fn new(obj: Arr<'_, 'py>, name: &'static str, tensors: Option<usize>) -> Result<Self, Error> {
+        let (items, single) = if obj.cast::<PyUntypedArray>().is_ok() {
+            (vec![obj.clone()], true)
+        } else if let Ok(list) = obj.cast::<PyList>() {
+            (list.iter().collect(), false)
+        } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+            (tuple.iter().collect(), false)
+        } else {
+            let got = type_name(obj);
+            return Err(Error::Type(format!("{name} must be a list of numpy.ndarray, got {got}")));
+        };
+        let list = List { name, items, single };
+        match tensors {
+            Some(n) if n != list.items.len() => Err(Error::Value(format!(
+                "{name} must have one array per param array ({n}), got {}",
+                list.items.len()
+            ))),
+            _ => Ok(list),
+        }
+    }
+
+    /// An optional list: None, or a list of `tensors` arrays.
+    pub fn opt(obj: OptArr<'_, 'py>, name: &'static str, tensors: usize) -> Result<Option<Self>, Error> {
+        obj.map(|o| List::new(o, name, Some(tensors))).transpose()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The first array, which sets the dtype of the call (None for an empty list).
+    pub fn first(&self) -> Option<(&Bound<'py, PyAny>, String)> {
+        self.items.first().map(|o| (o, self.item(0)))
+    }
+
+    /// The name of array `i` in messages: `param[2]`, or `param` for a single array.
+    fn item(&self, i: usize) -> String {
+        if self.single {
+            self.name.to_string()
+        } else {
+            format!("{}[{i}]", self.name)
+        }
+    }
+}
+
+/// A per-tensor scalar of a multi-tensor call: one value for every tensor, or a list (or tuple)
+/// of `tensors` values, each converted by `convert` (one of [`crate::bindings::scalars`]).
+pub fn per_tensor<V: Copy>(
+    obj: Arr,
+    name: &str,
+    tensors: usize,
+    convert: fn(&Bound<'_, PyAny>) -> PyResult<V>,
+) -> Result<Vec<V>, Error> {
+    let named = |e: PyErr| {
+        let message = format!("{name}: {}", e.value(obj.py()));
+        match e.is_instance_of::<PyTypeError>(obj.py()) {
+            true => Error::Type(message),
+            false => Error::Value(message),
         }
     };
-}
-pub(crate) use dispatch_float;
-
-/// The contiguous data of a checked borrow (never fails after [`Args::read`]).
-pub fn slice<'a, T: Element>(
-    a: &'a PyReadonlyArrayDyn<'_, T>,
-    name: &str,
-) -> Result<&'a [T], Error> {
-    a.as_slice()
-        .map_err(|_| Error::Value(format!("{name} must be C-contiguous and aligned")))
-}
-
-/// The contiguous data of a checked writable borrow (never fails after [`Args::write`]).
-pub fn slice_mut<'a, T: Element>(
-    a: &'a mut PyReadwriteArrayDyn<'_, T>,
-    name: &str,
-) -> Result<&'a mut [T], Error> {
-    a.as_slice_mut()
-        .map_err(|_| Error::Value(format!("{name} must be C-contiguous and aligned")))
-}
-
-/// The data of an optional read-only argument.
-pub fn slice_opt<'a, T: Element>(
-    a: &'a Option<PyReadonlyArrayDyn<'_, T>>,
-    name: &str,
-) -> Result<Option<&'a [T]>, Error> {
-    a.as_ref().map(|a| slice(a, name)).transpose()
-}
-
-/// The data of an optional writable argument.
-pub fn slice_mut_opt<'a, T: Element>(
-    a: &'a mut Option<PyReadwriteArrayDyn<'_, T>>,
-    name: &str,
-) -> Result<Option<&'a mut [T]>, Error> {
-    a.as_mut().map(|a| slice_mut(a, name)).transpose()
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = obj.cast::<PyList>() {
+        list.iter().collect()
+    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+        tuple.iter().collect()
+    } else {
+        return Ok(vec![convert(obj).map_err(named)?; tensors]);
+    };
+    if items.len() != tensors {
+        let got = items.len();
+        return Err(Error::Value(format!(
+            "{name} must have one value per param array ({tensors}), got {got}"
+        )));
+    }
+    items.iter().map(|o| convert(o).map_err(named)).collect()
 }

@@ -1,14 +1,17 @@
-//! PyO3 wrappers: check the arrays, release the GIL, call one kernel, map the error.
+//! PyO3 wrappers, one file per kernel file (`kernels/X.rs` <-> `bindings/X.rs`): check the
+//! arrays through the one guard ([`arrays::Args`]), pick the float type once
+//! ([`arrays::with_float`]), release the GIL, call the kernel, map the error.
 
 mod activation;
 mod arrays;
+mod clip;
 mod gather;
 mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod parallel;
 mod scalars;
-mod threads;
 
 use pyo3::prelude::*;
 
@@ -36,12 +39,12 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(optim::adagrad_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::rmsprop_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::norm_part, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::all_finite, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::scale_, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::clamp_, m)?)?;
-    m.add_function(wrap_pyfunction!(threads::set_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(threads::get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(clip::norm_part, m)?)?;
+    m.add_function(wrap_pyfunction!(clip::all_finite, m)?)?;
+    m.add_function(wrap_pyfunction!(clip::scale_, m)?)?;
+    m.add_function(wrap_pyfunction!(clip::clamp_, m)?)?;
+    m.add_function(wrap_pyfunction!(parallel::set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(parallel::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_kernel, m)?)?;
     Ok(())
 }

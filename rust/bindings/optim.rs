@@ -1,347 +1,208 @@
-//! Bindings of the fused optimizer updates and gradient clipping. Every update writes the
-//! parameter and its state buffers in place; all arrays have the parameter's shape and dtype.
+//! Bindings of the fused optimizer updates, multi-tensor: each call steps every tensor of a
+//! parameter group (PyTorch's "foreach" path), with the GIL released once. Every array argument
+//! is a list with one array per `param` array (one array is a list of one), each array like its
+//! param (shape and dtype); every update writes the params and their state in place. Scalars
+//! that differ between tensors (`first_step`, `clr`, `step_size`, `bias_correction2_sqrt`) are
+//! one value or a list of one value per tensor.
 
-use super::arrays::{dispatch_float, slice, slice_mut, slice_mut_opt, Args};
-use super::scalars;
+use super::arrays::{data_all, data_opt_all, per_tensor, with_float, Args, Arr, List, OptArr};
+use super::scalars::real;
 use crate::error::Error;
-use numpy::{Element, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
-use saddlepoint_kernels::optim::{self, Adagrad, Adam, RmsProp, Sgd};
-use saddlepoint_kernels::{clip, Float};
+use saddlepoint_kernels::optim::{self, Adagrad, Adam, AdagradState, AdamState, RmsProp};
+use saddlepoint_kernels::optim::{RmsPropState, Sgd, SgdState, Tensor};
 
-/// The call's guard, the parameter, its gradient and its optional state buffers, borrowed and
-/// shape-checked.
-struct Update<'py, T: Element> {
+/// The params and grads of a call: the param list and, for each tensor, its shape.
+struct Group<'py> {
     args: Args<'py>,
-    param: PyReadwriteArrayDyn<'py, T>,
-    grad: numpy::PyReadonlyArrayDyn<'py, T>,
-    buffers: Vec<Option<PyReadwriteArrayDyn<'py, T>>>,
+    param: List<'py>,
+    grad: List<'py>,
 }
 
-impl<'py, T: Element + Float> Update<'py, T> {
-    fn borrow(
-        mut args: Args<'py>,
-        param: &Bound<'py, PyAny>,
-        grad: &Bound<'py, PyAny>,
-        buffers: &[(&'static str, Option<&Bound<'py, PyAny>>)],
-    ) -> Result<Self, Error> {
-        let param = args.write::<T>(param, "param")?;
-        let shape = param.shape().to_vec();
-        let grad = args.read_shaped::<T>(grad, "grad", &shape)?;
-        let buffers = buffers
-            .iter()
-            .map(|&(name, buffer)| args.write_opt::<T>(buffer, name, &shape))
-            .collect::<Result<_, _>>()?;
-        Ok(Update {
-            args,
-            param,
-            grad,
-            buffers,
+impl<'py> Group<'py> {
+    fn new(py: Python<'py>, function: &'static str, param: Arr<'_, 'py>, grad: Arr<'_, 'py>) -> Result<Self, Error> {
+        let param = List::new(param, "param", None)?;
+        let grad = List::new(grad, "grad", Some(param.len()))?;
+        let args = Args::new(py, function);
+        Ok(Group { args, param, grad })
+    }
+
+    fn list(&self, obj: Arr<'_, 'py>, name: &'static str) -> Result<List<'py>, Error> {
+        List::new(obj, name, Some(self.param.len()))
+    }
+}
+
+/// Runs `$body` with `$T` the dtype of the first param and `$shapes` the params' shapes, after
+/// borrowing `$p` (params, written) and `$g` (grads, read) as slices; no params: nothing to do.
+macro_rules! with_params {
+    ($group:ident, |$T:ident, $p:ident, $g:ident, $shapes:ident| $body:expr) => {{
+        let Some((first, name)) = $group.param.first() else {
+            return Ok(());
+        };
+        with_float!(first, &name, |$T| {
+            let mut params = $group.args.write_list::<$T>(&$group.param, None)?;
+            let $shapes: Vec<Vec<usize>> = params.iter().map(|p| p.shape().to_vec()).collect();
+            let grads = $group.args.read_list::<$T>(&$group.grad, &$shapes)?;
+            let ($p, $g) = (data_all(&mut params)?, data_all(&grads)?);
+            $body
         })
-    }
-
-    /// `(guard, param, grad, buffers)`, the arrays as slices.
-    #[allow(clippy::type_complexity)]
-    fn slices(&mut self) -> Result<(&Args<'py>, &mut [T], &[T], Vec<Option<&mut [T]>>), Error> {
-        let buffers = self
-            .buffers
-            .iter_mut()
-            .map(|b| slice_mut_opt(b, "buffer"))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((
-            &self.args,
-            slice_mut(&mut self.param, "param")?,
-            slice(&self.grad, "grad")?,
-            buffers,
-        ))
-    }
+    }};
 }
 
-/// SGD with momentum (see the kernel's formula); `first_step` sets the buffer to the gradient.
+/// SGD with momentum; `first_step` (per tensor) sets the buffer to the gradient.
 #[pyfunction]
 #[pyo3(signature = (param, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step))]
 #[allow(clippy::too_many_arguments)]
 pub fn sgd_step(
     py: Python<'_>,
-    param: &Bound<'_, PyAny>,
-    grad: &Bound<'_, PyAny>,
-    momentum_buffer: Option<&Bound<'_, PyAny>>,
-    #[pyo3(from_py_with = scalars::real)] lr: f64,
-    #[pyo3(from_py_with = scalars::real)] momentum: f64,
-    #[pyo3(from_py_with = scalars::real)] dampening: f64,
+    param: Arr,
+    grad: Arr,
+    momentum_buffer: OptArr,
+    #[pyo3(from_py_with = real)] lr: f64,
+    #[pyo3(from_py_with = real)] momentum: f64,
+    #[pyo3(from_py_with = real)] dampening: f64,
     nesterov: bool,
-    #[pyo3(from_py_with = scalars::real)] weight_decay: f64,
+    #[pyo3(from_py_with = real)] weight_decay: f64,
     maximize: bool,
-    first_step: bool,
+    first_step: Arr,
 ) -> Result<(), Error> {
-    let h = Sgd {
-        lr,
-        momentum,
-        dampening,
-        nesterov,
-        weight_decay,
-        maximize,
-    };
-    dispatch_float!(
-        param,
-        "param",
-        sgd_typed(py, param, grad, momentum_buffer, first_step, h)
-    )
+    let mut group = Group::new(py, "sgd_step", param, grad)?;
+    let n = group.param.len();
+    let buffers = List::opt(momentum_buffer, "momentum_buffer", n)?;
+    let first_step = per_tensor(first_step, "first_step", n, |o| o.extract::<bool>())?;
+    let h = |first_step| Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize, first_step };
+    with_params!(group, |T, p, g, shapes| {
+        let mut b = group.args.write_opt_list::<T>(&buffers, &shapes)?;
+        let b = data_opt_all(&mut b, n)?;
+        let tensors = (p.into_iter().zip(g).zip(b).zip(&first_step))
+            .map(|(((param, grad), momentum_buffer), &f)| {
+                let state = SgdState { momentum_buffer };
+                (Tensor { param, grad, state }, h(f))
+            });
+        group.args.run(|| optim::steps(tensors.collect()))
+    })
 }
 
-fn sgd_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    param: &Bound<'py, PyAny>,
-    grad: &Bound<'py, PyAny>,
-    momentum_buffer: Option<&Bound<'py, PyAny>>,
-    first_step: bool,
-    h: Sgd,
-) -> Result<(), Error> {
-    let args = Args::new(py, "sgd_step");
-    let buffers = [("momentum_buffer", momentum_buffer)];
-    let mut update = Update::<T>::borrow(args, param, grad, &buffers)?;
-    let (args, p, g, buffers) = update.slices()?;
-    let Ok([buffer]) = <[Option<&mut [T]>; 1]>::try_from(buffers) else {
-        return Err(Error::Value("momentum_buffer has the wrong form".into()));
-    };
-    args.run(|| optim::sgd_step(p, g, buffer, first_step, h))
-}
-
-/// Adagrad with the step's decayed rate `clr`.
+/// Adagrad with the step's decayed rate `clr` (per tensor).
 #[pyfunction]
 #[pyo3(signature = (param, grad, sum, *, clr, eps, weight_decay, maximize))]
 #[allow(clippy::too_many_arguments)]
 pub fn adagrad_step(
     py: Python<'_>,
-    param: &Bound<'_, PyAny>,
-    grad: &Bound<'_, PyAny>,
-    sum: &Bound<'_, PyAny>,
-    #[pyo3(from_py_with = scalars::real)] clr: f64,
-    #[pyo3(from_py_with = scalars::real)] eps: f64,
-    #[pyo3(from_py_with = scalars::real)] weight_decay: f64,
+    param: Arr,
+    grad: Arr,
+    sum: Arr,
+    clr: Arr,
+    #[pyo3(from_py_with = real)] eps: f64,
+    #[pyo3(from_py_with = real)] weight_decay: f64,
     maximize: bool,
 ) -> Result<(), Error> {
-    let h = Adagrad {
-        clr,
-        eps,
-        weight_decay,
-        maximize,
-    };
-    dispatch_float!(param, "param", adagrad_typed(py, param, grad, sum, h))
+    let mut group = Group::new(py, "adagrad_step", param, grad)?;
+    let sums = group.list(sum, "sum")?;
+    let clr = per_tensor(clr, "clr", group.param.len(), real)?;
+    let h = |clr| Adagrad { clr, eps, weight_decay, maximize };
+    with_params!(group, |T, p, g, shapes| {
+        let mut s = group.args.write_list::<T>(&sums, Some(&shapes))?;
+        let s = data_all(&mut s)?;
+        let tensors = (p.into_iter().zip(g).zip(s).zip(&clr)).map(|(((param, grad), sum), &c)| {
+            (Tensor { param, grad, state: AdagradState { sum } }, h(c))
+        });
+        group.args.run(|| optim::steps(tensors.collect()))
+    })
 }
 
-fn adagrad_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    param: &Bound<'py, PyAny>,
-    grad: &Bound<'py, PyAny>,
-    sum: &Bound<'py, PyAny>,
-    h: Adagrad,
-) -> Result<(), Error> {
-    let args = Args::new(py, "adagrad_step");
-    let mut update = Update::<T>::borrow(args, param, grad, &[("sum", Some(sum))])?;
-    let (args, p, g, buffers) = update.slices()?;
-    let Ok([Some(sum)]) = <[Option<&mut [T]>; 1]>::try_from(buffers) else {
-        return Err(Error::Value("sum is required".into()));
-    };
-    args.run(|| optim::adagrad_step(p, g, sum, h))
-}
-
-/// RMSprop; `grad_avg` when centered, `momentum_buffer` when momentum > 0.
+/// RMSprop; `grad_avg` when centered, `momentum_buffer` when momentum > 0 (lists or None).
 #[pyfunction]
 #[pyo3(signature = (param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay, momentum, maximize))]
 #[allow(clippy::too_many_arguments)]
 pub fn rmsprop_step(
     py: Python<'_>,
-    param: &Bound<'_, PyAny>,
-    grad: &Bound<'_, PyAny>,
-    square_avg: &Bound<'_, PyAny>,
-    grad_avg: Option<&Bound<'_, PyAny>>,
-    momentum_buffer: Option<&Bound<'_, PyAny>>,
-    #[pyo3(from_py_with = scalars::real)] lr: f64,
-    #[pyo3(from_py_with = scalars::real)] alpha: f64,
-    #[pyo3(from_py_with = scalars::real)] eps: f64,
-    #[pyo3(from_py_with = scalars::real)] weight_decay: f64,
-    #[pyo3(from_py_with = scalars::real)] momentum: f64,
+    param: Arr,
+    grad: Arr,
+    square_avg: Arr,
+    grad_avg: OptArr,
+    momentum_buffer: OptArr,
+    #[pyo3(from_py_with = real)] lr: f64,
+    #[pyo3(from_py_with = real)] alpha: f64,
+    #[pyo3(from_py_with = real)] eps: f64,
+    #[pyo3(from_py_with = real)] weight_decay: f64,
+    #[pyo3(from_py_with = real)] momentum: f64,
     maximize: bool,
 ) -> Result<(), Error> {
-    let h = RmsProp {
-        lr,
-        alpha,
-        eps,
-        weight_decay,
-        momentum,
-        maximize,
-    };
-    dispatch_float!(
-        param,
-        "param",
-        rmsprop_typed(py, param, grad, square_avg, grad_avg, momentum_buffer, h)
-    )
+    let mut group = Group::new(py, "rmsprop_step", param, grad)?;
+    let n = group.param.len();
+    let square_avg = group.list(square_avg, "square_avg")?;
+    let grad_avg = List::opt(grad_avg, "grad_avg", n)?;
+    let buffers = List::opt(momentum_buffer, "momentum_buffer", n)?;
+    let h = RmsProp { lr, alpha, eps, weight_decay, momentum, maximize };
+    with_params!(group, |T, p, g, shapes| {
+        let mut v = group.args.write_list::<T>(&square_avg, Some(&shapes))?;
+        let mut ga = group.args.write_opt_list::<T>(&grad_avg, &shapes)?;
+        let mut b = group.args.write_opt_list::<T>(&buffers, &shapes)?;
+        let (v, ga, b) = (data_all(&mut v)?, data_opt_all(&mut ga, n)?, data_opt_all(&mut b, n)?);
+        let tensors = (p.into_iter().zip(g).zip(v).zip(ga).zip(b)).map(
+            |((((param, grad), square_avg), grad_avg), momentum_buffer)| {
+                let state = RmsPropState { square_avg, grad_avg, momentum_buffer };
+                (Tensor { param, grad, state }, h)
+            },
+        );
+        group.args.run(|| optim::steps(tensors.collect()))
+    })
 }
 
-fn rmsprop_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    param: &Bound<'py, PyAny>,
-    grad: &Bound<'py, PyAny>,
-    square_avg: &Bound<'py, PyAny>,
-    grad_avg: Option<&Bound<'py, PyAny>>,
-    momentum_buffer: Option<&Bound<'py, PyAny>>,
-    h: RmsProp,
-) -> Result<(), Error> {
-    let names = [
-        ("square_avg", Some(square_avg)),
-        ("grad_avg", grad_avg),
-        ("momentum_buffer", momentum_buffer),
-    ];
-    let args = Args::new(py, "rmsprop_step");
-    let mut update = Update::<T>::borrow(args, param, grad, &names)?;
-    let (args, p, g, buffers) = update.slices()?;
-    let Ok([Some(v), ga, b]) = <[Option<&mut [T]>; 3]>::try_from(buffers) else {
-        return Err(Error::Value("square_avg is required".into()));
-    };
-    args.run(|| optim::rmsprop_step(p, g, v, ga, b, h))
-}
-
-/// Adam and AdamW; `max_exp_avg_sq` for AMSGrad.
+/// Adam and AdamW; `max_exp_avg_sq` (a list or None) for AMSGrad; `step_size` and
+/// `bias_correction2_sqrt` per tensor.
 #[pyfunction]
 #[pyo3(signature = (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, step_size, bias_correction2_sqrt))]
 #[allow(clippy::too_many_arguments)]
 pub fn adam_step(
     py: Python<'_>,
-    param: &Bound<'_, PyAny>,
-    grad: &Bound<'_, PyAny>,
-    exp_avg: &Bound<'_, PyAny>,
-    exp_avg_sq: &Bound<'_, PyAny>,
-    max_exp_avg_sq: Option<&Bound<'_, PyAny>>,
-    #[pyo3(from_py_with = scalars::real)] lr: f64,
-    #[pyo3(from_py_with = scalars::real)] beta1: f64,
-    #[pyo3(from_py_with = scalars::real)] beta2: f64,
-    #[pyo3(from_py_with = scalars::real)] eps: f64,
-    #[pyo3(from_py_with = scalars::real)] weight_decay: f64,
+    param: Arr,
+    grad: Arr,
+    exp_avg: Arr,
+    exp_avg_sq: Arr,
+    max_exp_avg_sq: OptArr,
+    #[pyo3(from_py_with = real)] lr: f64,
+    #[pyo3(from_py_with = real)] beta1: f64,
+    #[pyo3(from_py_with = real)] beta2: f64,
+    #[pyo3(from_py_with = real)] eps: f64,
+    #[pyo3(from_py_with = real)] weight_decay: f64,
     decoupled_weight_decay: bool,
     maximize: bool,
-    #[pyo3(from_py_with = scalars::real)] step_size: f64,
-    #[pyo3(from_py_with = scalars::real)] bias_correction2_sqrt: f64,
+    step_size: Arr,
+    bias_correction2_sqrt: Arr,
 ) -> Result<(), Error> {
-    let h = Adam {
+    let mut group = Group::new(py, "adam_step", param, grad)?;
+    let n = group.param.len();
+    let (m, v) = (group.list(exp_avg, "exp_avg")?, group.list(exp_avg_sq, "exp_avg_sq")?);
+    let vmax = List::opt(max_exp_avg_sq, "max_exp_avg_sq", n)?;
+    let step_size = per_tensor(step_size, "step_size", n, real)?;
+    let bc2 = per_tensor(bias_correction2_sqrt, "bias_correction2_sqrt", n, real)?;
+    let decoupled = decoupled_weight_decay;
+    let h = |step_size, bias_correction2_sqrt| Adam {
         lr,
         beta1,
         beta2,
         eps,
         weight_decay,
-        decoupled_weight_decay,
+        decoupled_weight_decay: decoupled,
         maximize,
         step_size,
         bias_correction2_sqrt,
     };
-    dispatch_float!(
-        param,
-        "param",
-        adam_typed(py, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, h)
-    )
-}
-
-fn adam_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    param: &Bound<'py, PyAny>,
-    grad: &Bound<'py, PyAny>,
-    exp_avg: &Bound<'py, PyAny>,
-    exp_avg_sq: &Bound<'py, PyAny>,
-    max_exp_avg_sq: Option<&Bound<'py, PyAny>>,
-    h: Adam,
-) -> Result<(), Error> {
-    let names = [
-        ("exp_avg", Some(exp_avg)),
-        ("exp_avg_sq", Some(exp_avg_sq)),
-        ("max_exp_avg_sq", max_exp_avg_sq),
-    ];
-    let args = Args::new(py, "adam_step");
-    let mut update = Update::<T>::borrow(args, param, grad, &names)?;
-    let (args, p, g, buffers) = update.slices()?;
-    let Ok([Some(m), Some(v), vmax]) = <[Option<&mut [T]>; 3]>::try_from(buffers) else {
-        return Err(Error::Value("exp_avg and exp_avg_sq are required".into()));
-    };
-    args.run(|| optim::adam_step(p, g, m, v, vmax, h))
-}
-
-/// `Σ|x|^p` of an array (or `max|x|` for p = inf), for a joint gradient norm.
-#[pyfunction]
-pub fn norm_part(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    #[pyo3(from_py_with = scalars::real)] norm_type: f64,
-) -> Result<f64, Error> {
-    dispatch_float!(x, "x", norm_part_typed(py, x, norm_type))
-}
-
-fn norm_part_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    norm_type: f64,
-) -> Result<f64, Error> {
-    let mut args = Args::new(py, "norm_part");
-    let x = args.read::<T>(x, "x")?;
-    let xs = slice(&x, "x")?;
-    args.run(|| clip::norm_part(xs, norm_type))
-}
-
-/// Whether every element of `x` is finite (no NaN, no infinity).
-#[pyfunction]
-pub fn all_finite(py: Python<'_>, x: &Bound<'_, PyAny>) -> Result<bool, Error> {
-    dispatch_float!(x, "x", all_finite_typed(py, x))
-}
-
-fn all_finite_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-) -> Result<bool, Error> {
-    let mut args = Args::new(py, "all_finite");
-    let x = args.read::<T>(x, "x")?;
-    let xs = slice(&x, "x")?;
-    args.run(|| Ok(clip::all_finite(xs)))
-}
-
-/// `x *= factor` in place.
-#[pyfunction]
-pub fn scale_(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    #[pyo3(from_py_with = scalars::real)] factor: f64,
-) -> Result<(), Error> {
-    dispatch_float!(x, "x", scale_typed(py, x, factor))
-}
-
-fn scale_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    factor: f64,
-) -> Result<(), Error> {
-    let mut args = Args::new(py, "scale_");
-    let mut x = args.write::<T>(x, "x")?;
-    let xs = slice_mut(&mut x, "x")?;
-    args.run(|| {
-        clip::scale(xs, factor);
-        Ok(())
+    with_params!(group, |T, p, g, shapes| {
+        let mut m = group.args.write_list::<T>(&m, Some(&shapes))?;
+        let mut v = group.args.write_list::<T>(&v, Some(&shapes))?;
+        let mut vmax = group.args.write_opt_list::<T>(&vmax, &shapes)?;
+        let (m, v, vmax) = (data_all(&mut m)?, data_all(&mut v)?, data_opt_all(&mut vmax, n)?);
+        let scalars = step_size.iter().zip(&bc2);
+        let tensors = (p.into_iter().zip(g).zip(m).zip(v).zip(vmax).zip(scalars)).map(
+            |(((((param, grad), exp_avg), exp_avg_sq), max_exp_avg_sq), (&s, &b))| {
+                let state = AdamState { exp_avg, exp_avg_sq, max_exp_avg_sq };
+                (Tensor { param, grad, state }, h(s, b))
+            },
+        );
+        group.args.run(|| optim::steps(tensors.collect()))
     })
-}
-
-/// Clamps `x` to `[-clip_value, clip_value]` in place.
-#[pyfunction]
-pub fn clamp_(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    #[pyo3(from_py_with = scalars::real)] clip_value: f64,
-) -> Result<(), Error> {
-    dispatch_float!(x, "x", clamp_typed(py, x, clip_value))
-}
-
-fn clamp_typed<'py, T: Float + Element>(
-    py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    clip_value: f64,
-) -> Result<(), Error> {
-    let mut args = Args::new(py, "clamp_");
-    let mut x = args.write::<T>(x, "x")?;
-    let xs = slice_mut(&mut x, "x")?;
-    args.run(|| clip::clamp(xs, clip_value))
 }

@@ -70,7 +70,7 @@ fn all_finite_lanes<T: Float>(x: &[T]) -> bool {
     let mut blocks = x.chunks_exact(32);
     for block in &mut blocks {
         for (acc, &v) in lanes.iter_mut().zip(block) {
-            *acc = *acc + v * T::zero();
+            *acc += v * T::zero();
         }
     }
     let rest = blocks
@@ -84,7 +84,7 @@ fn all_finite_lanes<T: Float>(x: &[T]) -> bool {
 pub fn scale<T: Float>(x: &mut [T], factor: f64) {
     let factor = cst::<T>(factor);
     for_each_chunk_mut(x, CHUNK, worth_parallel(x.len()), |_, c| {
-        c.iter_mut().for_each(|v| *v = *v * factor)
+        c.iter_mut().for_each(|v| *v *= factor)
     });
 }
 

@@ -166,14 +166,14 @@ fn cross_entropy_row<T: Float>(z: &[T], grad: &mut [T], q: impl Fn(usize) -> T, 
     for (g, &v) in grad.iter_mut().zip(z) {
         let e = (v - max).exp();
         *g = e;
-        sum_exp = sum_exp + e;
+        sum_exp += e;
     }
     let log_sum = sum_exp.ln();
     let (mut total_q, mut loss) = (T::zero(), T::zero());
     for (c, &v) in z.iter().enumerate() {
         let qc = q(c);
-        total_q = total_q + qc;
-        loss = loss + qc * ((max - v) + log_sum);
+        total_q += qc;
+        loss += qc * ((max - v) + log_sum);
     }
     let inv_sum = T::one() / sum_exp;
     for (c, g) in grad.iter_mut().enumerate() {
@@ -257,11 +257,7 @@ pub fn cross_entropy_probabilities<T: Float>(
     options: CrossEntropyOptions<'_, T>,
     grad: &mut [T],
 ) -> Result<f64, KernelError> {
-    let rows = if classes == 0 {
-        0
-    } else {
-        targets.len() / classes
-    };
+    let rows = targets.len().checked_div(classes).unwrap_or(0);
     check_logits(logits, rows, classes, grad)?;
     check_len("target", targets, logits.len())?;
     options.check(classes)?;

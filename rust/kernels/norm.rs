@@ -128,8 +128,8 @@ fn accumulate_moments<T: Float>(
             let (v, k) = (&one[..n], &shift[..n]);
             for c in 0..n {
                 let d = v[c] - k[c];
-                s1[c] = s1[c] + d;
-                s2[c] = s2[c] + d * d;
+                s1[c] += d;
+                s2[c] += d * d;
             }
             continue;
         }
@@ -137,11 +137,11 @@ fn accumulate_moments<T: Float>(
             let (mut a, mut b) = (T::zero(), T::zero());
             for &v in values {
                 let d = v - shift[c];
-                a = a + d;
-                b = b + d * d;
+                a += d;
+                b += d * d;
             }
-            s1[c] = s1[c] + a;
-            s2[c] = s2[c] + b;
+            s1[c] += a;
+            s2[c] += b;
         }
     }
 }
@@ -352,8 +352,8 @@ fn accumulate_grad_sums<T: Float>(
         if length == 1 {
             let (v, g, m) = (&xs[..n], &dys[..n], &mean[..n]);
             for c in 0..n {
-                s1[c] = s1[c] + g[c];
-                s2[c] = s2[c] + g[c] * (v[c] - m[c]);
+                s1[c] += g[c];
+                s2[c] += g[c] * (v[c] - m[c]);
             }
             continue;
         }
@@ -364,11 +364,11 @@ fn accumulate_grad_sums<T: Float>(
         {
             let (mut a, mut b) = (T::zero(), T::zero());
             for (&v, &g) in xc.iter().zip(dyc) {
-                a = a + g;
-                b = b + g * (v - mean[c]);
+                a += g;
+                b += g * (v - mean[c]);
             }
-            s1[c] = s1[c] + a;
-            s2[c] = s2[c] + b;
+            s1[c] += a;
+            s2[c] += b;
         }
     }
 }
@@ -469,12 +469,12 @@ pub fn batch_norm_backward<T: Float>(
     });
     if let Some(gw) = grads.weight {
         for ((g, s), &istd) in gw.iter_mut().zip(&sums.second).zip(invstd) {
-            *g = *g + T::from_f64(s * istd.as_f64());
+            *g += T::from_f64(s * istd.as_f64());
         }
     }
     if let Some(gb) = grads.bias {
         for (g, s) in gb.iter_mut().zip(&sums.first) {
-            *g = *g + T::from_f64(*s);
+            *g += T::from_f64(*s);
         }
     }
     let Some(dx) = grads.input else { return Ok(()) };
@@ -556,7 +556,8 @@ pub fn layer_norm_forward<T: Float>(
     }
     let per_chunk = rows_per_chunk(features);
     let parallel = worth_parallel(x.len());
-    let work = |(i, (o, (m, s))): (usize, (&mut [T], (&mut [T], &mut [T])))| {
+    type RowChunk<'a, T> = (usize, (&'a mut [T], (&'a mut [T], &'a mut [T])));
+    let work = |(i, (o, (m, s))): RowChunk<'_, T>| {
         let first = i * per_chunk;
         for (r, (o_row, (m, s))) in o
             .chunks_exact_mut(features)
@@ -664,12 +665,12 @@ pub fn layer_norm_backward<T: Float>(
     if let Some(gb) = grad_bias {
         gb.iter_mut()
             .zip(&totals)
-            .for_each(|(g, t)| *g = *g + T::from_f64(t[0]));
+            .for_each(|(g, t)| *g += T::from_f64(t[0]));
     }
     if let Some(gw) = grad_weight {
         gw.iter_mut()
             .zip(&totals)
-            .for_each(|(g, t)| *g = *g + T::from_f64(t[1]));
+            .for_each(|(g, t)| *g += T::from_f64(t[1]));
     }
     Ok(())
 }

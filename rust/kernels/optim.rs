@@ -3,10 +3,12 @@
 //! PyTorch's (`torch.optim`, single-tensor path), so iterates match it to rounding.
 //!
 //! Step-dependent scalars (bias corrections, decayed rates) are computed once per step by the
-//! caller and passed in; the loops see only constants.
+//! caller and passed in; the loops see only constants. Each update comes in two forms: one
+//! tensor ([`adam_step`]) and every tensor of a parameter group ([`adam_steps`], PyTorch's
+//! "foreach" path: one call for the whole group). Both give the same bits, for any thread count.
 
 use crate::error::check_len;
-use crate::parallel::{for_each_chunk_group, worth_parallel_above};
+use crate::parallel::{for_each_piece, worth_parallel_above, Split};
 use crate::scalar::cst;
 use crate::{Float, KernelError};
 use multiversion::multiversion;
@@ -18,13 +20,37 @@ const CHUNK: usize = 16384;
 /// threads wins from about 128k float32 parameters on.
 const PAR_MIN_PARAMETERS: usize = 131072;
 
-fn parallel(len: usize) -> bool {
-    worth_parallel_above(len, PAR_MIN_PARAMETERS)
+/// One parameter of an update: its values, its gradient and its state buffers `S`.
+pub struct Tensor<'a, T, S> {
+    pub param: &'a mut [T],
+    pub grad: &'a [T],
+    pub state: S,
 }
 
-fn check_buffers<T>(grad: &[T], buffers: &[(&'static str, &[T])]) -> Result<(), KernelError> {
-    for (name, buffer) in buffers {
-        check_len(name, buffer, grad.len())?;
+/// An optimizer's state buffers for one parameter and the update that uses them.
+pub trait Update<T: Float>: Split {
+    /// The hyperparameters of one tensor's step (group values and per-tensor scalars).
+    type Hyper: Copy + Sync;
+    /// Checks every buffer against the gradient's `len` and the hyperparameters.
+    fn check(&self, len: usize, h: &Self::Hyper) -> Result<(), KernelError>;
+    /// Updates one chunk of the parameter and the same chunk of each buffer.
+    fn update_chunk(self, param: &mut [T], grad: &[T], h: &Self::Hyper);
+}
+
+/// Steps every tensor with its hyperparameters; all are checked before any is written, so a
+/// rejected call changes nothing.
+pub fn steps<T: Float, S: Update<T>>(
+    tensors: Vec<(Tensor<'_, T, S>, S::Hyper)>,
+) -> Result<(), KernelError> {
+    for (t, h) in &tensors {
+        check_len("param", t.param, t.grad.len())?;
+        t.state.check(t.grad.len(), h)?;
+    }
+    for (t, h) in tensors {
+        let parallel = worth_parallel_above(t.grad.len(), PAR_MIN_PARAMETERS);
+        for_each_piece((t.param, t.state), t.grad, CHUNK, parallel, |(p, s), g| {
+            s.update_chunk(p, g, &h)
+        });
     }
     Ok(())
 }
@@ -40,7 +66,15 @@ fn effective_grad<T: Float>(g: T, p: T, maximize: bool, weight_decay: T) -> T {
     }
 }
 
-/// Hyperparameters of [`sgd_step`].
+fn check_optional<T>(
+    name: &'static str,
+    b: &Option<&mut [T]>,
+    len: usize,
+) -> Result<(), KernelError> {
+    b.as_deref().map_or(Ok(()), |b| check_len(name, b, len))
+}
+
+/// Hyperparameters of [`sgd_step`]; `first_step` (per tensor) sets the buffer to the gradient.
 #[derive(Clone, Copy, Debug)]
 pub struct Sgd {
     pub lr: f64,
@@ -49,51 +83,57 @@ pub struct Sgd {
     pub nesterov: bool,
     pub weight_decay: f64,
     pub maximize: bool,
+    pub first_step: bool,
+}
+
+/// SGD's state: the momentum buffer, required when `momentum != 0`.
+pub struct SgdState<'a, T> {
+    pub momentum_buffer: Option<&'a mut [T]>,
+}
+
+impl<T: Float> Update<T> for SgdState<'_, T> {
+    type Hyper = Sgd;
+
+    fn check(&self, len: usize, h: &Sgd) -> Result<(), KernelError> {
+        if h.momentum != 0.0 && self.momentum_buffer.is_none() {
+            return Err(KernelError::value(
+                "momentum_buffer",
+                "is required when momentum != 0",
+            ));
+        }
+        check_optional("momentum_buffer", &self.momentum_buffer, len)
+    }
+
+    fn update_chunk(self, p: &mut [T], g: &[T], h: &Sgd) {
+        let k = SgdConstants {
+            lr: cst::<T>(h.lr),
+            momentum: cst::<T>(h.momentum),
+            keep: cst::<T>(1.0 - h.dampening),
+            weight_decay: cst::<T>(h.weight_decay),
+            nesterov: h.nesterov,
+            maximize: h.maximize,
+            first_step: h.first_step,
+        };
+        match self.momentum_buffer {
+            None => sgd_chunk(p, g, &k),
+            Some(b) => sgd_momentum_chunk(p, g, b, &k),
+        }
+    }
+}
+
+impl<T: Send> Split for SgdState<'_, T> {
+    fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
+        let buffers = self.momentum_buffer.split(chunk, pieces).into_iter();
+        buffers
+            .map(|momentum_buffer| SgdState { momentum_buffer })
+            .collect()
+    }
 }
 
 /// SGD with momentum: `g += λθ; b = μb + (1−τ)g` (`b = g` on the first step); `θ −= lr·b`, or
-/// `θ −= lr·(g + μb)` with Nesterov. `momentum_buffer` is required when `momentum != 0`.
-pub fn sgd_step<T: Float>(
-    param: &mut [T],
-    grad: &[T],
-    momentum_buffer: Option<&mut [T]>,
-    first_step: bool,
-    h: Sgd,
-) -> Result<(), KernelError> {
-    check_len("param", param, grad.len())?;
-    let k = SgdConstants {
-        lr: cst::<T>(h.lr),
-        momentum: cst::<T>(h.momentum),
-        keep: cst::<T>(1.0 - h.dampening),
-        weight_decay: cst::<T>(h.weight_decay),
-        nesterov: h.nesterov,
-        maximize: h.maximize,
-        first_step,
-    };
-    let parallel = parallel(grad.len());
-    match momentum_buffer {
-        None if h.momentum != 0.0 => Err(KernelError::value(
-            "momentum_buffer",
-            "is required when momentum != 0",
-        )),
-        None => {
-            for_each_chunk_group(vec![param], grad, CHUNK, parallel, |bufs, grad| {
-                if let [p] = bufs {
-                    sgd_chunk(p, grad, &k)
-                }
-            });
-            Ok(())
-        }
-        Some(buffer) => {
-            check_buffers(grad, &[("momentum_buffer", buffer)])?;
-            for_each_chunk_group(vec![param, buffer], grad, CHUNK, parallel, |bufs, grad| {
-                if let [p, b] = bufs {
-                    sgd_momentum_chunk(p, grad, b, &k)
-                }
-            });
-            Ok(())
-        }
-    }
+/// `θ −= lr·(g + μb)` with Nesterov.
+pub fn sgd_step<T: Float>(t: Tensor<'_, T, SgdState<'_, T>>, h: Sgd) -> Result<(), KernelError> {
+    steps(vec![(t, h)])
 }
 
 struct SgdConstants<T> {
@@ -127,7 +167,7 @@ fn sgd_momentum_chunk<T: Float>(p: &mut [T], grad: &[T], b: &mut [T], k: &SgdCon
             k.momentum * *b + k.keep * g
         };
         let step = if k.nesterov { g + k.momentum * *b } else { *b };
-        *p = *p - k.lr * step;
+        *p -= k.lr * step;
     }
 }
 
@@ -140,33 +180,42 @@ pub struct Adagrad {
     pub maximize: bool,
 }
 
+/// Adagrad's state: the sum of squared gradients.
+pub struct AdagradState<'a, T> {
+    pub sum: &'a mut [T],
+}
+
+impl<T: Float> Update<T> for AdagradState<'_, T> {
+    type Hyper = Adagrad;
+
+    fn check(&self, len: usize, _: &Adagrad) -> Result<(), KernelError> {
+        check_len("sum", self.sum, len)
+    }
+
+    fn update_chunk(self, p: &mut [T], g: &[T], h: &Adagrad) {
+        let k = (
+            cst::<T>(h.clr),
+            cst::<T>(h.eps),
+            cst::<T>(h.weight_decay),
+            h.maximize,
+        );
+        adagrad_chunk(p, g, self.sum, k)
+    }
+}
+
+impl<T: Send> Split for AdagradState<'_, T> {
+    fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
+        let sums = self.sum.split(chunk, pieces).into_iter();
+        sums.map(|sum| AdagradState { sum }).collect()
+    }
+}
+
 /// Adagrad: `g += λθ; S += g²; θ −= clr · g / (√S + ε)`.
 pub fn adagrad_step<T: Float>(
-    param: &mut [T],
-    grad: &[T],
-    sum: &mut [T],
+    t: Tensor<'_, T, AdagradState<'_, T>>,
     h: Adagrad,
 ) -> Result<(), KernelError> {
-    check_len("param", param, grad.len())?;
-    check_buffers(grad, &[("sum", sum)])?;
-    let k = (
-        cst::<T>(h.clr),
-        cst::<T>(h.eps),
-        cst::<T>(h.weight_decay),
-        h.maximize,
-    );
-    for_each_chunk_group(
-        vec![param, sum],
-        grad,
-        CHUNK,
-        parallel(grad.len()),
-        |bufs, grad| {
-            if let [p, s] = bufs {
-                adagrad_chunk(p, grad, s, k)
-            }
-        },
-    );
-    Ok(())
+    steps(vec![(t, h)])
 }
 
 #[multiversion(targets("x86_64+avx2+fma"))]
@@ -174,8 +223,8 @@ fn adagrad_chunk<T: Float>(p: &mut [T], grad: &[T], sum: &mut [T], k: (T, T, T, 
     let (clr, eps, weight_decay, maximize) = k;
     for ((p, s), &g) in p.iter_mut().zip(sum.iter_mut()).zip(grad) {
         let g = effective_grad(g, *p, maximize, weight_decay);
-        *s = *s + g * g;
-        *p = *p - clr * (g / (s.sqrt() + eps));
+        *s += g * g;
+        *p -= clr * (g / (s.sqrt() + eps));
     }
 }
 
@@ -190,56 +239,67 @@ pub struct RmsProp {
     pub maximize: bool,
 }
 
-/// RMSprop: `g += λθ; v = αv + (1−α)g²`; centered: `ḡ = ḡ + (1−α)(g − ḡ)`, `d = √(v − ḡ²) + ε`,
-/// else `d = √v + ε`; with momentum `b = μb + g/d, θ −= lr·b`, else `θ −= lr·g/d`.
-/// `grad_avg` is given when centered, `momentum_buffer` when `momentum > 0`.
-pub fn rmsprop_step<T: Float>(
-    param: &mut [T],
-    grad: &[T],
-    square_avg: &mut [T],
-    grad_avg: Option<&mut [T]>,
-    momentum_buffer: Option<&mut [T]>,
-    h: RmsProp,
-) -> Result<(), KernelError> {
-    check_len("param", param, grad.len())?;
-    check_buffers(grad, &[("square_avg", square_avg)])?;
-    if h.momentum > 0.0 && momentum_buffer.is_none() {
-        return Err(KernelError::value(
-            "momentum_buffer",
-            "is required when momentum > 0",
-        ));
+/// RMSprop's state: `grad_avg` when centered, `momentum_buffer` when `momentum > 0`.
+pub struct RmsPropState<'a, T> {
+    pub square_avg: &'a mut [T],
+    pub grad_avg: Option<&'a mut [T]>,
+    pub momentum_buffer: Option<&'a mut [T]>,
+}
+
+impl<T: Float> Update<T> for RmsPropState<'_, T> {
+    type Hyper = RmsProp;
+
+    fn check(&self, len: usize, h: &RmsProp) -> Result<(), KernelError> {
+        if h.momentum > 0.0 && self.momentum_buffer.is_none() {
+            return Err(KernelError::value(
+                "momentum_buffer",
+                "is required when momentum > 0",
+            ));
+        }
+        check_len("square_avg", self.square_avg, len)?;
+        check_optional("grad_avg", &self.grad_avg, len)?;
+        check_optional("momentum_buffer", &self.momentum_buffer, len)
     }
-    let centered = grad_avg.is_some();
-    let mut writes = vec![param, square_avg];
-    for (name, buffer) in [("grad_avg", grad_avg), ("momentum_buffer", momentum_buffer)] {
-        if let Some(b) = buffer {
-            check_len(name, b, grad.len())?;
-            writes.push(b);
+
+    fn update_chunk(self, p: &mut [T], g: &[T], h: &RmsProp) {
+        let k = RmsPropConstants {
+            lr: cst::<T>(h.lr),
+            alpha: cst::<T>(h.alpha),
+            one_minus_alpha: cst::<T>(1.0 - h.alpha),
+            eps: cst::<T>(h.eps),
+            weight_decay: cst::<T>(h.weight_decay),
+            momentum: cst::<T>(h.momentum),
+            maximize: h.maximize,
+        };
+        let v = self.square_avg;
+        match (self.grad_avg, self.momentum_buffer) {
+            (None, None) => rmsprop_chunk(p, g, v, &k),
+            (Some(ga), None) => rmsprop_centered_chunk(p, g, v, ga, &k),
+            (None, Some(b)) => rmsprop_momentum_chunk(p, g, v, b, &k),
+            (Some(ga), Some(b)) => rmsprop_centered_momentum_chunk(p, g, v, ga, b, &k),
         }
     }
-    let k = RmsPropConstants {
-        lr: cst::<T>(h.lr),
-        alpha: cst::<T>(h.alpha),
-        one_minus_alpha: cst::<T>(1.0 - h.alpha),
-        eps: cst::<T>(h.eps),
-        weight_decay: cst::<T>(h.weight_decay),
-        momentum: cst::<T>(h.momentum),
-        maximize: h.maximize,
-    };
-    for_each_chunk_group(
-        writes,
-        grad,
-        CHUNK,
-        parallel(grad.len()),
-        |bufs, grad| match bufs {
-            [p, v] => rmsprop_chunk(p, grad, v, &k),
-            [p, v, extra] if centered => rmsprop_centered_chunk(p, grad, v, extra, &k),
-            [p, v, b] => rmsprop_momentum_chunk(p, grad, v, b, &k),
-            [p, v, ga, b] => rmsprop_centered_momentum_chunk(p, grad, v, ga, b, &k),
-            _ => {}
-        },
-    );
-    Ok(())
+}
+
+impl<T: Send> Split for RmsPropState<'_, T> {
+    fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
+        let parts = (self.square_avg, (self.grad_avg, self.momentum_buffer)).split(chunk, pieces);
+        let state = |(square_avg, (grad_avg, momentum_buffer))| RmsPropState {
+            square_avg,
+            grad_avg,
+            momentum_buffer,
+        };
+        parts.into_iter().map(state).collect()
+    }
+}
+
+/// RMSprop: `g += λθ; v = αv + (1−α)g²`; centered: `ḡ = ḡ + (1−α)(g − ḡ)`, `d = √(v − ḡ²) + ε`,
+/// else `d = √v + ε`; with momentum `b = μb + g/d, θ −= lr·b`, else `θ −= lr·g/d`.
+pub fn rmsprop_step<T: Float>(
+    t: Tensor<'_, T, RmsPropState<'_, T>>,
+    h: RmsProp,
+) -> Result<(), KernelError> {
+    steps(vec![(t, h)])
 }
 
 struct RmsPropConstants<T> {
@@ -273,7 +333,7 @@ impl<T: Float> RmsPropConstants<T> {
 fn rmsprop_chunk<T: Float>(p: &mut [T], grad: &[T], v: &mut [T], k: &RmsPropConstants<T>) {
     for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(grad) {
         let (g, avg) = k.averages(*p, v, None, g);
-        *p = *p - k.lr * (g / avg);
+        *p -= k.lr * (g / avg);
     }
 }
 
@@ -287,7 +347,7 @@ fn rmsprop_centered_chunk<T: Float>(
 ) {
     for (((p, v), ga), &g) in p.iter_mut().zip(v.iter_mut()).zip(ga.iter_mut()).zip(grad) {
         let (g, avg) = k.averages(*p, v, Some(ga), g);
-        *p = *p - k.lr * (g / avg);
+        *p -= k.lr * (g / avg);
     }
 }
 
@@ -302,7 +362,7 @@ fn rmsprop_momentum_chunk<T: Float>(
     for (((p, v), b), &g) in p.iter_mut().zip(v.iter_mut()).zip(b.iter_mut()).zip(grad) {
         let (g, avg) = k.averages(*p, v, None, g);
         *b = *b * k.momentum + g / avg;
-        *p = *p - k.lr * *b;
+        *p -= k.lr * *b;
     }
 }
 
@@ -323,12 +383,12 @@ fn rmsprop_centered_momentum_chunk<T: Float>(
     for ((((p, v), ga), b), &g) in rows.zip(grad) {
         let (g, avg) = k.averages(*p, v, Some(ga), g);
         *b = *b * k.momentum + g / avg;
-        *p = *p - k.lr * *b;
+        *p -= k.lr * *b;
     }
 }
 
 /// Hyperparameters of [`adam_step`] for step `t`: `step_size = lr / (1 − β1^t)` and
-/// `bias_correction2_sqrt = √(1 − β2^t)`.
+/// `bias_correction2_sqrt = √(1 − β2^t)` (per tensor: tensors may be at different steps).
 #[derive(Clone, Copy, Debug)]
 pub struct Adam {
     pub lr: f64,
@@ -343,36 +403,48 @@ pub struct Adam {
     pub bias_correction2_sqrt: f64,
 }
 
-/// Adam / AdamW: `m = m + (1−β1)(g − m); v = β2·v + (1−β2)g²`; with AMSGrad `v̂ = max(v̂, v)`;
-/// `θ −= step_size · m / (√v / √(1 − β2^t) + ε)`. `max_exp_avg_sq` is given for AMSGrad.
-pub fn adam_step<T: Float>(
-    param: &mut [T],
-    grad: &[T],
-    exp_avg: &mut [T],
-    exp_avg_sq: &mut [T],
-    max_exp_avg_sq: Option<&mut [T]>,
-    h: Adam,
-) -> Result<(), KernelError> {
-    check_len("param", param, grad.len())?;
-    check_buffers(grad, &[("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)])?;
-    let mut writes = vec![param, exp_avg, exp_avg_sq];
-    if let Some(b) = max_exp_avg_sq {
-        check_len("max_exp_avg_sq", b, grad.len())?;
-        writes.push(b);
+/// Adam's state: the moments, and `max_exp_avg_sq` for AMSGrad.
+pub struct AdamState<'a, T> {
+    pub exp_avg: &'a mut [T],
+    pub exp_avg_sq: &'a mut [T],
+    pub max_exp_avg_sq: Option<&'a mut [T]>,
+}
+
+impl<T: Float> Update<T> for AdamState<'_, T> {
+    type Hyper = Adam;
+
+    fn check(&self, len: usize, _: &Adam) -> Result<(), KernelError> {
+        check_len("exp_avg", self.exp_avg, len)?;
+        check_len("exp_avg_sq", self.exp_avg_sq, len)?;
+        check_optional("max_exp_avg_sq", &self.max_exp_avg_sq, len)
     }
-    let k = AdamConstants::new(h);
-    for_each_chunk_group(
-        writes,
-        grad,
-        CHUNK,
-        parallel(grad.len()),
-        |bufs, grad| match bufs {
-            [p, m, v] => adam_chunk(p, grad, m, v, &k),
-            [p, m, v, vmax] => amsgrad_chunk(p, grad, m, v, vmax, &k),
-            _ => {}
-        },
-    );
-    Ok(())
+
+    fn update_chunk(self, p: &mut [T], g: &[T], h: &Adam) {
+        let k = AdamConstants::new(*h);
+        let (m, v) = (self.exp_avg, self.exp_avg_sq);
+        match self.max_exp_avg_sq {
+            None => adam_chunk(p, g, m, v, &k),
+            Some(vmax) => amsgrad_chunk(p, g, m, v, vmax, &k),
+        }
+    }
+}
+
+impl<T: Send> Split for AdamState<'_, T> {
+    fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
+        let parts = (self.exp_avg, (self.exp_avg_sq, self.max_exp_avg_sq)).split(chunk, pieces);
+        let state = |(exp_avg, (exp_avg_sq, max_exp_avg_sq))| AdamState {
+            exp_avg,
+            exp_avg_sq,
+            max_exp_avg_sq,
+        };
+        parts.into_iter().map(state).collect()
+    }
+}
+
+/// Adam / AdamW: `m = m + (1−β1)(g − m); v = β2·v + (1−β2)g²`; with AMSGrad `v̂ = max(v̂, v)`;
+/// `θ −= step_size · m / (√v / √(1 − β2^t) + ε)`.
+pub fn adam_step<T: Float>(t: Tensor<'_, T, AdamState<'_, T>>, h: Adam) -> Result<(), KernelError> {
+    steps(vec![(t, h)])
 }
 
 /// The per-step constants of Adam, converted to the element type once.
@@ -418,7 +490,7 @@ impl<T: Float> AdamConstants<T> {
     fn moments(&self, p: &mut T, m: &mut T, v: &mut T, g: T) {
         let g = effective_grad(g, *p, self.maximize, self.coupled_wd);
         if self.decoupled {
-            *p = *p * self.decay;
+            *p *= self.decay;
         }
         *m = *m + self.one_minus_b1 * (g - *m);
         *v = *v * self.beta2 + self.one_minus_b2 * g * g;
@@ -426,7 +498,7 @@ impl<T: Float> AdamConstants<T> {
 
     #[inline(always)]
     fn apply(&self, p: &mut T, m: T, v: T) {
-        *p = *p - self.step_size * (m / (v.sqrt() * self.inv_bc2_sqrt + self.eps));
+        *p -= self.step_size * (m / (v.sqrt() * self.inv_bc2_sqrt + self.eps));
     }
 }
 
@@ -463,12 +535,8 @@ fn amsgrad_chunk<T: Float>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn first_adam_step_moves_each_weight_by_lr() {
-        // With bias correction, the first step is lr · g/|g| (up to ε).
-        let (mut p, g) = (vec![1.0f64, -2.0], vec![0.5, -3.0]);
-        let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
-        let h = Adam {
+    fn adam(step: i32) -> Adam {
+        Adam {
             lr: 0.1,
             beta1: 0.9,
             beta2: 0.999,
@@ -476,11 +544,80 @@ mod tests {
             weight_decay: 0.0,
             decoupled_weight_decay: false,
             maximize: false,
-            step_size: 0.1 / (1.0 - 0.9),
-            bias_correction2_sqrt: (1.0f64 - 0.999).sqrt(),
+            step_size: 0.1 / (1.0 - 0.9f64.powi(step)),
+            bias_correction2_sqrt: (1.0f64 - 0.999f64.powi(step)).sqrt(),
+        }
+    }
+
+    #[test]
+    fn first_adam_step_moves_each_weight_by_lr() {
+        // With bias correction, the first step is lr · g/|g| (up to ε).
+        let (mut p, g) = (vec![1.0f64, -2.0], vec![0.5, -3.0]);
+        let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
+        let state = AdamState {
+            exp_avg: &mut m,
+            exp_avg_sq: &mut v,
+            max_exp_avg_sq: None,
         };
-        adam_step(&mut p, &g, &mut m, &mut v, None, h).unwrap();
+        let t = Tensor {
+            param: &mut p,
+            grad: &g,
+            state,
+        };
+        adam_step(t, adam(1)).unwrap();
         assert!((p[0] - 0.9).abs() < 1e-9 && (p[1] + 1.9).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_group_step_is_the_steps_of_its_tensors() {
+        let init = |n: usize| {
+            (0..n)
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect::<Vec<f32>>()
+        };
+        let sizes = [40000usize, 0, 3];
+        let mut each: Vec<[Vec<f32>; 4]> = sizes
+            .iter()
+            .map(|&n| [init(n), init(n), vec![0.0; n], vec![0.0; n]])
+            .collect();
+        let mut group = each.clone();
+        for (i, [p, g, m, v]) in each.iter_mut().enumerate() {
+            let state = AdamState {
+                exp_avg: m,
+                exp_avg_sq: v,
+                max_exp_avg_sq: None,
+            };
+            adam_step(
+                Tensor {
+                    param: p,
+                    grad: g,
+                    state,
+                },
+                adam(i as i32 + 1),
+            )
+            .unwrap();
+        }
+        let tensors = group
+            .iter_mut()
+            .enumerate()
+            .map(|(i, [p, g, m, v])| {
+                let state = AdamState {
+                    exp_avg: m,
+                    exp_avg_sq: v,
+                    max_exp_avg_sq: None,
+                };
+                (
+                    Tensor {
+                        param: p,
+                        grad: &*g,
+                        state,
+                    },
+                    adam(i as i32 + 1),
+                )
+            })
+            .collect();
+        steps(tensors).unwrap();
+        assert_eq!(each, group);
     }
 
     #[test]
@@ -492,7 +629,16 @@ mod tests {
             nesterov: false,
             weight_decay: 0.0,
             maximize: false,
+            first_step: true,
         };
-        assert!(sgd_step(&mut [1.0f32], &[1.0], None, true, h).is_err());
+        let state = SgdState {
+            momentum_buffer: None,
+        };
+        let t = Tensor {
+            param: &mut [1.0f32],
+            grad: &[1.0],
+            state,
+        };
+        assert!(sgd_step(t, h).is_err());
     }
 }

@@ -328,38 +328,62 @@ where
     }
 }
 
-/// Calls `f(chunks, read_chunk)` for each `chunk`-sized piece of several slices at once:
-/// `chunks` holds the same piece of every slice of `writes` (in order), `read_chunk` the same
-/// piece of `read`. All slices must have `read.len()` elements (callers check). This is how a
-/// fused update walks a parameter, its gradient and its state buffers in one pass.
-pub fn for_each_chunk_group<T, F>(
-    writes: Vec<&mut [T]>,
-    read: &[T],
-    chunk: usize,
-    parallel: bool,
-    f: F,
-) where
-    T: Send + Sync,
-    F: Fn(&mut [&mut [T]], &[T]) + Sync + Send,
-{
-    let chunk = chunk.max(1);
-    let mut groups: Vec<Vec<&mut [T]>> = (0..read.len().div_ceil(chunk))
-        .map(|_| Vec::new())
-        .collect();
-    for slice in writes {
-        for (group, piece) in groups.iter_mut().zip(slice.chunks_mut(chunk)) {
-            group.push(piece);
+/// Writable arguments of an elementwise kernel that can be cut into the same `chunk`-sized
+/// pieces as the slice they run along: a slice, an optional slice (None in every piece), a
+/// pair, or a struct of them (an optimizer's state).
+pub trait Split: Sized + Send {
+    /// `pieces` pieces of `chunk` elements each (the last may be shorter).
+    fn split(self, chunk: usize, pieces: usize) -> Vec<Self>;
+}
+
+impl<T: Send> Split for &mut [T] {
+    fn split(self, chunk: usize, _pieces: usize) -> Vec<Self> {
+        self.chunks_mut(chunk.max(1)).collect()
+    }
+}
+
+impl<T: Send> Split for Option<&mut [T]> {
+    fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
+        match self {
+            Some(s) => s.chunks_mut(chunk.max(1)).map(Some).collect(),
+            None => (0..pieces).map(|_| None).collect(),
         }
     }
-    let run = |(i, mut group): (usize, Vec<&mut [T]>)| {
-        let start = i * chunk;
-        let end = (start + chunk).min(read.len());
-        f(&mut group, &read[start..end]);
-    };
+}
+
+impl<A: Split, B: Split> Split for (A, B) {
+    fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
+        let (a, b) = self;
+        a.split(chunk, pieces)
+            .into_iter()
+            .zip(b.split(chunk, pieces))
+            .collect()
+    }
+}
+
+/// Calls `f(pieces, read_piece)` for each `chunk`-sized piece of `writes` (see [`Split`]) and
+/// the same piece of `read`. Every slice must have `read.len()` elements (callers check). This
+/// is how a fused update walks a parameter, its gradient and its state buffers in one pass.
+pub fn for_each_piece<T, W, F>(writes: W, read: &[T], chunk: usize, parallel: bool, f: F)
+where
+    T: Sync,
+    W: Split,
+    F: Fn(W, &[T]) + Sync + Send,
+{
+    let chunk = chunk.max(1);
+    let pieces = writes.split(chunk, read.len().div_ceil(chunk));
     if parallel {
-        install(|| groups.into_par_iter().enumerate().for_each(run));
+        install(|| {
+            pieces
+                .into_par_iter()
+                .zip(read.par_chunks(chunk))
+                .for_each(|(w, r)| f(w, r))
+        });
     } else {
-        groups.into_iter().enumerate().for_each(run);
+        pieces
+            .into_iter()
+            .zip(read.chunks(chunk))
+            .for_each(|(w, r)| f(w, r));
     }
 }
 

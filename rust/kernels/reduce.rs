@@ -33,7 +33,7 @@ pub fn column_sums<T: Float>(
         for row in matrix.chunks_exact(cols) {
             // `end <= cols`: the chunks of `out` (length `cols`, checked) end there.
             for (a, &v) in acc.iter_mut().zip(&row[start..end]) {
-                *a = *a + v;
+                *a += v;
             }
         }
     });

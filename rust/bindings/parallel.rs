@@ -1,4 +1,4 @@
-//! Bindings of the thread-pool controls.
+//! Bindings of the thread-pool controls (kernels/parallel.rs).
 
 use super::arrays::Args;
 use super::scalars;

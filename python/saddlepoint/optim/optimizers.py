@@ -1,4 +1,4 @@
-"""Optimizers: one fused Rust update per parameter, in place on ``Parameter.data``.
+"""Optimizers: one fused Rust update per parameter group, in place on ``Parameter.data``.
 
 The object API is PyTorch's: ``param_groups`` (each a dict with its own hyperparameters),
 ``step()``, ``zero_grad()``, lazily created per-parameter ``state``, and
@@ -95,7 +95,9 @@ class Optimizer:
         Hyperparameters used by groups that do not set their own.
 
     Subclasses implement ``_validate(group)``, ``_init_state(param, group)`` and
-    ``_update(param, state, group)``, and name their per-parameter state in
+    ``_update(param, state, group)`` or ``_update_group(params, states, group)`` (every parameter
+    of a group and dtype at once: one multi-tensor kernel call instead of one per parameter; by
+    default it calls ``_update`` for each), and name their per-parameter state in
     ``_required_state`` / ``_optional_state`` (``"step"`` is a count, the rest arrays shaped
     like the parameter; those in ``_nonnegative_state`` hold sums of squares; a subclass that
     names none gets only those generic checks), and their True/False hyperparameters in
@@ -170,6 +172,10 @@ class Optimizer:
     def _update(self, param: Parameter, state: dict, group: dict) -> None:
         raise NotImplementedError
 
+    def _update_group(self, params: list, states: list, group: dict) -> None:
+        for p, state in zip(params, states):
+            self._update(p, state, group)
+
     def zero_grad(self) -> None:
         """Sets every parameter's gradient to zero."""
         for group in self.param_groups:
@@ -184,11 +190,16 @@ class Optimizer:
             for p in group["params"]:
                 _check_grad(p)
         for group in self.param_groups:
+            by_dtype: dict = {}  # a kernel call takes one dtype; a group normally has one
             for p in group["params"]:
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self._init_state(p, group)
-                self._update(p, state, group)
+                params, states = by_dtype.setdefault(p.data.dtype, ([], []))
+                params.append(p)
+                states.append(state)
+            for params, states in by_dtype.values():
+                self._update_group(params, states, group)
         return loss
 
     # --- state -------------------------------------------------------------------------------
@@ -350,15 +361,17 @@ class SGD(Optimizer):
                f"nesterov needs momentum > 0 and dampening = 0, got momentum={group['momentum']}, "
                f"dampening={group['dampening']}")
 
-    def _update(self, p, state, group):
-        buffer = None
-        first_step = False
+    def _update_group(self, params, states, group):
+        buffers = None
+        first_step = [False] * len(params)
         if group["momentum"] != 0:
-            buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = np.zeros_like(p.data)
-                first_step = True
-        _core.sgd_step(p.data, p.grad, buffer, lr=float(group["lr"]),
+            buffers = []
+            for i, (p, state) in enumerate(zip(params, states)):
+                if state.get("momentum_buffer") is None:
+                    state["momentum_buffer"] = np.zeros_like(p.data)
+                    first_step[i] = True
+                buffers.append(state["momentum_buffer"])
+        _core.sgd_step([p.data for p in params], [p.grad for p in params], buffers, lr=float(group["lr"]),
                        momentum=float(group["momentum"]), dampening=float(group["dampening"]),
                        nesterov=bool(group["nesterov"]), weight_decay=float(group["weight_decay"]),
                        maximize=bool(group["maximize"]), first_step=first_step)
@@ -403,11 +416,13 @@ class Adagrad(Optimizer):
     def _init_state(self, p, group):
         return {"step": 0, "sum": np.full_like(p.data, group["initial_accumulator_value"])}
 
-    def _update(self, p, state, group):
-        state["step"] += 1
-        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        _core.adagrad_step(p.data, p.grad, state["sum"], clr=float(clr), eps=float(group["eps"]),
-                           weight_decay=float(group["weight_decay"]),
+    def _update_group(self, params, states, group):
+        clr = []
+        for state in states:
+            state["step"] += 1
+            clr.append(float(group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])))
+        _core.adagrad_step([p.data for p in params], [p.grad for p in params], [s["sum"] for s in states],
+                           clr=clr, eps=float(group["eps"]), weight_decay=float(group["weight_decay"]),
                            maximize=bool(group["maximize"]))
 
 
@@ -458,16 +473,17 @@ class RMSprop(Optimizer):
             state["grad_avg"] = np.zeros_like(p.data)
         return state
 
-    def _update(self, p, state, group):
-        state["step"] += 1
-        if group["momentum"] > 0 and "momentum_buffer" not in state:
-            state["momentum_buffer"] = np.zeros_like(p.data)
-        if group["centered"] and "grad_avg" not in state:
-            state["grad_avg"] = np.zeros_like(p.data)
+    def _update_group(self, params, states, group):
+        for p, state in zip(params, states):
+            state["step"] += 1
+            if group["momentum"] > 0 and "momentum_buffer" not in state:
+                state["momentum_buffer"] = np.zeros_like(p.data)
+            if group["centered"] and "grad_avg" not in state:
+                state["grad_avg"] = np.zeros_like(p.data)
         _core.rmsprop_step(
-            p.data, p.grad, state["square_avg"],
-            state["grad_avg"] if group["centered"] else None,
-            state["momentum_buffer"] if group["momentum"] > 0 else None,
+            [p.data for p in params], [p.grad for p in params], [s["square_avg"] for s in states],
+            [s["grad_avg"] for s in states] if group["centered"] else None,
+            [s["momentum_buffer"] for s in states] if group["momentum"] > 0 else None,
             lr=float(group["lr"]), alpha=float(group["alpha"]), eps=float(group["eps"]),
             weight_decay=float(group["weight_decay"]), momentum=float(group["momentum"]),
             maximize=bool(group["maximize"]))
@@ -523,20 +539,24 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = np.zeros_like(p.data)
         return state
 
-    def _update(self, p, state, group):
-        state["step"] += 1
-        if group["amsgrad"] and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = np.zeros_like(p.data)
+    def _update_group(self, params, states, group):
         beta1, beta2 = (float(b) for b in group["betas"])
-        t = state["step"]
         lr = float(group["lr"])
+        step_size, bias_correction2_sqrt = [], []
+        for p, state in zip(params, states):
+            state["step"] += 1
+            if group["amsgrad"] and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+            t = state["step"]
+            step_size.append(lr / (1 - beta1**t))
+            bias_correction2_sqrt.append(math.sqrt(1 - beta2**t))
         _core.adam_step(
-            p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
-            state["max_exp_avg_sq"] if group["amsgrad"] else None,
+            [p.data for p in params], [p.grad for p in params], [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states], [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else None,
             lr=lr, beta1=beta1, beta2=beta2, eps=float(group["eps"]),
             weight_decay=float(group["weight_decay"]), decoupled_weight_decay=self._decoupled,
-            maximize=bool(group["maximize"]), step_size=lr / (1 - beta1**t),
-            bias_correction2_sqrt=math.sqrt(1 - beta2**t))
+            maximize=bool(group["maximize"]), step_size=step_size,
+            bias_correction2_sqrt=bias_correction2_sqrt)
 
 
 class AdamW(Adam):

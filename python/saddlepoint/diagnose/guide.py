@@ -26,10 +26,9 @@ import numpy as np
 
 from ..data import check_data, infer_task
 from ..losses import CrossEntropyLoss, MSELoss
-from ..nn import BatchNorm1d, Dense, Dropout, Module, ReLU, Sequential
+from ..nn import Module, dense_config, from_config, widen_config
 from ..optim import Adam
 from ..training import Trainer, TrainingDiverged
-from .rop import leaf_layers
 
 VERDICTS = ("model bias", "optimization", "overfitting", "mismatch", "healthy")
 
@@ -212,7 +211,7 @@ class Guidance:
 def _build(spec, n_in: int, n_out: int, dtype):
     """A fresh model from a Module (a copy), a factory, or ``"linear"``."""
     if spec == "linear":
-        return Dense(n_in, n_out, dtype=dtype, rng=0)
+        return from_config(dense_config(n_in, n_out, dtype=dtype), rng=0)
     if isinstance(spec, Module):
         return copy.deepcopy(spec)
     if callable(spec):
@@ -394,35 +393,18 @@ def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str,
 
 
 def wider(model):
-    """A more flexible copy of ``model``'s architecture, freshly initialized, or None: a Dense
-    layer becomes a one-hidden-layer ReLU network of 64 units; a Sequential of Dense, built-in
-    activation, BatchNorm1d and Dropout layers gets every hidden width doubled."""
+    """A more flexible copy of ``model``'s architecture, freshly initialized (seed 0), or None:
+    built from ``model.config()`` with every hidden width doubled (a Dense layer alone becomes a
+    one-hidden-layer ReLU network of 64 units; see :func:`saddlepoint.nn.widen_config`). None for
+    a model that cannot describe itself, has no Dense layer, or holds a layer whose widths are
+    unknown."""
 
-    layers = leaf_layers(model)
-    dense = [layer for layer in (layers or []) if isinstance(layer, Dense)]
-    if not dense:
+    try:
+        config = model.config()
+    except (AttributeError, TypeError):  # a layer that does not describe itself
         return None
-    if len(dense) == 1:  # a linear model (perhaps with normalization around it)
-        dtype = dense[0].weight.dtype
-        return Sequential(Dense(dense[0].in_features, 64, dtype=dtype, rng=0), ReLU(),
-                          Dense(64, dense[0].out_features, dtype=dtype, rng=1))
-    rng = np.random.default_rng(0)
-    first, last = layers.index(dense[0]), layers.index(dense[-1])
-    built = []
-    for i, layer in enumerate(layers):
-        if isinstance(layer, Dense):
-            n_in = layer.in_features * (1 if i == first else 2)
-            n_out = layer.out_features * (1 if i == last else 2)
-            built.append(Dense(n_in, n_out, bias=layer.bias is not None, dtype=layer.weight.dtype, rng=rng))
-        elif isinstance(layer, BatchNorm1d):
-            hidden = first < i < last
-            built.append(BatchNorm1d(layer.num_features * (2 if hidden else 1), layer.eps, layer.momentum,
-                                     layer.affine, layer.track_running_stats, dtype=layer._dtype))
-        elif isinstance(layer, Dropout):
-            built.append(Dropout(layer.p, rng=rng))
-        else:
-            built.append(copy.deepcopy(layer))
-    return Sequential(*built)
+    wide = widen_config(config)
+    return None if wide is None else from_config(wide, rng=0)
 
 
 def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, test_data=None,

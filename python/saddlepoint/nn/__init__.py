@@ -2,14 +2,17 @@
 dropout and containers."""
 
 from .activations import ACTIVATIONS, Activation, HardSigmoid, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from .containers import Sequential, mlp
+from .builders import dense_config, mlp, mlp_config, widen_config
+from .containers import Sequential
 from .dropout import Dropout
 from .linear import Dense, Linear
 from .module import Module
 from .normalization import BatchNorm1d, LayerNorm
 from .parameter import Parameter
+from .spec import from_config, register_layer, registered_layers
 
 __all__ = [
     "ACTIVATIONS", "Activation", "BatchNorm1d", "Dense", "Dropout", "HardSigmoid", "Identity", "LayerNorm",
-    "LeakyReLU", "Linear", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "mlp",
+    "LeakyReLU", "Linear", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh", "dense_config",
+    "from_config", "mlp", "mlp_config", "register_layer", "registered_layers", "widen_config",
 ]

@@ -7,12 +7,14 @@ import numpy as np
 from .. import _core
 from ..validation import finite_float
 from .module import Module, as_layer_input
+from .spec import register_layer
 
 
 class Activation(Module):
     """An elementwise activation run by one Rust kernel; subclasses name it."""
 
     kind = "identity"
+    config_fields: tuple[str, ...] = ()
 
     def __init__(self):
         self._x = None
@@ -41,34 +43,41 @@ class Activation(Module):
         return f"{type(self).__name__}()"
 
 
+@register_layer
 class Identity(Activation):
     """``y = x``."""
     kind = "identity"
 
 
+@register_layer
 class ReLU(Activation):
     """``y = max(x, 0)``; the derivative at 0 is 0, as in PyTorch."""
     kind = "relu"
 
 
+@register_layer
 class Sigmoid(Activation):
     """``y = 1 / (1 + exp(-x))``."""
     kind = "sigmoid"
 
 
+@register_layer
 class HardSigmoid(Activation):
     """``y = relu6(x + 3) / 6``, PyTorch's ``Hardsigmoid``: the course's piecewise-linear sigmoid."""
     kind = "hard_sigmoid"
 
 
+@register_layer
 class Tanh(Activation):
     """``y = tanh(x)``."""
     kind = "tanh"
 
 
+@register_layer
 class LeakyReLU(Activation):
     """``y = x`` for ``x > 0``, ``negative_slope * x`` otherwise."""
     kind = "leaky_relu"
+    config_fields = ("negative_slope",)
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()

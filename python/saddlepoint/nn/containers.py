@@ -1,15 +1,12 @@
-"""Containers of layers: `Sequential`, and `mlp` that builds one."""
+"""Containers of layers: `Sequential` (``builders.mlp`` builds one from a spec)."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..validation import positive_int
-from .activations import ACTIVATIONS
-from .linear import Dense
 from .module import Module
+from .spec import layer_config, register_layer
 
 
+@register_layer
 class Sequential(Module):
     """Layers applied in order; ``backward`` runs them in reverse.
 
@@ -47,25 +44,11 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self.layers)
 
+    def config(self) -> dict:
+        """``{"class": "Sequential", "layers": [each layer's config]}``."""
+        return layer_config(self, layers=self.layers)
+
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
 
-
-def mlp(sizes, activation: str = "relu", *, dtype=np.float32, rng=None) -> Sequential:
-    """A multilayer perceptron: ``Dense`` layers of ``sizes`` with ``activation`` between them.
-
-    ``mlp([64, 128, 10])`` is ``Sequential(Dense(64, 128), ReLU(), Dense(128, 10))``.
-    """
-    sizes = [positive_int("sizes[i]", s) for s in sizes]
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least the input and output sizes, got {sizes}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    rng = np.random.default_rng(rng)
-    layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if i > 0:
-            layers.append(ACTIVATIONS[activation]())
-        layers.append(Dense(n_in, n_out, dtype=dtype, rng=rng))
-    return Sequential(*layers)

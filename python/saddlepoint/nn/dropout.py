@@ -6,8 +6,10 @@ import numpy as np
 
 from .. import _core
 from .module import Module
+from .spec import register_layer
 
 
+@register_layer
 class Dropout(Module):
     """Inverted dropout: in training each element is zeroed with probability ``p`` and the
     kept ones are scaled by ``1/(1 − p)``, so eval mode (the identity) needs no rescaling.
@@ -16,6 +18,8 @@ class Dropout(Module):
     (a ``numpy.random.Generator`` or an int seed owned by the layer), so a seeded model
     drops the same units on every run, whatever the thread count.
     """
+
+    config_fields = ("p",)
 
     def __init__(self, p: float = 0.5, *, rng=None):
         if not (isinstance(p, (int, float)) and 0 <= p < 1):

@@ -10,8 +10,10 @@ from .. import _core
 from ..validation import float_dtype, positive_int
 from .module import Module, as_layer_input
 from .parameter import Parameter
+from .spec import layer_config, register_layer
 
 
+@register_layer
 class Dense(Module):
     """Fully connected layer ``y = x @ weight.T + bias`` (PyTorch's ``Linear``).
 
@@ -70,6 +72,10 @@ class Dense(Module):
         _core.dense_backward(self._x, self.weight.data, grad_output, grad_weight, grad_bias,
                              grad_input, accumulate=accumulate)
         return grad_input
+
+    def config(self) -> dict:
+        return layer_config(self, in_features=self.in_features, out_features=self.out_features,
+                            bias=self.bias is not None, dtype=self.weight.dtype)
 
     def __repr__(self) -> str:
         return (f"Dense(in_features={self.in_features}, out_features={self.out_features}, "

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..validation import float_dtype
 from .parameter import Parameter
+from .spec import describe, from_config
 
 
 def as_layer_input(x, dtype: np.dtype, name: str = "x") -> np.ndarray:
@@ -191,6 +192,22 @@ class Module:
             for target, source in staged:
                 np.copyto(target, source, casting="same_kind")
         return commit
+
+    # --- description (nn/spec.py) ----------------------------------------------------------------
+    def config(self) -> dict:
+        """A JSON-ready dict of the constructor arguments, ``{"class": name, ...}``, from which
+        :meth:`from_config` rebuilds the layer (weights not included: see ``state_dict``). This
+        default reads the attributes the class names in ``config_fields``."""
+        return describe(self)
+
+    @classmethod
+    def from_config(cls, config: Mapping, *, rng=None) -> "Module":
+        """The layer or model ``config`` describes, freshly initialized from ``rng`` (see
+        :func:`saddlepoint.nn.from_config`); on a subclass, the result must be one of it."""
+        model = from_config(config, rng=rng)
+        if not isinstance(model, cls):
+            raise ValueError(f"the config describes a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

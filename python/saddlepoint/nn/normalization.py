@@ -8,8 +8,10 @@ from .. import _core
 from ..validation import float_dtype, positive_float, positive_int
 from .module import Module, as_layer_input
 from .parameter import Parameter
+from .spec import layer_config, register_layer
 
 
+@register_layer
 class BatchNorm1d(Module):
     """Batch normalization over ``(batch, features)`` or ``(batch, channels, length)`` input.
 
@@ -101,11 +103,17 @@ class BatchNorm1d(Module):
             self.bias.grad if self.affine else None)
         return grad_input
 
+    def config(self) -> dict:
+        return layer_config(self, num_features=self.num_features, eps=self.eps, momentum=self.momentum,
+                            affine=self.affine, track_running_stats=self.track_running_stats,
+                            dtype=self._dtype)
+
     def __repr__(self) -> str:
         return (f"BatchNorm1d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats})")
 
 
+@register_layer
 class LayerNorm(Module):
     """Layer normalization over the trailing ``normalized_shape`` dimensions of each sample:
     ``y = (x − mean)/√(var + eps)·weight + bias`` with the biased variance, as PyTorch's
@@ -154,6 +162,10 @@ class LayerNorm(Module):
             self.weight.grad.reshape(-1) if affine else None,
             self.bias.grad.reshape(-1) if affine else None)
         return grad_input
+
+    def config(self) -> dict:
+        return layer_config(self, normalized_shape=self.normalized_shape, eps=self.eps,
+                            elementwise_affine=self.weight is not None, dtype=self._dtype)
 
     def __repr__(self) -> str:
         return f"LayerNorm({self.normalized_shape}, eps={self.eps})"

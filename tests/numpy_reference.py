@@ -145,6 +145,12 @@ def adam(p, g, state, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgra
     return p - step_size * (m / (np.sqrt(v) * (1 / math.sqrt(1 - b2**t)) + eps))
 
 
+
+def foreach(step, params, grads, states, **hyperparameters):
+    """A multi-tensor step as its per-tensor steps: ``step`` (one of the above) on each tensor."""
+    return [step(p, g, state, **hyperparameters) for p, g, state in zip(params, grads, states)]
+
+
 # --- normalization ------------------------------------------------------------------------------
 def _channels_last(x):
     """(N, C) or (N, C, L) -> (N·L, C)."""

@@ -206,3 +206,134 @@ def test_row_kernels_of_zero_sizes_give_empty_results(dtype, shape):
         rows = shape[0]
         _core.layer_norm_forward(x, shape[1], None, None, 1e-5, np.empty_like(x), np.empty(rows, dtype),
                                  np.empty(rows, dtype))
+
+
+# --- multi-tensor optimizer steps: one call steps every tensor of a group ----------------------
+GROUP_SHAPES = [(5, 3), (0,), (300_000,), (17,), (0, 4)]
+MULTI_STEPS = {  # name: (reference step, its hyperparameters, the state's arrays and their ref keys)
+    "sgd": (ref.sgd, dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01), ("b",)),
+    "sgd_nesterov": (ref.sgd, dict(lr=0.1, momentum=0.9, nesterov=True, maximize=True), ("b",)),
+    "sgd_plain": (ref.sgd, dict(lr=0.1, weight_decay=0.01), ()),
+    "adagrad": (ref.adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.01), ("S",)),
+    "rmsprop": (ref.rmsprop, dict(lr=0.01, alpha=0.9, weight_decay=0.01), ("v",)),
+    "rmsprop_full": (ref.rmsprop, dict(lr=0.01, alpha=0.9, momentum=0.9, centered=True), ("v", "ga", "b")),
+    "adam": (ref.adam, dict(lr=0.01, weight_decay=0.01), ("m", "v")),
+    "adamw_amsgrad": (ref.adam, dict(lr=0.01, weight_decay=0.1, amsgrad=True, decoupled=True), ("m", "v", "vmax")),
+}
+
+
+def _multi_step(name, params, grads, state, t):
+    """One multi-tensor _core call for the case ``name`` at step ``t`` (state: key -> list)."""
+    _, h, _ = MULTI_STEPS[name]
+    n = len(params)
+    if name.startswith("sgd"):
+        _core.sgd_step(params, grads, state.get("b"), lr=h["lr"], momentum=h.get("momentum", 0.0),
+                       dampening=h.get("dampening", 0.0), nesterov=h.get("nesterov", False),
+                       weight_decay=h.get("weight_decay", 0.0), maximize=h.get("maximize", False),
+                       first_step=[t == 1] * n)
+    elif name == "adagrad":
+        clr = h["lr"] / (1 + (t - 1) * h["lr_decay"])
+        _core.adagrad_step(params, grads, state["S"], clr=[clr] * n, eps=1e-10, weight_decay=h["weight_decay"],
+                           maximize=False)
+    elif name.startswith("rmsprop"):
+        _core.rmsprop_step(params, grads, state["v"], state.get("ga"), state.get("b"), lr=h["lr"], alpha=h["alpha"],
+                           eps=1e-8, weight_decay=h.get("weight_decay", 0.0), momentum=h.get("momentum", 0.0),
+                           maximize=False)
+    else:
+        b1, b2 = 0.9, 0.999
+        _core.adam_step(params, grads, state["m"], state["v"], state.get("vmax"), lr=h["lr"], beta1=b1, beta2=b2,
+                        eps=1e-8, weight_decay=h["weight_decay"], decoupled_weight_decay=h.get("decoupled", False),
+                        maximize=False, step_size=[h["lr"] / (1 - b1**t)] * n,
+                        bias_correction2_sqrt=[np.sqrt(1 - b2**t)] * n)
+
+
+@pytest.mark.parametrize("name", MULTI_STEPS)
+def test_multi_tensor_steps_match_the_per_tensor_numpy_formula(dtype, tol, rng, name):
+    step, h, keys = MULTI_STEPS[name]
+    params = [rng.standard_normal(s).astype(dtype) for s in GROUP_SHAPES]
+    expected = [p.copy() for p in params]
+    state = {k: [np.zeros_like(p) for p in params] for k in keys}
+    ref_states = [{} for _ in params]
+    for t in (1, 2, 3):
+        grads = [rng.standard_normal(s).astype(dtype) for s in GROUP_SHAPES]
+        _multi_step(name, params, grads, state, t)
+        expected = ref.foreach(step, expected, grads, ref_states, **h)
+    for ours, theirs in zip(params, expected):
+        assert ours.dtype == dtype and ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, **tol)
+
+
+def test_a_multi_tensor_step_gives_the_bits_of_per_tensor_steps(dtype, rng):
+    """Per-tensor scalars differ between tensors (tensors at different steps)."""
+    shapes = [(784, 512), (512,), (0,), (256, 10)]
+    arrays = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(5)]
+    arrays[3] = [np.abs(v) for v in arrays[3]]
+    arrays[4] = [np.abs(v) + 1 for v in arrays[4]]
+    step_size, bc2 = [0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]
+    kw = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled_weight_decay=True,
+              maximize=False)
+    each = [[a.copy() for a in kind] for kind in arrays]
+    for i in range(len(shapes)):
+        _core.adam_step(*(kind[i] for kind in each), **kw, step_size=step_size[i], bias_correction2_sqrt=bc2[i])
+    _core.adam_step(*arrays, **kw, step_size=step_size, bias_correction2_sqrt=bc2)
+    for ours, theirs in zip(arrays, each):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
+
+
+def _adam_lists(dtype, n=3):
+    p, g, m, v = ([np.ones(4, dtype) for _ in range(n)] for _ in range(4))
+    return p, g, m, v
+
+
+ADAM_KW = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
+               maximize=False)
+
+
+def test_multi_tensor_lists_of_other_lengths_are_rejected(dtype):
+    p, g, m, v = _adam_lists(dtype)
+    with pytest.raises(ValueError, match=r"grad must have one array per param array \(3\), got 2"):
+        _core.adam_step(p, g[:2], m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
+    with pytest.raises(ValueError, match=r"max_exp_avg_sq must have one array per param array \(3\), got 4"):
+        _core.adam_step(p, g, m, v, v + [v[0].copy()], **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
+    with pytest.raises(ValueError, match=r"step_size must have one value per param array \(3\), got 2"):
+        _core.adam_step(p, g, m, v, None, **ADAM_KW, step_size=[0.1, 0.1], bias_correction2_sqrt=1.0)
+    with pytest.raises(ValueError, match=r"first_step must have one value per param array \(3\), got 1"):
+        _core.sgd_step(p, g, None, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+                       maximize=False, first_step=[True])
+    with pytest.raises(TypeError, match="sum must be a list of numpy.ndarray, got dict"):
+        _core.adagrad_step(p, g, {}, clr=0.1, eps=1e-10, weight_decay=0.0, maximize=False)
+    assert all((a == 1).all() for a in p + m + v)  # a rejected call writes nothing
+
+
+def test_multi_tensor_arrays_unlike_their_param_are_rejected(dtype):
+    p, g, m, v = _adam_lists(dtype)
+    other = np.float32 if dtype == np.float64 else np.float64
+    m[2] = np.ones(5, dtype)
+    with pytest.raises(ValueError, match=r"exp_avg\[2\] must have shape \(4,\), got \(5,\)"):
+        _core.adam_step(p, g, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
+    p[1] = np.ones(4, other)
+    with pytest.raises(TypeError, match=rf"param\[1\] must have dtype {np.dtype(dtype).name}, got"):
+        _core.adam_step(p, g, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
+
+
+def test_multi_tensor_overlaps_between_tensors_are_rejected(dtype):
+    p, g, m, v = _adam_lists(dtype)
+    before = [a.copy() for a in p + m + v]
+    with pytest.raises(ValueError, match=r"param\[0\] and param\[2\] share memory"):
+        _core.adam_step([p[0], p[1], p[0]], g, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
+    buf = np.zeros(8, dtype)
+    with pytest.raises(ValueError, match=r"exp_avg\[1\] and exp_avg_sq\[2\] share memory"):
+        _core.adam_step(p, g, [m[0], buf[:4], m[2]], [v[0], v[1], buf[2:6]], None, **ADAM_KW, step_size=0.1,
+                        bias_correction2_sqrt=1.0)
+    with pytest.raises(ValueError, match=r"grad\[1\] and exp_avg\[0\] share memory"):
+        _core.adam_step(p, [g[0], m[0], g[2]], m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
+    _core.adam_step(p, [g[0]] * 3, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)  # reads may share
+    assert not all(np.array_equal(a, b) for a, b in zip(p + m + v, before))
+
+
+def test_an_empty_group_is_a_no_op():
+    _core.adam_step([], [], [], [], None, **ADAM_KW, step_size=[], bias_correction2_sqrt=[])
+    with pytest.raises(ValueError, match=r"grad must have one array per param array \(0\), got 1"):
+        _core.sgd_step([], [np.ones(1)], None, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False,
+                       weight_decay=0.0, maximize=False, first_step=False)

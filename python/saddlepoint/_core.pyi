@@ -17,13 +17,16 @@ values (zero batch or length) are a ValueError, and its backward then leaves the
 gradients unchanged. A mean loss over no elements (mse, l1, bce, cross-entropy with no rows or
 no classes) and layer norm with zero features are a ValueError."""
 
-from typing import Optional
+from typing import Optional, Sequence, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.floating]
 IntArray = npt.NDArray[np.int64]
+FloatArrays = Union[Sequence[FloatArray], FloatArray]  # a list of arrays, or one array (a list of one)
+_V = TypeVar("_V")
+PerTensor = Union[_V, Sequence[_V]]  # one value for every tensor, or one per tensor
 
 def dense_forward(x: FloatArray, weight: FloatArray, bias: Optional[FloatArray], out: FloatArray) -> None: ...
 def dense_backward(
@@ -57,10 +60,16 @@ def cross_entropy(
 def softmax(x: FloatArray, out: FloatArray) -> None: ...
 def log_softmax(x: FloatArray, out: FloatArray) -> None: ...
 def one_hot(labels: IntArray, out: FloatArray) -> None: ...
+# Multi-tensor optimizer steps (PyTorch's "foreach" path): each call steps every tensor of a
+# parameter group, with the GIL released once. Each array argument is a list with one array per
+# param array (one array is a list of one), each like its param (shape and dtype); optional state
+# is such a list or None. Per-tensor scalars are one value for all tensors or a list of one value
+# per tensor. No written array may share memory with any other array of the call. A rejected call
+# writes nothing; results are the bits of one call per tensor, for any thread count.
 def sgd_step(
-    param: FloatArray,
-    grad: FloatArray,
-    momentum_buffer: Optional[FloatArray],
+    param: FloatArrays,
+    grad: FloatArrays,
+    momentum_buffer: Optional[FloatArrays],
     *,
     lr: float,
     momentum: float,
@@ -68,24 +77,24 @@ def sgd_step(
     nesterov: bool,
     weight_decay: float,
     maximize: bool,
-    first_step: bool,
+    first_step: PerTensor[bool],
 ) -> None: ...
 def adagrad_step(
-    param: FloatArray,
-    grad: FloatArray,
-    sum: FloatArray,
+    param: FloatArrays,
+    grad: FloatArrays,
+    sum: FloatArrays,
     *,
-    clr: float,
+    clr: PerTensor[float],
     eps: float,
     weight_decay: float,
     maximize: bool,
 ) -> None: ...
 def rmsprop_step(
-    param: FloatArray,
-    grad: FloatArray,
-    square_avg: FloatArray,
-    grad_avg: Optional[FloatArray],
-    momentum_buffer: Optional[FloatArray],
+    param: FloatArrays,
+    grad: FloatArrays,
+    square_avg: FloatArrays,
+    grad_avg: Optional[FloatArrays],
+    momentum_buffer: Optional[FloatArrays],
     *,
     lr: float,
     alpha: float,
@@ -95,11 +104,11 @@ def rmsprop_step(
     maximize: bool,
 ) -> None: ...
 def adam_step(
-    param: FloatArray,
-    grad: FloatArray,
-    exp_avg: FloatArray,
-    exp_avg_sq: FloatArray,
-    max_exp_avg_sq: Optional[FloatArray],
+    param: FloatArrays,
+    grad: FloatArrays,
+    exp_avg: FloatArrays,
+    exp_avg_sq: FloatArrays,
+    max_exp_avg_sq: Optional[FloatArrays],
     *,
     lr: float,
     beta1: float,
@@ -108,8 +117,8 @@ def adam_step(
     weight_decay: float,
     decoupled_weight_decay: bool,
     maximize: bool,
-    step_size: float,
-    bias_correction2_sqrt: float,
+    step_size: PerTensor[float],
+    bias_correction2_sqrt: PerTensor[float],
 ) -> None: ...
 def norm_part(x: FloatArray, norm_type: float) -> float: ...
 def all_finite(x: FloatArray) -> bool: ...

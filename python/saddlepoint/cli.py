@@ -22,12 +22,12 @@ from threadpoolctl import threadpool_limits
 
 from . import diagnose, nn, optim
 from ._core import get_num_threads, set_num_threads
-from .data import BUNDLED, TableError, infer_task, load_bundled, load_csv
-from .io import save_weights
-from .losses import CrossEntropyLoss, MSELoss
-from .nn import ACTIVATIONS
+from .data import BUNDLED, TableError, TargetEncoder, infer_task, load_bundled, load_csv
+from .io import save_model, save_weights
+from .nn import ACTIVATIONS, Dropout
 from .plot import save_plot
 from .training import EarlyStopping, Trainer, TrainingDiverged, metric_value
+from .validation import Real
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle", "plateau")
@@ -61,35 +61,51 @@ def _hidden_sizes(text: str) -> list[int]:
     return [s for s in sizes if s > 0]
 
 
-def _number(kind, text: str, lowest, strict: bool, below=None):
-    """``kind(text)``, which must be finite and ``> lowest`` (``>= lowest`` unless ``strict``)
-    and ``< below``."""
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, "
-                                         f"got {text!r}") from None
-    low_ok = value > lowest if strict else value >= lowest
-    if not (math.isfinite(value) and low_ok and (below is None or value < below)):
-        interval = f"{'(' if strict else '['}{lowest}, {below if below is not None else 'inf'})"
-        raise argparse.ArgumentTypeError(f"must be in {interval}, got {text}")
-    return value
+#: The ranges of the options, as validation.py's constraints: the ones the constructors check
+#: (``--dropout`` is Dropout's ``p``), so an option can never hold what a constructor refuses.
+POSITIVE = Real(0, closed="neither")
+NONNEGATIVE = Real(0)
+FRACTION = Real(0, 1, closed="left")
+OPEN_FRACTION = Real(0, 1, closed="neither")
+
+
+def _interval(constraint: Real) -> str:
+    """A range as the messages write it: ``[0, 1)``, ``(0, inf)``."""
+    closed_left = constraint.low is not None and constraint.closed in ("both", "left")
+    closed_right = constraint.high is not None and constraint.closed in ("both", "right")
+    low = "-inf" if constraint.low is None else constraint.low
+    high = "inf" if constraint.high is None else constraint.high
+    return f"{'[' if closed_left else '('}{low}, {high}{']' if closed_right else ')'}"
+
+
+def _option(kind, constraint: Real):
+    """An argparse type: the text read as ``kind`` (int or float) and checked by ``constraint``;
+    argparse reports what they refuse as one line."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, "
+                                             f"got {text!r}") from None
+        if not constraint.accepts(value):
+            raise argparse.ArgumentTypeError(f"must be in {_interval(constraint)}, got {text}")
+        return value
+
+    return parse
 
 
 def _positive(kind):
-    return lambda text: _number(kind, text, 0, strict=True)
+    return _option(kind, POSITIVE)
 
 
 def _nonnegative(kind):
-    return lambda text: _number(kind, text, 0, strict=False)
+    return _option(kind, NONNEGATIVE)
 
 
-def _fraction(text):
-    return _number(float, text, 0, strict=False, below=1)
-
-
-def _open_fraction(text):
-    return _number(float, text, 0, strict=True, below=1)
+_fraction = _option(float, FRACTION)
+_dropout = _option(float, Dropout.constraints["p"])
+_open_fraction = _option(float, OPEN_FRACTION)
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +133,7 @@ def add_model_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--batchnorm", action="store_true",
                         help="batch normalization after each hidden dense layer (an epoch whose last "
                              "batch would hold one sample leaves that sample out)")
-    parser.add_argument("--dropout", type=_fraction, default=0.0, help="dropout probability after each hidden layer")
+    parser.add_argument("--dropout", type=_dropout, default=0.0, help="dropout probability after each hidden layer")
     parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
                         help="sgd, momentum (SGD with momentum 0.9), adagrad, rmsprop, adam or adamw (default adam)")
     parser.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
@@ -312,19 +328,15 @@ def set_threads(args) -> None:
             raise UsageError(f"--threads {args.threads}: {e}") from None
 
 
-def build_model(n_in, hidden, n_out, args, rng):
+def model_config(n_in, hidden, n_out, args) -> dict:
+    """The config of the network the model options describe (see ``nn.mlp_config``)."""
+    return nn.mlp_config([n_in, *hidden, n_out], args.activation, batch_norm=args.batchnorm,
+                         dropout=args.dropout)
 
-    modules, width = [], n_in
-    for size in hidden:
-        modules.append(nn.Dense(width, size, rng=rng))
-        if args.batchnorm:
-            modules.append(nn.BatchNorm1d(size))
-        modules.append(ACTIVATIONS[args.activation]())
-        if args.dropout:
-            modules.append(nn.Dropout(args.dropout, rng=rng))
-        width = size
-    modules.append(nn.Dense(width, n_out, rng=rng))
-    model = nn.Sequential(*modules)
+
+def build_model(n_in, hidden, n_out, args, rng):
+    """The network the model options describe, its weights drawn from ``rng``."""
+    model = nn.from_config(model_config(n_in, hidden, n_out, args), rng=rng)
     model[0].input_grad = False  # the inputs need no gradient
     return model
 
@@ -371,20 +383,19 @@ def run_train(args) -> int:
     set_threads(args)
     X, y, task = load_data(args)
     classification = task == "classification"
-    if classification:
-        classes, y = np.unique(y, return_inverse=True)
+    if classification:  # labels 0..C-1 before the split, so that both splits know every class
+        targets = TargetEncoder.fit(task, y)
+        y = targets.encode(y)
     X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification)
     n_fit = fit_samples(y_train, args, classification)
     # Batch norm cannot train on a batch of one sample: leave such a last batch out.
     drop_last = args.batchnorm and n_fit % args.batch_size == 1
     if drop_last and n_fit < 2:
         raise UsageError(f"--batchnorm needs at least 2 training samples, got {n_fit}")
-    if classification:
-        n_out, loss, metrics = len(classes), CrossEntropyLoss(), ["accuracy"]
-    else:
-        y_mean, y_std = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
-        y_train = ((y_train - y_mean) / y_std).reshape(-1, 1)
-        n_out, loss, metrics = 1, MSELoss(), ["r2"]
+    if not classification:  # standardized with the training split's mean and scale
+        targets = TargetEncoder.fit(task, y_train)
+        y_train = targets.encode(y_train)
+    n_out, loss, metrics = targets.n_out, targets.loss(), [targets.metric]
     sizes = [X.shape[1], *args.hidden, n_out]
     check_model_memory(sizes, args)
     out = prepare_out_dir(args.out, "train")
@@ -416,7 +427,7 @@ def run_train(args) -> int:
         test_loss = loss(outputs, y_test)
         rows += [("test loss", f"{test_loss:.4f}"), ("test accuracy", f"{metric_value('accuracy', outputs, y_test):.4f}")]
     else:
-        predictions = outputs[:, 0] * y_std + y_mean
+        predictions = targets.decode(outputs)[:, 0]
         rows += [("test RMSE", f"{np.sqrt(np.mean((predictions - y_test) ** 2)):.4g}"),
                  ("test R2", f"{metric_value('r2', predictions.reshape(-1, 1), y_test.reshape(-1, 1)):.4f}")]
     rows += [("seconds", f"{seconds:.2f}"), ("run folder", str(out))]
@@ -431,7 +442,8 @@ def run_train(args) -> int:
 
 
 def write_run_folder(out: Path, args, sizes, task, history, model, results: dict) -> None:
-    """config.json, history.csv/json, weights.safetensors and, with matplotlib, loss.png."""
+    """config.json, history.csv/json, weights.safetensors, model.safetensors (config and weights:
+    ``saddlepoint.load_model`` rebuilds the model from it alone) and, with matplotlib, loss.png."""
 
     out.mkdir(parents=True, exist_ok=True)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -440,6 +452,7 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
     history.to_csv(out / "history.csv")
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2) + "\n")
     save_weights(model, out / "weights.safetensors")
+    save_model(model, out / "model.safetensors")
     def draw(ax):
         for key in ("loss", "val_loss"):
             if key in history:
@@ -478,7 +491,7 @@ def _diagnose(args, threads: int) -> int:
     X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification, test)
     fit_samples(y_train, args, classification)
     n_in = X.shape[1]
-    n_out = len(np.unique(np.concatenate([y_train, y_test]))) if classification else 1
+    n_out = TargetEncoder.fit(task, y_train, y_test).n_out
     larger_hidden = args.larger if args.larger is not None else [*args.hidden, (args.hidden or [64])[-1]]
     check_model_memory([n_in, *args.hidden, n_out], args)
     check_model_memory([n_in, *larger_hidden, n_out], args, "--larger")

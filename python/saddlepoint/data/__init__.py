@@ -1,12 +1,17 @@
-"""Data: input checks, mini-batches, tables, cross validation and augmentation."""
+"""Data: input checks, target encoding, splits, mini-batches, tables, cross validation and
+augmentation."""
 
 from .augment import Compose, GaussianNoise, RandomCrop, RandomHorizontalFlip
 from .batches import minibatches
 from .checks import check_data, infer_task
 from .cross_validation import CrossValidationResult, cross_validate
+from .splits import PreparedData, model_dtype, prepare_data
 from .tables import BUNDLED, TableError, load_bundled, load_csv
+from .targets import TASKS, TargetEncoder, check_task, task_loss, task_of, training_targets
 
 __all__ = [
-    "BUNDLED", "Compose", "CrossValidationResult", "GaussianNoise", "RandomCrop", "RandomHorizontalFlip",
-    "TableError", "check_data", "cross_validate", "infer_task", "load_bundled", "load_csv", "minibatches",
+    "BUNDLED", "TASKS", "Compose", "CrossValidationResult", "GaussianNoise", "PreparedData", "RandomCrop",
+    "RandomHorizontalFlip", "TableError", "TargetEncoder", "check_data", "check_task", "cross_validate",
+    "infer_task", "load_bundled", "load_csv", "minibatches", "model_dtype", "prepare_data", "task_loss",
+    "task_of", "training_targets",
 ]

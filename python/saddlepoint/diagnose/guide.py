@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ..data import check_data, infer_task
-from ..losses import CrossEntropyLoss, MSELoss
+from ..data.splits import model_dtype, prepare_data
 from ..nn import Module, dense_config, from_config, widen_config
 from ..optim import Adam
 from ..training import Trainer, TrainingDiverged
@@ -223,81 +222,6 @@ def _build(spec, n_in: int, n_out: int, dtype):
                     f"got {type(spec).__name__}")
 
 
-def _dtype_of(model) -> np.dtype:
-    params = model.parameters()
-    return params[0].dtype if params else np.dtype(np.float32)
-
-
-def _prepare_targets(task, y, y_val, y_test):
-    """Labels as 0..C-1 (classification) or standardized 2-D targets (regression)."""
-    splits = [y, y_val, y_test]
-    if task == "classification":
-        classes = np.unique(np.concatenate([np.asarray(s).ravel() for s in splits if s is not None]))
-        mapped = [None if s is None else np.searchsorted(classes, np.asarray(s).ravel()) for s in splits]
-        frequencies = np.bincount(mapped[0], minlength=len(classes)) / len(mapped[0])
-        nonzero = frequencies[frequencies > 0]
-        return mapped, len(classes), float(-np.sum(nonzero * np.log(nonzero)))
-    arrays = [None if s is None else np.asarray(s, dtype=np.float64) for s in splits]
-    arrays = [None if a is None else (a.reshape(-1, 1) if a.ndim == 1 else a) for a in arrays]
-    mean, std = arrays[0].mean(axis=0), arrays[0].std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    mapped = [None if a is None else (a - mean) / std for a in arrays]
-    return mapped, arrays[0].shape[1], float(np.mean((mapped[0] - mapped[0].mean(axis=0)) ** 2))
-
-
-@dataclass
-class PreparedData:
-    """Splits as the models see them (labels 0..C-1, or standardized regression targets), the
-    task's loss and metric, the number of outputs and the constant-prediction baseline loss."""
-
-    task: str
-    train: tuple
-    val: tuple
-    test: tuple
-    loss: object
-    metric: str
-    n_out: int
-    baseline: float
-
-
-def prepare_data(X, y, validation_data=None, validation_split: float = 0.2, test_data=None,
-                 task: str | None = None, seed=0) -> PreparedData:
-    """Checks the data, infers the task, holds out a validation split (stratified where every
-    class fits on both sides) and maps the targets; ``test`` is ``(None, None)`` without
-    ``test_data``."""
-    from sklearn.model_selection import train_test_split
-
-
-    X, y = check_data(X, y)
-    labels = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
-    task = task or (infer_task(y.ravel()) if labels else "regression")
-    if task not in ("classification", "regression"):
-        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
-    if task == "classification":
-        if not labels:
-            raise ValueError(f"y must hold one class label per sample for classification, got "
-                             f"shape {y.shape}; pass labels, not one-hot rows")
-        y = y.ravel()
-    if validation_data is None:
-        if not 0 < validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-        X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split, random_state=seed,
-                                              stratify=_stratify(task, y, validation_split))
-    else:
-        X_val, y_val = check_data(*validation_data, name="validation X")
-    X_test, y_test = check_data(*test_data, name="test X") if test_data is not None else (None, None)
-    for name, other in (("validation_data", X_val), ("test_data", X_test)):
-        if other is not None and other.shape[1:] != X.shape[1:]:
-            raise ValueError(f"{name} must have features of shape {X.shape[1:]} like X, got {other.shape[1:]}")
-    (y, y_val, y_test), n_out, baseline = _prepare_targets(task, y, y_val, y_test)
-    if not baseline > 0:
-        raise ValueError("y must vary: a single class or a constant target leaves nothing to learn")
-    classification = task == "classification"
-    return PreparedData(task, (X, y), (X_val, y_val), (X_test, y_test),
-                        CrossEntropyLoss() if classification else MSELoss(),
-                        "accuracy" if classification else "r2", n_out, baseline)
-
-
 def _train_and_score(name: str, trainer, splits: dict, epochs: int, baseline: float) -> ModelReport:
     """Fits ``trainer`` on the training split (validating on "val") and scores every split."""
 
@@ -317,17 +241,6 @@ def _train_and_score(name: str, trainer, splits: dict, epochs: int, baseline: fl
     n_parameters = sum(p.data.size for p in trainer.model.parameters())
     return ModelReport(name, n_parameters, seconds=seconds, history=trainer.history.to_dict(),
                        diverged=diverged, **scores)
-
-
-def _stratify(task: str, y, fraction: float):
-    """The labels to stratify a split by, when every class can appear on both sides."""
-    if task != "classification":
-        return None
-    classes, counts = np.unique(y, return_counts=True)
-    held_out = int(np.ceil(fraction * len(y)))
-    if counts.min() < 2 or held_out < len(classes) or len(y) - held_out < len(classes):
-        return None
-    return y
 
 
 def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str, str]:
@@ -455,7 +368,7 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
             continue
         net = main if name == "model" else _build(spec, n_in, n_out, np.float32)
         trainer = Trainer(net, loss, make_optimizer(net.parameters()), metrics=[metric],
-                          batch_size=batch_size, seed=seed, verbose=verbose, dtype=_dtype_of(net))
+                          batch_size=batch_size, seed=seed, verbose=verbose, dtype=model_dtype(net))
         reports[name] = _train_and_score(name, trainer, splits, epochs, baseline)
         trained[name] = net
     shift = feature_shift(X, X_test, seed=seed) if X_test is not None else None

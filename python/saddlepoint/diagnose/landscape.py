@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..data.splits import model_dtype, prepare_data
 from ..nn import Module
 from ..optim import SGD
 from ..training import Callback, Trainer
 from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget
 from .curvature import RESIDUAL_TOLERANCE, _check_tolerance, _extreme_eigenpairs
-from .guide import _dtype_of, prepare_data
 from .objective import Objective, parameters_to_vector
 
 
@@ -319,7 +319,7 @@ def batch_size_study(model_factory, X, y, *, batch_sizes=(16, 64, 256, 1024), va
                 break
             model = model_factory()
             trainer = Trainer(model, loss, make_optimizer(model.parameters()), metrics=[metric],
-                              batch_size=batch_size, seed=seed, verbose=0, dtype=_dtype_of(model),
+                              batch_size=batch_size, seed=seed, verbose=0, dtype=model_dtype(model),
                               callbacks=[_Deadline(budget)])
             begin = time.perf_counter()
             trainer.fit(X, y, epochs)

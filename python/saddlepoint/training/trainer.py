@@ -13,8 +13,8 @@ from tqdm import tqdm
 from .. import _core
 from ..data.batches import minibatches
 from ..data.checks import check_data
+from ..data.targets import is_classification_loss, training_targets
 from ..io import checkpoint as ckpt
-from ..losses import BCEWithLogitsLoss, CrossEntropyLoss
 from ..nn import BatchNorm1d
 from ..optim import ReduceLROnPlateau
 from ..validation import positive_int
@@ -172,16 +172,12 @@ class Trainer:
 
     # --- data --------------------------------------------------------------------------------
     def _classification(self) -> bool:
-        return isinstance(self.loss, (CrossEntropyLoss, BCEWithLogitsLoss))
+        return is_classification_loss(self.loss)
 
     def _prepare(self, X, y, name="X"):
-        X, y = check_data(X, y, self._classification(), name)
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        if self._classification() and y.dtype.kind in "fb" and y.ndim == 1:
-            y = y.astype(np.int64)
-        elif not self._classification():
-            y = np.ascontiguousarray(y, dtype=self.dtype)
-        return X, y
+        classification = self._classification()
+        X, y = check_data(X, y, classification, name)
+        return np.ascontiguousarray(X, dtype=self.dtype), training_targets(y, classification, self.dtype)
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, X, y, epochs: int, *, validation_data=None, validation_split: float = 0.0) -> History:

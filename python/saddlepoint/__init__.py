@@ -6,7 +6,7 @@ GIL released; this package gives the PyTorch-like layers, losses and optimizers 
 
 from . import diagnose
 from ._core import get_num_threads, set_num_threads
-from .io import load_checkpoint, load_weights, save_checkpoint, save_weights
+from .io import load_checkpoint, load_model, load_weights, save_checkpoint, save_model, save_weights
 from .losses import (
     BCEWithLogitsLoss,
     CrossEntropyLoss,
@@ -71,7 +71,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Adagrad", "Adam", "AdamW", "BCEWithLogitsLoss", "BatchNorm1d", "Callback", "Dropout",
     "EarlyStopping", "History", "LayerNorm", "ModelCheckpoint", "Trainer", "TrainingDiverged",
-    "load_checkpoint", "load_weights", "save_checkpoint", "save_weights", "CosineAnnealingLR", "CrossEntropyLoss",
+    "load_checkpoint", "load_model", "load_weights", "save_checkpoint", "save_model", "save_weights", "CosineAnnealingLR", "CrossEntropyLoss",
     "Dense", "ExponentialLR", "HardSigmoid", "Identity", "InverseSqrtLR", "L1Loss", "LRFinderResult",
     "LRScheduler", "LeakyReLU", "Linear", "LinearLR", "LinearWarmup", "MSELoss", "Module",
     "MultiStepLR", "OneCycleLR", "Optimizer", "Parameter", "RMSprop", "ReLU",

@@ -9,6 +9,7 @@ dropout masks or on batch statistics: the function analysed is deterministic.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 
@@ -95,15 +96,19 @@ class Objective:
         if self.size == 0:
             raise ValueError("model has no parameters to analyse")
         self.point = parameters_to_vector(self.parameters)
-        self._layers = rop.leaf_layers(self.model)
-        if hvp == "exact" and self._layers is None:
-            raise ValueError("hvp='exact' needs a model of Dense, built-in activation, Dropout and "
-                             "BatchNorm1d layers (in Sequential); use 'finite differences'")
-        if hvp == "finite differences":
-            self._layers = None
-        #: How :meth:`hessian_vector_product` computes: ``"exact"`` (R-operator) or
-        #: ``"finite differences"`` (of the analytic gradient).
-        self.hvp_method = "exact" if self._layers is not None else "finite differences"
+        #: The first layer without an R-operator pair (``r_forward``/``r_backward``), as
+        #: ``"Name (layer '1')"``, or None when every layer has one.
+        self.hvp_missing = rop.without_r_operator(self.model)
+        if hvp == "exact" and self.hvp_missing is not None:
+            raise ValueError(f"hvp='exact' needs a model of Dense, built-in activation, normalization and "
+                             f"Dropout layers, or others with r_forward and r_backward; "
+                             f"{self.hvp_missing} has none: use 'finite differences'")
+        #: Whether :meth:`hessian_vector_product` is exact (R-operator) rather than central
+        #: differences of the analytic gradient; ``hvp_method`` says the same in words.
+        self.exact_hvp = self.hvp_missing is None and hvp != "finite differences"
+        self.hvp_method = "exact" if self.exact_hvp else "finite differences"
+        self._warn_fallback = hvp == "auto" and not self.exact_hvp
+        self._names = [name for name, _ in self.model.named_parameters()]
         self._weights = self._chunk_weights()
 
     def _chunk_weights(self) -> list[float]:
@@ -150,11 +155,11 @@ class Objective:
     def hessian_vector_product(self, v, theta=None) -> np.ndarray:
         """``H(θ) v``, about the cost of two gradient evaluations.
 
-        Exact (Pearlmutter's R-operator, :mod:`.rop`) for models of Dense, built-in activation,
-        Dropout and BatchNorm1d layers; otherwise central differences of the analytic gradient,
+        Exact (Pearlmutter's R-operator, :mod:`.rop`) when every layer has its R-operator pair
+        (the built-in layers do); otherwise central differences of the analytic gradient,
         ``(∇L(θ + h·u) − ∇L(θ − h·u)) / 2h · |v|`` with ``u = v/|v|``, whose error is about 1e-10
         relative for smooth models but which jumps where a ReLU-like kink falls within ``h``.
-        ``hvp_method`` says which.
+        ``hvp_method`` says which, and the first fallback warns, naming the layer.
         """
         v = np.asarray(v, dtype=np.float64)
         if v.shape != (self.size,):
@@ -166,8 +171,9 @@ class Objective:
             return np.zeros(self.size)
         if not np.isfinite(norm):
             raise ValueError("v must be finite, got NaN or infinity")
-        if self._layers is not None:
+        if self.exact_hvp:
             return self._exact_products(v[None, :], theta)[0]
+        self._warn_once()
         h = self.step_size(theta)
         u = v / norm
         _, forward = self.gradient(theta + h * u)
@@ -184,7 +190,7 @@ class Objective:
         theta = self.point if theta is None else np.asarray(theta, dtype=np.float64)
         if len(V) == 0:
             return np.zeros((0, self.size))
-        if self._layers is None:
+        if not self.exact_hvp:
             return np.array([self.hessian_vector_product(v, theta) for v in V])
         k = self._directions_per_pass()
         return np.concatenate([self._exact_products(V[i:i + k], theta) for i in range(0, len(V), k)])
@@ -193,11 +199,18 @@ class Objective:
         """``H V`` for the rows of ``V`` (k, n), as rows (k, n), by the R-operator."""
         vector_to_parameters(theta, self.parameters)
         directions, start = {}, 0
-        for p in self.parameters:
-            directions[id(p)] = V[:, start:start + p.data.size].reshape((len(V),) + p.data.shape)
+        for name, p in zip(self._names, self.parameters):
+            directions[name] = V[:, start:start + p.data.size].reshape((len(V),) + p.data.shape)
             start += p.data.size
-        blocks = rop.hessian_vector_products(self._layers, self.loss, self._chunks(), directions)
-        return np.concatenate([blocks[id(p)].reshape(len(V), -1) for p in self.parameters], axis=1)
+        blocks = rop.hessian_vector_products(self.model, self.loss, self._chunks(), directions)
+        return np.concatenate([blocks[name].reshape(len(V), -1) for name in self._names], axis=1)
+
+    def _warn_once(self) -> None:
+        if self._warn_fallback:
+            self._warn_fallback = False
+            warnings.warn(f"{self.hvp_missing} has no R-operator pair (r_forward/r_backward): "
+                          f"Hessian-vector products are central differences of the gradient, not "
+                          f"exact", stacklevel=3)
 
     def _directions_per_pass(self) -> int:
         """How many Hessian columns one R-operator pass computes: about 64 MiB of activations."""
@@ -209,7 +222,7 @@ class Objective:
         """The full ``(n, n)`` Hessian, one Hessian-vector product per column, symmetrized."""
         theta = self.point if theta is None else theta
         H = np.empty((self.size, self.size))
-        if self._layers is not None:  # many columns per pass: the R-operator batches directions
+        if self.exact_hvp:  # many columns per pass: the R-operator batches directions
             k = self._directions_per_pass()
             for start in range(0, self.size, k):
                 stop = min(self.size, start + k)

@@ -2,97 +2,62 @@
 
 For a direction ``v`` in parameter space, ``R{·}`` is the directional derivative along ``v``. The
 forward pass carries each activation ``a`` and ``R{a}``; the backward pass carries each gradient
-``g`` and ``R{g}``; ``R{∇θ L} = H v``. A dense layer ``z = a Wᵀ + b`` gives ``R{z} = R{a} Wᵀ +
-a Vᵀ + V_b`` forward and ``R{∇W} = R{g}ᵀ a + gᵀ R{a}``, ``R{g_in} = R{g} W + g V`` backward; an
-elementwise ``f`` gives ``R{f(z)} = f'(z) R{z}`` and ``R{g_in} = f''(z) R{z} g + f'(z) R{g}``.
+``g`` and ``R{g}``; ``R{∇θ L} = H v``. Each layer owns its part of that math: the pair
+``r_forward``/``r_backward`` next to its ``forward``/``backward`` (the protocol is documented on
+:class:`~saddlepoint.nn.Module`), and a container chains its children's. This module is only the
+driver: the model's pass forward, the loss's curvature, the pass back. A model with a layer that
+has no pair falls back to central differences of the whole gradient
+(:meth:`Objective.hessian_vector_product`), which says so.
+
 Piecewise-linear activations (ReLU, hard sigmoid) have ``f'' = 0`` away from their kinks, as in
 PyTorch's double backward; finite differences of the gradient would instead jump across a kink.
 
 The loss's own curvature ``∂²L/∂o² · R{o}`` (in output space, where every loss here is smooth,
 except L1 whose second derivative is 0) is a central difference of the loss's analytic gradient,
 so class weights, label smoothing and probability targets follow the loss's code exactly.
-
-Supported layers: Dense, the built-in activations, Dropout and Identity (identities in eval
-mode) and BatchNorm1d in eval mode with running statistics, nested in Sequential. Other models
-fall back to central differences of the whole gradient (:meth:`Objective.hessian_vector_product`).
 """
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from ..losses import CrossEntropyLoss, L1Loss, MSELoss
-from ..nn import (
-    Activation,
-    BatchNorm1d,
-    Dense,
-    Dropout,
-    HardSigmoid,
-    Identity,
-    LeakyReLU,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Tanh,
-)
 
 
-def leaf_layers(model) -> list | None:
-    """The model's layers in order, or None when one has no R-operator here. Types must match
-    exactly: a subclass may compute something else in its ``forward``."""
-    kind = type(model)
-    if kind is Sequential:
-        layers = []
-        for child in model:
-            inner = leaf_layers(child)
-            if inner is None:
-                return None
-            layers += inner
-        return layers
-    if kind in (Dense, Dropout, ReLU, LeakyReLU, Sigmoid, Tanh, HardSigmoid, Identity):
-        return [model]
-    if kind is BatchNorm1d and model.track_running_stats:
-        return [model]
+def without_r_operator(model) -> str | None:
+    """Which layer of ``model`` (depth first) has no exact R-operator pair, as ``"Name (layer
+    'path')"``, or None when every one has.
+
+    A pair counts only where the class that defines it is the class that defines ``forward``
+    and ``backward``, or a subclass of it: a subclass that changes ``forward`` but inherits
+    ``r_forward`` would get the products of its parent's function.
+    """
+    for path, layer in _walk(model, ""):
+        kind = type(layer)
+        if not all(callable(getattr(layer, name, None)) for name in ("r_forward", "r_backward")):
+            return f"{kind.__name__} ({_where(path)})"
+        for plain, exact in (("forward", "r_forward"), ("backward", "r_backward")):
+            if not issubclass(_defining_class(kind, exact), _defining_class(kind, plain)):
+                return f"{kind.__name__} ({_where(path)}: it overrides {plain} but not {exact})"
     return None
 
 
-def _relu(z, slope):
-    return np.maximum(z, 0), (z > 0).astype(z.dtype), None
+def _walk(layer, path: str) -> Iterator[tuple[str, object]]:
+    yield path, layer
+    children = getattr(layer, "named_children", None)
+    for name, child in children() if children is not None else ():
+        yield from _walk(child, f"{path}.{name}" if path else name)
 
 
-def _leaky_relu(z, slope):
-    d1 = np.where(z > 0, 1.0, slope)
-    return z * d1, d1, None
+def _where(path: str) -> str:
+    return f"layer {path!r}" if path else "the model"
 
 
-def _sigmoid(z, slope):
-    s = 0.5 * (1 + np.tanh(0.5 * z))  # overflow-free logistic
-    d1 = s * (1 - s)
-    return s, d1, d1 * (1 - 2 * s)
-
-
-def _tanh(z, slope):
-    t = np.tanh(z)
-    d1 = 1 - t * t
-    return t, d1, -2 * t * d1
-
-
-def _hard_sigmoid(z, slope):
-    return np.clip(z + 3, 0, 6) / 6, np.where((z > -3) & (z < 3), 1 / 6, 0.0), None
-
-
-def _identity(z, slope):
-    return z, 1.0, None
-
-
-#: kind -> f(z, slope) returning (value, f'(z), f''(z) or None when it is zero).
-_ACTIVATIONS = {"relu": _relu, "leaky_relu": _leaky_relu, "sigmoid": _sigmoid, "tanh": _tanh,
-                "hard_sigmoid": _hard_sigmoid, "identity": _identity}
-
-
-def _channel_shape(x):
-    """Shape that broadcasts a per-channel vector over ``(N, C)`` or ``(N, C, L)``."""
-    return (1, -1) + (1,) * (x.ndim - 2)
+def _defining_class(kind: type, name: str) -> type:
+    """The class in ``kind``'s MRO whose body defines ``name`` (``object`` if none does)."""
+    return next((c for c in kind.__mro__ if name in vars(c)), object)
 
 
 def _tile(target, k: int):
@@ -135,89 +100,18 @@ def loss_curvature(loss, output, target, directions) -> np.ndarray:
     return curvature * scales.reshape((k,) + (1,) * (directions.ndim - 1))
 
 
-def hessian_vector_products(layers, loss, chunks, directions: dict) -> dict:
-    """``{id(parameter): (k, *shape) blocks of H V}`` summed over ``chunks`` of
-    ``(x, y, weight)``; ``directions`` maps ``id(parameter)`` to its ``(k, *shape)`` blocks of
-    the k directions ``V``."""
-    result = {key: np.zeros_like(block) for key, block in directions.items()}
+def hessian_vector_products(model, loss, chunks, directions: dict) -> dict:
+    """``{name: (k, *shape) blocks of H V}`` summed over ``chunks`` of ``(x, y, weight)``;
+    ``directions`` maps each name of ``model.named_parameters()`` to its ``(k, *shape)`` blocks
+    of the k directions ``V``. Every layer of ``model`` must have its R-operator pair
+    (:func:`without_r_operator` is None)."""
+    result = {name: np.zeros_like(block) for name, block in directions.items()}
     k = next(iter(directions.values())).shape[0]
     for x, y, weight in chunks:
-        a, Ra = x, None  # R{x} = 0: the data does not depend on the parameters
-        saved = []
-        for layer in layers:
-            z, Rz, local = _forward(layer, a, Ra, directions)
-            saved.append((local, Ra))
-            a, Ra = z, Rz
-        if Ra is None:  # a model without parameters before the loss
-            Ra = np.zeros((k,) + a.shape)
-        loss(a, y)
+        output, r_output = model.r_forward(x, None, directions)  # R{x} = 0: data is constant
+        if r_output is None:  # no parameter before the loss
+            r_output = np.zeros((k,) + output.shape)
+        loss(output, y)
         g = loss.backward() * weight
-        Rg = loss_curvature(loss, a, y, Ra) * weight
-        for layer, (local, Ra_in) in zip(reversed(layers), reversed(saved)):
-            g, Rg = _backward(layer, local, Ra_in, g, Rg, directions, result)
+        model.r_backward(g, loss_curvature(loss, output, y, r_output) * weight, directions, result)
     return result
-
-
-def _per_channel(vector, x_ndim):
-    """(k, C) direction blocks shaped to broadcast over (k, N, C[, L])."""
-    return vector.reshape((vector.shape[0], 1, -1) + (1,) * (x_ndim - 2))
-
-
-def _forward(layer, a, Ra, V):
-    """The layer's output, its R-derivatives (k, *shape) (``None`` for zero), and what the
-    backward pass needs from this layer (its input, derivatives or normalized input)."""
-    if isinstance(layer, Dense):
-        W, VW = layer.weight.data, V[id(layer.weight)]
-        z, Rz = a @ W.T, a @ VW.transpose(0, 2, 1)
-        if Ra is not None:
-            Rz += Ra @ W.T
-        if layer.bias is not None:
-            z, Rz = z + layer.bias.data, Rz + V[id(layer.bias)][:, None, :]
-        return z, Rz, a
-    if isinstance(layer, Activation):
-        value, d1, d2 = _ACTIVATIONS[layer.kind](a, layer._slope())
-        return value, None if Ra is None else d1 * Ra, (d1, d2)
-    if isinstance(layer, BatchNorm1d):
-        shape = _channel_shape(a)
-        invstd = (1.0 / np.sqrt(layer.running_var + layer.eps)).reshape(shape)
-        xhat = (a - layer.running_mean.reshape(shape)) * invstd
-        if not layer.affine:
-            return xhat, None if Ra is None else Ra * invstd, (invstd, xhat)
-        gamma = layer.weight.data.reshape(shape)
-        Ry = xhat * _per_channel(V[id(layer.weight)], a.ndim) + _per_channel(V[id(layer.bias)], a.ndim)
-        if Ra is not None:
-            Ry = Ry + Ra * (invstd * gamma)
-        return xhat * gamma + layer.bias.data.reshape(shape), Ry, (invstd, xhat)
-    return a, Ra, None  # Dropout and Identity in eval mode
-
-
-def _backward(layer, local, Ra, g, Rg, V, out):
-    """Gradient (N, ...) and its R-derivatives (k, N, ...) at the layer's input, given what
-    :func:`_forward` kept (``local``) and the input's R-derivatives ``Ra``; adds the
-    parameters' R-gradients to ``out``."""
-    if isinstance(layer, Dense):
-        W, VW = layer.weight.data, V[id(layer.weight)]
-        out[id(layer.weight)] += Rg.transpose(0, 2, 1) @ local
-        if Ra is not None:
-            out[id(layer.weight)] += g.T @ Ra
-        if layer.bias is not None:
-            out[id(layer.bias)] += Rg.sum(axis=1)
-        return g @ W, Rg @ W + g @ VW
-    if isinstance(layer, Activation):
-        d1, d2 = local
-        Rg_in = d1 * Rg
-        if d2 is not None and Ra is not None:
-            Rg_in += d2 * Ra * g
-        return d1 * g, Rg_in
-    if isinstance(layer, BatchNorm1d):
-        invstd, xhat = local
-        if not layer.affine:
-            return g * invstd, Rg * invstd
-        axes = (1,) + tuple(range(3, xhat.ndim + 1))  # samples and length, per direction
-        gamma = layer.weight.data.reshape(invstd.shape)
-        R_gamma = Rg * xhat if Ra is None else Rg * xhat + g * Ra * invstd
-        out[id(layer.weight)] += R_gamma.sum(axis=axes)
-        out[id(layer.bias)] += Rg.sum(axis=axes)
-        Vgamma = _per_channel(V[id(layer.weight)], xhat.ndim)
-        return g * invstd * gamma, Rg * (invstd * gamma) + g * invstd * Vgamma
-    return g, Rg

@@ -19,19 +19,19 @@ not fit raises ValueError (FileNotFoundError if it does not exist), nothing else
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load, save
+from safetensors.numpy import save
 
-try:  # POSIX: a writer holds a lock on its temporary file, so no one removes it mid-write
-    import fcntl
-except ImportError:  # pragma: no cover (Windows)
-    fcntl = None
+from .files import (
+    atomic_write,
+    contiguous,
+    json_ready,
+    read_safetensors,
+    remove_stale_temporaries,  # noqa: F401  (public here before io/files.py)
+)
 
 FORMAT = "saddlepoint-checkpoint"
 VERSION = 1
@@ -40,119 +40,17 @@ _INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
 # --- writing -----------------------------------------------------------------------------------
-def _temporary_path(path: Path, pid: int) -> Path:
-    return path.with_name(f".{path.name}.tmp-{pid}")
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, killed but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    except (OverflowError, OSError):  # no such pid can exist
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
-def remove_stale_temporaries(path) -> list[Path]:
-    """Removes the temporary files ``.<name>.tmp-<pid>`` of ``path`` whose process no longer
-    runs (a run killed while writing leaves one, as large as the checkpoint). Files of running
-    processes are kept: they may be writing (so is a dead writer's file whose pid a live
-    process has taken since, until that one ends). Returns the removed paths.
-
-    A writer holds an exclusive ``flock`` on its file while writing, and a file is removed only
-    while this process holds that lock: the pid test alone would take a live writer on another
-    machine sharing the folder, or in another PID namespace, for a dead one.
-
-    Only on POSIX systems, where a process can be asked whether it runs without signalling it.
-    """
-    path = Path(path)
-    if os.name != "posix":
-        return []
-    stale = re.compile(re.escape(f".{path.name}.tmp-") + r"([0-9]{1,10})")
-    removed = []
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return []
-    for entry in entries:
-        match = stale.fullmatch(entry.name)
-        if not match or int(match[1]) < 1 or int(match[1]) == os.getpid():
-            continue
-        try:
-            if entry.is_file(follow_symlinks=False) and not _process_alive(int(match[1])) \
-                    and _remove_unless_locked(entry.path):
-                removed.append(Path(entry.path))
-        except OSError:  # removed meanwhile, or not ours to remove: the save goes on
-            pass
-    return removed
-
-
-def _remove_unless_locked(path: str) -> bool:
-    """Removes ``path`` unless a writer holds its lock; whether it was removed."""
-    if fcntl is None:
-        return False
-    with open(path, "rb") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        os.unlink(path)
-    return True
-
-
-def _atomic_write(path, data: bytes) -> None:
-    path = Path(path)
-    remove_stale_temporaries(path)
-    tmp = _temporary_path(path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            if fcntl is not None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _contiguous(array: np.ndarray) -> np.ndarray:
-    # Not np.ascontiguousarray: it makes 0-d arrays 1-d, and PyTorch's 0-d num_batches_tracked
-    # would be written with shape [1].
-    return np.require(array, requirements="C")
-
-
 def save_weights(model, path) -> None:
     """Writes the model's state dict (PyTorch-style names) to a safetensors file."""
-    state = {name: _contiguous(a) for name, a in model.state_dict().items()}
-    _atomic_write(path, save(state, metadata={"format": "pt"}))
-
-
-def _json_ready(value):
-    """Tuples to lists, NumPy scalars to Python numbers, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    state = {name: contiguous(a) for name, a in model.state_dict().items()}
+    atomic_write(path, save(state, metadata={"format": "pt"}))
 
 
 def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int = 0,
                     rng_states: dict | None = None, history: dict | None = None) -> None:
     """Writes model, optimizer and scheduler state, epoch, random-generator states and history
     to one safetensors file, atomically."""
-    tensors = {f"model.{name}": _contiguous(a) for name, a in model.state_dict().items()}
+    tensors = {f"model.{name}": contiguous(a) for name, a in model.state_dict().items()}
     meta = {"format": FORMAT, "version": VERSION, "epoch": int(epoch),
             "rng_states": rng_states or {}, "history": history or {}}
     if optimizer is not None:
@@ -161,41 +59,22 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int =
         for index, state in opt_state["state"].items():
             for key, value in state.items():
                 if isinstance(value, np.ndarray):
-                    tensors[f"optimizer.{index}.{key}"] = _contiguous(value)
+                    tensors[f"optimizer.{index}.{key}"] = contiguous(value)
                 else:
                     scalars.setdefault(str(index), {})[key] = value
         meta["optimizer"] = {"param_groups": opt_state["param_groups"], "scalars": scalars}
     if scheduler is not None:
         meta["scheduler"] = scheduler.state_dict()
-    metadata = {"saddlepoint": json.dumps(_json_ready(meta))}
-    _atomic_write(path, save(tensors, metadata=metadata))
+    metadata = {"saddlepoint": json.dumps(json_ready(meta))}
+    atomic_write(path, save(tensors, metadata=metadata))
 
 
 # --- reading -----------------------------------------------------------------------------------
-def _read(path) -> tuple[dict, dict]:
-    """Tensors and metadata of a safetensors file; ValueError if it is not one."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        tensors = load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8:8 + header_len])
-        metadata = header.get("__metadata__") or {}
-    except FileNotFoundError:
-        raise
-    except OSError as e:  # a folder, no permission
-        raise ValueError(f"{path} cannot be read: {e}") from None
-    # KeyError: a dtype NumPy lacks (BF16, F8); the rest: safetensors' and JSON's refusals.
-    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
-        raise ValueError(f"{path} is not a complete safetensors file (truncated or not ours): {e}") from None
-    return tensors, metadata
-
-
 def _error_text(e: Exception) -> str:
     return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
 
 
-def _staged_model(path, model, state: dict):
+def stage_model_state(path, model, state: dict):
     """Checks ``state`` against the model (names, shapes, dtypes, finite values) and returns the
     function that loads it."""
     for name, array in state.items():
@@ -211,8 +90,8 @@ def load_weights(model, path) -> None:
     """Loads a safetensors state dict (ours or PyTorch's) into ``model``; nothing changes if
     the names, shapes or dtypes do not fit (ValueError). A 0-d entry may come with shape
     ``(1,)``, as PyTorch allows (older saddlepoint files hold ``num_batches_tracked`` so)."""
-    tensors, _ = _read(path)
-    _staged_model(path, model, tensors)()
+    tensors, _ = read_safetensors(path)
+    stage_model_state(path, model, tensors)()
 
 
 @dataclass
@@ -308,14 +187,14 @@ def stage_checkpoint(path, *, model, optimizer=None, scheduler=None) -> StagedCh
     """Reads and checks a checkpoint for ``model`` (and ``optimizer``, ``scheduler``) without
     changing anything; ``.commit()`` on the result loads it. ValueError if anything does not
     fit."""
-    tensors, metadata = _read(path)
+    tensors, metadata = read_safetensors(path)
     meta = _checked_meta(path, metadata)
     unknown = sorted(k for k in tensors if not k.startswith(("model.", "optimizer.")))
     if unknown:
         raise ValueError(f"{path}: tensors {unknown[:5]} are neither model.* nor optimizer.*")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     staged = StagedCheckpoint(meta["epoch"], meta["rng_states"], meta["history"])
-    staged.commits.append(_staged_model(path, model, model_state))
+    staged.commits.append(stage_model_state(path, model, model_state))
     if optimizer is not None:
         if "optimizer" not in meta:
             raise ValueError(f"{path} holds no optimizer state")

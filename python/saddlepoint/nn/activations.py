@@ -19,6 +19,7 @@ class Activation(Module):
     def __init__(self):
         self._x = None
         self._y = None
+        self._r_saved = None
 
     def _slope(self) -> float:
         return 0.0
@@ -38,6 +39,28 @@ class Activation(Module):
         _core.activation_backward(self.kind, self._x, self._y, grad_output, grad_input,
                                   self._slope())
         return grad_input
+
+    # --- R-operator (see Module): R{f(x)} = f'(x) R{x}, R{g_in} = f'(x) R{g} + f''(x) R{x} g ----
+    def r_forward(self, x, rx, v):
+        y = self.forward(x)
+        d1 = np.empty_like(y)  # f'(x): the backward kernel applied to ones
+        _core.activation_backward(self.kind, self._x, y, np.ones_like(y), d1, self._slope())
+        d2 = self.second_derivative(self._x, y, d1)
+        self._r_saved = (rx, d1, d2)
+        return y, None if rx is None else d1 * rx
+
+    def r_backward(self, g, rg, v, rgrads):
+        grad_input = self.backward(g)
+        rx, d1, d2 = self._r_saved
+        rg_in = d1 * rg
+        if d2 is not None and rx is not None:
+            rg_in += d2 * rx * g
+        return grad_input, rg_in
+
+    def second_derivative(self, x, y, d1):
+        """``f''(x)`` from the input, the output and ``f'(x)``, or None where it is 0: so for the
+        piecewise-linear activations away from their kinks, as in PyTorch's double backward."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -60,6 +83,9 @@ class Sigmoid(Activation):
     """``y = 1 / (1 + exp(-x))``."""
     kind = "sigmoid"
 
+    def second_derivative(self, x, y, d1):
+        return d1 * (1 - 2 * y)
+
 
 @register_layer
 class HardSigmoid(Activation):
@@ -71,6 +97,9 @@ class HardSigmoid(Activation):
 class Tanh(Activation):
     """``y = tanh(x)``."""
     kind = "tanh"
+
+    def second_derivative(self, x, y, d1):
+        return -2 * y * d1
 
 
 @register_layer

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validation import NoneOr, OneOf, Real, float_dtype, positive_int
+from ..validation import NoneOr, OneOf, float_dtype, positive_int
 from .activations import ACTIVATIONS
+from .dropout import Dropout
 from .spec import from_config
 
 #: Layers whose config holds no width: kept as they are when a model is widened.
@@ -35,9 +36,9 @@ def mlp_config(sizes, activation: str = "relu", *, batch_norm: bool = False, dro
     if len(sizes) < 2:
         raise ValueError(f"sizes must list at least the input and output sizes, got {sizes}")
     activation = OneOf(*sorted(ACTIVATIONS)).check("activation", activation)
-    dropout = Real(0, 1, closed="left").check("dropout", dropout)
+    dropout = Dropout.constraints["p"].check("dropout", dropout)
     dtype = float_dtype(dtype)
-    act = {"class": ACTIVATIONS[activation].__name__}
+    act = ACTIVATIONS[activation]().config()
     layers = []
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
         layers.append(dense_config(n_in, n_out, dtype=dtype))

@@ -35,6 +35,22 @@ class Sequential(Module):
             grad_output = layer.backward(grad_output)
         return grad_output
 
+    def r_forward(self, x, rx, v):
+        """The layers' R-operator pairs chained (see Module); ``v`` is keyed ``"0.weight"``, ...
+        Exact when every layer has its pair (``diagnose.rop.without_r_operator`` checks)."""
+        for i, layer in enumerate(self.layers):
+            if not hasattr(layer, "r_forward"):
+                raise TypeError(f"layer {i} ({type(layer).__name__}) has no r_forward/r_backward pair")
+        for i, layer in enumerate(self.layers):
+            x, rx = layer.r_forward(x, rx, {k[len(f"{i}."):]: b for k, b in v.items() if k.startswith(f"{i}.")})
+        return x, rx
+
+    def r_backward(self, g, rg, v, rgrads):
+        for i in reversed(range(len(self.layers))):
+            own = [{k[len(f"{i}."):]: b for k, b in d.items() if k.startswith(f"{i}.")} for d in (v, rgrads)]
+            g, rg = self.layers[i].r_backward(g, rg, *own)
+        return g, rg
+
     def __getitem__(self, index):
         return self.layers[index]
 

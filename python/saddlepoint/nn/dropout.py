@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from ..validation import Real, check_params
 from .module import Module
 from .spec import register_layer
 
@@ -20,11 +21,10 @@ class Dropout(Module):
     """
 
     config_fields = ("p",)
+    constraints = {"p": Real(0, 1, closed="left")}
 
     def __init__(self, p: float = 0.5, *, rng=None):
-        if not (isinstance(p, (int, float)) and 0 <= p < 1):
-            raise ValueError(f"p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_params({"p": p}, self.constraints)["p"]
         self.rng = np.random.default_rng(rng)
         self._mask = None
 

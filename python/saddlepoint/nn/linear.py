@@ -44,6 +44,7 @@ class Dense(Module):
         # The first layer of a network needs no input gradient; a trainer may switch it off.
         self.input_grad = True
         self._x = None
+        self._rx = None
 
     def forward(self, x):
         x = as_layer_input(x, self.weight.dtype)
@@ -72,6 +73,49 @@ class Dense(Module):
         _core.dense_backward(self._x, self.weight.data, grad_output, grad_weight, grad_bias,
                              grad_input, accumulate=accumulate)
         return grad_input
+
+    # --- R-operator (see Module): every product is one of this layer's own kernels ----------
+    def r_forward(self, x, rx, v):
+        """``y`` and ``R{y} = R{x} Wᵀ + x Vᵀ + V_b``: the k terms ``x V_jᵀ + V_b,j`` are one
+        forward kernel with the directions stacked as k·out_features rows of a weight, and
+        ``R{x} Wᵀ`` one with the k·N rows of ``R{x}`` stacked."""
+        y = self.forward(x)
+        x = self._x
+        blocks = np.ascontiguousarray(v["weight"])
+        k, (n, m) = blocks.shape[0], y.shape
+        stacked_bias = None if self.bias is None else np.ascontiguousarray(v["bias"]).reshape(k * m)
+        along_weights = np.empty((n, k * m), dtype=y.dtype)
+        _core.dense_forward(x, blocks.reshape(k * m, self.in_features), stacked_bias, along_weights)
+        ry = along_weights.reshape(n, k, m).transpose(1, 0, 2)
+        if rx is not None:
+            along_input = np.empty((k * n, m), dtype=y.dtype)
+            rows = as_layer_input(rx, self.weight.dtype, "rx").reshape(k * n, self.in_features)
+            _core.dense_forward(rows, self.weight.data, None, along_input)
+            ry = along_input.reshape(k, n, m) + ry
+        self._rx = rx
+        return y, np.ascontiguousarray(ry)
+
+    def r_backward(self, g, rg, v, rgrads):
+        """``R{∇W} = R{g}ᵀ x + gᵀ R{x}``, ``R{∇b} = Σ R{g}``, ``R{g_in} = R{g} W + g V``: per
+        direction, one backward kernel for the first terms and one for each of the others."""
+        grad_input = self.backward(g)
+        g = as_layer_input(g, self.weight.dtype, "g")
+        rx, x, W = self._rx, self._x, self.weight.data
+        blocks = v["weight"]
+        r_weight, r_bias = rgrads["weight"], rgrads.get("bias")
+        rg_in = None if grad_input is None else np.empty((len(blocks),) + grad_input.shape, grad_input.dtype)
+        along_direction = None if grad_input is None else np.empty_like(grad_input)
+        for j in range(len(blocks)):
+            _core.dense_backward(x, W, np.ascontiguousarray(rg[j]), r_weight[j],
+                                 None if r_bias is None else r_bias[j],
+                                 None if rg_in is None else rg_in[j], accumulate=True)
+            if rx is not None:
+                _core.dense_backward(np.ascontiguousarray(rx[j]), W, g, r_weight[j], None, None,
+                                     accumulate=True)
+            if rg_in is not None:
+                _core.dense_backward(x, np.ascontiguousarray(blocks[j]), g, None, None, along_direction)
+                rg_in[j] += along_direction
+        return grad_input, rg_in
 
     def config(self) -> dict:
         return layer_config(self, in_features=self.in_features, out_features=self.out_features,

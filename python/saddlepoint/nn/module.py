@@ -61,6 +61,30 @@ class Module:
     Subclasses set :class:`Parameter` and ``Module`` attributes in ``__init__`` and implement
     ``forward(x)`` and ``backward(grad_output) -> grad_input``. Parameter names follow PyTorch
     (``"0.weight"``), so state dicts move between the two libraries unchanged.
+
+    **R-operator (optional).** A layer that also implements the pair below gives the Hessian
+    doctor exact Hessian-vector products (Pearlmutter's forward-over-reverse); one that does not
+    still works everywhere, and the doctor falls back to central differences of the gradient and
+    says so. ``Module`` provides no default, so ``hasattr(layer, "r_forward")`` tells which.
+    ``R{·}`` is the derivative along k directions at once; ``v`` maps the names of the layer's
+    parameters, as :meth:`named_parameters` gives them (``"weight"``; ``"0.weight"`` in a
+    container), to their ``(k, *shape)`` blocks of the directions.
+
+    ``r_forward(x, rx, v) -> (y, ry)``
+        Does what ``forward(x)`` does (``y`` is its output and what ``backward`` needs is kept)
+        and returns ``ry = R{y}``, shape ``(k, *y.shape)``; ``rx = R{x}`` has shape
+        ``(k, *x.shape)`` and either may be None for zero (the data, or a layer without
+        parameters before any that has some).
+    ``r_backward(g, rg, v, rgrads) -> (g_in, rg_in)``
+        Does what ``backward(g)`` does (``g_in`` is its input gradient, parameter gradients
+        accumulate as usual) for ``g`` (N, ...) and ``rg = R{g}`` (k, N, ...), returns
+        ``rg_in = R{g_in}`` (None where ``g_in`` is) and *adds* each parameter's R-gradient
+        ``R{∇p}`` (k, *shape) into ``rgrads[name]``.
+
+    A subclass that overrides ``forward`` or ``backward`` must override the pair as well: the
+    doctor trusts a pair only where it is defined in the class that defines ``forward`` and
+    ``backward``, or below it. A container's pair chains its children's, and is exact when each
+    child's is.
     """
 
     training: bool = True

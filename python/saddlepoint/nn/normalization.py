@@ -103,6 +103,22 @@ class BatchNorm1d(Module):
             self.bias.grad if self.affine else None)
         return grad_input
 
+    # --- R-operator (see Module): exact with running or with batch statistics ----------------
+    def r_forward(self, x, rx, v):
+        y = self.forward(x)
+        x, mean, invstd, use_batch_stats = self._saved
+        shape = (1, -1) + (1,) * (x.ndim - 2)  # a per-channel vector over (N, C[, L])
+        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        over = (0,) + tuple(range(2, x.ndim))  # samples and positions
+        ry, self._r_saved = _r_affine_forward(self, xhat, invstd.reshape(shape), rx, v,
+                                              over if use_batch_stats else None, shape)
+        return y, ry
+
+    def r_backward(self, g, rg, v, rgrads):
+        grad_input = self.backward(g)
+        over = (0,) + tuple(range(2, grad_input.ndim))
+        return grad_input, _r_affine_backward(self, self._r_saved, np.asarray(g), rg, v, rgrads, over)
+
     def config(self) -> dict:
         return layer_config(self, num_features=self.num_features, eps=self.eps, momentum=self.momentum,
                             affine=self.affine, track_running_stats=self.track_running_stats,
@@ -163,9 +179,90 @@ class LayerNorm(Module):
             self.bias.grad.reshape(-1) if affine else None)
         return grad_input
 
+    # --- R-operator (see Module): statistics over each sample's trailing dimensions -------------
+    def r_forward(self, x, rx, v):
+        y = self.forward(x)
+        x, mean, invstd = self._saved
+        lead = x.ndim - len(self.normalized_shape)
+        shape = x.shape[:lead] + (1,) * len(self.normalized_shape)
+        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        ry, self._r_saved = _r_affine_forward(self, xhat, invstd.reshape(shape), rx, v,
+                                              tuple(range(lead, x.ndim)), (1,) * lead + self.normalized_shape)
+        return y, ry
+
+    def r_backward(self, g, rg, v, rgrads):
+        grad_input = self.backward(g)
+        lead = grad_input.ndim - len(self.normalized_shape)
+        return grad_input, _r_affine_backward(self, self._r_saved, np.asarray(g), rg, v, rgrads,
+                                              tuple(range(lead)))
+
     def config(self) -> dict:
         return layer_config(self, normalized_shape=self.normalized_shape, eps=self.eps,
                             elementwise_affine=self.weight is not None, dtype=self._dtype)
 
     def __repr__(self) -> str:
         return f"LayerNorm({self.normalized_shape}, eps={self.eps})"
+
+
+# --- R-operator of y = x̂·γ + β, x̂ = (x − μ)·s, s = 1/√(var + eps), shared by both layers ------
+# The statistics are taken over ``stats`` (axes of x), or are constants (running statistics)
+# when ``stats`` is None. With them, R{μ} = mean(R{x}) and R{s} = −s²·mean(x̂·R{x}), so
+#   R{x̂} = s·(R{x} − mean(R{x}) − x̂·mean(x̂·R{x})),
+# and the input gradient g_in = s·(ĝ − mean(ĝ) − x̂·mean(x̂·ĝ)) for ĝ = γ·g has
+#   R{g_in} = R{s}/s·g_in + s·(R{ĝ} − mean(R{ĝ}) − R{x̂}·mean(x̂·ĝ) − x̂·mean(R{x̂}·ĝ + x̂·R{ĝ})).
+# Arrays of R-derivatives carry the k directions first, so their axes are those of x plus one.
+
+def _shifted(axes):
+    return tuple(a + 1 for a in axes)
+
+
+def _r_normalized(xhat, invstd, rx, stats):
+    """``R{x̂}`` (k, *x.shape) for ``R{x} = rx``."""
+    r = rx * invstd
+    if stats is not None:
+        axes = _shifted(stats)
+        r = r - r.mean(axis=axes, keepdims=True) - xhat * (xhat * r).mean(axis=axes, keepdims=True)
+    return r
+
+
+def _r_normalized_backward(xhat, invstd, rx, rxhat, gh, rgh, stats):
+    """``R{g_in}`` (k, *x.shape) from ``ĝ = ∂L/∂x̂`` and ``R{ĝ}``."""
+    if stats is None:
+        return rgh * invstd
+    axes = _shifted(stats)
+    gh_xhat = (xhat * gh).mean(axis=stats, keepdims=True)
+    inner = rgh - rgh.mean(axis=axes, keepdims=True) - xhat * (xhat * rgh).mean(axis=axes, keepdims=True)
+    if rxhat is not None:
+        inner -= rxhat * gh_xhat + xhat * (rxhat * gh).mean(axis=axes, keepdims=True)
+    r = invstd * inner
+    if rx is not None:
+        g_in_over_s = gh - gh.mean(axis=stats, keepdims=True) - xhat * gh_xhat
+        r -= (invstd * invstd * (xhat * rx).mean(axis=axes, keepdims=True)) * g_in_over_s
+    return r
+
+
+def _r_affine_forward(layer, xhat, invstd, rx, v, stats, param_shape):
+    """``R{y}`` and what :func:`_r_affine_backward` needs; ``param_shape`` views a parameter
+    so that it broadcasts over x."""
+    rxhat = None if rx is None else _r_normalized(xhat, invstd, rx, stats)
+    ry = rxhat
+    if layer.weight is not None:
+        k = len(v["weight"])
+        ry = xhat * v["weight"].reshape((k,) + param_shape) + v["bias"].reshape((k,) + param_shape)
+        if rxhat is not None:
+            ry += rxhat * layer.weight.data.reshape(param_shape)
+    return ry, (xhat, invstd, rx, rxhat, stats, param_shape)
+
+
+def _r_affine_backward(layer, saved, g, rg, v, rgrads, sums):
+    """``R{g_in}``; adds ``R{∇γ} = Σ R{g}·x̂ + g·R{x̂}`` and ``R{∇β} = Σ R{g}`` over ``sums``
+    (the axes of x a parameter is broadcast over) into ``rgrads``."""
+    xhat, invstd, rx, rxhat, stats, param_shape = saved
+    gh, rgh = g, rg
+    if layer.weight is not None:
+        r_gamma = rg * xhat if rxhat is None else rg * xhat + g * rxhat
+        rgrads["weight"] += r_gamma.sum(axis=_shifted(sums)).reshape(rgrads["weight"].shape)
+        rgrads["bias"] += rg.sum(axis=_shifted(sums)).reshape(rgrads["bias"].shape)
+        gamma = layer.weight.data.reshape(param_shape)
+        gh, rgh = g * gamma, rg * gamma + g * v["weight"].reshape((len(rg),) + param_shape)
+    return _r_normalized_backward(xhat, invstd, rx, rxhat, gh, rgh, stats)

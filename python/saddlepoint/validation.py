@@ -76,11 +76,18 @@ def _within(value, low, high, closed: str) -> bool:
 
 class Real(Constraint):
     """A finite number in ``[low, high]`` (``closed`` is "both", "left", "right" or "neither";
-    ``None`` leaves a side open); normalized to a Python float."""
+    ``None`` leaves a side open); normalized to a Python float. ``finite=False`` (without
+    bounds) also takes the infinities, never NaN: e.g. a best-so-far metric that starts at inf."""
 
-    def __init__(self, low=None, high=None, closed: str = "both"):
-        self.low, self.high, self.closed = low, high, closed
-        if low is not None and high is not None:
+    def __init__(self, low=None, high=None, closed: str = "both", finite: bool = True):
+        if closed not in ("both", "left", "right", "neither"):
+            raise ValueError(f"closed must be one of ['both', 'left', 'right', 'neither'], got {closed!r}")
+        if not finite and (low is not None or high is not None):
+            raise ValueError("finite=False takes no bounds")
+        self.low, self.high, self.closed, self.finite = low, high, closed, finite
+        if not finite:
+            self.description = "a number (not NaN)"
+        elif low is not None and high is not None:
             self.description = _bounds_text(low, high, closed)
         elif low is not None:
             self.description = f"a finite number {'>=' if closed in ('both', 'left') else '>'} {low}"
@@ -90,10 +97,17 @@ class Real(Constraint):
             self.description = "a finite number"
 
     def accepts(self, value) -> bool:
+        if not self.finite:
+            return _is_real_number(value) and (is_finite_number(value) or math.isinf(value))
         return is_finite_number(value) and _within(value, self.low, self.high, self.closed)
 
     def normalize(self, value) -> float:
         return float(value)
+
+
+def _is_real_number(value) -> bool:
+    """A Python or NumPy integer or float, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 class Integer(Constraint):
@@ -159,24 +173,45 @@ class NoneOr(Constraint):
 
 class SequenceOf(Constraint):
     """A list or tuple (a 1-d array too) of items that ``item`` accepts, of ``length`` items when
-    given, optionally strictly increasing; normalized to a tuple (``as_list=True``: a list)."""
+    given, optionally increasing (strictly, or with ``ties=True`` non-decreasing); normalized
+    to a tuple (``as_list=True``: a list). ``per`` names what each item is for when there is one
+    per something ("parameter group"). An item that does not fit is named by its index:
+    ``ValueError("milestones[1] must be a positive integer, got 0")``."""
 
     def __init__(self, item: Constraint, length: int | None = None, increasing: bool = False,
-                 as_list: bool = False):
+                 as_list: bool = False, ties: bool = False, per: str | None = None):
         self.item, self.length, self.increasing, self.as_list = item, length, increasing, as_list
+        self.ties = ties
         count = f"{length} " if length is not None else ""
         order = "increasing " if increasing else ""
-        self.description = f"a list of {count}{order}values, each {item.description}"
+        ties_text = " (ties allowed)" if increasing and ties else ""
+        per_text = f" (one per {per})" if per else ""
+        self.description = f"a list of {count}{order}values{ties_text}{per_text}, each {item.description}"
 
-    def accepts(self, value) -> bool:
+    def _is_list(self, value) -> bool:
         if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
             return False
-        if np.ndim(value) != 1 or (self.length is not None and len(value) != self.length):
+        return np.ndim(value) == 1 and (self.length is None or len(value) == self.length)
+
+    def _in_order(self, items) -> bool:
+        if not self.increasing:
+            return True
+        return all(a <= b if self.ties else a < b for a, b in zip(items, items[1:]))
+
+    def accepts(self, value) -> bool:
+        if not self._is_list(value):
             return False
         items = list(value)
-        if not all(self.item.accepts(v) for v in items):
-            return False
-        return not self.increasing or all(a < b for a, b in zip(items, items[1:]))
+        return all(self.item.accepts(v) for v in items) and self._in_order(items)
+
+    def check(self, name: str, value):
+        if not self._is_list(value):
+            raise ValueError(f"{name} must be {self.description}, got {value!r}")
+        items = [self.item.check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        if not self._in_order(items):
+            order = "increasing (ties allowed)" if self.ties else "increasing"
+            raise ValueError(f"{name} must be {order}, got {items}")
+        return items if self.as_list else tuple(items)
 
     def normalize(self, value):
         items = [self.item.normalize(v) for v in value]

@@ -14,121 +14,60 @@ from __future__ import annotations
 import bisect
 import copy
 import math
-import numbers
 from typing import Mapping
 
+from ..validation import (
+    Constraint,
+    Flag,
+    Integer,
+    OneOf,
+    Real,
+    SequenceOf,
+    check_params,
+    is_finite_number,
+)
 from .optimizers import MAX_STEP, SCHEDULER_MOMENTA, SCHEDULER_RATES, Optimizer
 
-# Validators: ``check(name, value)`` returns the value (normalized) or raises ValueError. The
-# constructors and load_state_dict use the same ones, so a file cannot hold what a constructor
-# would refuse.
+# The constraints of the schedulers' settings (validation.py). The constructors and
+# load_state_dict check with the same ones, so a file cannot hold what a constructor would refuse.
+POSITIVE_INT = Integer(1, MAX_STEP)
+COUNT = Integer(0, MAX_STEP)
+EPOCH = Integer(-1, MAX_STEP)
+POSITIVE = Real(0, closed="neither")
+NONNEGATIVE = Real(0)
+FACTOR = Real(0, 1, closed="right")
+OPEN_UNIT = Real(0, 1, closed="neither")
+MOMENTUM = Real(0, 1, closed="left")
+FLAG = Flag()
+#: Milestones: increasing steps (a repeated one applies its factor twice, as in PyTorch).
+MILESTONES = SequenceOf(POSITIVE_INT, increasing=True, ties=True, as_list=True)
+#: The best metric so far: infinite before the first step, never NaN.
+BEST = Real(finite=False)
 
 
-def _is_int(value) -> bool:
-    """A Python or NumPy integer, not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    """A Python or NumPy integer or float, not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _positive_int(name: str, value) -> int:
-    if not _is_int(value) or not 1 <= value <= MAX_STEP:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _count(name: str, value) -> int:
-    if not _is_int(value) or not 0 <= value <= MAX_STEP:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return int(value)
-
-
-def _epoch(name: str, value) -> int:
-    if not _is_int(value) or not -1 <= value <= MAX_STEP:
-        raise ValueError(f"{name} must be an integer >= -1, got {value!r}")
-    return int(value)
-
-
-def _finite(value) -> bool:
-    try:
-        return _is_number(value) and math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _positive(name: str, value) -> float:
-    if not (_finite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _nonnegative(name: str, value) -> float:
-    if not (_finite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _factor(name: str, value) -> float:
-    if not (_finite(value) and 0 < value <= 1):
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-    return float(value)
-
-
-def _open_unit(name: str, value) -> float:
-    if not (_finite(value) and 0 < value < 1):
-        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-    return float(value)
-
-
-def _momentum(name: str, value) -> float:
-    if not (_finite(value) and 0 <= value < 1):
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _increasing_ints(name: str, value) -> list[int]:
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{name} must be a list of positive integers, got {value!r}")
-    items = [_positive_int(f"{name}[{i}]", m) for i, m in enumerate(value)]
-    if items != sorted(items):
-        raise ValueError(f"{name} must be increasing, got {items}")
-    return items
-
-
-def _choice(*options):
-    def check(name: str, value):
-        if value not in options or not isinstance(value, str):
-            raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
-        return value
-    return check
-
-
-def _per_group(check, groups: int):
-    """A validator of a list with one value per parameter group."""
-    def check_list(name: str, value) -> list:
-        if not isinstance(value, (list, tuple)) or len(value) != groups:
-            raise ValueError(f"{name} must be a list of {groups} values (one per parameter group), "
-                             f"got {value!r}")
-        return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
-    return check_list
+def per_group(item: Constraint, optimizer) -> SequenceOf:
+    """A list of one ``item`` per parameter group of ``optimizer``."""
+    return SequenceOf(item, length=len(optimizer.param_groups), as_list=True, per="parameter group")
 
 
 class _State:
     """``state_dict``/``load_state_dict`` over the fields that ``_fields`` names, each with its
-    validator. A scheduler's state is those fields and nothing else: loading never sets another
-    attribute (a file cannot replace a method) and checks every field before setting any."""
+    constraint. A scheduler's state is those fields and nothing else: loading never sets another
+    attribute (a file cannot replace a method) and checks every field before setting any.
 
-    def _fields(self) -> dict:
+    ``PARAMS`` is a class's table of constraints for its settings: its constructor checks them
+    with :meth:`_set_params` and its ``_fields`` include them, so both check alike.
+    """
+
+    PARAMS: dict[str, Constraint] = {}
+
+    def _fields(self) -> dict[str, Constraint]:
         raise NotImplementedError
+
+    def _set_params(self, **values) -> None:
+        """Checks every value against ``PARAMS`` (all before any is set), then sets them."""
+        for name, value in check_params(values, self.PARAMS).items():
+            setattr(self, name, value)
 
     def _check_fields(self, values: dict) -> None:
         """Checks between fields (after each passed its own validator)."""
@@ -161,7 +100,7 @@ class _State:
         if unknown or missing:
             raise ValueError(f"{where} does not fit: unknown fields {unknown}, missing {missing}")
         try:
-            values = {name: check(name, state_dict[name]) for name, check in fields.items()}
+            values = {name: constraint.check(name, state_dict[name]) for name, constraint in fields.items()}
             self._check_fields(values)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
@@ -178,13 +117,13 @@ class LRScheduler(_State):
     ``self.base_lrs`` (each group's rate when the scheduler was created).
 
     Creating a scheduler sets the rates for step 0. ``state_dict`` holds ``base_lrs``,
-    ``last_epoch`` and the last rates; a subclass with settings of its own adds them, each with
-    its validator, in ``_fields`` (see :class:`StepLR`).
+    ``last_epoch`` and the last rates; a subclass with settings of its own declares their
+    constraints in ``PARAMS`` (see :class:`StepLR`).
     """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         _check_optimizer(optimizer)
-        last_epoch = _epoch("last_epoch", last_epoch)  # every check before the groups change
+        last_epoch = EPOCH.check("last_epoch", last_epoch)  # every check before the groups change
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -193,8 +132,8 @@ class LRScheduler(_State):
         self.step()
 
     def _fields(self) -> dict:
-        rates = _per_group(_nonnegative, len(self.optimizer.param_groups))
-        return {"base_lrs": rates, "last_epoch": _epoch, "_last_lr": rates}
+        rates = per_group(NONNEGATIVE, self.optimizer)
+        return {"base_lrs": rates, "last_epoch": EPOCH, "_last_lr": rates, **self.PARAMS}
 
     def get_lr(self) -> list[float]:
         """The rates of the groups at step ``self.last_epoch``."""
@@ -231,13 +170,11 @@ class LRScheduler(_State):
 class StepLR(LRScheduler):
     """``lr = base · gamma^(t // step_size)``: decay by ``gamma`` every ``step_size`` steps."""
 
-    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        self.step_size = _positive_int("step_size", step_size)
-        self.gamma = _positive("gamma", gamma)
-        super().__init__(optimizer, last_epoch)
+    PARAMS = {"step_size": POSITIVE_INT, "gamma": POSITIVE}
 
-    def _fields(self):
-        return {**super()._fields(), "step_size": _positive_int, "gamma": _positive}
+    def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+        self._set_params(step_size=step_size, gamma=gamma)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
@@ -246,13 +183,13 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     """``lr = base · gamma^k`` where ``k`` is the number of milestones ``<= t``."""
 
-    def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
-        self.milestones = sorted(_positive_int(f"milestones[{i}]", m) for i, m in enumerate(milestones))
-        self.gamma = _positive("gamma", gamma)
-        super().__init__(optimizer, last_epoch)
+    PARAMS = {"milestones": MILESTONES, "gamma": POSITIVE}
 
-    def _fields(self):
-        return {**super()._fields(), "milestones": _increasing_ints, "gamma": _positive}
+    def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
+        # Given in any order (as PyTorch's); kept sorted.
+        milestones = sorted(SequenceOf(POSITIVE_INT).check("milestones", list(milestones)))
+        self._set_params(milestones=milestones, gamma=gamma)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         k = bisect.bisect_right(self.milestones, self.last_epoch)
@@ -262,12 +199,11 @@ class MultiStepLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     """``lr = base · gamma^t``."""
 
-    def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
-        self.gamma = _positive("gamma", gamma)
-        super().__init__(optimizer, last_epoch)
+    PARAMS = {"gamma": POSITIVE}
 
-    def _fields(self):
-        return {**super()._fields(), "gamma": _positive}
+    def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
+        self._set_params(gamma=gamma)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         return [base * self.gamma**self.last_epoch for base in self.base_lrs]
@@ -276,13 +212,11 @@ class ExponentialLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     """``lr = eta_min + (base − eta_min) · (1 + cos(π·t/T_max)) / 2`` (PyTorch's closed form)."""
 
-    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        self.T_max = _positive_int("T_max", T_max)
-        self.eta_min = _nonnegative("eta_min", eta_min)
-        super().__init__(optimizer, last_epoch)
+    PARAMS = {"T_max": POSITIVE_INT, "eta_min": NONNEGATIVE}
 
-    def _fields(self):
-        return {**super()._fields(), "T_max": _positive_int, "eta_min": _nonnegative}
+    def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+        self._set_params(T_max=T_max, eta_min=eta_min)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
@@ -292,16 +226,12 @@ class CosineAnnealingLR(LRScheduler):
 class LinearLR(LRScheduler):
     """``lr = base · (start_factor + (end_factor − start_factor) · min(t, total_iters)/total_iters)``."""
 
+    PARAMS = {"start_factor": FACTOR, "end_factor": FACTOR, "total_iters": POSITIVE_INT}
+
     def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1):
-        self.start_factor = _factor("start_factor", start_factor)
-        self.end_factor = _factor("end_factor", end_factor)
-        self.total_iters = _positive_int("total_iters", total_iters)
+        self._set_params(start_factor=start_factor, end_factor=end_factor, total_iters=total_iters)
         super().__init__(optimizer, last_epoch)
-
-    def _fields(self):
-        return {**super()._fields(), "start_factor": _factor, "end_factor": _factor,
-                "total_iters": _positive_int}
 
     def get_lr(self):
         progress = min(self.last_epoch, self.total_iters) / self.total_iters
@@ -327,12 +257,11 @@ class InverseSqrtLR(LRScheduler):
     ``d_model^-0.5 · min(s^-0.5, s · warmup^-1.5)``, i.e. ``base = (d_model · warmup)^-0.5``.
     """
 
-    def __init__(self, optimizer, warmup_steps: int, last_epoch: int = -1):
-        self.warmup_steps = _positive_int("warmup_steps", warmup_steps)
-        super().__init__(optimizer, last_epoch)
+    PARAMS = {"warmup_steps": POSITIVE_INT}
 
-    def _fields(self):
-        return {**super()._fields(), "warmup_steps": _positive_int}
+    def __init__(self, optimizer, warmup_steps: int, last_epoch: int = -1):
+        self._set_params(warmup_steps=warmup_steps)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         s = self.last_epoch + 1
@@ -347,20 +276,21 @@ class SequentialLR(LRScheduler):
     The schedulers must be built on the same optimizer, before this one.
     """
 
+    PARAMS = {"milestones": MILESTONES}
+
     def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
         _check_optimizer(optimizer)
         schedulers = _check_schedulers(optimizer, schedulers)
         if not isinstance(milestones, (list, tuple)) or len(milestones) != len(schedulers) - 1:
             raise ValueError(f"milestones must be a list of {len(schedulers) - 1} steps (one fewer "
                              f"than schedulers), got {milestones!r}")
-        self.schedulers, self.milestones = schedulers, _increasing_ints("milestones", milestones)
-        _epoch("last_epoch", last_epoch)  # every check before the groups change
+        self._set_params(milestones=milestones)
+        self.schedulers = schedulers
+        EPOCH.check("last_epoch", last_epoch)  # every check before the groups change
         for group, base in zip(optimizer.param_groups, schedulers[0].base_lrs):
             group["lr"] = base
         super().__init__(optimizer, last_epoch)
 
-    def _fields(self):
-        return {**super()._fields(), "milestones": _increasing_ints}
 
     def _check_fields(self, values):
         if len(values["milestones"]) != len(self.schedulers) - 1:
@@ -411,33 +341,45 @@ def _check_schedulers(optimizer, schedulers) -> list:
     return list(schedulers)
 
 
-def _one_cycle_phases(name: str, value) -> list[tuple]:
-    """2 or 3 phases ``(end_step, lr_from, lr_to, momentum_from, momentum_to)`` whose end steps
-    increase from step 0 (each phase divides by its length)."""
-    if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
-        raise ValueError(f"{name} must be a list of 2 or 3 phases, got {value!r}")
-    phases, previous_end = [], 0.0
-    for i, phase in enumerate(value):
-        if (not isinstance(phase, (list, tuple)) or len(phase) != 5 or not _finite(phase[0])
-                or phase[1] not in SCHEDULER_RATES or phase[2] not in SCHEDULER_RATES
-                or phase[3] not in SCHEDULER_MOMENTA or phase[4] not in SCHEDULER_MOMENTA):
-            raise ValueError(f"{name}[{i}] must be (end_step, lr_from, lr_to, momentum_from, "
-                             f"momentum_to) with rates from {list(SCHEDULER_RATES)} and momenta "
-                             f"from {list(SCHEDULER_MOMENTA)}, got {phase!r}")
-        end = float(phase[0])
-        if end == previous_end or (i > 0 and end < previous_end):
-            raise ValueError(f"{name} must have increasing end steps, none at step 0, got "
-                             f"{[p[0] for p in value]}")
-        phases.append((end, *phase[1:]))
-        previous_end = end
-    return phases
+class _Phases(Constraint):
+    """OneCycleLR's 2 or 3 phases ``(end_step, lr_from, lr_to, momentum_from, momentum_to)``
+    whose end steps increase from step 0 (each phase divides by its length), and whose keys
+    name the group entries the cycle reads (a file cannot make it read another attribute)."""
+
+    description = "a list of 2 or 3 phases"
+
+    def accepts(self, value) -> bool:
+        try:
+            self.check("phases", value)
+        except ValueError:
+            return False
+        return True
+
+    def check(self, name: str, value) -> list[tuple]:
+        if not isinstance(value, (list, tuple)) or len(value) not in (2, 3):
+            raise ValueError(f"{name} must be {self.description}, got {value!r}")
+        phases, previous_end = [], 0.0
+        for i, phase in enumerate(value):
+            if (not isinstance(phase, (list, tuple)) or len(phase) != 5 or not is_finite_number(phase[0])
+                    or phase[1] not in SCHEDULER_RATES or phase[2] not in SCHEDULER_RATES
+                    or phase[3] not in SCHEDULER_MOMENTA or phase[4] not in SCHEDULER_MOMENTA):
+                raise ValueError(f"{name}[{i}] must be (end_step, lr_from, lr_to, momentum_from, "
+                                 f"momentum_to) with rates from {list(SCHEDULER_RATES)} and momenta "
+                                 f"from {list(SCHEDULER_MOMENTA)}, got {phase!r}")
+            end = float(phase[0])
+            if end == previous_end or (i > 0 and end < previous_end):
+                raise ValueError(f"{name} must have increasing end steps, none at step 0, got "
+                                 f"{[p[0] for p in value]}")
+            phases.append((end, *phase[1:]))
+            previous_end = end
+        return phases
 
 
-def _one_cycle_max_lrs(max_lr, groups: int) -> list[float]:
+def _one_cycle_max_lrs(max_lr, optimizer) -> list[float]:
     """``max_lr``: one number for every group or a list of one per group, each checked."""
     if isinstance(max_lr, (list, tuple)):
-        return _per_group(_positive, groups)("max_lr", max_lr)
-    return [_positive("max_lr", max_lr)] * groups
+        return per_group(POSITIVE, optimizer).check("max_lr", max_lr)
+    return [POSITIVE.check("max_lr", max_lr)] * len(optimizer.param_groups)
 
 
 def _check_one_cycle_groups(groups, cycle_momentum: bool) -> None:
@@ -457,31 +399,35 @@ class OneCycleLR(LRScheduler):
     Meant to be stepped once per batch; stepping past ``total_steps`` is an error.
     """
 
+    #: The settings kept in state_dict; ``ARGS``: the constructor's other arguments.
+    PARAMS = {"total_steps": POSITIVE_INT, "anneal_strategy": OneOf("cos", "linear"),
+              "cycle_momentum": FLAG, "use_betas": FLAG, "phases": _Phases()}
+    ARGS = {"pct_start": OPEN_UNIT, "div_factor": POSITIVE, "final_div_factor": POSITIVE,
+            "three_phase": Flag(numeric=True), "last_epoch": EPOCH}
+
     def __init__(self, optimizer, max_lr, total_steps: int, pct_start: float = 0.3,
                  anneal_strategy: str = "cos", cycle_momentum: bool = True,
                  base_momentum: float = 0.85, max_momentum: float = 0.95,
                  div_factor: float = 25.0, final_div_factor: float = 1e4,
                  three_phase: bool = False, last_epoch: int = -1):
         _check_optimizer(optimizer)
-        self.total_steps = _positive_int("total_steps", total_steps)
-        pct_start = _open_unit("pct_start", pct_start)
-        self.anneal_strategy = _choice("cos", "linear")("anneal_strategy", anneal_strategy)
-        div_factor = _positive("div_factor", div_factor)
-        final_div_factor = _positive("final_div_factor", final_div_factor)
+        self._set_params(total_steps=total_steps, anneal_strategy=anneal_strategy,
+                         cycle_momentum=cycle_momentum, use_betas="betas" in optimizer.defaults)
+        args = check_params(dict(pct_start=pct_start, div_factor=div_factor, final_div_factor=final_div_factor,
+                                 three_phase=three_phase, last_epoch=last_epoch), self.ARGS)
+        pct_start, last_epoch = args["pct_start"], args["last_epoch"]
+        div_factor, final_div_factor = args["div_factor"], args["final_div_factor"]
         groups = optimizer.param_groups
-        max_lrs = _one_cycle_max_lrs(max_lr, len(groups))
-        last_epoch = _epoch("last_epoch", last_epoch)
+        max_lrs = _one_cycle_max_lrs(max_lr, optimizer)
         if last_epoch >= self.total_steps:
             raise ValueError(f"last_epoch must be below total_steps={self.total_steps}, got {last_epoch}")
-        self.cycle_momentum = bool(cycle_momentum)
-        self.use_betas = "betas" in optimizer.defaults
         if self.cycle_momentum and not self.use_betas and "momentum" not in optimizer.defaults:
             raise ValueError("cycle_momentum needs an optimizer with 'momentum' or 'betas'")
         if self.cycle_momentum:
-            base_momentum = _momentum("base_momentum", base_momentum)
-            max_momentum = _momentum("max_momentum", max_momentum)
+            base_momentum = MOMENTUM.check("base_momentum", base_momentum)
+            max_momentum = MOMENTUM.check("max_momentum", max_momentum)
         end = float(pct_start * self.total_steps)
-        if three_phase:
+        if args["three_phase"]:
             phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                       (2 * end - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
                       (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
@@ -489,7 +435,7 @@ class OneCycleLR(LRScheduler):
             phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                       (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
         try:
-            self.phases = _one_cycle_phases("phases", phases)
+            self.phases = self.PARAMS["phases"].check("phases", phases)
         except ValueError:
             raise ValueError(f"pct_start={pct_start} and total_steps={total_steps} leave a phase of "
                              f"no steps; use more steps or another pct_start") from None
@@ -503,10 +449,6 @@ class OneCycleLR(LRScheduler):
                     group.update(base_momentum=base_momentum, max_momentum=max_momentum)
         super().__init__(optimizer, last_epoch)
 
-    def _fields(self):
-        return {**super()._fields(), "total_steps": _positive_int,
-                "anneal_strategy": _choice("cos", "linear"), "cycle_momentum": _flag,
-                "use_betas": _flag, "phases": _one_cycle_phases}
 
     def _check_fields(self, values):
         if values["use_betas"] != ("betas" in self.optimizer.defaults):
@@ -564,28 +506,23 @@ class ReduceLROnPlateau(_State):
         self.optimizer = optimizer
         groups = optimizer.param_groups
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
-        fields = self._fields()
-        self.mode = fields["mode"]("mode", mode)
-        self.threshold_mode = fields["threshold_mode"]("threshold_mode", threshold_mode)
-        self.factor = fields["factor"]("factor", factor)
-        self.patience = fields["patience"]("patience", patience)
-        self.threshold = fields["threshold"]("threshold", threshold)
-        self.cooldown = fields["cooldown"]("cooldown", cooldown)
-        self.min_lrs = fields["min_lrs"]("min_lr", min_lrs)
-        self.eps = fields["eps"]("eps", eps)
+        min_lrs = per_group(NONNEGATIVE, optimizer).check("min_lr", min_lrs)  # before any is set
+        self._set_params(mode=mode, threshold_mode=threshold_mode, factor=factor, patience=patience,
+                         threshold=threshold, cooldown=cooldown, eps=eps)
+        self.min_lrs = min_lrs
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in groups]
 
+    PARAMS = {"mode": OneOf("min", "max"), "threshold_mode": OneOf("rel", "abs"), "factor": OPEN_UNIT,
+              "patience": COUNT, "threshold": NONNEGATIVE, "cooldown": COUNT, "eps": NONNEGATIVE}
+
     def _fields(self):
-        rates = _per_group(_nonnegative, len(self.optimizer.param_groups))
-        return {"mode": _choice("min", "max"), "threshold_mode": _choice("rel", "abs"),
-                "factor": _open_unit, "patience": _count, "threshold": _nonnegative,
-                "cooldown": _count, "min_lrs": rates, "eps": _nonnegative, "best": _best,
-                "num_bad_epochs": _count, "cooldown_counter": _count, "last_epoch": _count,
-                "_last_lr": rates}
+        rates = per_group(NONNEGATIVE, self.optimizer)
+        return {**self.PARAMS, "min_lrs": rates, "best": BEST, "num_bad_epochs": COUNT,
+                "cooldown_counter": COUNT, "last_epoch": COUNT, "_last_lr": rates}
 
     def is_better(self, current: float, best: float) -> bool:
         if self.mode == "min":
@@ -614,10 +551,3 @@ class ReduceLROnPlateau(_State):
 
     # Not an LRScheduler (it steps on a metric, not a count), but it reports rates the same way.
     get_last_lr = LRScheduler.get_last_lr
-
-
-def _best(name: str, value) -> float:
-    """The best metric so far: a number, infinite before the first step, never NaN."""
-    if not _is_number(value) or value != value or (_is_int(value) and not _finite(value)):
-        raise ValueError(f"{name} must be a number (not NaN), got {value!r}")
-    return float(value)

@@ -47,5 +47,18 @@ class Dropout(Module):
             return grad_output
         return np.multiply(grad_output, self._mask)
 
+    # --- R-operator (see Module) ------------------------------------------------------------
+    # Eval mode is the identity. In training, the mask forward draws is a constant of the
+    # function (as in PyTorch's double backward): the products are exact for that mask, and a
+    # fresh mask is drawn on each r_forward as on each forward.
+    def r_forward(self, x, rx, v):
+        y = self.forward(x)
+        if rx is None or self._mask is None:
+            return y, rx
+        return y, rx * self._mask
+
+    def r_backward(self, g, rg, v, rgrads):
+        return self.backward(g), rg if self._mask is None else rg * self._mask
+
     def __repr__(self) -> str:
         return f"Dropout(p={self.p})"

@@ -66,6 +66,7 @@ def test_activation_gradients(rng, layer_type, kinks):
 
 def test_network_gradients(rng):
     model = mlp([4, 6, 5, 3], "tanh", dtype=np.float64, rng=rng)
+    model.requires_grad_input()  # a Sequential skips the gradient of its data unless asked
     check_layer(model, rng.standard_normal((7, 4)), rng)
 
 

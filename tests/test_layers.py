@@ -93,9 +93,9 @@ def test_zero_grad_and_accumulation():
     assert not layer.weight.grad.any()
 
 
-def test_first_layer_can_skip_its_input_gradient():
+def test_first_layer_can_skip_the_gradient_of_its_input():
     layer = sp.Dense(3, 2, rng=0)
-    layer.input_grad = False
+    assert layer.requires_grad_input(False) is layer
     layer(np.ones((4, 3), np.float32))
     assert layer.backward(np.ones((4, 2), np.float32)) is None
     assert layer.weight.grad.any()

@@ -337,7 +337,6 @@ def model_config(n_in, hidden, n_out, args) -> dict:
 def build_model(n_in, hidden, n_out, args, rng):
     """The network the model options describe, its weights drawn from ``rng``."""
     model = nn.from_config(model_config(n_in, hidden, n_out, args), rng=rng)
-    model[0].input_grad = False  # the inputs need no gradient
     return model
 
 

@@ -14,16 +14,25 @@ import warnings
 import numpy as np
 
 from ..nn import Module, Parameter
+from ..nn.parameter import flat_span
 from . import rop
 
 
 def parameters_to_vector(parameters) -> np.ndarray:
-    """The parameters' values concatenated into one new 1-D array (PyTorch's
-    ``torch.nn.utils.parameters_to_vector``); ``parameters`` is a list of :class:`Parameter` or a
-    model."""
+    """The parameters' values as one 1-D array (PyTorch's ``torch.nn.utils.parameters_to_vector``);
+    ``parameters`` is a list of :class:`Parameter` or a model.
+
+    When the parameters are adjacent views of one flat buffer, in order (a container's, see
+    :meth:`Module.flatten_parameters`), the vector is a view of that buffer, made without a copy:
+    writing into it changes the model, and it follows the model's changes (``.copy()`` it to keep
+    a snapshot). Otherwise it is a new array of the values concatenated.
+    """
     parameters = _parameter_list(parameters)
     if not parameters:
         return np.zeros(0)
+    span = flat_span(parameters)
+    if span is not None:
+        return span.data
     return np.concatenate([p.data.ravel() for p in parameters])
 
 
@@ -38,6 +47,10 @@ def vector_to_parameters(vector, parameters) -> None:
                          f"got shape {vector.shape}")
     if not np.all(np.isfinite(vector)):
         raise ValueError("vector must be finite, got NaN or infinity")
+    span = flat_span(parameters)
+    if span is not None:  # one copy into the flat buffer
+        np.copyto(span.data, vector, casting="unsafe")
+        return
     start = 0
     for p in parameters:
         np.copyto(p.data, vector[start:start + p.data.size].reshape(p.data.shape), casting="unsafe")
@@ -75,9 +88,7 @@ class Objective:
         if not isinstance(model, Module):
             raise TypeError(f"model must be a saddlepoint Module, got {type(model).__name__}")
         self.model = copy.deepcopy(model).to(np.float64).eval()
-        first = self.model[0] if hasattr(self.model, "layers") and len(self.model) else self.model
-        if getattr(first, "input_grad", None) is True:
-            first.input_grad = False  # the analysis differentiates in the weights only
+        self.model.requires_grad_input(False)  # the analysis differentiates in the weights only
         self.loss = copy.deepcopy(loss)
         self.X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
         self.y = np.asarray(y)
@@ -95,7 +106,7 @@ class Objective:
         self.size = sum(p.data.size for p in self.parameters)
         if self.size == 0:
             raise ValueError("model has no parameters to analyse")
-        self.point = parameters_to_vector(self.parameters)
+        self.point = parameters_to_vector(self.parameters).copy()  # not a view of the copy's values
         #: The first layer without an R-operator pair (``r_forward``/``r_backward``), as
         #: ``"Name (layer '1')"``, or None when every layer has one.
         self.hvp_missing = rop.without_r_operator(self.model)

@@ -11,6 +11,13 @@ class Sequential(Module):
     """Layers applied in order; ``backward`` runs them in reverse.
 
     Layers are named ``"0"``, ``"1"``, ... in parameter names, as in PyTorch.
+
+    The container owns the protocol between its layers. Its parameters and their gradients are
+    views of one flat buffer per dtype (:meth:`Module.flatten_parameters`; the outermost
+    container's buffer wins, and it is made again by :meth:`to`, ``copy.deepcopy`` and pickle).
+    Its input is data, whose gradient a trainer does not need: it tells its first layer so
+    (:meth:`Module.requires_grad_input`), and ``backward`` then returns None, unless
+    ``requires_grad_input()`` asked for the gradient with respect to the input.
     """
 
     def __init__(self, *layers):
@@ -20,6 +27,33 @@ class Sequential(Module):
                     f"layer {i} must have forward and backward methods, got {type(layer).__name__}"
                 )
         self.layers = list(layers)
+        self._grad_input = False
+        self._tell_layers()
+        self.flatten_parameters()
+
+    def requires_grad_input(self, requires: bool = True) -> "Sequential":
+        """Whether ``backward`` returns the gradient with respect to the input (by default it
+        does not: the first layer skips it). Returns the container."""
+        self._grad_input = bool(requires)
+        self._tell_layers()
+        return self
+
+    def _tell_layers(self) -> None:
+        """The first layer computes its input gradient only if this container must return it;
+        every other layer feeds the one before it."""
+        for i, layer in enumerate(self.layers):
+            tell = getattr(layer, "requires_grad_input", None)
+            if tell is not None:
+                tell(self._grad_input if i == 0 else True)
+
+    def to(self, dtype) -> "Sequential":
+        super().to(dtype)
+        return self.flatten_parameters()
+
+    def __setstate__(self, state) -> None:
+        # Copies (deepcopy, pickle) bring each parameter as its own array: pack them again.
+        self.__dict__.update(state)
+        self.flatten_parameters()
 
     def named_children(self):
         for i, layer in enumerate(self.layers):
@@ -31,9 +65,12 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_output):
+        """Back-propagates through every layer, accumulating their parameters' gradients.
+        Returns the gradient with respect to the input if :meth:`requires_grad_input` asked
+        for it, else None (its first layer was told to skip it)."""
         for layer in reversed(self.layers):
             grad_output = layer.backward(grad_output)
-        return grad_output
+        return grad_output if self._grad_input else None
 
     def r_forward(self, x, rx, v):
         """The layers' R-operator pairs chained (see Module); ``v`` is keyed ``"0.weight"``, ...

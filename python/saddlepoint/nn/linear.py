@@ -41,8 +41,9 @@ class Dense(Module):
         bound = 1.0 / math.sqrt(in_features)
         self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
-        # The first layer of a network needs no input gradient; a trainer may switch it off.
-        self.input_grad = True
+        # Whether backward returns the input gradient: a container tells its first layer it
+        # need not (requires_grad_input), which skips the largest product of the backward pass.
+        self._grad_input = True
         self._x = None
         self._rx = None
 
@@ -62,7 +63,7 @@ class Dense(Module):
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
         grad_output = as_layer_input(grad_output, self.weight.dtype, "grad_output")
-        grad_input = np.empty_like(self._x) if self.input_grad else None
+        grad_input = np.empty_like(self._x) if self._grad_input else None
         grad_weight, accumulate = self.weight.grad_for_update()
         grad_bias = None
         if self.bias is not None:
@@ -116,6 +117,21 @@ class Dense(Module):
                 _core.dense_backward(x, np.ascontiguousarray(blocks[j]), g, None, None, along_direction)
                 rg_in[j] += along_direction
         return grad_input, rg_in
+
+    def requires_grad_input(self, requires: bool = True) -> "Dense":
+        """Whether ``backward`` computes and returns the gradient with respect to the input
+        (by default it does; without it, it returns None). Returns the layer."""
+        self._grad_input = bool(requires)
+        return self
+
+    @property
+    def input_grad(self) -> bool:
+        """The former name of :meth:`requires_grad_input`'s setting, kept for old code."""
+        return self._grad_input
+
+    @input_grad.setter
+    def input_grad(self, value: bool) -> None:
+        self.requires_grad_input(value)
 
     def config(self) -> dict:
         return layer_config(self, in_features=self.in_features, out_features=self.out_features,

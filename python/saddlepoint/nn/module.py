@@ -9,7 +9,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..validation import float_dtype
-from .parameter import Parameter
+from .parameter import Parameter, pack_parameters
 from .spec import describe, from_config
 
 
@@ -145,8 +145,30 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
+        """Marks every gradient as zero (no array is written now: see :class:`Parameter`)."""
         for p in self.parameters():
             p.zero_grad()
+
+    def flatten_parameters(self) -> "Module":
+        """Makes this module's parameters and gradients views of one contiguous buffer per dtype
+        (values kept), so the parameter vector is one array and an optimizer steps each group in
+        one call; returns the module. Containers do it when built, converted (:meth:`to`) or
+        copied; call it again after replacing a parameter by hand (everything works unpacked,
+        only slower)."""
+        pack_parameters(self.parameters())
+        return self
+
+    def requires_grad_input(self, requires: bool = True) -> "Module":
+        """Tells the module whether its caller needs ``backward`` to return the gradient with
+        respect to the input; returns the module.
+
+        Containers call it on their children: :class:`Sequential` tells its first layer that
+        the gradient of the data is not needed, and its other layers that theirs is. A layer
+        alone returns it, as a user calling ``backward`` expects. This default ignores the hint
+        and always returns the gradient; a layer that can save work without it (``Dense``
+        skips its largest product) overrides this method.
+        """
+        return self
 
     def modules(self) -> Iterator["Module"]:
         """This module and all its sub-layers, depth first."""
@@ -160,10 +182,9 @@ class Module:
         ``model.to(torch.float64)``); returns the module. Inputs must then have that dtype."""
         dtype = float_dtype(dtype)
         for module in self.modules():
-            for name, value in vars(module).items():
+            for value in vars(module).values():
                 if isinstance(value, Parameter):
-                    value.data = value.data.astype(dtype)
-                    value._grad, value._grad_is_zero = np.zeros_like(value.data), False
+                    value.to(dtype)
             for name in getattr(module, "_buffer_names", ()):
                 buffer = getattr(module, name)
                 if buffer.dtype.kind == "f":

@@ -244,15 +244,7 @@ class Trainer:
         return tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch", file=sys.stderr)
 
     def _train_epoch(self, batches: _Batches) -> dict:
-        self.model.train()
-        first = self.model[0] if hasattr(self.model, "layers") and len(self.model) else None
-        if getattr(first, "input_grad", None) is True:
-            # Nothing needs the gradient of the data: skip the first layer's largest product.
-            first.input_grad = False
-            try:
-                return self._train_batches(batches)
-            finally:
-                first.input_grad = True
+        self.model.train()  # a container skips the gradient of the data itself (Sequential)
         return self._train_batches(batches)
 
     def _train_batches(self, batches: _Batches) -> dict:

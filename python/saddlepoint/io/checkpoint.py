@@ -55,7 +55,7 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int =
             "rng_states": rng_states or {}, "history": history or {}}
     if optimizer is not None:
         opt_state = optimizer.state_dict()
-        scalars = {}
+        scalars: dict = {}
         for index, state in opt_state["state"].items():
             for key, value in state.items():
                 if isinstance(value, np.ndarray):
@@ -153,7 +153,7 @@ def _checked_meta(path, metadata: dict) -> dict:
 
 def _optimizer_state(path, tensors: dict, meta: dict) -> dict:
     """The optimizer's state dict from the ``optimizer.<index>.<name>`` tensors and scalars."""
-    state = {}
+    state: dict = {}
 
     def entry(index: str, where: str) -> dict:
         if not _INDEX.fullmatch(index):
@@ -239,4 +239,4 @@ def checked_generator_state(path, name: str, generator: np.random.Generator, sta
     except Exception as e:  # NumPy's setters raise several kinds; only the trial object saw it
         raise ValueError(f"{path}: checkpoint rng_states[{name!r}] is not a state of a "
                          f"{type(trial).__name__} generator: {e}") from None
-    return trial.state
+    return dict(trial.state)

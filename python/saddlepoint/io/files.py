@@ -20,7 +20,7 @@ from safetensors.numpy import load
 try:  # POSIX: a writer holds a lock on its temporary file, so no one removes it mid-write
     import fcntl
 except ImportError:  # pragma: no cover (Windows)
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 def temporary_path(path: Path, pid: int) -> Path:

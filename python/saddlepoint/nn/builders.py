@@ -97,7 +97,9 @@ def widen_config(config: dict) -> dict | None:
     units. None when the model holds no Dense layer or a layer whose widths are unknown here.
     """
     layers = _leaf_configs(config)
-    dense = [i for i, layer in enumerate(layers or []) if layer.get("class") == "Dense"]
+    if layers is None:
+        return None
+    dense = [i for i, layer in enumerate(layers) if layer.get("class") == "Dense"]
     if not dense:
         return None
     if len(dense) == 1:  # a linear model (perhaps with normalization around it)

@@ -118,7 +118,8 @@ def _call_arguments(cls, fields: dict, rng, path: str) -> tuple[list, dict]:
         parameters = inspect.signature(cls).parameters
     except (TypeError, ValueError):  # no signature to read: pass the fields as keywords
         return [], dict(fields)
-    args, kwargs = [], {}
+    args: list = []
+    kwargs: dict = {}
     names = {p.name for p in parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     variadic = [p.name for p in parameters.values() if p.kind is p.VAR_POSITIONAL]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())

@@ -1,9 +1,8 @@
 //! Bindings of the activation kernels.
 
-use super::arrays::{data, with_float, Args, Arr};
+use super::arrays::{with_float, Args, Arr};
 use super::scalars::real;
 use crate::error::Error;
-use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use saddlepoint_kernels::activation::{self, Activation};
 
@@ -40,8 +39,8 @@ pub fn activation_forward(
     let mut a = Args::new(py, "activation_forward");
     with_float!(x, "x", |T| {
         let x = a.read::<T>(x, "x")?;
-        let mut out = a.write_shaped::<T>(out, "out", x.shape())?;
-        let (xs, os) = (data(&x)?, data(&mut out)?);
+        let mut out = a.write_like::<T>(out, "out", x.shape())?;
+        let (xs, os) = (&*x, &mut *out);
         a.run(|| activation::activation_forward(f, xs, os))
     })
 }
@@ -62,10 +61,10 @@ pub fn activation_backward(
     let mut a = Args::new(py, "activation_backward");
     with_float!(x, "x", |T| {
         let x = a.read::<T>(x, "x")?;
-        let y = a.read_shaped::<T>(output, "output", x.shape())?;
-        let dy = a.read_shaped::<T>(grad_output, "grad_output", x.shape())?;
-        let mut dx = a.write_shaped::<T>(grad_input, "grad_input", x.shape())?;
-        let (xs, ys, dys, dxs) = (data(&x)?, data(&y)?, data(&dy)?, data(&mut dx)?);
+        let y = a.read_like::<T>(output, "output", x.shape())?;
+        let dy = a.read_like::<T>(grad_output, "grad_output", x.shape())?;
+        let mut dx = a.write_like::<T>(grad_input, "grad_input", x.shape())?;
+        let (xs, ys, dys, dxs) = (&*x, &*y, &*dy, &mut *dx);
         a.run(|| activation::activation_backward(f, xs, ys, dys, dxs))
     })
 }

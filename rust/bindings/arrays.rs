@@ -1,12 +1,11 @@
 //! The one guard between Python and the kernels: every binding makes one [`Args`] per call,
 //! borrows each array argument through it and runs its kernel with [`Args::run`].
 //!
-//! [`Args::read`] and [`Args::write`] (and their list forms) are the only way to borrow an
-//! argument, so no binding can skip a check: the type and dtype, C-contiguity, alignment,
-//! writeability, the shape, and that no written array shares memory with any other array of the
-//! call (an empty array covers no memory). [`Args::run`] releases the GIL and turns a panic in a
-//! kernel into a Python `RuntimeError` (never a `PanicException`). [`with_float!`] is the one
-//! dtype dispatch.
+//! [`Args`]'s methods are the only way to borrow an argument, so no binding can skip a check:
+//! the type and dtype, C-contiguity, alignment, writeability, the shape, and that no written array
+//! shares memory with any other array of the call (an empty array covers no memory). [`Args::run`]
+//! releases the GIL and turns a panic in a kernel into a Python `RuntimeError` (never a
+//! `PanicException`). [`with_float!`] is the one dtype dispatch.
 
 use crate::error::Error;
 use numpy::{
@@ -17,27 +16,23 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use saddlepoint_kernels::KernelError;
+use std::ops::{Deref, DerefMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// An array argument as it comes from Python (checked when borrowed through [`Args`]).
 pub type Arr<'a, 'py> = &'a Bound<'py, PyAny>;
 /// An optional array argument.
 pub type OptArr<'a, 'py> = Option<&'a Bound<'py, PyAny>>;
-/// A read-only borrow of a checked array.
-pub type In<'py, T> = PyReadonlyArrayDyn<'py, T>;
-/// A writable borrow of a checked array.
-pub type Out<'py, T> = PyReadwriteArrayDyn<'py, T>;
 
 /// The float element types the kernels take.
-#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum FloatDtype {
     F32,
     F64,
 }
 
-/// Runs `$body` once with `$T` the element type of the array `$first`, `f32` or `f64` (any
-/// other dtype is a `TypeError` naming `$name`). The one dtype dispatch of the bindings, like
-/// candle's `Map1`: the body is written once, generic over `$T`, and compiled for each type.
+/// Runs `$body` with `$T` the element type of the array `$first`, `f32` or `f64` (any other
+/// dtype is a `TypeError` naming `$name`). The one dtype dispatch of the bindings, in the style
+/// of candle's `Map1`: the body is written once, generic over `$T`, and compiled for each type.
 macro_rules! with_float {
     ($first:expr, $name:expr, |$T:ident| $body:expr) => {
         match $crate::bindings::arrays::float_dtype($first, $name)? {
@@ -54,18 +49,51 @@ macro_rules! with_float {
 }
 pub(crate) use with_float;
 
+/// A checked read-only array: its data is `&[T]` (`&*x`), its shape [`In::shape`].
+pub struct In<'py, T: Element>(PyReadonlyArrayDyn<'py, T>);
+/// A checked writable array: its data is `&mut [T]` (`&mut *x`), its shape [`Out::shape`].
+pub struct Out<'py, T: Element>(PyReadwriteArrayDyn<'py, T>);
+
+// The arrays were checked C-contiguous, so `as_slice` cannot fail; if it ever did, the kernel
+// would get an empty slice and reject its length (a ValueError, never a wrong result).
+impl<T: Element> Deref for In<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.0.as_slice().unwrap_or(&[])
+    }
+}
+
+impl<T: Element> Deref for Out<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.0.as_slice().unwrap_or(&[])
+    }
+}
+
+impl<T: Element> DerefMut for Out<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.0.as_slice_mut().unwrap_or(&mut [])
+    }
+}
+
+impl<T: Element> In<'_, T> {
+    pub fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+}
+
+impl<T: Element> Out<'_, T> {
+    pub fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+}
+
 /// The bytes `[start, end)` one array of the call occupies, and whether the kernel writes them.
 struct Region {
     name: String,
     start: usize,
     end: usize,
     written: bool,
-}
-
-impl Region {
-    fn intersects(&self, other: &Region) -> bool {
-        self.start < other.end && other.start < self.end
-    }
 }
 
 /// The arguments of one call from Python: each array borrowed so far and the memory it covers.
@@ -78,113 +106,136 @@ pub struct Args<'py> {
 impl<'py> Args<'py> {
     /// A new call of the binding `function` (named in internal-error messages).
     pub fn new(py: Python<'py>, function: &'static str) -> Self {
-        let regions = Vec::with_capacity(8);
         Args {
             py,
             function,
-            regions,
+            regions: Vec::with_capacity(8),
         }
     }
 
-    /// A read-only borrow of a C-contiguous, aligned array of `T`.
+    /// A read-only array of `T` of any shape.
     pub fn read<T: Element>(&mut self, obj: Arr<'_, 'py>, name: &str) -> Result<In<'py, T>, Error> {
-        let array = typed::<T>(obj, name)?;
-        let region = region(array, name, false);
-        let borrowed = array.try_readonly().map_err(|e| self.borrow_error(&region, e))?;
-        self.register(region)?;
-        Ok(borrowed)
+        self.borrow(obj, name, None, false, |a| a.try_readonly().map(In))
     }
 
-    /// A writable borrow of a C-contiguous, aligned array of `T` that shares no memory with any
-    /// other array of the call.
-    pub fn write<T: Element>(&mut self, obj: Arr<'_, 'py>, name: &str) -> Result<Out<'py, T>, Error> {
-        let array = typed::<T>(obj, name)?;
-        let region = region(array, name, true);
-        let borrowed = array.try_readwrite().map_err(|e| self.borrow_error(&region, e))?;
-        self.register(region)?;
-        Ok(borrowed)
+    /// A writable array of `T` of any shape.
+    pub fn write<T: Element>(
+        &mut self,
+        obj: Arr<'_, 'py>,
+        name: &str,
+    ) -> Result<Out<'py, T>, Error> {
+        self.borrow(obj, name, None, true, |a| a.try_readwrite().map(Out))
     }
 
-    /// A read-only argument that must have `shape`.
-    pub fn read_shaped<T: Element>(
+    /// A read-only array of `T` that must have `shape`.
+    pub fn read_like<T: Element>(
         &mut self,
         obj: Arr<'_, 'py>,
         name: &str,
         shape: &[usize],
     ) -> Result<In<'py, T>, Error> {
-        let array = self.read::<T>(obj, name)?;
-        check_shape(name, array.shape(), shape)?;
-        Ok(array)
+        self.borrow(obj, name, Some(shape), false, |a| a.try_readonly().map(In))
     }
 
-    /// A writable argument that must have `shape`.
-    pub fn write_shaped<T: Element>(
+    /// A writable array of `T` that must have `shape`.
+    pub fn write_like<T: Element>(
         &mut self,
         obj: Arr<'_, 'py>,
         name: &str,
         shape: &[usize],
     ) -> Result<Out<'py, T>, Error> {
-        let array = self.write::<T>(obj, name)?;
-        check_shape(name, array.shape(), shape)?;
-        Ok(array)
+        self.borrow(obj, name, Some(shape), true, |a| a.try_readwrite().map(Out))
     }
 
-    /// An optional read-only argument: borrowed and checked to have `shape` when given.
+    /// An optional read-only argument: checked to have `shape` when given.
     pub fn read_opt<T: Element>(
         &mut self,
         obj: OptArr<'_, 'py>,
         name: &str,
         shape: &[usize],
     ) -> Result<Option<In<'py, T>>, Error> {
-        obj.map(|o| self.read_shaped(o, name, shape)).transpose()
+        obj.map(|o| self.read_like(o, name, shape)).transpose()
     }
 
-    /// An optional writable argument: borrowed and checked to have `shape` when given.
+    /// An optional writable argument: checked to have `shape` when given.
     pub fn write_opt<T: Element>(
         &mut self,
         obj: OptArr<'_, 'py>,
         name: &str,
         shape: &[usize],
     ) -> Result<Option<Out<'py, T>>, Error> {
-        obj.map(|o| self.write_shaped(o, name, shape)).transpose()
+        obj.map(|o| self.write_like(o, name, shape)).transpose()
     }
 
-    /// Every array of `list`, read-only, each with the shape of the same-index array in `like`.
+    /// Every array of `list`, read-only, each with the shape of the same-index entry of `like`.
     pub fn read_list<T: Element>(
         &mut self,
         list: &List<'py>,
         like: &[Vec<usize>],
     ) -> Result<Vec<In<'py, T>>, Error> {
-        let each = list.items.iter().zip(like).enumerate();
-        each.map(|(i, (o, s))| self.read_shaped(o, &list.item(i), s))
+        let items = list.items.iter().zip(like).enumerate();
+        items
+            .map(|(i, (obj, shape))| self.read_like(obj, &list.item(i), shape))
             .collect()
     }
 
-    /// Every array of `list`, writable, each with the shape of the same-index array in `like`
+    /// Every array of `list`, writable, each with the shape of the same-index entry of `like`
     /// (any shape when `like` is None).
     pub fn write_list<T: Element>(
         &mut self,
         list: &List<'py>,
         like: Option<&[Vec<usize>]>,
     ) -> Result<Vec<Out<'py, T>>, Error> {
-        let mut arrays = Vec::with_capacity(list.items.len());
-        for (i, obj) in list.items.iter().enumerate() {
-            let name = list.item(i);
-            arrays.push(match like.and_then(|l| l.get(i)) {
-                Some(shape) => self.write_shaped(obj, &name, shape)?,
-                None => self.write(obj, &name)?,
-            });
-        }
-        Ok(arrays)
+        let items = list.items.iter().enumerate();
+        let shape = |i: usize| like.and_then(|l| l.get(i)).map(Vec::as_slice);
+        items
+            .map(|(i, obj)| {
+                self.borrow(obj, &list.item(i), shape(i), true, |a| {
+                    a.try_readwrite().map(Out)
+                })
+            })
+            .collect()
     }
 
-    /// An optional writable list (see [`Args::write_list`]) as one optional slice per tensor.
+    /// An optional list (see [`Args::write_list`]), each array like the same-index one of `like`.
     pub fn write_opt_list<T: Element>(
         &mut self,
         list: &Option<List<'py>>,
         like: &[Vec<usize>],
     ) -> Result<Option<Vec<Out<'py, T>>>, Error> {
-        list.as_ref().map(|l| self.write_list(l, Some(like))).transpose()
+        list.as_ref()
+            .map(|l| self.write_list(l, Some(like)))
+            .transpose()
+    }
+
+    /// The checks of one array, in this order: type, dtype, layout, writeability (by
+    /// rust-numpy's borrow), overlap with the arrays borrowed before, shape.
+    fn borrow<T: Element, B>(
+        &mut self,
+        obj: Arr<'_, 'py>,
+        name: &str,
+        shape: Option<&[usize]>,
+        written: bool,
+        take: impl FnOnce(&Bound<'py, PyArrayDyn<T>>) -> Result<B, BorrowError>,
+    ) -> Result<B, Error> {
+        let array = typed::<T>(obj, name)?;
+        let start = array.data() as usize;
+        let end = start.saturating_add(array.len().saturating_mul(std::mem::size_of::<T>()));
+        let region = Region {
+            name: name.to_string(),
+            start,
+            end,
+            written,
+        };
+        let borrowed = take(array).map_err(|e| self.borrow_error(&region, e))?;
+        if let Some(other) = self.conflict(&region) {
+            return Err(overlap_error(&region, other));
+        }
+        self.regions.push(region);
+        if let Some(shape) = shape {
+            check_shape(name, array.shape(), shape)?;
+        }
+        Ok(borrowed)
     }
 
     /// Runs `kernel` with the GIL released. A panic (a bug: kernels return errors) becomes a
@@ -204,35 +255,27 @@ impl<'py> Args<'py> {
         }
     }
 
-    /// Records `region`, refusing it if it intersects an argument borrowed before where either
-    /// of the two is written. Two arguments that are only read may share memory (the same array
-    /// as input and target, say): nothing changes under them, so the result is unchanged.
-    fn register(&mut self, region: Region) -> Result<(), Error> {
-        if let Some(other) = self.conflict(&region) {
-            return Err(overlap_error(&region, other));
-        }
-        self.regions.push(region);
-        Ok(())
-    }
-
+    /// An array borrowed before that `region` intersects, where either of the two is written.
+    /// Two arrays that are only read may share memory (the same array as input and target, say):
+    /// nothing changes under them, so the result is unchanged.
     fn conflict(&self, region: &Region) -> Option<&Region> {
+        let intersects = |r: &Region| region.start < r.end && r.start < region.end;
         self.regions
             .iter()
-            .find(|r| (r.written || region.written) && r.intersects(region))
+            .find(|r| (r.written || region.written) && intersects(r))
     }
 
     /// rust-numpy refused the borrow: read-only, or (a coarser overlap check than ours, per
     /// base object) the memory is borrowed for writing by this call or by another thread.
     fn borrow_error(&self, region: &Region, e: BorrowError) -> Error {
+        let name = &region.name;
         match (e, self.conflict(region)) {
             (BorrowError::NotWriteable, _) => Error::Value(format!(
-                "{} must be writeable, got a read-only array; pass a copy",
-                region.name
+                "{name} must be writeable, got a read-only array; pass a copy"
             )),
             (_, Some(other)) => overlap_error(region, other),
             (_, None) => Error::Value(format!(
-                "{} is in use by a kernel running in another thread; pass a separate array",
-                region.name
+                "{name} is in use by a kernel running in another thread; pass a separate array"
             )),
         }
     }
@@ -240,44 +283,40 @@ impl<'py> Args<'py> {
 
 fn overlap_error(region: &Region, other: &Region) -> Error {
     Error::Value(format!(
-        "{} and {} share memory and one of them is written by this call; pass separate \
-         arrays (a copy of one)",
+        "{} and {} share memory and one of them is written by this call; pass separate arrays (a \
+         copy of one)",
         other.name, region.name
     ))
 }
 
-/// The memory `array` covers; an empty array covers none (and so overlaps nothing).
-fn region<T: Element>(array: &Bound<'_, PyArrayDyn<T>>, name: &str, written: bool) -> Region {
-    let start = array.data() as usize;
-    let bytes = array.len().saturating_mul(std::mem::size_of::<T>());
-    let (name, end) = (name.to_string(), start.saturating_add(bytes));
-    Region {
-        name,
-        start,
-        end,
-        written,
-    }
-}
-
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".to_string()
+    match (
+        payload.downcast_ref::<&str>(),
+        payload.downcast_ref::<String>(),
+    ) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".to_string(),
     }
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    let name = obj.get_type().name();
-    name.map_or_else(|_| "an unknown type".to_string(), |n| n.to_string())
+fn type_name(obj: Arr) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "an unknown type".to_string(), |n| n.to_string())
 }
 
-fn untyped<'a, 'py>(obj: Arr<'a, 'py>, name: &str) -> Result<&'a Bound<'py, PyUntypedArray>, Error> {
-    obj.cast::<PyUntypedArray>().map_err(|_| {
-        Error::Type(format!("{name} must be a numpy.ndarray, got {}", type_name(obj)))
-    })
+fn untyped<'a, 'py>(
+    obj: Arr<'a, 'py>,
+    name: &str,
+) -> Result<&'a Bound<'py, PyUntypedArray>, Error> {
+    let got = || {
+        Error::Type(format!(
+            "{name} must be a numpy.ndarray, got {}",
+            type_name(obj)
+        ))
+    };
+    obj.cast::<PyUntypedArray>().map_err(|_| got())
 }
 
 /// The dtype of `obj` as a string, e.g. "float32".
@@ -287,8 +326,9 @@ pub fn dtype_name(obj: Arr, name: &str) -> Result<String, Error> {
 
 /// Whether `obj` is an array of `T` (cheaper than comparing dtype names).
 pub fn has_dtype<T: Element>(obj: Arr, name: &str) -> Result<bool, Error> {
-    let expected = numpy::dtype::<T>(obj.py());
-    Ok(untyped(obj, name)?.dtype().is_equiv_to(&expected))
+    Ok(untyped(obj, name)?
+        .dtype()
+        .is_equiv_to(&numpy::dtype::<T>(obj.py())))
 }
 
 /// Which float kernel `obj` needs: float32 or float64, anything else is a `TypeError`.
@@ -299,22 +339,27 @@ pub fn float_dtype(obj: Arr, name: &str) -> Result<FloatDtype, Error> {
         Ok(FloatDtype::F64)
     } else {
         let dtype = dtype_name(obj, name)?;
-        Err(Error::Type(format!("{name} must have dtype float32 or float64, got {dtype}")))
+        Err(Error::Type(format!(
+            "{name} must have dtype float32 or float64, got {dtype}"
+        )))
     }
 }
 
 /// `obj` as an array of `T` whose data the kernels can take as a slice: C-contiguous and
 /// aligned for `T` (a view at an odd byte offset into a buffer is not).
-fn typed<'a, 'py, T: Element>(obj: Arr<'a, 'py>, name: &str) -> Result<&'a Bound<'py, PyArrayDyn<T>>, Error> {
-    let array = untyped(obj, name)?;
-    let expected = numpy::dtype::<T>(obj.py());
-    if !array.dtype().is_equiv_to(&expected) {
-        let dtype = array.dtype();
-        return Err(Error::Type(format!("{name} must have dtype {expected}, got {dtype}")));
-    }
-    let array = obj
-        .cast::<PyArrayDyn<T>>()
-        .map_err(|_| Error::Type(format!("{name} must have dtype {expected}")))?;
+fn typed<'a, 'py, T: Element>(
+    obj: Arr<'a, 'py>,
+    name: &str,
+) -> Result<&'a Bound<'py, PyArrayDyn<T>>, Error> {
+    let (dtype, expected) = (untyped(obj, name)?.dtype(), numpy::dtype::<T>(obj.py()));
+    let array = match obj.cast::<PyArrayDyn<T>>() {
+        Ok(array) if dtype.is_equiv_to(&expected) => array,
+        _ => {
+            return Err(Error::Type(format!(
+                "{name} must have dtype {expected}, got {dtype}"
+            )))
+        }
+    };
     if !array.is_c_contiguous() {
         return Err(Error::Value(format!(
             "{name} must be C-contiguous, got a strided view; pass numpy.ascontiguousarray({name})"
@@ -323,10 +368,10 @@ fn typed<'a, 'py, T: Element>(obj: Arr<'a, 'py>, name: &str) -> Result<&'a Bound
     let align = std::mem::align_of::<T>();
     if array.len() > 0 && (array.data() as usize) % align != 0 {
         return Err(Error::Value(format!(
-            "{name} is not aligned: its data starts at an address that is not a multiple of \
-             {align} bytes, as {expected} needs (a view at an odd offset into a buffer, e.g. \
-             from numpy.frombuffer); pass a copy, {name}.copy() (numpy.ascontiguousarray keeps \
-             the misalignment)"
+            "{name} is not aligned: its data starts at an address that is not a multiple of {align} \
+             bytes, as {expected} needs (a view at an odd offset into a buffer, e.g. from \
+             numpy.frombuffer); pass a copy, {name}.copy() (numpy.ascontiguousarray keeps the \
+             misalignment)"
         )));
     }
     Ok(array)
@@ -335,9 +380,10 @@ fn typed<'a, 'py, T: Element>(obj: Arr<'a, 'py>, name: &str) -> Result<&'a Bound
 /// Formats a shape the way NumPy prints it: `(3, 4)`, `(5,)`.
 pub fn shape_str(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    match shape {
-        [one] => format!("({one},)"),
-        _ => format!("({})", dims.join(", ")),
+    if shape.len() == 1 {
+        format!("({},)", dims.join(""))
+    } else {
+        format!("({})", dims.join(", "))
     }
 }
 
@@ -347,74 +393,28 @@ pub fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<(
         return Ok(());
     }
     let (expected, actual) = (shape_str(expected), shape_str(actual));
-    Err(Error::Value(format!("{name} must have shape {expected}, got {actual}")))
+    Err(Error::Value(format!(
+        "{name} must have shape {expected}, got {actual}"
+    )))
 }
 
 /// The dimensions of an array that must have `N` of them.
 pub fn dims<const N: usize>(name: &str, shape: &[usize]) -> Result<[usize; N], Error> {
-    <[usize; N]>::try_from(shape).map_err(|_| {
-        let shape = shape_str(shape);
-        Error::Value(format!("{name} must be {N}-dimensional, got shape {shape}"))
-    })
+    let got = || {
+        Error::Value(format!(
+            "{name} must be {N}-dimensional, got shape {}",
+            shape_str(shape)
+        ))
+    };
+    <[usize; N]>::try_from(shape).map_err(|_| got())
 }
 
-/// A checked borrow (or an optional one) whose data a kernel takes as a slice.
-pub trait Data<'a> {
-    type Slice;
-    fn slice(self) -> Result<Self::Slice, Error>;
-}
-
-/// The data of a checked borrow: `&[T]`, `&mut [T]`, or an `Option` of one for an optional
-/// argument. Never fails after [`Args`] checked the array.
-pub fn data<'a, D: Data<'a>>(borrow: D) -> Result<D::Slice, Error> {
-    borrow.slice()
-}
-
-/// The data of every borrow of a list.
-pub fn data_all<'a, D: Data<'a>>(borrows: impl IntoIterator<Item = D>) -> Result<Vec<D::Slice>, Error> {
-    borrows.into_iter().map(Data::slice).collect()
-}
-
-/// The data of an optional list, as one optional slice per tensor (all None when not given).
-pub fn data_opt_all<'a, T: Element>(
-    borrows: &'a mut Option<Vec<Out<'_, T>>>,
-    tensors: usize,
-) -> Result<Vec<Option<&'a mut [T]>>, Error> {
-    match borrows {
-        Some(b) => Ok(data_all(b)?.into_iter().map(Some).collect()),
-        None => Ok((0..tensors).map(|_| None).collect()),
-    }
-}
-
-fn not_contiguous() -> Error {
-    Error::Value("an array argument must be C-contiguous and aligned".into())
-}
-
-impl<'a, T: Element> Data<'a> for &'a In<'_, T> {
-    type Slice = &'a [T];
-    fn slice(self) -> Result<&'a [T], Error> {
-        self.as_slice().map_err(|_| not_contiguous())
-    }
-}
-
-impl<'a, T: Element> Data<'a> for &'a mut Out<'_, T> {
-    type Slice = &'a mut [T];
-    fn slice(self) -> Result<&'a mut [T], Error> {
-        self.as_slice_mut().map_err(|_| not_contiguous())
-    }
-}
-
-impl<'a, T: Element> Data<'a> for &'a Option<In<'_, T>> {
-    type Slice = Option<&'a [T]>;
-    fn slice(self) -> Result<Self::Slice, Error> {
-        self.as_ref().map(data).transpose()
-    }
-}
-
-impl<'a, T: Element> Data<'a> for &'a mut Option<Out<'_, T>> {
-    type Slice = Option<&'a mut [T]>;
-    fn slice(self) -> Result<Self::Slice, Error> {
-        self.as_mut().map(data).transpose()
+/// The items of a Python list or tuple; None for anything else.
+fn sequence<'py>(obj: Arr<'_, 'py>) -> Option<Vec<Bound<'py, PyAny>>> {
+    match (obj.cast::<PyList>(), obj.cast::<PyTuple>()) {
+        (Ok(list), _) => Some(list.iter().collect()),
+        (_, Ok(tuple)) => Some(tuple.iter().collect()),
+        _ => None,
     }
 }
 
@@ -428,29 +428,41 @@ pub struct List<'py> {
 
 impl<'py> List<'py> {
     /// The list `obj`; `tensors`, when given, is the length it must have (that of `param`).
-    pub fn new(obj: Arr<'_, 'py>, name: &'static str, tensors: Option<usize>) -> Result<Self, Error> {
-        let (items, single) = if obj.cast::<PyUntypedArray>().is_ok() {
-            (vec![obj.clone()], true)
-        } else if let Ok(list) = obj.cast::<PyList>() {
-            (list.iter().collect(), false)
-        } else if let Ok(tuple) = obj.cast::<PyTuple>() {
-            (tuple.iter().collect(), false)
-        } else {
-            let got = type_name(obj);
-            return Err(Error::Type(format!("{name} must be a list of numpy.ndarray, got {got}")));
+    pub fn new(
+        obj: Arr<'_, 'py>,
+        name: &'static str,
+        tensors: Option<usize>,
+    ) -> Result<Self, Error> {
+        let single = obj.cast::<PyUntypedArray>().is_ok();
+        let items = match sequence(obj) {
+            _ if single => vec![obj.clone()],
+            Some(items) => items,
+            None => {
+                let got = type_name(obj);
+                return Err(Error::Type(format!(
+                    "{name} must be a list of numpy.ndarray, got {got}"
+                )));
+            }
         };
-        let list = List { name, items, single };
         match tensors {
-            Some(n) if n != list.items.len() => Err(Error::Value(format!(
+            Some(n) if n != items.len() => Err(Error::Value(format!(
                 "{name} must have one array per param array ({n}), got {}",
-                list.items.len()
+                items.len()
             ))),
-            _ => Ok(list),
+            _ => Ok(List {
+                name,
+                items,
+                single,
+            }),
         }
     }
 
     /// An optional list: None, or a list of `tensors` arrays.
-    pub fn opt(obj: OptArr<'_, 'py>, name: &'static str, tensors: usize) -> Result<Option<Self>, Error> {
+    pub fn opt(
+        obj: OptArr<'_, 'py>,
+        name: &'static str,
+        tensors: usize,
+    ) -> Result<Option<Self>, Error> {
         obj.map(|o| List::new(o, name, Some(tensors))).transpose()
     }
 
@@ -458,7 +470,7 @@ impl<'py> List<'py> {
         self.items.len()
     }
 
-    /// The first array, which sets the dtype of the call (None for an empty list).
+    /// The first array and its name (None for an empty list).
     pub fn first(&self) -> Option<(&Bound<'py, PyAny>, String)> {
         self.items.first().map(|o| (o, self.item(0)))
     }
@@ -474,7 +486,7 @@ impl<'py> List<'py> {
 }
 
 /// A per-tensor scalar of a multi-tensor call: one value for every tensor, or a list (or tuple)
-/// of `tensors` values, each converted by `convert` (one of [`crate::bindings::scalars`]).
+/// of `tensors` values, each converted by `convert` (one of [`super::scalars`]).
 pub fn per_tensor<V: Copy>(
     obj: Arr,
     name: &str,
@@ -483,16 +495,13 @@ pub fn per_tensor<V: Copy>(
 ) -> Result<Vec<V>, Error> {
     let named = |e: PyErr| {
         let message = format!("{name}: {}", e.value(obj.py()));
-        match e.is_instance_of::<PyTypeError>(obj.py()) {
-            true => Error::Type(message),
-            false => Error::Value(message),
+        if e.is_instance_of::<PyTypeError>(obj.py()) {
+            Error::Type(message)
+        } else {
+            Error::Value(message)
         }
     };
-    let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = obj.cast::<PyList>() {
-        list.iter().collect()
-    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
-        tuple.iter().collect()
-    } else {
+    let Some(items) = sequence(obj) else {
         return Ok(vec![convert(obj).map_err(named)?; tensors]);
     };
     if items.len() != tensors {

@@ -1,8 +1,7 @@
 //! Binding of the mini-batch gather.
 
-use super::arrays::{data, dims, with_float, Args, Arr};
+use super::arrays::{dims, with_float, Args, Arr};
 use crate::error::Error;
-use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use saddlepoint_kernels::gather;
 
@@ -16,8 +15,8 @@ pub fn gather_rows(py: Python<'_>, x: Arr, indices: Arr, out: Arr) -> Result<(),
         let [rows, cols] = dims::<2>("x", x.shape())?;
         let indices = a.read::<i64>(indices, "indices")?;
         let [n] = dims::<1>("indices", indices.shape())?;
-        let mut out = a.write_shaped::<T>(out, "out", &[n, cols])?;
-        let (xs, is, os) = (data(&x)?, data(&indices)?, data(&mut out)?);
+        let mut out = a.write_like::<T>(out, "out", &[n, cols])?;
+        let (xs, is, os) = (&*x, &*indices, &mut *out);
         a.run(|| gather::gather_rows(xs, rows, cols, is, os))
     })
 }

@@ -1,9 +1,8 @@
 //! Bindings of the losses and softmax helpers.
 
-use super::arrays::{check_shape, data, dims, dtype_name, has_dtype, with_float, Args, Arr, OptArr};
+use super::arrays::{check_shape, dims, dtype_name, has_dtype, with_float, Args, Arr, OptArr};
 use super::scalars::real;
 use crate::error::Error;
-use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use saddlepoint_kernels::loss::{self, CrossEntropyOptions};
 
@@ -14,9 +13,9 @@ macro_rules! elementwise_loss {
         let mut a = Args::new($py, $function);
         with_float!($input, "input", |T| {
             let x = a.read::<T>($input, "input")?;
-            let t = a.read_shaped::<T>($target, "target", x.shape())?;
-            let mut g = a.write_shaped::<T>($grad, "grad_input", x.shape())?;
-            let (xs, ts, gs) = (data(&x)?, data(&t)?, data(&mut g)?);
+            let t = a.read_like::<T>($target, "target", x.shape())?;
+            let mut g = a.write_like::<T>($grad, "grad_input", x.shape())?;
+            let (xs, ts, gs) = (&*x, &*t, &mut *g);
             a.run(|| $kernel(xs, ts, gs))
         })
     }};
@@ -44,7 +43,14 @@ pub fn binary_cross_entropy_with_logits(
     grad_input: Arr,
 ) -> Result<f64, Error> {
     use loss::binary_cross_entropy_with_logits as bce;
-    elementwise_loss!(py, "binary_cross_entropy_with_logits", bce, input, target, grad_input)
+    elementwise_loss!(
+        py,
+        "binary_cross_entropy_with_logits",
+        bce,
+        input,
+        target,
+        grad_input
+    )
 }
 
 /// Softmax cross-entropy on logits `input` (N, C) against int64 labels (N,) or class
@@ -64,17 +70,20 @@ pub fn cross_entropy(
         let z = a.read::<T>(input, "input")?;
         let [rows, classes] = dims::<2>("input", z.shape())?;
         let weight = a.read_opt::<T>(weight, "weight", &[classes])?;
-        let mut g = a.write_shaped::<T>(grad_input, "grad_input", z.shape())?;
-        let class_weights = data(&weight)?;
-        let options = CrossEntropyOptions { class_weights, label_smoothing };
-        let zs = data(&z)?;
+        let mut g = a.write_like::<T>(grad_input, "grad_input", z.shape())?;
+        let class_weights = weight.as_deref();
+        let options = CrossEntropyOptions {
+            class_weights,
+            label_smoothing,
+        };
+        let zs = &*z;
         if has_dtype::<i64>(target, "target")? {
-            let labels = a.read_shaped::<i64>(target, "target", &[rows])?;
-            let (ls, gs) = (data(&labels)?, data(&mut g)?);
+            let labels = a.read_like::<i64>(target, "target", &[rows])?;
+            let (ls, gs) = (&*labels, &mut *g);
             a.run(|| loss::cross_entropy_labels(zs, ls, classes, options, gs))
         } else if has_dtype::<T>(target, "target")? {
-            let probs = a.read_shaped::<T>(target, "target", z.shape())?;
-            let (ps, gs) = (data(&probs)?, data(&mut g)?);
+            let probs = a.read_like::<T>(target, "target", z.shape())?;
+            let (ps, gs) = (&*probs, &mut *g);
             a.run(|| loss::cross_entropy_probabilities(zs, ps, classes, options, gs))
         } else {
             Err(Error::Type(format!(
@@ -92,8 +101,8 @@ fn softmax_any(py: Python<'_>, x: Arr, out: Arr, log: bool) -> Result<(), Error>
     with_float!(x, "x", |T| {
         let x = a.read::<T>(x, "x")?;
         let [_, cols] = dims::<2>("x", x.shape())?;
-        let mut out = a.write_shaped::<T>(out, "out", x.shape())?;
-        let (xs, os) = (data(&x)?, data(&mut out)?);
+        let mut out = a.write_like::<T>(out, "out", x.shape())?;
+        let (xs, os) = (&*x, &mut *out);
         a.run(|| loss::softmax(xs, cols, log, os))
     })
 }
@@ -120,7 +129,7 @@ pub fn one_hot(py: Python<'_>, labels: Arr, out: Arr) -> Result<(), Error> {
         let mut out = a.write::<T>(out, "out")?;
         let [_, classes] = dims::<2>("out", out.shape())?;
         check_shape("out", out.shape(), &[rows, classes])?;
-        let (ls, os) = (data(&labels)?, data(&mut out)?);
+        let (ls, os) = (&*labels, &mut *out);
         a.run(|| loss::one_hot(ls, classes, os))
     })
 }

@@ -15,38 +15,26 @@ mod scalars;
 
 use pyo3::prelude::*;
 
+/// Adds `module::function` for each listed function of each binding module to `m`.
+macro_rules! add_functions {
+    ($m:ident, [$($module:ident: $($function:ident)*;)*]) => {
+        $($($m.add_function(wrap_pyfunction!($module::$function, $m)?)?;)*)*
+    };
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(activation::activation_forward, m)?)?;
-    m.add_function(wrap_pyfunction!(activation::activation_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(gather::gather_rows, m)?)?;
-    m.add_function(wrap_pyfunction!(loss::mse_loss, m)?)?;
-    m.add_function(wrap_pyfunction!(loss::l1_loss, m)?)?;
-    m.add_function(wrap_pyfunction!(loss::binary_cross_entropy_with_logits, m)?)?;
-    m.add_function(wrap_pyfunction!(loss::cross_entropy, m)?)?;
-    m.add_function(wrap_pyfunction!(loss::softmax, m)?)?;
-    m.add_function(wrap_pyfunction!(loss::log_softmax, m)?)?;
-    m.add_function(wrap_pyfunction!(loss::one_hot, m)?)?;
-    m.add_function(wrap_pyfunction!(matmul::dense_forward, m)?)?;
-    m.add_function(wrap_pyfunction!(matmul::dense_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(norm::batch_norm_statistics, m)?)?;
-    m.add_function(wrap_pyfunction!(norm::batch_norm_forward_train, m)?)?;
-    m.add_function(wrap_pyfunction!(norm::batch_norm_normalize, m)?)?;
-    m.add_function(wrap_pyfunction!(norm::batch_norm_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(norm::layer_norm_forward, m)?)?;
-    m.add_function(wrap_pyfunction!(norm::layer_norm_backward, m)?)?;
-    m.add_function(wrap_pyfunction!(norm::dropout_forward, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::adagrad_step, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::rmsprop_step, m)?)?;
-    m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
-    m.add_function(wrap_pyfunction!(clip::norm_part, m)?)?;
-    m.add_function(wrap_pyfunction!(clip::all_finite, m)?)?;
-    m.add_function(wrap_pyfunction!(clip::scale_, m)?)?;
-    m.add_function(wrap_pyfunction!(clip::clamp_, m)?)?;
-    m.add_function(wrap_pyfunction!(parallel::set_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(parallel::get_num_threads, m)?)?;
-    m.add_function(wrap_pyfunction!(_panic_in_kernel, m)?)?;
-    Ok(())
+    add_functions!(m, [
+        activation: activation_forward activation_backward;
+        clip: norm_part all_finite scale_ clamp_;
+        gather: gather_rows;
+        loss: mse_loss l1_loss binary_cross_entropy_with_logits cross_entropy softmax log_softmax one_hot;
+        matmul: dense_forward dense_backward;
+        norm: batch_norm_statistics batch_norm_forward_train batch_norm_normalize batch_norm_backward
+              layer_norm_forward layer_norm_backward dropout_forward;
+        optim: sgd_step adagrad_step rmsprop_step adam_step;
+        parallel: set_num_threads get_num_threads;
+    ]);
+    m.add_function(wrap_pyfunction!(_panic_in_kernel, m)?)
 }
 
 /// Panics inside [`arrays::Args::run`], as a kernel with a bug would: for the test that such a

@@ -1,17 +1,24 @@
 //! Bindings of batch norm, layer norm and dropout.
 
-use super::arrays::{data, shape_str, with_float, Args, Arr, OptArr};
+use super::arrays::{shape_str, with_float, Args, Arr, OptArr};
 use super::scalars::{natural_u64, natural_usize, real};
 use crate::error::Error;
-use numpy::PyUntypedArrayMethods;
 use pyo3::prelude::*;
 use saddlepoint_kernels::norm::{self, BatchNormGrads, NormShape, RunningStats};
 
 /// `(batch, channels)` or `(batch, channels, length)`.
 fn norm_shape(x: &[usize]) -> Result<NormShape, Error> {
     match *x {
-        [batch, channels] => Ok(NormShape { batch, channels, length: 1 }),
-        [batch, channels, length] => Ok(NormShape { batch, channels, length }),
+        [batch, channels] => Ok(NormShape {
+            batch,
+            channels,
+            length: 1,
+        }),
+        [batch, channels, length] => Ok(NormShape {
+            batch,
+            channels,
+            length,
+        }),
         _ => Err(Error::Value(format!(
             "x must have shape (batch, channels) or (batch, channels, length), got {}",
             shape_str(x)
@@ -40,9 +47,9 @@ pub fn batch_norm_statistics(py: Python<'_>, x: Arr, mean: Arr, var: Arr) -> Res
         let x = a.read::<T>(x, "x")?;
         let shape = norm_shape(x.shape())?;
         let c = [shape.channels];
-        let mut mean = a.write_shaped::<T>(mean, "mean", &c)?;
-        let mut var = a.write_shaped::<T>(var, "var", &c)?;
-        let (xs, ms, vs) = (data(&x)?, data(&mut mean)?, data(&mut var)?);
+        let mut mean = a.write_like::<T>(mean, "mean", &c)?;
+        let mut var = a.write_like::<T>(var, "var", &c)?;
+        let (xs, ms, vs) = (&*x, &mut *mean, &mut *var);
         a.run(|| norm::batch_norm_statistics(xs, shape, ms, vs))
     })
 }
@@ -75,10 +82,10 @@ pub fn batch_norm_forward_train(
         let bias = a.read_opt::<T>(bias, "bias", &c)?;
         let mut rm = a.write_opt::<T>(running_mean, "running_mean", &c)?;
         let mut rv = a.write_opt::<T>(running_var, "running_var", &c)?;
-        let mut out = a.write_shaped::<T>(out, "out", x.shape())?;
-        let mut mean = a.write_shaped::<T>(save_mean, "save_mean", &c)?;
-        let mut invstd = a.write_shaped::<T>(save_invstd, "save_invstd", &c)?;
-        let running = match (data(&mut rm)?, data(&mut rv)?) {
+        let mut out = a.write_like::<T>(out, "out", x.shape())?;
+        let mut mean = a.write_like::<T>(save_mean, "save_mean", &c)?;
+        let mut invstd = a.write_like::<T>(save_invstd, "save_invstd", &c)?;
+        let running = match (rm.as_deref_mut(), rv.as_deref_mut()) {
             (Some(mean), Some(var)) => Some(RunningStats { mean, var, factor }),
             (None, None) => None,
             _ => {
@@ -86,8 +93,8 @@ pub fn batch_norm_forward_train(
                 return Err(Error::Value(message.into()));
             }
         };
-        let (xs, ws, bs, os) = (data(&x)?, data(&weight)?, data(&bias)?, data(&mut out)?);
-        let (ms, ss) = (data(&mut mean)?, data(&mut invstd)?);
+        let (xs, ws, bs, os) = (&*x, weight.as_deref(), bias.as_deref(), &mut *out);
+        let (ms, ss) = (&mut *mean, &mut *invstd);
         a.run(|| norm::batch_norm_forward_train(xs, shape, ws, bs, eps, running, os, ms, ss))
     })
 }
@@ -109,13 +116,13 @@ pub fn batch_norm_normalize(
         let x = a.read::<T>(x, "x")?;
         let shape = norm_shape(x.shape())?;
         let c = [shape.channels];
-        let mean = a.read_shaped::<T>(mean, "mean", &c)?;
-        let invstd = a.read_shaped::<T>(invstd, "invstd", &c)?;
+        let mean = a.read_like::<T>(mean, "mean", &c)?;
+        let invstd = a.read_like::<T>(invstd, "invstd", &c)?;
         let weight = a.read_opt::<T>(weight, "weight", &c)?;
         let bias = a.read_opt::<T>(bias, "bias", &c)?;
-        let mut out = a.write_shaped::<T>(out, "out", x.shape())?;
-        let (xs, ms, ss) = (data(&x)?, data(&mean)?, data(&invstd)?);
-        let (ws, bs, os) = (data(&weight)?, data(&bias)?, data(&mut out)?);
+        let mut out = a.write_like::<T>(out, "out", x.shape())?;
+        let (xs, ms, ss) = (&*x, &*mean, &*invstd);
+        let (ws, bs, os) = (weight.as_deref(), bias.as_deref(), &mut *out);
         a.run(|| norm::batch_norm_normalize(xs, shape, ms, ss, ws, bs, os))
     })
 }
@@ -142,16 +149,20 @@ pub fn batch_norm_backward(
         let x = a.read::<T>(x, "x")?;
         let shape = norm_shape(x.shape())?;
         let c = [shape.channels];
-        let dy = a.read_shaped::<T>(grad_output, "grad_output", x.shape())?;
-        let mean = a.read_shaped::<T>(mean, "mean", &c)?;
-        let invstd = a.read_shaped::<T>(invstd, "invstd", &c)?;
+        let dy = a.read_like::<T>(grad_output, "grad_output", x.shape())?;
+        let mean = a.read_like::<T>(mean, "mean", &c)?;
+        let invstd = a.read_like::<T>(invstd, "invstd", &c)?;
         let weight = a.read_opt::<T>(weight, "weight", &c)?;
         let mut gx = a.write_opt::<T>(grad_input, "grad_input", x.shape())?;
         let mut gw = a.write_opt::<T>(grad_weight, "grad_weight", &c)?;
         let mut gb = a.write_opt::<T>(grad_bias, "grad_bias", &c)?;
-        let (xs, dys, ms, ss, ws) = (data(&x)?, data(&dy)?, data(&mean)?, data(&invstd)?, data(&weight)?);
-        let (input, weight, bias) = (data(&mut gx)?, data(&mut gw)?, data(&mut gb)?);
-        let grads = BatchNormGrads { input, weight, bias };
+        let (xs, dys, ms, ss, ws) = (&*x, &*dy, &*mean, &*invstd, weight.as_deref());
+        let (input, weight, bias) = (gx.as_deref_mut(), gw.as_deref_mut(), gb.as_deref_mut());
+        let grads = BatchNormGrads {
+            input,
+            weight,
+            bias,
+        };
         a.run(|| norm::batch_norm_backward(xs, dys, shape, ms, ss, ws, batch_stats, grads))
     })
 }
@@ -178,11 +189,11 @@ pub fn layer_norm_forward(
         let rows = [layer_rows(x.shape(), features)?];
         let weight = a.read_opt::<T>(weight, "weight", &[features])?;
         let bias = a.read_opt::<T>(bias, "bias", &[features])?;
-        let mut out = a.write_shaped::<T>(out, "out", x.shape())?;
-        let mut mean = a.write_shaped::<T>(mean, "mean", &rows)?;
-        let mut invstd = a.write_shaped::<T>(invstd, "invstd", &rows)?;
-        let (xs, ws, bs, os) = (data(&x)?, data(&weight)?, data(&bias)?, data(&mut out)?);
-        let (ms, ss) = (data(&mut mean)?, data(&mut invstd)?);
+        let mut out = a.write_like::<T>(out, "out", x.shape())?;
+        let mut mean = a.write_like::<T>(mean, "mean", &rows)?;
+        let mut invstd = a.write_like::<T>(invstd, "invstd", &rows)?;
+        let (xs, ws, bs, os) = (&*x, weight.as_deref(), bias.as_deref(), &mut *out);
+        let (ms, ss) = (&mut *mean, &mut *invstd);
         a.run(|| norm::layer_norm_forward(xs, features, ws, bs, eps, os, ms, ss))
     })
 }
@@ -207,15 +218,15 @@ pub fn layer_norm_backward(
     with_float!(x, "x", |T| {
         let x = a.read::<T>(x, "x")?;
         let rows = [layer_rows(x.shape(), features)?];
-        let dy = a.read_shaped::<T>(grad_output, "grad_output", x.shape())?;
-        let mean = a.read_shaped::<T>(mean, "mean", &rows)?;
-        let invstd = a.read_shaped::<T>(invstd, "invstd", &rows)?;
+        let dy = a.read_like::<T>(grad_output, "grad_output", x.shape())?;
+        let mean = a.read_like::<T>(mean, "mean", &rows)?;
+        let invstd = a.read_like::<T>(invstd, "invstd", &rows)?;
         let weight = a.read_opt::<T>(weight, "weight", &[features])?;
-        let mut gx = a.write_shaped::<T>(grad_input, "grad_input", x.shape())?;
+        let mut gx = a.write_like::<T>(grad_input, "grad_input", x.shape())?;
         let mut gw = a.write_opt::<T>(grad_weight, "grad_weight", &[features])?;
         let mut gb = a.write_opt::<T>(grad_bias, "grad_bias", &[features])?;
-        let (xs, dys, ms, ss, ws) = (data(&x)?, data(&dy)?, data(&mean)?, data(&invstd)?, data(&weight)?);
-        let (gxs, gws, gbs) = (data(&mut gx)?, data(&mut gw)?, data(&mut gb)?);
+        let (xs, dys, ms, ss, ws) = (&*x, &*dy, &*mean, &*invstd, weight.as_deref());
+        let (gxs, gws, gbs) = (&mut *gx, gw.as_deref_mut(), gb.as_deref_mut());
         a.run(|| norm::layer_norm_backward(xs, dys, features, ms, ss, ws, gxs, gws, gbs))
     })
 }
@@ -233,9 +244,9 @@ pub fn dropout_forward(
     let mut a = Args::new(py, "dropout_forward");
     with_float!(x, "x", |T| {
         let x = a.read::<T>(x, "x")?;
-        let mut out = a.write_shaped::<T>(out, "out", x.shape())?;
-        let mut mask = a.write_shaped::<T>(mask, "mask", x.shape())?;
-        let (xs, os, ms) = (data(&x)?, data(&mut out)?, data(&mut mask)?);
+        let mut out = a.write_like::<T>(out, "out", x.shape())?;
+        let mut mask = a.write_like::<T>(mask, "mask", x.shape())?;
+        let (xs, os, ms) = (&*x, &mut *out, &mut *mask);
         a.run(|| norm::dropout_forward(xs, p, seed, os, ms))
     })
 }

@@ -3,49 +3,50 @@
 //! is a list with one array per `param` array (one array is a list of one), each array like its
 //! param (shape and dtype); every update writes the params and their state in place. Scalars
 //! that differ between tensors (`first_step`, `clr`, `step_size`, `bias_correction2_sqrt`) are
-//! one value or a list of one value per tensor.
+//! one value for all tensors or a list of one value per tensor.
 
-use super::arrays::{data_all, data_opt_all, per_tensor, with_float, Args, Arr, List, OptArr};
+use super::arrays::{per_tensor, with_float, Args, Arr, List, OptArr, Out};
 use super::scalars::real;
 use crate::error::Error;
-use numpy::PyUntypedArrayMethods;
+use numpy::Element;
 use pyo3::prelude::*;
-use saddlepoint_kernels::optim::{self, Adagrad, Adam, AdagradState, AdamState, RmsProp};
-use saddlepoint_kernels::optim::{RmsPropState, Sgd, SgdState, Tensor};
+use saddlepoint_kernels::optim::{
+    self, Adagrad, AdagradState, Adam, AdamState, RmsProp, RmsPropState,
+};
+use saddlepoint_kernels::optim::{Sgd, SgdState, Tensor};
 
-/// The params and grads of a call: the param list and, for each tensor, its shape.
-struct Group<'py> {
-    args: Args<'py>,
-    param: List<'py>,
-    grad: List<'py>,
+/// The data of each array of a list.
+fn slices<'a, T: Element>(arrays: &'a mut [Out<'_, T>]) -> Vec<&'a mut [T]> {
+    arrays.iter_mut().map(|a| &mut **a).collect()
 }
 
-impl<'py> Group<'py> {
-    fn new(py: Python<'py>, function: &'static str, param: Arr<'_, 'py>, grad: Arr<'_, 'py>) -> Result<Self, Error> {
-        let param = List::new(param, "param", None)?;
-        let grad = List::new(grad, "grad", Some(param.len()))?;
-        let args = Args::new(py, function);
-        Ok(Group { args, param, grad })
-    }
-
-    fn list(&self, obj: Arr<'_, 'py>, name: &'static str) -> Result<List<'py>, Error> {
-        List::new(obj, name, Some(self.param.len()))
+/// The data of each array of an optional list, or None for every tensor when not given.
+fn opt_slices<'a, T: Element>(
+    arrays: &'a mut Option<Vec<Out<'_, T>>>,
+    n: usize,
+) -> Vec<Option<&'a mut [T]>> {
+    match arrays {
+        Some(a) => a.iter_mut().map(|a| Some(&mut **a)).collect(),
+        None => (0..n).map(|_| None).collect(),
     }
 }
 
-/// Runs `$body` with `$T` the dtype of the first param and `$shapes` the params' shapes, after
-/// borrowing `$p` (params, written) and `$g` (grads, read) as slices; no params: nothing to do.
-macro_rules! with_params {
-    ($group:ident, |$T:ident, $p:ident, $g:ident, $shapes:ident| $body:expr) => {{
-        let Some((first, name)) = $group.param.first() else {
-            return Ok(());
-        };
+/// Borrows the lists `$param` (written, any shape) and `$grad` (read, like the params) through
+/// the guard `$a`; runs `$borrow` (which borrows the state lists, each like `$shapes`, the
+/// params' shapes) with `$T` the params' dtype; then steps each param with its state from
+/// `$states` and its hyperparameters from `$hyper`, in one kernel call. No params: nothing to do.
+macro_rules! step_all {
+    ($a:ident, $param:ident, $grad:ident, |$T:ident, $shapes:ident| { $($borrow:stmt;)* } => ($states:expr, $hyper:expr)) => {{
+        let Some((first, name)) = $param.first() else { return Ok(()) };
         with_float!(first, &name, |$T| {
-            let mut params = $group.args.write_list::<$T>(&$group.param, None)?;
+            let mut params = $a.write_list::<$T>(&$param, None)?;
             let $shapes: Vec<Vec<usize>> = params.iter().map(|p| p.shape().to_vec()).collect();
-            let grads = $group.args.read_list::<$T>(&$group.grad, &$shapes)?;
-            let ($p, $g) = (data_all(&mut params)?, data_all(&grads)?);
-            $body
+            let grads = $a.read_list::<$T>(&$grad, &$shapes)?;
+            $($borrow)*
+            let (p, g) = (slices(&mut params).into_iter(), grads.iter().map(|g| &**g));
+            let each = p.zip(g).zip($states).zip($hyper);
+            let tensors: Vec<_> = each.map(|(((param, grad), state), h)| (Tensor { param, grad, state }, h)).collect();
+            $a.run(|| optim::steps(tensors))
         })
     }};
 }
@@ -67,21 +68,28 @@ pub fn sgd_step(
     maximize: bool,
     first_step: Arr,
 ) -> Result<(), Error> {
-    let mut group = Group::new(py, "sgd_step", param, grad)?;
-    let n = group.param.len();
-    let buffers = List::opt(momentum_buffer, "momentum_buffer", n)?;
+    let (mut a, param) = (Args::new(py, "sgd_step"), List::new(param, "param", None)?);
+    let n = param.len();
+    let (grad, buffer) = (
+        List::new(grad, "grad", Some(n))?,
+        List::opt(momentum_buffer, "momentum_buffer", n)?,
+    );
     let first_step = per_tensor(first_step, "first_step", n, |o| o.extract::<bool>())?;
-    let h = |first_step| Sgd { lr, momentum, dampening, nesterov, weight_decay, maximize, first_step };
-    with_params!(group, |T, p, g, shapes| {
-        let mut b = group.args.write_opt_list::<T>(&buffers, &shapes)?;
-        let b = data_opt_all(&mut b, n)?;
-        let tensors = (p.into_iter().zip(g).zip(b).zip(&first_step))
-            .map(|(((param, grad), momentum_buffer), &f)| {
-                let state = SgdState { momentum_buffer };
-                (Tensor { param, grad, state }, h(f))
-            });
-        group.args.run(|| optim::steps(tensors.collect()))
-    })
+    let h = |first_step| Sgd {
+        lr,
+        momentum,
+        dampening,
+        nesterov,
+        weight_decay,
+        maximize,
+        first_step,
+    };
+    step_all!(a, param, grad, |T, shapes| {
+        let mut b = a.write_opt_list::<T>(&buffer, &shapes)?;
+    } => (
+        opt_slices(&mut b, n).into_iter().map(|momentum_buffer| SgdState { momentum_buffer }),
+        first_step.into_iter().map(h)
+    ))
 }
 
 /// Adagrad with the step's decayed rate `clr` (per tensor).
@@ -98,18 +106,25 @@ pub fn adagrad_step(
     #[pyo3(from_py_with = real)] weight_decay: f64,
     maximize: bool,
 ) -> Result<(), Error> {
-    let mut group = Group::new(py, "adagrad_step", param, grad)?;
-    let sums = group.list(sum, "sum")?;
-    let clr = per_tensor(clr, "clr", group.param.len(), real)?;
-    let h = |clr| Adagrad { clr, eps, weight_decay, maximize };
-    with_params!(group, |T, p, g, shapes| {
-        let mut s = group.args.write_list::<T>(&sums, Some(&shapes))?;
-        let s = data_all(&mut s)?;
-        let tensors = (p.into_iter().zip(g).zip(s).zip(&clr)).map(|(((param, grad), sum), &c)| {
-            (Tensor { param, grad, state: AdagradState { sum } }, h(c))
-        });
-        group.args.run(|| optim::steps(tensors.collect()))
-    })
+    let (mut a, param) = (
+        Args::new(py, "adagrad_step"),
+        List::new(param, "param", None)?,
+    );
+    let n = param.len();
+    let (grad, sum) = (
+        List::new(grad, "grad", Some(n))?,
+        List::new(sum, "sum", Some(n))?,
+    );
+    let clr = per_tensor(clr, "clr", n, real)?;
+    let h = |clr| Adagrad {
+        clr,
+        eps,
+        weight_decay,
+        maximize,
+    };
+    step_all!(a, param, grad, |T, shapes| {
+        let mut s = a.write_list::<T>(&sum, Some(&shapes))?;
+    } => (slices(&mut s).into_iter().map(|sum| AdagradState { sum }), clr.into_iter().map(h)))
 }
 
 /// RMSprop; `grad_avg` when centered, `momentum_buffer` when momentum > 0 (lists or None).
@@ -130,25 +145,34 @@ pub fn rmsprop_step(
     #[pyo3(from_py_with = real)] momentum: f64,
     maximize: bool,
 ) -> Result<(), Error> {
-    let mut group = Group::new(py, "rmsprop_step", param, grad)?;
-    let n = group.param.len();
-    let square_avg = group.list(square_avg, "square_avg")?;
+    let (mut a, param) = (
+        Args::new(py, "rmsprop_step"),
+        List::new(param, "param", None)?,
+    );
+    let n = param.len();
+    let (grad, square_avg) = (
+        List::new(grad, "grad", Some(n))?,
+        List::new(square_avg, "square_avg", Some(n))?,
+    );
     let grad_avg = List::opt(grad_avg, "grad_avg", n)?;
-    let buffers = List::opt(momentum_buffer, "momentum_buffer", n)?;
-    let h = RmsProp { lr, alpha, eps, weight_decay, momentum, maximize };
-    with_params!(group, |T, p, g, shapes| {
-        let mut v = group.args.write_list::<T>(&square_avg, Some(&shapes))?;
-        let mut ga = group.args.write_opt_list::<T>(&grad_avg, &shapes)?;
-        let mut b = group.args.write_opt_list::<T>(&buffers, &shapes)?;
-        let (v, ga, b) = (data_all(&mut v)?, data_opt_all(&mut ga, n)?, data_opt_all(&mut b, n)?);
-        let tensors = (p.into_iter().zip(g).zip(v).zip(ga).zip(b)).map(
-            |((((param, grad), square_avg), grad_avg), momentum_buffer)| {
-                let state = RmsPropState { square_avg, grad_avg, momentum_buffer };
-                (Tensor { param, grad, state }, h)
-            },
-        );
-        group.args.run(|| optim::steps(tensors.collect()))
-    })
+    let buffer = List::opt(momentum_buffer, "momentum_buffer", n)?;
+    let h = RmsProp {
+        lr,
+        alpha,
+        eps,
+        weight_decay,
+        momentum,
+        maximize,
+    };
+    step_all!(a, param, grad, |T, shapes| {
+        let mut v = a.write_list::<T>(&square_avg, Some(&shapes))?;
+        let mut ga = a.write_opt_list::<T>(&grad_avg, &shapes)?;
+        let mut b = a.write_opt_list::<T>(&buffer, &shapes)?;
+    } => (
+        (slices(&mut v).into_iter().zip(opt_slices(&mut ga, n)).zip(opt_slices(&mut b, n)))
+            .map(|((square_avg, grad_avg), momentum_buffer)| RmsPropState { square_avg, grad_avg, momentum_buffer }),
+        std::iter::repeat(h)
+    ))
 }
 
 /// Adam and AdamW; `max_exp_avg_sq` (a list or None) for AMSGrad; `step_size` and
@@ -173,14 +197,20 @@ pub fn adam_step(
     step_size: Arr,
     bias_correction2_sqrt: Arr,
 ) -> Result<(), Error> {
-    let mut group = Group::new(py, "adam_step", param, grad)?;
-    let n = group.param.len();
-    let (m, v) = (group.list(exp_avg, "exp_avg")?, group.list(exp_avg_sq, "exp_avg_sq")?);
-    let vmax = List::opt(max_exp_avg_sq, "max_exp_avg_sq", n)?;
+    let (mut a, param) = (Args::new(py, "adam_step"), List::new(param, "param", None)?);
+    let n = param.len();
+    let (grad, m) = (
+        List::new(grad, "grad", Some(n))?,
+        List::new(exp_avg, "exp_avg", Some(n))?,
+    );
+    let (v, vmax) = (
+        List::new(exp_avg_sq, "exp_avg_sq", Some(n))?,
+        List::opt(max_exp_avg_sq, "max_exp_avg_sq", n)?,
+    );
     let step_size = per_tensor(step_size, "step_size", n, real)?;
     let bc2 = per_tensor(bias_correction2_sqrt, "bias_correction2_sqrt", n, real)?;
     let decoupled = decoupled_weight_decay;
-    let h = |step_size, bias_correction2_sqrt| Adam {
+    let h = |(step_size, bias_correction2_sqrt)| Adam {
         lr,
         beta1,
         beta2,
@@ -191,18 +221,13 @@ pub fn adam_step(
         step_size,
         bias_correction2_sqrt,
     };
-    with_params!(group, |T, p, g, shapes| {
-        let mut m = group.args.write_list::<T>(&m, Some(&shapes))?;
-        let mut v = group.args.write_list::<T>(&v, Some(&shapes))?;
-        let mut vmax = group.args.write_opt_list::<T>(&vmax, &shapes)?;
-        let (m, v, vmax) = (data_all(&mut m)?, data_all(&mut v)?, data_opt_all(&mut vmax, n)?);
-        let scalars = step_size.iter().zip(&bc2);
-        let tensors = (p.into_iter().zip(g).zip(m).zip(v).zip(vmax).zip(scalars)).map(
-            |(((((param, grad), exp_avg), exp_avg_sq), max_exp_avg_sq), (&s, &b))| {
-                let state = AdamState { exp_avg, exp_avg_sq, max_exp_avg_sq };
-                (Tensor { param, grad, state }, h(s, b))
-            },
-        );
-        group.args.run(|| optim::steps(tensors.collect()))
-    })
+    step_all!(a, param, grad, |T, shapes| {
+        let mut m = a.write_list::<T>(&m, Some(&shapes))?;
+        let mut v = a.write_list::<T>(&v, Some(&shapes))?;
+        let mut vmax = a.write_opt_list::<T>(&vmax, &shapes)?;
+    } => (
+        (slices(&mut m).into_iter().zip(slices(&mut v)).zip(opt_slices(&mut vmax, n)))
+            .map(|((exp_avg, exp_avg_sq), max_exp_avg_sq)| AdamState { exp_avg, exp_avg_sq, max_exp_avg_sq }),
+        step_size.into_iter().zip(bc2).map(h)
+    ))
 }

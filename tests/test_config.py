@@ -180,6 +180,17 @@ def test_a_layer_that_cannot_describe_itself_says_how_to_fix_it():
     with pytest.raises(TypeError, match="cannot describe itself"):
         sp.save_model(sp.Sequential(Plain()), "never-written.safetensors")
 
+    class DuckTyped:  # a layer that is not a Module: it trains, but cannot be described
+        def forward(self, x):
+            return x
+
+        def backward(self, g):
+            return g
+
+    with pytest.raises(TypeError, match="DuckTyped cannot describe itself: it has no config"):
+        sp.Sequential(sp.ReLU(), DuckTyped()).config()
+    assert dg.wider(sp.Sequential(sp.Dense(3, 4), DuckTyped(), sp.Dense(4, 2))) is None
+
 
 # --- bad configs ------------------------------------------------------------------------------------
 

@@ -60,6 +60,9 @@ def _json_ready(value):
     """A config value as JSON holds it: dtypes as their names, tuples as lists, NumPy scalars as
     Python numbers, layers as their configs."""
     if hasattr(value, "forward") and hasattr(value, "backward"):
+        if not callable(getattr(value, "config", None)):
+            raise TypeError(f"{type(value).__name__} cannot describe itself: it has no config() method "
+                            f"(subclass saddlepoint.nn.Module and register it with register_layer)")
         return value.config()
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return np.dtype(value).name

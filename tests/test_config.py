@@ -48,8 +48,13 @@ def exported_layer_classes():
 
 def nested():
     inner = sp.Sequential(sp.Dense(6, 5, rng=2), sp.BatchNorm1d(5), sp.LeakyReLU(0.1))
-    return sp.Sequential(sp.Dense(4, 6, rng=1), sp.LayerNorm(6), sp.Sigmoid(), inner,
-                         sp.Sequential(sp.Dropout(0.5, rng=0), sp.Dense(5, 3, rng=3)))
+    return sp.Sequential(
+        sp.Dense(4, 6, rng=1),
+        sp.LayerNorm(6),
+        sp.Sigmoid(),
+        inner,
+        sp.Sequential(sp.Dropout(0.5, rng=0), sp.Dense(5, 3, rng=3)),
+    )
 
 
 def trained(model, rng, dtype=np.float32):
@@ -62,7 +67,9 @@ def trained(model, rng, dtype=np.float32):
 def test_every_exported_layer_class_describes_itself():
     classes = exported_layer_classes()
     missing = sorted(set(classes) - set(EXAMPLES))
-    assert not missing, f"exported layers without an example here (and perhaps without config support): {missing}"
+    assert not missing, (
+        f"exported layers without an example here (and perhaps without config support): {missing}"
+    )
     registered = nn.registered_layers()
     for name, cls in classes.items():
         assert registered.get(name) is cls, f"{name} is not registered for from_config"
@@ -91,10 +98,22 @@ def test_round_trip_gives_the_same_config_and_outputs(name, rng):
 def test_nested_sequentials_round_trip(rng):
     model = trained(nested(), rng)
     config = model.config()
-    assert [c["class"] for c in config["layers"]] == ["Dense", "LayerNorm", "Sigmoid", "Sequential", "Sequential"]
-    assert config["layers"][3]["layers"][1] == {"class": "BatchNorm1d", "num_features": 5, "eps": 1e-5,
-                                                 "momentum": 0.1, "affine": True, "track_running_stats": True,
-                                                 "dtype": "float32"}
+    assert [c["class"] for c in config["layers"]] == [
+        "Dense",
+        "LayerNorm",
+        "Sigmoid",
+        "Sequential",
+        "Sequential",
+    ]
+    assert config["layers"][3]["layers"][1] == {
+        "class": "BatchNorm1d",
+        "num_features": 5,
+        "eps": 1e-5,
+        "momentum": 0.1,
+        "affine": True,
+        "track_running_stats": True,
+        "dtype": "float32",
+    }
     rebuilt = nn.from_config(json.loads(json.dumps(config)))
     assert rebuilt.config() == config
     rebuilt.load_state_dict(model.state_dict())
@@ -117,6 +136,7 @@ def test_rng_gives_the_weights_of_the_same_layers_built_by_hand():
 
 
 # --- a user's layer ---------------------------------------------------------------------------------
+
 
 @nn.register_layer
 class Scale(sp.Module):
@@ -197,23 +217,40 @@ def test_a_layer_that_cannot_describe_itself_says_how_to_fix_it():
 DENSE = {"class": "Dense", "in_features": 4, "out_features": 8, "bias": True, "dtype": "float32"}
 
 
-@pytest.mark.parametrize("config,error,message", [
-    ({**DENSE, "in_features": 0}, ValueError, r"^in_features must be a positive integer, got 0$"),
-    ({**DENSE, "in_features": 4.0}, ValueError, "in_features must be a positive integer, got 4.0"),
-    ({**DENSE, "dtype": "int32"}, TypeError, "dtype must be float32 or float64, got int32"),
-    ({**DENSE, "class": "Conv9d"}, ValueError, r"unknown class 'Conv9d'; the known classes are \[.*'Dense'"),
-    ({"in_features": 4}, ValueError, "lacks its 'class'; the known classes are"),
-    ({**DENSE, "widht": 3}, ValueError, r"Dense config has unknown fields \['widht'\]; it takes \["),
-    ({**DENSE, "rng": 3}, ValueError, r"unknown fields \['rng'\]"),
-    ({"class": "Dropout", "p": 1.5}, ValueError, r"p must be in \[0, 1\), got 1.5"),
-    ({"class": "BatchNorm1d", "num_features": 3, "momentum": 2}, ValueError, r"momentum must be in \[0, 1\]"),
-    ({"class": "Sequential", "layers": [DENSE, {**DENSE, "out_features": -1}]}, ValueError,
-     r"^config\['layers'\]\[1\]: out_features must be a positive integer, got -1$"),
-    ({"class": "Sequential", "layers": [{"class": "Sequential", "layers": [{"class": "Nope"}]}]}, ValueError,
-     r"^config\['layers'\]\[0\]\['layers'\]\[0\]: the layer config names an unknown class 'Nope'"),
-    ({"class": "Sequential", "layers": 3}, ValueError, "layers must be a list, got int"),
-    ([DENSE], TypeError, "a layer config must be a dict, got list"),
-])
+@pytest.mark.parametrize(
+    "config,error,message",
+    [
+        ({**DENSE, "in_features": 0}, ValueError, r"^in_features must be a positive integer, got 0$"),
+        ({**DENSE, "in_features": 4.0}, ValueError, "in_features must be a positive integer, got 4.0"),
+        ({**DENSE, "dtype": "int32"}, TypeError, "dtype must be float32 or float64, got int32"),
+        (
+            {**DENSE, "class": "Conv9d"},
+            ValueError,
+            r"unknown class 'Conv9d'; the known classes are \[.*'Dense'",
+        ),
+        ({"in_features": 4}, ValueError, "lacks its 'class'; the known classes are"),
+        ({**DENSE, "widht": 3}, ValueError, r"Dense config has unknown fields \['widht'\]; it takes \["),
+        ({**DENSE, "rng": 3}, ValueError, r"unknown fields \['rng'\]"),
+        ({"class": "Dropout", "p": 1.5}, ValueError, r"p must be in \[0, 1\), got 1.5"),
+        (
+            {"class": "BatchNorm1d", "num_features": 3, "momentum": 2},
+            ValueError,
+            r"momentum must be in \[0, 1\]",
+        ),
+        (
+            {"class": "Sequential", "layers": [DENSE, {**DENSE, "out_features": -1}]},
+            ValueError,
+            r"^config\['layers'\]\[1\]: out_features must be a positive integer, got -1$",
+        ),
+        (
+            {"class": "Sequential", "layers": [{"class": "Sequential", "layers": [{"class": "Nope"}]}]},
+            ValueError,
+            r"^config\['layers'\]\[0\]\['layers'\]\[0\]: the layer config names an unknown class 'Nope'",
+        ),
+        ({"class": "Sequential", "layers": 3}, ValueError, "layers must be a list, got int"),
+        ([DENSE], TypeError, "a layer config must be a dict, got list"),
+    ],
+)
 def test_bad_configs_give_the_constructors_clear_errors(config, error, message):
     with pytest.raises(error, match=message):
         nn.from_config(config)
@@ -227,10 +264,19 @@ def test_from_config_on_a_subclass_checks_the_class():
 
 # --- save_model / load_model ----------------------------------------------------------------------
 
+
 def test_save_and_load_model_round_trip(tmp_path, rng):
-    model = trained(sp.Sequential(sp.Dense(4, 6, dtype=np.float64, rng=0), sp.BatchNorm1d(6, dtype=np.float64),
-                                  sp.Tanh(), sp.Dropout(0.1), sp.Dense(6, 2, dtype=np.float64, rng=1)),
-                    rng, np.float64)
+    model = trained(
+        sp.Sequential(
+            sp.Dense(4, 6, dtype=np.float64, rng=0),
+            sp.BatchNorm1d(6, dtype=np.float64),
+            sp.Tanh(),
+            sp.Dropout(0.1),
+            sp.Dense(6, 2, dtype=np.float64, rng=1),
+        ),
+        rng,
+        np.float64,
+    )
     path = tmp_path / "model.safetensors"
     sp.save_model(model, path)
     loaded = sp.load_model(path)
@@ -242,8 +288,13 @@ def test_save_and_load_model_round_trip(tmp_path, rng):
     assert int(loaded[1].num_batches_tracked) == 3
     x = rng.standard_normal((5, 4))
     np.testing.assert_array_equal(loaded.eval()(x), model(x))
-    fresh = sp.Sequential(sp.Dense(4, 6, dtype=np.float64), sp.BatchNorm1d(6, dtype=np.float64), sp.Tanh(),
-                          sp.Dropout(0.1), sp.Dense(6, 2, dtype=np.float64))
+    fresh = sp.Sequential(
+        sp.Dense(4, 6, dtype=np.float64),
+        sp.BatchNorm1d(6, dtype=np.float64),
+        sp.Tanh(),
+        sp.Dropout(0.1),
+        sp.Dense(6, 2, dtype=np.float64),
+    )
     sp.load_weights(fresh, path)  # a model file is a weights file too
     np.testing.assert_array_equal(fresh.eval()(x), model(x))
     assert not list(tmp_path.glob(".*tmp*"))  # written atomically, nothing left behind
@@ -283,22 +334,30 @@ def test_bad_model_files_give_value_errors_naming_the_file(tmp_path):
     config = model.config()
 
     def meta(**fields):
-        return {"saddlepoint": json.dumps({"format": "saddlepoint-model", "version": 1, "config": config,
-                                           **fields})}
+        return {
+            "saddlepoint": json.dumps(
+                {"format": "saddlepoint-model", "version": 1, "config": config, **fields}
+            )
+        }
 
     cases = {
         "text.safetensors": (None, "is not a complete safetensors file"),
         "weights.safetensors": ({"format": "pt"}, "is a safetensors file but not a saddlepoint model"),
-        "checkpoint.safetensors": ({"saddlepoint": json.dumps({"format": "saddlepoint-checkpoint"})},
-                                   "not a saddlepoint model"),
+        "checkpoint.safetensors": (
+            {"saddlepoint": json.dumps({"format": "saddlepoint-checkpoint"})},
+            "not a saddlepoint model",
+        ),
         "broken.safetensors": ({"saddlepoint": "{not json"}, "not a saddlepoint model"),
         "version.safetensors": (meta(version=2), "model version must be 1"),
         "noconfig.safetensors": (meta(config=None), "the model config must be a dict, got None"),
-        "unknown.safetensors": (meta(config={"class": "Transformer"}),
-                                "the model config does not build a model: the layer config names an "
-                                "unknown class 'Transformer'"),
-        "badvalue.safetensors": (meta(config={**config, "layers": [{**config["layers"][0], "in_features": 0}]}),
-                                 "in_features must be a positive integer, got 0"),
+        "unknown.safetensors": (
+            meta(config={"class": "Transformer"}),
+            "the model config does not build a model: the layer config names an unknown class 'Transformer'",
+        ),
+        "badvalue.safetensors": (
+            meta(config={**config, "layers": [{**config["layers"][0], "in_features": 0}]}),
+            "in_features must be a positive integer, got 0",
+        ),
         "misfit.safetensors": (meta(config=sp.mlp([3, 5, 2]).config()), "does not fit the model"),
     }
     for name, (metadata, message) in cases.items():
@@ -315,6 +374,7 @@ def test_bad_model_files_give_value_errors_naming_the_file(tmp_path):
 
 
 # --- one spec for mlp, the command line and wider -------------------------------------------------
+
 
 def test_mlp_is_built_from_its_config():
     model = sp.mlp([5, 7, 3], "tanh", dtype=np.float64, rng=3)
@@ -341,11 +401,19 @@ def _old_cli_build(n_in, hidden, n_out, args, rng):
     return sp.Sequential(*modules)
 
 
-@pytest.mark.parametrize("hidden,batchnorm,dropout,activation", [
-    ([], False, 0.0, "relu"), ([16], False, 0.0, "relu"), ([16, 8], True, 0.3, "tanh"),
-    ([7, 7, 7], True, 0.0, "leaky_relu"), ([9], False, 0.5, "hard_sigmoid"),
-])
-def test_the_command_line_builds_the_same_models_with_the_same_weights(hidden, batchnorm, dropout, activation):
+@pytest.mark.parametrize(
+    "hidden,batchnorm,dropout,activation",
+    [
+        ([], False, 0.0, "relu"),
+        ([16], False, 0.0, "relu"),
+        ([16, 8], True, 0.3, "tanh"),
+        ([7, 7, 7], True, 0.0, "leaky_relu"),
+        ([9], False, 0.5, "hard_sigmoid"),
+    ],
+)
+def test_the_command_line_builds_the_same_models_with_the_same_weights(
+    hidden, batchnorm, dropout, activation
+):
     args = Namespace(batchnorm=batchnorm, dropout=dropout, activation=activation)
     model = cli.build_model(6, hidden, 3, args, np.random.default_rng(11))
     reference = _old_cli_build(6, hidden, 3, args, np.random.default_rng(11))
@@ -357,8 +425,21 @@ def test_the_command_line_builds_the_same_models_with_the_same_weights(hidden, b
 
 def test_train_writes_a_model_that_loads_alone(tmp_path, capsys):
     out = tmp_path / "run"
-    code = cli.main(["train", "--data", "iris", "--epochs", "2", "--hidden", "8", "--batchnorm", "--quiet",
-                     "--out", str(out)])
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            "iris",
+            "--epochs",
+            "2",
+            "--hidden",
+            "8",
+            "--batchnorm",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     model = sp.load_model(out / "model.safetensors")
     config = json.loads((out / "config.json").read_text())
@@ -371,22 +452,41 @@ def test_train_writes_a_model_that_loads_alone(tmp_path, capsys):
 
 
 def test_wider_works_on_the_config_keeping_depth_and_doubling_widths():
-    model = sp.Sequential(sp.LayerNorm(5, dtype=np.float64), sp.Dense(5, 8, dtype=np.float64),
-                          sp.Sequential(sp.BatchNorm1d(8, dtype=np.float64), sp.Tanh(), sp.Dropout(0.2)),
-                          sp.Dense(8, 4, dtype=np.float64), sp.LayerNorm(4, dtype=np.float64), sp.ReLU(),
-                          sp.Dense(4, 3, bias=False, dtype=np.float64))
+    model = sp.Sequential(
+        sp.LayerNorm(5, dtype=np.float64),
+        sp.Dense(5, 8, dtype=np.float64),
+        sp.Sequential(sp.BatchNorm1d(8, dtype=np.float64), sp.Tanh(), sp.Dropout(0.2)),
+        sp.Dense(8, 4, dtype=np.float64),
+        sp.LayerNorm(4, dtype=np.float64),
+        sp.ReLU(),
+        sp.Dense(4, 3, bias=False, dtype=np.float64),
+    )
     wide = nn.widen_config(model.config())
     classes = [c["class"] for c in wide["layers"]]
-    assert classes == ["LayerNorm", "Dense", "BatchNorm1d", "Tanh", "Dropout", "Dense", "LayerNorm", "ReLU", "Dense"]
+    assert classes == [
+        "LayerNorm",
+        "Dense",
+        "BatchNorm1d",
+        "Tanh",
+        "Dropout",
+        "Dense",
+        "LayerNorm",
+        "ReLU",
+        "Dense",
+    ]
     dense = [(c["in_features"], c["out_features"]) for c in wide["layers"] if c["class"] == "Dense"]
     assert dense == [(5, 16), (16, 8), (8, 3)]
     assert wide["layers"][0]["normalized_shape"] == [5] and wide["layers"][6]["normalized_shape"] == [8]
     assert wide["layers"][2]["num_features"] == 16 and wide["layers"][4] == {"class": "Dropout", "p": 0.2}
-    assert wide["layers"][-1]["bias"] is False and {c.get("dtype") for c in wide["layers"]} <= {"float64", None}
+    assert wide["layers"][-1]["bias"] is False and {c.get("dtype") for c in wide["layers"]} <= {
+        "float64",
+        None,
+    }
     big = dg.wider(model)
     assert big.config() == wide
     x = np.ones((3, 5))
     assert big(x).shape == (3, 3)
-    assert nn.widen_config({"class": "Dense", "in_features": 3, "out_features": 2, "bias": True,
-                            "dtype": "float64"})["layers"][0] == nn.dense_config(3, 64, dtype=np.float64)
+    assert nn.widen_config(
+        {"class": "Dense", "in_features": 3, "out_features": 2, "bias": True, "dtype": "float64"}
+    )["layers"][0] == nn.dense_config(3, 64, dtype=np.float64)
     assert nn.widen_config(sp.LayerNorm(3).config()) is None

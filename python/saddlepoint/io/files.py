@@ -70,8 +70,11 @@ def remove_stale_temporaries(path) -> list[Path]:
         if not match or int(match[1]) < 1 or int(match[1]) == os.getpid():
             continue
         try:
-            if entry.is_file(follow_symlinks=False) and not _process_alive(int(match[1])) \
-                    and _remove_unless_locked(entry.path):
+            if (
+                entry.is_file(follow_symlinks=False)
+                and not _process_alive(int(match[1]))
+                and _remove_unless_locked(entry.path)
+            ):
                 removed.append(Path(entry.path))
         except OSError:  # removed meanwhile, or not ours to remove: the save goes on
             pass
@@ -132,7 +135,7 @@ def read_safetensors(path) -> tuple[dict, dict]:
         data = path.read_bytes()
         tensors = load(data)
         header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8:8 + header_len])
+        header = json.loads(data[8 : 8 + header_len])
         metadata = header.get("__metadata__") or {}
     except FileNotFoundError:
         raise

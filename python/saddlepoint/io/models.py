@@ -42,13 +42,17 @@ def _config(path, metadata: dict) -> dict:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path} is a safetensors file but not a saddlepoint model (one written by "
-                         f"save_model; weights alone load with load_weights into a model)") from None
+        raise ValueError(
+            f"{path} is a safetensors file but not a saddlepoint model (one written by "
+            f"save_model; weights alone load with load_weights into a model)"
+        ) from None
     except (RecursionError, MemoryError):
         raise ValueError(f"{path}: the model metadata is nested too deeply (or too large) to read") from None
     if meta.get("version") != VERSION or isinstance(meta.get("version"), bool):
-        raise ValueError(f"{path}: model version must be {VERSION} (this saddlepoint reads that one), "
-                         f"got {meta.get('version')!r}")
+        raise ValueError(
+            f"{path}: model version must be {VERSION} (this saddlepoint reads that one), "
+            f"got {meta.get('version')!r}"
+        )
     if not isinstance(meta.get("config"), dict):
         raise ValueError(f"{path}: the model config must be a dict, got {meta.get('config')!r}"[:500])
     return meta["config"]

@@ -21,12 +21,18 @@ _LINEAR_HIDDEN = 64
 
 def dense_config(in_features: int, out_features: int, *, bias: bool = True, dtype=np.float32) -> dict:
     """The config of a :class:`~saddlepoint.nn.Dense` layer."""
-    return {"class": "Dense", "in_features": in_features, "out_features": out_features, "bias": bias,
-            "dtype": float_dtype(dtype).name}
+    return {
+        "class": "Dense",
+        "in_features": in_features,
+        "out_features": out_features,
+        "bias": bias,
+        "dtype": float_dtype(dtype).name,
+    }
 
 
-def mlp_config(sizes, activation: str = "relu", *, batch_norm: bool = False, dropout: float = 0.0,
-               dtype=np.float32) -> dict:
+def mlp_config(
+    sizes, activation: str = "relu", *, batch_norm: bool = False, dropout: float = 0.0, dtype=np.float32
+) -> dict:
     """The config of a multilayer perceptron: ``Dense`` layers of ``sizes``; after each hidden
     one, ``BatchNorm1d`` (with ``batch_norm``), the activation and ``Dropout`` (``dropout > 0``).
 
@@ -43,8 +49,17 @@ def mlp_config(sizes, activation: str = "relu", *, batch_norm: bool = False, dro
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
         layers.append(dense_config(n_in, n_out, dtype=dtype))
         if batch_norm:
-            layers.append({"class": "BatchNorm1d", "num_features": n_out, "eps": 1e-5, "momentum": 0.1,
-                           "affine": True, "track_running_stats": True, "dtype": dtype.name})
+            layers.append(
+                {
+                    "class": "BatchNorm1d",
+                    "num_features": n_out,
+                    "eps": 1e-5,
+                    "momentum": 0.1,
+                    "affine": True,
+                    "track_running_stats": True,
+                    "dtype": dtype.name,
+                }
+            )
         layers.append(dict(act))
         if dropout:
             layers.append({"class": "Dropout", "p": dropout})
@@ -81,8 +96,11 @@ def _widened(layer: dict, hidden_in: bool, hidden_out: bool) -> dict | None:
     factor_in, factor_out = (2 if hidden_in else 1), (2 if hidden_out else 1)
     kind = layer.get("class")
     if kind == "Dense":
-        return {**layer, "in_features": layer["in_features"] * factor_in,
-                "out_features": layer["out_features"] * factor_out}
+        return {
+            **layer,
+            "in_features": layer["in_features"] * factor_in,
+            "out_features": layer["out_features"] * factor_out,
+        }
     if kind == "BatchNorm1d":
         return {**layer, "num_features": layer["num_features"] * factor_in}
     if kind == "LayerNorm" and len(np.atleast_1d(layer["normalized_shape"])) == 1:
@@ -105,9 +123,14 @@ def widen_config(config: dict) -> dict | None:
     if len(dense) == 1:  # a linear model (perhaps with normalization around it)
         linear = layers[dense[0]]
         dtype = NoneOr(OneOf("float32", "float64")).check("dtype", linear.get("dtype")) or "float32"
-        return {"class": "Sequential", "layers": [
-            dense_config(linear["in_features"], _LINEAR_HIDDEN, dtype=dtype), {"class": "ReLU"},
-            dense_config(_LINEAR_HIDDEN, linear["out_features"], dtype=dtype)]}
+        return {
+            "class": "Sequential",
+            "layers": [
+                dense_config(linear["in_features"], _LINEAR_HIDDEN, dtype=dtype),
+                {"class": "ReLU"},
+                dense_config(_LINEAR_HIDDEN, linear["out_features"], dtype=dtype),
+            ],
+        }
     first, last = dense[0], dense[-1]
     built = []
     for i, layer in enumerate(layers):
@@ -120,4 +143,3 @@ def widen_config(config: dict) -> dict | None:
             return None
         built.append(wide)
     return {"class": "Sequential", "layers": built}
-

@@ -42,8 +42,9 @@ def register_layer(cls=None, *, name: str | None = None):
             raise ValueError(f"a layer's registered name must be a non-empty string, got {key!r}")
         taken = _REGISTRY.get(key)
         if taken is not None and taken is not layer_cls:
-            raise ValueError(f"a layer class is already registered as {key!r}: "
-                             f"{taken.__module__}.{taken.__qualname__}")
+            raise ValueError(
+                f"a layer class is already registered as {key!r}: {taken.__module__}.{taken.__qualname__}"
+            )
         _REGISTRY[key] = layer_cls
         _NAMES.setdefault(layer_cls, key)
         return layer_cls
@@ -61,8 +62,10 @@ def _json_ready(value):
     Python numbers, layers as their configs."""
     if hasattr(value, "forward") and hasattr(value, "backward"):
         if not callable(getattr(value, "config", None)):
-            raise TypeError(f"{type(value).__name__} cannot describe itself: it has no config() method "
-                            f"(subclass saddlepoint.nn.Module and register it with register_layer)")
+            raise TypeError(
+                f"{type(value).__name__} cannot describe itself: it has no config() method "
+                f"(subclass saddlepoint.nn.Module and register it with register_layer)"
+            )
         return value.config()
     if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
         return np.dtype(value).name
@@ -80,9 +83,11 @@ def layer_config(layer, **fields) -> dict:
     returns. TypeError if the layer's class is not registered (it could not be rebuilt)."""
     name = _NAMES.get(type(layer))
     if name is None:
-        raise TypeError(f"{type(layer).__name__} is not a registered layer: decorate its class with "
-                        f"saddlepoint.nn.register_layer (and give it config_fields or a config() "
-                        f"method) so that a model holding it can describe itself")
+        raise TypeError(
+            f"{type(layer).__name__} is not a registered layer: decorate its class with "
+            f"saddlepoint.nn.register_layer (and give it config_fields or a config() "
+            f"method) so that a model holding it can describe itself"
+        )
     return {"class": name, **{key: _json_ready(value) for key, value in fields.items()}}
 
 
@@ -91,9 +96,11 @@ def describe(layer) -> dict:
     attribute of that name. TypeError for a layer that declares neither fields nor ``config()``."""
     fields = getattr(type(layer), "config_fields", None)
     if fields is None:
-        raise TypeError(f"{type(layer).__name__} cannot describe itself: give its class config_fields "
-                        f"(the constructor arguments, kept as attributes of the same names) or a "
-                        f"config() method, and register it with saddlepoint.nn.register_layer")
+        raise TypeError(
+            f"{type(layer).__name__} cannot describe itself: give its class config_fields "
+            f"(the constructor arguments, kept as attributes of the same names) or a "
+            f"config() method, and register it with saddlepoint.nn.register_layer"
+        )
     return layer_config(layer, **{field: getattr(layer, field) for field in fields})
 
 
@@ -129,8 +136,13 @@ def _call_arguments(cls, fields: dict, rng, path: str) -> tuple[list, dict]:
     unknown = sorted(k for k in fields if k not in names and k not in variadic and not takes_any)
     if unknown or "rng" in fields:
         accepted = sorted((names | set(variadic)) - {"rng"})
-        raise ValueError(_where(path, f"{_NAMES.get(cls, cls.__name__)} config has unknown fields "
-                                      f"{sorted(unknown or ['rng'])}; it takes {accepted}"))
+        raise ValueError(
+            _where(
+                path,
+                f"{_NAMES.get(cls, cls.__name__)} config has unknown fields "
+                f"{sorted(unknown or ['rng'])}; it takes {accepted}",
+            )
+        )
     for key, value in fields.items():
         if key in variadic:
             if not isinstance(value, (list, tuple)):
@@ -149,10 +161,11 @@ def _build(config, rng, path: str):
     name = config.get("class")
     if not isinstance(name, str) or name not in _REGISTRY:
         what = "lacks its 'class'" if "class" not in config else f"names an unknown class {name!r}"
-        raise ValueError(_where(path, f"the layer config {what}; the known classes are "
-                                      f"{sorted(_REGISTRY)}"))
+        raise ValueError(_where(path, f"the layer config {what}; the known classes are {sorted(_REGISTRY)}"))
     cls = _REGISTRY[name]
-    fields = {k: _build_value(v, rng, f"{path or 'config'}[{k!r}]") for k, v in config.items() if k != "class"}
+    fields = {
+        k: _build_value(v, rng, f"{path or 'config'}[{k!r}]") for k, v in config.items() if k != "class"
+    }
     args, kwargs = _call_arguments(cls, fields, rng, path)
     try:
         return cls(*args, **kwargs)

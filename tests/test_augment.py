@@ -59,7 +59,7 @@ def test_augmentation_reaches_training_batches_only():
 @pytest.mark.parametrize("make,message", [
     (lambda: RandomHorizontalFlip(2), r"p must be in \[0, 1\], got 2"),
     (lambda: RandomCrop(-1), "padding must be an integer >= 0, got -1"),
-    (lambda: GaussianNoise(-0.1), "std must be >= 0, got -0.1"),
+    (lambda: GaussianNoise(-0.1), "std must be a finite number >= 0, got -0.1"),
 ])
 def test_arguments_are_validated(make, message):
     with pytest.raises(ValueError, match=message):

@@ -354,8 +354,17 @@ def test_bad_trainer_arguments_are_rejected():
     model = sp.mlp([2, 2], rng=0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), batch_size=0)
-    with pytest.raises(ValueError, match="metric must be one of"):
+    with pytest.raises(ValueError, match=r"metrics\[0\] must be one of \['accuracy', 'mse', 'mae', 'r2'\], got 'f1'"):
         sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), metrics=["f1"])
+    with pytest.raises(ValueError, match=r"scheduler_interval must be one of \['epoch', 'batch'\], got 'step'"):
+        sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), scheduler_interval="step")
+    with pytest.raises(ValueError, match="check_finite must be True or False"):
+        sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), check_finite="no")
+    with pytest.raises(TypeError, match="augment must be a callable"):
+        sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), augment=0.1)
+    trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), verbose=0)
+    with pytest.raises(ValueError, match=r"validation_split must be in \(0, 1\), got 1.5"):
+        trainer.fit(np.ones((4, 2)), np.ones((4, 2)), epochs=1, validation_split=1.5)
 
 
 @pytest.mark.skipif(torch is None, reason="PyTorch is not installed")

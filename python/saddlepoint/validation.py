@@ -11,6 +11,7 @@ can never hold what a constructor refuses. Each check returns the value normaliz
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,13 @@ class Constraint:
             raise ValueError(f"{name} must be {self.description}, got {value!r}")
         return self.normalize(value)
 
+    def described(self, description: str) -> Constraint:
+        """A copy that states its expectation in other words (``"a positive number of
+        seconds"``): the same check, a message in the argument's own terms."""
+        other = copy.copy(self)
+        other.description = description
+        return other
+
 
 def _bounds_text(low, high, closed: str) -> str:
     left = "[" if closed in ("both", "left") else "("
@@ -75,34 +83,48 @@ def _within(value, low, high, closed: str) -> bool:
 
 
 class Real(Constraint):
-    """A finite number in ``[low, high]`` (``closed`` is "both", "left", "right" or "neither";
-    ``None`` leaves a side open); normalized to a Python float. ``finite=False`` (without
-    bounds) also takes the infinities, never NaN: e.g. a best-so-far metric that starts at inf."""
+    """A number in ``[low, high]`` (``closed`` is "both", "left", "right" or "neither"; ``None``
+    leaves a side open); normalized to a Python float. Finite unless ``finite=False``, which
+    also takes an infinity within the bounds (a time limit of inf, a best-so-far metric that
+    starts at -inf), never NaN. An int too large for a float is refused in those words."""
 
     def __init__(self, low=None, high=None, closed: str = "both", finite: bool = True):
         if closed not in ("both", "left", "right", "neither"):
             raise ValueError(f"closed must be one of ['both', 'left', 'right', 'neither'], got {closed!r}")
-        if not finite and (low is not None or high is not None):
-            raise ValueError("finite=False takes no bounds")
         self.low, self.high, self.closed, self.finite = low, high, closed, finite
-        if not finite:
-            self.description = "a number (not NaN)"
-        elif low is not None and high is not None:
+        kind = "a finite number" if finite else "a number"
+        if low is not None and high is not None:
             self.description = _bounds_text(low, high, closed)
         elif low is not None:
-            self.description = f"a finite number {'>=' if closed in ('both', 'left') else '>'} {low}"
+            self.description = f"{kind} {'>=' if closed in ('both', 'left') else '>'} {low}"
         elif high is not None:
-            self.description = f"a finite number {'<=' if closed in ('both', 'right') else '<'} {high}"
+            self.description = f"{kind} {'<=' if closed in ('both', 'right') else '<'} {high}"
         else:
-            self.description = "a finite number"
+            self.description = kind if finite else "a number (not NaN)"
 
     def accepts(self, value) -> bool:
-        if not self.finite:
-            return _is_real_number(value) and (is_finite_number(value) or math.isinf(value))
-        return is_finite_number(value) and _within(value, self.low, self.high, self.closed)
+        if self.finite:
+            return is_finite_number(value) and _within(value, self.low, self.high, self.closed)
+        if not _is_real_number(value) or _too_large_for_float(value) or math.isnan(value):
+            return False
+        return _within(value, self.low, self.high, self.closed)
+
+    def check(self, name: str, value):
+        if _is_real_number(value) and _too_large_for_float(value):
+            raise ValueError(f"{name} must be {self.description} that fits a float, got an integer "
+                             f"too large for one")
+        return super().check(name, value)
 
     def normalize(self, value) -> float:
         return float(value)
+
+
+def _too_large_for_float(value) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
 
 
 def _is_real_number(value) -> bool:

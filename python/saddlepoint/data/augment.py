@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import Integer, Real, check_params
+
 
 def _check_images(X: np.ndarray, name: str) -> None:
     if X.ndim != 4:
@@ -19,10 +21,10 @@ def _check_images(X: np.ndarray, name: str) -> None:
 class RandomHorizontalFlip:
     """Mirrors each image left-right with probability ``p``."""
 
+    constraints = {"p": Real(0, 1)}
+
     def __init__(self, p: float = 0.5):
-        if not 0 <= p <= 1:
-            raise ValueError(f"p must be in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = check_params({"p": p}, self.constraints)["p"]
 
     def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_images(X, "RandomHorizontalFlip")
@@ -36,10 +38,11 @@ class RandomCrop:
     """Pads each image by ``padding`` pixels of ``fill`` on every side and crops a random window
     of the original size (a random shift of up to ``padding`` pixels)."""
 
+    constraints = {"padding": Integer(0), "fill": Real()}
+
     def __init__(self, padding: int = 4, fill: float = 0.0):
-        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-            raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
-        self.padding, self.fill = padding, fill
+        checked = check_params({"padding": padding, "fill": fill}, self.constraints)
+        self.padding, self.fill = checked["padding"], checked["fill"]
 
     def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_images(X, "RandomCrop")
@@ -58,10 +61,10 @@ class RandomCrop:
 class GaussianNoise:
     """Adds N(0, ``std``²) noise to every input value (for tabular data)."""
 
+    constraints = {"std": Real(0)}
+
     def __init__(self, std: float = 0.1):
-        if not std >= 0:
-            raise ValueError(f"std must be >= 0, got {std!r}")
-        self.std = float(std)
+        self.std = check_params({"std": std}, self.constraints)["std"]
 
     def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return X + rng.normal(0.0, self.std, X.shape).astype(X.dtype)

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..validation import Integer, is_integer
+
+#: ``cv`` given as a number of folds.
+FOLDS = Integer(2).described("at least 2 folds")
+
 
 @dataclass
 class CrossValidationResult:
@@ -50,9 +55,8 @@ def cross_validate(make_trainer, X, y, *, epochs: int, cv=5, shuffle: bool = Tru
     from sklearn.model_selection import KFold, StratifiedKFold
 
     X, y = np.asarray(X), np.asarray(y)
-    if isinstance(cv, (int, np.integer)):
-        if cv < 2:
-            raise ValueError(f"cv must be at least 2 folds, got {cv}")
+    if is_integer(cv):
+        cv = FOLDS.check("cv", cv)
         classification = y.ndim == 1 and y.dtype.kind in "iub"
         kind = StratifiedKFold if classification else KFold
         cv = kind(int(cv), shuffle=shuffle, random_state=seed if shuffle else None)

@@ -11,7 +11,6 @@ saddlepoint on 1 or 2 threads).
 
 from __future__ import annotations
 
-import numbers
 import sys
 import time
 from contextlib import contextmanager
@@ -19,23 +18,26 @@ from contextlib import contextmanager
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from ..validation import Integer, Real, check_params
+
 #: Defaults of every analysis: Hessian-vector products and seconds.
 MAX_HVPS = 5000
 TIME_LIMIT = 60.0
 
 
-def check_budget(max_hvps, time_limit) -> None:
-    """Raises ``ValueError`` naming the argument unless both limits are positive (Python or
-    NumPy numbers, not bools; ``time_limit`` may be infinite, but not an int too large for a float)."""
-    if isinstance(max_hvps, bool) or not isinstance(max_hvps, numbers.Integral) or max_hvps < 1:
-        raise ValueError(f"max_hvps must be a positive integer, got {max_hvps!r}")
-    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not time_limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    try:
-        float(time_limit)
-    except OverflowError:
-        raise ValueError("time_limit must be a positive number of seconds that fits a float, "
-                         "got an integer too large for one") from None
+#: The constraints of every analysis's limits: Hessian-vector products and seconds (inf: none).
+BUDGET_CONSTRAINTS = {
+    "max_hvps": Integer(1),
+    "time_limit": Real(0, closed="neither", finite=False).described("a positive number of seconds"),
+}
+
+
+def check_budget(max_hvps, time_limit) -> tuple[int, float]:
+    """``(max_hvps, time_limit)`` as int and float, or ``ValueError`` naming the argument unless
+    both limits are positive (Python or NumPy numbers, not bools; ``time_limit`` may be
+    infinite, but not an int too large for a float)."""
+    checked = check_params({"max_hvps": max_hvps, "time_limit": time_limit}, BUDGET_CONSTRAINTS)
+    return checked["max_hvps"], checked["time_limit"]
 
 
 def show_progress(progress) -> bool:
@@ -59,8 +61,7 @@ class Budget:
 
     def __init__(self, max_hvps: int = MAX_HVPS, time_limit: float = TIME_LIMIT, progress=None,
                  description: str = "Hessian", unit: str = "HVP"):
-        check_budget(max_hvps, time_limit)
-        self.max_hvps, self.time_limit = int(max_hvps), float(time_limit)
+        self.max_hvps, self.time_limit = check_budget(max_hvps, time_limit)
         self._caps = (self.max_hvps, self.time_limit)  # lowered for a while by portion()
         self._purpose = None  # what the lowered caps are for
         self._refusal = None  # the limit that last refused work

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from ..training import Callback
+from ..validation import Real, check_params
 from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget, one_blas_thread
 from .objective import Objective, vector_to_parameters
 
@@ -40,6 +40,9 @@ MAX_FULL_HESSIAN = 3000
 RESIDUAL_TOLERANCE = 1e-3
 #: ... or after this many steps.
 MAX_LANCZOS_STEPS = 300
+#: The constraints of the analyses' tolerances: Lanczos's relative residual, and the gradient
+#: norm below which a point counts as critical.
+TOLERANCES = {"residual_tolerance": Real(0, 1, closed="neither"), "gradient_tolerance": Real(0)}
 
 
 def _objective(model, loss, X, y, batch_size=4096) -> Objective:
@@ -254,7 +257,7 @@ def top_eigenvalues(model, loss, X, y, k: int = 1, which: str = "largest", seed=
     """
     if which not in ("largest", "smallest"):
         raise ValueError(f"which must be 'largest' or 'smallest', got {which!r}")
-    _check_tolerance(residual_tolerance)
+    TOLERANCES["residual_tolerance"].check("residual_tolerance", residual_tolerance)
     objective = _objective(model, loss, X, y)
     if not 1 <= k < objective.size:
         raise ValueError(f"k must be in [1, {objective.size - 1}] for this model, got {k}")
@@ -263,17 +266,6 @@ def top_eigenvalues(model, loss, X, y, k: int = 1, which: str = "largest", seed=
                                     residual_tolerance)
         return Eigenvalues(found.values, found.residuals, found.converged, budget.used,
                            round(budget.seconds, 3), found.stopped)
-
-
-def _check_gradient_tolerance(gradient_tolerance) -> None:
-    value = gradient_tolerance
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise ValueError(f"gradient_tolerance must be a finite number >= 0, got {value!r}")
-
-
-def _check_tolerance(residual_tolerance) -> None:
-    if not (isinstance(residual_tolerance, (int, float)) and 0 < residual_tolerance < 1):
-        raise ValueError(f"residual_tolerance must be in (0, 1), got {residual_tolerance!r}")
 
 
 @dataclass
@@ -562,8 +554,8 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
         raise ValueError(f"method must be 'auto', 'full' or 'lanczos', got {method!r}")
     if not 0 < rtol < 1:
         raise ValueError(f"rtol must be in (0, 1), got {rtol}")
-    _check_tolerance(residual_tolerance)
-    _check_gradient_tolerance(gradient_tolerance)
+    check_params({"residual_tolerance": residual_tolerance, "gradient_tolerance": gradient_tolerance},
+                 TOLERANCES)
     check_budget(max_hvps, time_limit)
     objective = _objective(model, loss, X, y)
     value, grad = objective.gradient()
@@ -661,7 +653,7 @@ def escape_saddle(model, loss, X, y, *, max_step: float | None = None, rtol: flo
     ``time_limit`` (an unconverged Ritz vector still has negative curvature when its value is
     negative: the result's ``residual`` says how close to an eigenvector it is).
     """
-    _check_tolerance(residual_tolerance)
+    TOLERANCES["residual_tolerance"].check("residual_tolerance", residual_tolerance)
     objective = _objective(model, loss, X, y)
     theta = objective.point
     before = objective.loss_at()

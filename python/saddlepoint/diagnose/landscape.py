@@ -30,7 +30,7 @@ from ..nn import Module
 from ..optim import SGD
 from ..training import Callback, Trainer
 from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget
-from .curvature import RESIDUAL_TOLERANCE, _check_tolerance, _extreme_eigenpairs
+from .curvature import RESIDUAL_TOLERANCE, TOLERANCES, _extreme_eigenpairs
 from .objective import Objective, parameters_to_vector
 
 
@@ -221,7 +221,7 @@ def sharpness(model, loss, X, y, *, radius: float = 0.05, samples: int = 10, see
     by Lanczos under ``max_hvps`` Hessian-vector products and ``time_limit`` seconds."""
     if not radius > 0 or samples < 1:
         raise ValueError(f"radius must be > 0 and samples at least 1, got {radius} and {samples}")
-    _check_tolerance(residual_tolerance)
+    TOLERANCES["residual_tolerance"].check("residual_tolerance", residual_tolerance)
     objective = Objective(model, loss, X, y)
     rng = np.random.default_rng(seed)
     base = objective.loss_at()

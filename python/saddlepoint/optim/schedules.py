@@ -55,18 +55,18 @@ class _State:
     constraint. A scheduler's state is those fields and nothing else: loading never sets another
     attribute (a file cannot replace a method) and checks every field before setting any.
 
-    ``PARAMS`` is a class's table of constraints for its settings: its constructor checks them
-    with :meth:`_set_params` and its ``_fields`` include them, so both check alike.
+    ``constraints`` is a class's table of its settings' constraints: its constructor checks
+    them with :meth:`_set_params` and its ``_fields`` include them, so both check alike.
     """
 
-    PARAMS: dict[str, Constraint] = {}
+    constraints: dict[str, Constraint] = {}
 
     def _fields(self) -> dict[str, Constraint]:
         raise NotImplementedError
 
     def _set_params(self, **values) -> None:
-        """Checks every value against ``PARAMS`` (all before any is set), then sets them."""
-        for name, value in check_params(values, self.PARAMS).items():
+        """Checks every value against ``constraints`` (all before any is set), then sets them."""
+        for name, value in check_params(values, self.constraints).items():
             setattr(self, name, value)
 
     def _check_fields(self, values: dict) -> None:
@@ -117,8 +117,8 @@ class LRScheduler(_State):
     ``self.base_lrs`` (each group's rate when the scheduler was created).
 
     Creating a scheduler sets the rates for step 0. ``state_dict`` holds ``base_lrs``,
-    ``last_epoch`` and the last rates; a subclass with settings of its own declares their
-    constraints in ``PARAMS`` (see :class:`StepLR`).
+    ``last_epoch`` and the last rates; a subclass with settings of its own declares them in
+    its ``constraints`` table (see :class:`StepLR`).
     """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
@@ -133,7 +133,7 @@ class LRScheduler(_State):
 
     def _fields(self) -> dict:
         rates = per_group(NONNEGATIVE, self.optimizer)
-        return {"base_lrs": rates, "last_epoch": EPOCH, "_last_lr": rates, **self.PARAMS}
+        return {"base_lrs": rates, "last_epoch": EPOCH, "_last_lr": rates, **self.constraints}
 
     def get_lr(self) -> list[float]:
         """The rates of the groups at step ``self.last_epoch``."""
@@ -170,7 +170,7 @@ class LRScheduler(_State):
 class StepLR(LRScheduler):
     """``lr = base · gamma^(t // step_size)``: decay by ``gamma`` every ``step_size`` steps."""
 
-    PARAMS = {"step_size": POSITIVE_INT, "gamma": POSITIVE}
+    constraints = {"step_size": POSITIVE_INT, "gamma": POSITIVE}
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
         self._set_params(step_size=step_size, gamma=gamma)
@@ -183,7 +183,7 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     """``lr = base · gamma^k`` where ``k`` is the number of milestones ``<= t``."""
 
-    PARAMS = {"milestones": MILESTONES, "gamma": POSITIVE}
+    constraints = {"milestones": MILESTONES, "gamma": POSITIVE}
 
     def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         # Given in any order (as PyTorch's); kept sorted.
@@ -199,7 +199,7 @@ class MultiStepLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     """``lr = base · gamma^t``."""
 
-    PARAMS = {"gamma": POSITIVE}
+    constraints = {"gamma": POSITIVE}
 
     def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
         self._set_params(gamma=gamma)
@@ -212,7 +212,7 @@ class ExponentialLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     """``lr = eta_min + (base − eta_min) · (1 + cos(π·t/T_max)) / 2`` (PyTorch's closed form)."""
 
-    PARAMS = {"T_max": POSITIVE_INT, "eta_min": NONNEGATIVE}
+    constraints = {"T_max": POSITIVE_INT, "eta_min": NONNEGATIVE}
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         self._set_params(T_max=T_max, eta_min=eta_min)
@@ -226,7 +226,7 @@ class CosineAnnealingLR(LRScheduler):
 class LinearLR(LRScheduler):
     """``lr = base · (start_factor + (end_factor − start_factor) · min(t, total_iters)/total_iters)``."""
 
-    PARAMS = {"start_factor": FACTOR, "end_factor": FACTOR, "total_iters": POSITIVE_INT}
+    constraints = {"start_factor": FACTOR, "end_factor": FACTOR, "total_iters": POSITIVE_INT}
 
     def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1):
@@ -257,7 +257,7 @@ class InverseSqrtLR(LRScheduler):
     ``d_model^-0.5 · min(s^-0.5, s · warmup^-1.5)``, i.e. ``base = (d_model · warmup)^-0.5``.
     """
 
-    PARAMS = {"warmup_steps": POSITIVE_INT}
+    constraints = {"warmup_steps": POSITIVE_INT}
 
     def __init__(self, optimizer, warmup_steps: int, last_epoch: int = -1):
         self._set_params(warmup_steps=warmup_steps)
@@ -276,7 +276,7 @@ class SequentialLR(LRScheduler):
     The schedulers must be built on the same optimizer, before this one.
     """
 
-    PARAMS = {"milestones": MILESTONES}
+    constraints = {"milestones": MILESTONES}
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
         _check_optimizer(optimizer)
@@ -399,10 +399,10 @@ class OneCycleLR(LRScheduler):
     Meant to be stepped once per batch; stepping past ``total_steps`` is an error.
     """
 
-    #: The settings kept in state_dict; ``ARGS``: the constructor's other arguments.
-    PARAMS = {"total_steps": POSITIVE_INT, "anneal_strategy": OneOf("cos", "linear"),
+    #: The settings kept in state_dict; ``init_constraints``: the constructor's other arguments.
+    constraints = {"total_steps": POSITIVE_INT, "anneal_strategy": OneOf("cos", "linear"),
               "cycle_momentum": FLAG, "use_betas": FLAG, "phases": _Phases()}
-    ARGS = {"pct_start": OPEN_UNIT, "div_factor": POSITIVE, "final_div_factor": POSITIVE,
+    init_constraints = {"pct_start": OPEN_UNIT, "div_factor": POSITIVE, "final_div_factor": POSITIVE,
             "three_phase": Flag(numeric=True), "last_epoch": EPOCH}
 
     def __init__(self, optimizer, max_lr, total_steps: int, pct_start: float = 0.3,
@@ -414,7 +414,7 @@ class OneCycleLR(LRScheduler):
         self._set_params(total_steps=total_steps, anneal_strategy=anneal_strategy,
                          cycle_momentum=cycle_momentum, use_betas="betas" in optimizer.defaults)
         args = check_params(dict(pct_start=pct_start, div_factor=div_factor, final_div_factor=final_div_factor,
-                                 three_phase=three_phase, last_epoch=last_epoch), self.ARGS)
+                                 three_phase=three_phase, last_epoch=last_epoch), self.init_constraints)
         pct_start, last_epoch = args["pct_start"], args["last_epoch"]
         div_factor, final_div_factor = args["div_factor"], args["final_div_factor"]
         groups = optimizer.param_groups
@@ -435,7 +435,7 @@ class OneCycleLR(LRScheduler):
             phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                       (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
         try:
-            self.phases = self.PARAMS["phases"].check("phases", phases)
+            self.phases = self.constraints["phases"].check("phases", phases)
         except ValueError:
             raise ValueError(f"pct_start={pct_start} and total_steps={total_steps} leave a phase of "
                              f"no steps; use more steps or another pct_start") from None
@@ -516,12 +516,12 @@ class ReduceLROnPlateau(_State):
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in groups]
 
-    PARAMS = {"mode": OneOf("min", "max"), "threshold_mode": OneOf("rel", "abs"), "factor": OPEN_UNIT,
+    constraints = {"mode": OneOf("min", "max"), "threshold_mode": OneOf("rel", "abs"), "factor": OPEN_UNIT,
               "patience": COUNT, "threshold": NONNEGATIVE, "cooldown": COUNT, "eps": NONNEGATIVE}
 
     def _fields(self):
         rates = per_group(NONNEGATIVE, self.optimizer)
-        return {**self.PARAMS, "min_lrs": rates, "best": BEST, "num_bad_epochs": COUNT,
+        return {**self.constraints, "min_lrs": rates, "best": BEST, "num_bad_epochs": COUNT,
                 "cooldown_counter": COUNT, "last_epoch": COUNT, "_last_lr": rates}
 
     def is_better(self, current: float, best: float) -> bool:

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.batches import minibatches
+from ..validation import Integer, Real, check_params
 from .step import train_step
+
+#: The constraints of :func:`lr_find`'s arguments (besides ``start_lr < end_lr``).
+LR_FIND_CONSTRAINTS = {
+    "start_lr": Real(0, closed="neither"), "end_lr": Real(0, closed="neither"), "num_steps": Integer(10),
+    "batch_size": Integer(1), "smoothing": Real(0, 1, closed="right"), "diverge_factor": Real(1, closed="neither"),
+}
 
 
 @dataclass
@@ -59,14 +66,12 @@ def lr_find(model, loss_fn, optimizer, X, y, *, start_lr: float = 1e-7, end_lr: 
     and is still stable. ``lr_at_min_loss`` is usually already too large to train with; a tenth
     of it is the other common rule of thumb.
     """
-    if not 0 < start_lr < end_lr:
+    checked = check_params(dict(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, batch_size=batch_size,
+                                smoothing=smoothing, diverge_factor=diverge_factor), LR_FIND_CONSTRAINTS)
+    start_lr, end_lr, num_steps = checked["start_lr"], checked["end_lr"], checked["num_steps"]
+    batch_size, smoothing, diverge_factor = checked["batch_size"], checked["smoothing"], checked["diverge_factor"]
+    if not start_lr < end_lr:
         raise ValueError(f"start_lr and end_lr must satisfy 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
-    if not (isinstance(num_steps, int) and num_steps >= 10):
-        raise ValueError(f"num_steps must be an integer >= 10, got {num_steps!r}")
-    if not 0 < smoothing <= 1:
-        raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
-    if not diverge_factor > 1:
-        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor}")
     rng = np.random.default_rng(rng)
     model_state, optimizer_state = model.state_dict(), optimizer.state_dict()
     growth = (end_lr / start_lr) ** (1.0 / (num_steps - 1))

@@ -17,7 +17,7 @@ from ..data.targets import is_classification_loss, training_targets
 from ..io import checkpoint as ckpt
 from ..nn import BatchNorm1d
 from ..optim import ReduceLROnPlateau
-from ..validation import positive_int
+from ..validation import Flag, Integer, OneOf, Real, SequenceOf, check_params, positive_int
 from .history import History
 from .metrics import METRICS, metric_value
 from .step import predict, train_step
@@ -147,20 +147,28 @@ class Trainer:
     dtype : inputs are converted to the model's dtype (float32 by default)
     """
 
+    #: The constraints of the constructor's settings (and of ``fit``'s ``validation_split``).
+    constraints = {
+        "scheduler_interval": OneOf("epoch", "batch"), "metrics": SequenceOf(OneOf(*METRICS)),
+        "batch_size": Integer(1), "shuffle": Flag(numeric=True), "drop_last": Flag(numeric=True),
+        "check_finite": Flag(numeric=True), "verbose": Flag(numeric=True),
+        "validation_split": Real(0, 1, closed="neither"),
+    }
+
     def __init__(self, model, loss, optimizer, *, scheduler=None, scheduler_interval: str = "epoch",
                  metrics=(), batch_size: int = 32, shuffle: bool = True, drop_last: bool = False,
                  callbacks=(), augment=None, check_finite: bool = True, verbose: int = 1,
                  seed=None, dtype=np.float32):
-        if scheduler_interval not in ("epoch", "batch"):
-            raise ValueError(f"scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
-        for m in metrics:
-            if m not in METRICS:
-                raise ValueError(f"metric must be one of {METRICS}, got {m!r}")
+        checked = check_params(dict(scheduler_interval=scheduler_interval, metrics=metrics, batch_size=batch_size,
+                                    shuffle=shuffle, drop_last=drop_last, check_finite=check_finite,
+                                    verbose=verbose), self.constraints)
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, got {type(augment).__name__}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
-        self.scheduler, self.scheduler_interval = scheduler, scheduler_interval
-        self.metrics, self.batch_size = tuple(metrics), positive_int("batch_size", batch_size)
-        self.shuffle, self.drop_last, self.callbacks = shuffle, drop_last, list(callbacks)
-        self.augment, self.check_finite, self.verbose = augment, check_finite, verbose
+        self.scheduler, self.scheduler_interval = scheduler, checked["scheduler_interval"]
+        self.metrics, self.batch_size = checked["metrics"], checked["batch_size"]
+        self.shuffle, self.drop_last, self.callbacks = checked["shuffle"], checked["drop_last"], list(callbacks)
+        self.augment, self.check_finite, self.verbose = augment, checked["check_finite"], checked["verbose"]
         self.rng = np.random.default_rng(seed)
         # The validation split has its own seed, so every fit() call (and a resumed run) holds
         # out the same samples without drawing from the shuffling generator.
@@ -186,8 +194,7 @@ class Trainer:
         epochs = positive_int("epochs", epochs)
         X, y = self._prepare(X, y)
         if validation_data is None and validation_split:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            validation_split = self.constraints["validation_split"].check("validation_split", validation_split)
             from sklearn.model_selection import train_test_split
 
             stratify = y if self._classification() and y.ndim == 1 else None

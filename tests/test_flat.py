@@ -207,3 +207,158 @@ def test_the_trainer_leaves_the_model_as_it_was():
     net(X)
     assert net.backward(np.ones((len(X), 3), np.float32)) is None
     assert_flat(net)
+
+
+# --- optimizers: one call per group over the span ---------------------------------------------
+
+OPTIMIZERS = {
+    "SGD": lambda params: sp.SGD(params, lr=0.05),
+    "SGD momentum nesterov": lambda params: sp.SGD(params, lr=0.05, momentum=0.9, nesterov=True,
+                                                   weight_decay=0.01),
+    "SGD dampening maximize": lambda params: sp.SGD(params, lr=0.05, momentum=0.5, dampening=0.3,
+                                                    maximize=True),
+    "Adagrad": lambda params: sp.Adagrad(params, lr=0.05, lr_decay=0.01, weight_decay=0.01,
+                                         initial_accumulator_value=0.1),
+    "RMSprop": lambda params: sp.RMSprop(params, lr=0.01, weight_decay=0.01),
+    "RMSprop centered momentum": lambda params: sp.RMSprop(params, lr=0.01, momentum=0.5, centered=True),
+    "Adam": lambda params: sp.Adam(params, lr=0.01, weight_decay=0.01),
+    "Adam amsgrad maximize": lambda params: sp.Adam(params, lr=0.01, amsgrad=True, maximize=True),
+    "AdamW": lambda params: sp.AdamW(params, lr=0.01),
+}
+STEPS = ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step")
+
+
+class CountingCore:
+    """Stands for ``_core`` in the optimizers' module: counts the step calls and the tensors
+    each one received."""
+
+    def __init__(self, core):
+        self.core, self.calls = core, []
+
+    def __getattr__(self, name):
+        function = getattr(self.core, name)
+        if name not in STEPS:
+            return function
+
+        def counted(param, *args, **kwargs):
+            self.calls.append((name, [a.size for a in param]))
+            return function(param, *args, **kwargs)
+        return counted
+
+
+@pytest.fixture
+def counting_core(monkeypatch):
+    from saddlepoint.optim import optimizers
+
+    counter = CountingCore(optimizers._core)
+    monkeypatch.setattr(optimizers, "_core", counter)
+    return counter
+
+
+def per_parameter(net, make):
+    """The reference: each parameter its own group, so each is stepped alone."""
+    return make([{"params": [p]} for p in net.parameters()])
+
+
+def assert_same_bits(a, b):
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert x.tobytes() == y.tobytes(), name
+
+
+def assert_same_optimizer_state(a, b):
+    sa, sb = a.state_dict()["state"], b.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for i in sa:
+        assert sa[i].keys() == sb[i].keys()
+        for key in sa[i]:
+            x, y = sa[i][key], sb[i][key]
+            assert (x.tobytes() == y.tobytes()) if isinstance(x, np.ndarray) else x == y, (i, key)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_group_is_one_call_and_bit_identical_to_stepping_each_parameter(name, dtype, counting_core):
+    make = OPTIMIZERS[name]
+    X, y = data(dtype)
+    net, reference = model(dtype), model(dtype)
+    optimizer = make(net.parameters())
+    expected = per_parameter(reference, make)
+    train(reference, expected, X, y, steps=4)
+    counting_core.calls.clear()
+    train(net, optimizer, X, y, steps=4)
+    total = sum(p.data.size for p in net.parameters())
+    assert [sizes for _, sizes in counting_core.calls] == [[total]] * 4  # one span per step
+    assert_same_bits(net, reference)
+    assert_same_optimizer_state(optimizer, expected)
+    # The per-parameter state is views of one flat array per kind.
+    states = [optimizer.state[p] for p in net.parameters()]
+    for key, value in states[0].items():
+        if isinstance(value, np.ndarray):
+            assert value.base is not None and all(s[key].base is value.base for s in states)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_group_of_parameters_that_are_not_adjacent_takes_the_list_path(name, counting_core):
+    make = OPTIMIZERS[name]
+    X, y = data()
+    net, reference = model(), model()
+    weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in net.named_parameters() if n.endswith("bias")]
+    optimizer = make([{"params": weights}, {"params": biases}])
+    expected = per_parameter(reference, make)
+    train(reference, expected, X, y, steps=3)
+    counting_core.calls.clear()
+    train(net, optimizer, X, y, steps=3)
+    assert [sizes for _, sizes in counting_core.calls[:2]] == [[p.data.size for p in weights],
+                                                                [p.data.size for p in biases]]
+    assert_same_bits(net, reference)
+
+
+def test_counts_that_differ_take_the_list_path_and_stay_right(counting_core):
+    X, y = data()
+    net, reference = model(), model()
+    make = OPTIMIZERS["Adam"]
+    optimizer, expected = make(net.parameters()), per_parameter(reference, make)
+    train(net, optimizer, X, y, steps=2)
+    train(reference, expected, X, y, steps=2)
+    for opt in (optimizer, expected):  # one parameter's count behind the others'
+        state = opt.state_dict()
+        state["state"][0]["step"] = 1
+        opt.load_state_dict(state)
+    counting_core.calls.clear()
+    train(net, optimizer, X, y, steps=2)
+    assert [sizes for _, sizes in counting_core.calls] == [[p.data.size for p in net.parameters()]] * 2
+    train(reference, expected, X, y, steps=2)
+    assert_same_bits(net, reference)
+    assert_same_optimizer_state(optimizer, expected)
+
+
+def test_a_resumed_optimizer_packs_its_state_again_and_continues_bit_identically(counting_core):
+    X, y = data()
+    net = model()
+    optimizer = sp.Adam(net.parameters(), lr=0.01, amsgrad=True)
+    train(net, optimizer, X, y, steps=3)
+    weights, state = net.state_dict(), optimizer.state_dict()
+    train(net, optimizer, X, y, steps=3)
+    resumed = model(seed=5)
+    resumed.load_state_dict(weights)
+    again = sp.Adam(resumed.parameters(), lr=0.01, amsgrad=True)
+    again.load_state_dict(state)
+    counting_core.calls.clear()
+    train(resumed, again, X, y, steps=3)
+    assert [sizes for _, sizes in counting_core.calls] == [[dg.parameters_to_vector(net).size]] * 3
+    assert_same_bits(resumed, net)
+    assert_same_optimizer_state(again, optimizer)
+
+
+def test_a_model_and_its_optimizer_copied_together_train_like_the_originals():
+    X, y = data()
+    net = model()
+    optimizer = sp.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    train(net, optimizer, X, y, steps=2)
+    twin, twin_optimizer = copy.deepcopy((net, optimizer))
+    assert_flat(twin)
+    train(net, optimizer, X, y, steps=3)
+    train(twin, twin_optimizer, X, y, steps=3)
+    assert_same_bits(twin, net)
+    assert_same_optimizer_state(twin_optimizer, optimizer)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _core
 from ..nn import Parameter
+from ..nn.parameter import flat_span
 
 # Keys that schedulers keep in the parameter groups (OneCycleLR's rates and momenta), checked
 # whenever a group is.
@@ -102,6 +103,14 @@ class Optimizer:
     like the parameter; those in ``_nonnegative_state`` hold sums of squares; a subclass that
     names none gets only those generic checks), and their True/False hyperparameters in
     ``_flags``, tuple ones in ``_pairs`` (each checked only where a group has it).
+
+    Flat parameters: when a group's parameters are adjacent views, in order, of one flat buffer
+    (a container's, see :meth:`Module.flatten_parameters`), an optimizer whose update treats
+    every entry alike (``_elementwise``, the built-in ones) steps the whole span as ONE tensor,
+    with each kind of state also one flat array whose views are the per-parameter state (so
+    ``state`` and ``state_dict`` keep PyTorch's per-parameter layout); the bits are those of
+    stepping each parameter. Anything else (parameters not adjacent, differing step counts or
+    state kinds) takes the list path: one call with a list of tensors.
     """
 
     _required_state: tuple = ()
@@ -109,11 +118,16 @@ class Optimizer:
     _nonnegative_state: tuple = ()
     _flags: tuple = ("maximize",)  # hyperparameters that are True or False
     _pairs: tuple = ()  # hyperparameters that are tuples
+    # True when the update treats every entry alike (no norms or shapes): adjacent parameters
+    # can then be stepped as one array. A subclass whose update is not elementwise sets False.
+    _elementwise: bool = False
 
     def __init__(self, params: Iterable, defaults: dict):
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict = {}
+        # {(params tuple, state kind): (flat array, its per-parameter views)}; see _merged_state.
+        self._flat_state: dict = {}
         params = list(params)
         _check(len(params) > 0, "params must not be empty")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
@@ -199,8 +213,80 @@ class Optimizer:
                 params.append(p)
                 states.append(state)
             for params, states in by_dtype.values():
-                self._update_group(params, states, group)
+                merged = self._merged_state(params, states) if self._elementwise else None
+                if merged is None:
+                    self._update_group(params, states, group)
+                else:  # the span as one tensor: one kernel call over adjacent memory
+                    span, state = merged
+                    self._update_group([span], [state], group)
+                    self._split_state(params, states, state)
         return loss
+
+    def __getstate__(self) -> dict:
+        # Copies (deepcopy, pickle) get each state array on its own: the flat arrays are made
+        # again at the next step.
+        return {**self.__dict__, "_flat_state": {}}
+
+    def _merged_state(self, params: list, states: list):
+        """``(span, state)`` standing for all of ``params`` when they are a flat span whose
+        states have the same kinds and counts: ``span`` has the span's ``data`` and ``grad``,
+        ``state`` each kind's flat array (the per-parameter arrays become its views). Else None."""
+        span = flat_span(params) if len(params) > 1 else None
+        if span is None:
+            return None
+        keys = states[0].keys()
+        if any(s.keys() != keys for s in states):
+            return None
+        merged = {}
+        for key in keys:
+            first = states[0][key]
+            if isinstance(first, np.ndarray):
+                continue
+            if any(type(s[key]) is not type(first) or s[key] != first for s in states):
+                return None  # e.g. step counts that differ
+            merged[key] = first
+        for key in keys:
+            if key not in merged:
+                flat = self._flat_state_array(params, states, key)
+                if flat is None:
+                    return None
+                merged[key] = flat
+        return _Span(span.data, span.grad), merged
+
+    def _flat_state_array(self, params: list, states: list, key: str):
+        """The flat array whose views are ``states[i][key]`` (made and bound now if they are not
+        yet its views), or None if an entry is not an array like its parameter."""
+        cache_key = (tuple(params), key)
+        cached = self._flat_state.get(cache_key)
+        if (cached is not None and all(s[key] is v for s, v in zip(states, cached[1]))
+                and all(v.base is cached[0] for v in cached[1])):
+            return cached[0]
+        arrays = [s[key] for s in states]
+        if not all(isinstance(a, np.ndarray) and a.shape == p.data.shape and a.dtype == p.data.dtype
+                   for a, p in zip(arrays, params)):
+            return None
+        flat = np.concatenate([a.ravel() for a in arrays])
+        self._bind_views(params, states, key, flat)
+        return flat
+
+    def _bind_views(self, params: list, states: list, key: str, flat: np.ndarray) -> None:
+        views, start = [], 0
+        for p, state in zip(params, states):
+            stop = start + p.data.size
+            state[key] = flat[start:stop].reshape(p.data.shape)
+            views.append(state[key])
+            start = stop
+        self._flat_state[(tuple(params), key)] = (flat, tuple(views))
+
+    def _split_state(self, params: list, states: list, merged: dict) -> None:
+        """Writes back what the span's update changed: counts, and views of new state arrays."""
+        for key, value in merged.items():
+            if isinstance(value, np.ndarray):
+                if key not in states[0]:  # created by this update (a momentum buffer, ...)
+                    self._bind_views(params, states, key, value)
+            else:
+                for state in states:
+                    state[key] = value
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -321,6 +407,15 @@ class Optimizer:
         return f"{type(self).__name__}({hyper})"
 
 
+class _Span:
+    """A flat span of parameters as an update sees one parameter: its ``data`` and ``grad``."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: np.ndarray, grad: np.ndarray):
+        self.data, self.grad = data, grad
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with momentum (PyTorch's formula).
 
@@ -352,6 +447,7 @@ class SGD(Optimizer):
 
     _optional_state = ("momentum_buffer",)
     _flags = ("nesterov", "maximize")
+    _elementwise = True
 
     def _validate(self, group):
         _check_unit_interval("momentum", group["momentum"])
@@ -407,6 +503,7 @@ class Adagrad(Optimizer):
                                       eps=eps, maximize=maximize))
 
     _required_state = ("step", "sum")
+    _elementwise = True
     _nonnegative_state = ("sum",)
 
     def _validate(self, group):
@@ -455,6 +552,7 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered, maximize=maximize))
 
     _required_state = ("step", "square_avg")
+    _elementwise = True
     _optional_state = ("momentum_buffer", "grad_avg")
     _nonnegative_state = ("square_avg",)
     _flags = ("centered", "maximize")
@@ -519,6 +617,7 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize))
 
     _required_state = ("step", "exp_avg", "exp_avg_sq")
+    _elementwise = True
     _optional_state = ("max_exp_avg_sq",)
     _nonnegative_state = ("exp_avg_sq", "max_exp_avg_sq")
     _flags = ("amsgrad", "maximize")

@@ -362,6 +362,10 @@ def test_bad_trainer_arguments_are_rejected():
         sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), check_finite="no")
     with pytest.raises(TypeError, match="augment must be a callable"):
         sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), augment=0.1)
+    with pytest.raises(ValueError, match=r"patience must be an integer >= 0, got -1"):
+        sp.EarlyStopping(patience=-1)
+    with pytest.raises(ValueError, match=r"mode must be one of \['min', 'max'\], got 'best'"):
+        sp.ModelCheckpoint("c.safetensors", mode="best")
     trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), verbose=0)
     with pytest.raises(ValueError, match=r"validation_split must be in \(0, 1\), got 1.5"):
         trainer.fit(np.ones((4, 2)), np.ones((4, 2)), epochs=1, validation_split=1.5)

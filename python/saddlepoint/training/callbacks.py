@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import math
 
+from ..validation import Constraint, Flag, Integer, OneOf, Real, check_params
+
+
+class _LogKey(Constraint):
+    """The name of a logged value (``"loss"``, ``"val_accuracy"``, ...): a non-empty string."""
+
+    description = "the name of a logged value, e.g. 'val_loss'"
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, str) and bool(value)
+
+
+_LOG_KEY = _LogKey()
+
 
 class Callback:
     """Hooks called by :meth:`Trainer.fit`; override any. Set ``trainer.stop_training = True``
@@ -20,16 +34,15 @@ class EarlyStopping(Callback):
     """Stops when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
     epochs; with ``restore_best`` the model gets the weights of its best epoch back."""
 
+    constraints = {"monitor": _LOG_KEY, "patience": Integer(0), "min_delta": Real(0),
+                   "mode": OneOf("min", "max"), "restore_best": Flag(numeric=True)}
+
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
                  mode: str = "min", restore_best: bool = True):
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
-        if not min_delta >= 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
-        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
-        self.mode, self.restore_best = mode, restore_best
+        checked = check_params(dict(monitor=monitor, patience=patience, min_delta=min_delta, mode=mode,
+                                    restore_best=restore_best), self.constraints)
+        self.monitor, self.patience, self.min_delta = checked["monitor"], checked["patience"], checked["min_delta"]
+        self.mode, self.restore_best = checked["mode"], checked["restore_best"]
 
     def on_train_begin(self, trainer):
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -61,9 +74,13 @@ class ModelCheckpoint(Callback):
     """Writes a checkpoint (see :mod:`saddlepoint.checkpoint`) after every epoch, or only when
     ``monitor`` improves with ``save_best_only``."""
 
+    constraints = {"monitor": _LOG_KEY, "mode": OneOf("min", "max"), "save_best_only": Flag(numeric=True)}
+
     def __init__(self, path, monitor: str = "val_loss", mode: str = "min", save_best_only: bool = False):
-        self.path, self.monitor, self.mode, self.save_best_only = path, monitor, mode, save_best_only
-        self.best = math.inf if mode == "min" else -math.inf
+        checked = check_params(dict(monitor=monitor, mode=mode, save_best_only=save_best_only), self.constraints)
+        self.path, self.monitor, self.mode = path, checked["monitor"], checked["mode"]
+        self.save_best_only = checked["save_best_only"]
+        self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.save_best_only:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import is_
 from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
@@ -126,7 +127,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict = {}
-        # {(params tuple, state kind): (flat array, its per-parameter views)}; see _merged_state.
+        # {params tuple: {state kind: (flat array, its per-parameter views)}}; see _merged_state.
         self._flat_state: dict = {}
         params = list(params)
         _check(len(params) > 0, "params must not be empty")
@@ -234,49 +235,46 @@ class Optimizer:
         span = flat_span(params) if len(params) > 1 else None
         if span is None:
             return None
-        keys = states[0].keys()
-        if any(s.keys() != keys for s in states):
+        first = states[0]
+        if any(len(s) != len(first) for s in states):
             return None
+        flats = self._flat_state.get(tuple(params), {})
         merged = {}
-        for key in keys:
-            first = states[0][key]
-            if isinstance(first, np.ndarray):
-                continue
-            if any(type(s[key]) is not type(first) or s[key] != first for s in states):
+        for key, value in first.items():
+            try:
+                values = [s[key] for s in states]
+            except KeyError:
+                return None
+            if isinstance(value, np.ndarray):
+                entry = flats.get(key)
+                if entry is None or entry[1][0].base is not entry[0] or not all(map(is_, values, entry[1])):
+                    entry = self._pack_state(params, states, key, values)
+                    if entry is None:
+                        return None
+                merged[key] = entry[0]
+            elif any(type(v) is not type(value) or v != value for v in values):
                 return None  # e.g. step counts that differ
-            merged[key] = first
-        for key in keys:
-            if key not in merged:
-                flat = self._flat_state_array(params, states, key)
-                if flat is None:
-                    return None
-                merged[key] = flat
+            else:
+                merged[key] = value
         return _Span(span.data, span.grad), merged
 
-    def _flat_state_array(self, params: list, states: list, key: str):
-        """The flat array whose views are ``states[i][key]`` (made and bound now if they are not
-        yet its views), or None if an entry is not an array like its parameter."""
-        cache_key = (tuple(params), key)
-        cached = self._flat_state.get(cache_key)
-        if (cached is not None and all(s[key] is v for s, v in zip(states, cached[1]))
-                and all(v.base is cached[0] for v in cached[1])):
-            return cached[0]
-        arrays = [s[key] for s in states]
+    def _pack_state(self, params: list, states: list, key: str, values: list):
+        """Binds ``states[i][key]`` to views of one new flat array holding their values, and
+        returns ``(flat, views)``; None if an entry is not an array like its parameter."""
         if not all(isinstance(a, np.ndarray) and a.shape == p.data.shape and a.dtype == p.data.dtype
-                   for a, p in zip(arrays, params)):
+                   for a, p in zip(values, params)):
             return None
-        flat = np.concatenate([a.ravel() for a in arrays])
-        self._bind_views(params, states, key, flat)
-        return flat
+        return self._bind_views(params, states, key, np.concatenate([a.ravel() for a in values]))
 
-    def _bind_views(self, params: list, states: list, key: str, flat: np.ndarray) -> None:
+    def _bind_views(self, params: list, states: list, key: str, flat: np.ndarray):
         views, start = [], 0
         for p, state in zip(params, states):
             stop = start + p.data.size
             state[key] = flat[start:stop].reshape(p.data.shape)
             views.append(state[key])
             start = stop
-        self._flat_state[(tuple(params), key)] = (flat, tuple(views))
+        entry = self._flat_state.setdefault(tuple(params), {})[key] = (flat, tuple(views))
+        return entry
 
     def _split_state(self, params: list, states: list, merged: dict) -> None:
         """Writes back what the span's update changed: counts, and views of new state arrays."""

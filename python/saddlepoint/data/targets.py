@@ -62,7 +62,7 @@ def training_targets(y: np.ndarray, classification: bool, dtype) -> np.ndarray:
     return y.reshape(-1, 1) if y.ndim == 1 else y
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TargetEncoder:
     """The targets' encoding, fitted once and applied to every split.
 

@@ -193,7 +193,7 @@ def test_inner_containers_feed_the_layer_before_them():
     assert outer[0].weight.grad.any()  # the gradient reached the first layer through inner
 
 
-def test_a_layer_alone_returns_its_input_gradient():
+def test_a_layer_alone_returns_the_gradient_of_its_input():
     layer = sp.Dense(3, 2, rng=0)
     layer(np.ones((4, 3), np.float32))
     assert layer.backward(np.ones((4, 2), np.float32)).shape == (4, 3)

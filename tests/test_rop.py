@@ -165,9 +165,8 @@ def test_dense(bias, with_rx, rng):
                 with_rx=with_rx, rng=rng)
 
 
-def test_dense_without_input_gradient_returns_none(rng):
-    layer = sp.Dense(5, 4, dtype=np.float64, rng=0)
-    layer.input_grad = False
+def test_dense_without_the_gradient_of_its_input_returns_none(rng):
+    layer = sp.Dense(5, 4, dtype=np.float64, rng=0).requires_grad_input(False)
     check_layer(layer, rng.standard_normal((7, 5)), rng=rng)
 
 

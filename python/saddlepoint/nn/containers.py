@@ -48,7 +48,8 @@ class Sequential(Module):
 
     def to(self, dtype) -> "Sequential":
         super().to(dtype)
-        return self.flatten_parameters()
+        self.flatten_parameters()
+        return self
 
     def __setstate__(self, state) -> None:
         # Copies (deepcopy, pickle) bring each parameter as its own array: pack them again.

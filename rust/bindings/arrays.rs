@@ -16,6 +16,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use saddlepoint_kernels::KernelError;
+use std::fmt::{self, Display};
 use std::ops::{Deref, DerefMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -88,9 +89,23 @@ impl<T: Element> Out<'_, T> {
     }
 }
 
+/// An argument's name in messages: `x`, or `param[2]` for an array of a list (formatted only
+/// for a message, so a call that passes allocates no names).
+#[derive(Clone, Copy)]
+pub struct Name(&'static str, Option<usize>);
+
+impl Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(i) => write!(f, "{}[{i}]", self.0),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
 /// The bytes `[start, end)` one array of the call occupies, and whether the kernel writes them.
 struct Region {
-    name: String,
+    name: Name,
     start: usize,
     end: usize,
     written: bool,
@@ -114,44 +129,56 @@ impl<'py> Args<'py> {
     }
 
     /// A read-only array of `T` of any shape.
-    pub fn read<T: Element>(&mut self, obj: Arr<'_, 'py>, name: &str) -> Result<In<'py, T>, Error> {
-        self.borrow(obj, name, None, false, |a| a.try_readonly().map(In))
+    pub fn read<T: Element>(
+        &mut self,
+        obj: Arr<'_, 'py>,
+        name: &'static str,
+    ) -> Result<In<'py, T>, Error> {
+        self.borrow(obj, Name(name, None), None, false, |a| {
+            a.try_readonly().map(In)
+        })
     }
 
     /// A writable array of `T` of any shape.
     pub fn write<T: Element>(
         &mut self,
         obj: Arr<'_, 'py>,
-        name: &str,
+        name: &'static str,
     ) -> Result<Out<'py, T>, Error> {
-        self.borrow(obj, name, None, true, |a| a.try_readwrite().map(Out))
+        self.borrow(obj, Name(name, None), None, true, |a| {
+            a.try_readwrite().map(Out)
+        })
     }
 
     /// A read-only array of `T` that must have `shape`.
     pub fn read_like<T: Element>(
         &mut self,
         obj: Arr<'_, 'py>,
-        name: &str,
+        name: &'static str,
         shape: &[usize],
     ) -> Result<In<'py, T>, Error> {
-        self.borrow(obj, name, Some(shape), false, |a| a.try_readonly().map(In))
+        self.borrow(obj, Name(name, None), Some(shape), false, |a| {
+            a.try_readonly().map(In)
+        })
     }
 
     /// A writable array of `T` that must have `shape`.
     pub fn write_like<T: Element>(
         &mut self,
         obj: Arr<'_, 'py>,
-        name: &str,
+        name: &'static str,
         shape: &[usize],
     ) -> Result<Out<'py, T>, Error> {
-        self.borrow(obj, name, Some(shape), true, |a| a.try_readwrite().map(Out))
+        self.borrow(obj, Name(name, None), Some(shape), true, |a| {
+            a.try_readwrite().map(Out)
+        })
     }
 
     /// An optional read-only argument: checked to have `shape` when given.
     pub fn read_opt<T: Element>(
         &mut self,
         obj: OptArr<'_, 'py>,
-        name: &str,
+        name: &'static str,
         shape: &[usize],
     ) -> Result<Option<In<'py, T>>, Error> {
         obj.map(|o| self.read_like(o, name, shape)).transpose()
@@ -161,7 +188,7 @@ impl<'py> Args<'py> {
     pub fn write_opt<T: Element>(
         &mut self,
         obj: OptArr<'_, 'py>,
-        name: &str,
+        name: &'static str,
         shape: &[usize],
     ) -> Result<Option<Out<'py, T>>, Error> {
         obj.map(|o| self.write_like(o, name, shape)).transpose()
@@ -175,7 +202,11 @@ impl<'py> Args<'py> {
     ) -> Result<Vec<In<'py, T>>, Error> {
         let items = list.items.iter().zip(like).enumerate();
         items
-            .map(|(i, (obj, shape))| self.read_like(obj, &list.item(i), shape))
+            .map(|(i, (obj, shape))| {
+                self.borrow(obj, list.item(i), Some(shape), false, |a| {
+                    a.try_readonly().map(In)
+                })
+            })
             .collect()
     }
 
@@ -190,7 +221,7 @@ impl<'py> Args<'py> {
         let shape = |i: usize| like.and_then(|l| l.get(i)).map(Vec::as_slice);
         items
             .map(|(i, obj)| {
-                self.borrow(obj, &list.item(i), shape(i), true, |a| {
+                self.borrow(obj, list.item(i), shape(i), true, |a| {
                     a.try_readwrite().map(Out)
                 })
             })
@@ -213,7 +244,7 @@ impl<'py> Args<'py> {
     fn borrow<T: Element, B>(
         &mut self,
         obj: Arr<'_, 'py>,
-        name: &str,
+        name: Name,
         shape: Option<&[usize]>,
         written: bool,
         take: impl FnOnce(&Bound<'py, PyArrayDyn<T>>) -> Result<B, BorrowError>,
@@ -222,7 +253,7 @@ impl<'py> Args<'py> {
         let start = array.data() as usize;
         let end = start.saturating_add(array.len().saturating_mul(std::mem::size_of::<T>()));
         let region = Region {
-            name: name.to_string(),
+            name,
             start,
             end,
             written,
@@ -308,7 +339,7 @@ fn type_name(obj: Arr) -> String {
 
 fn untyped<'a, 'py>(
     obj: Arr<'a, 'py>,
-    name: &str,
+    name: impl Display,
 ) -> Result<&'a Bound<'py, PyUntypedArray>, Error> {
     let got = || {
         Error::Type(format!(
@@ -320,25 +351,25 @@ fn untyped<'a, 'py>(
 }
 
 /// The dtype of `obj` as a string, e.g. "float32".
-pub fn dtype_name(obj: Arr, name: &str) -> Result<String, Error> {
+pub fn dtype_name(obj: Arr, name: impl Display) -> Result<String, Error> {
     Ok(untyped(obj, name)?.dtype().to_string())
 }
 
 /// Whether `obj` is an array of `T` (cheaper than comparing dtype names).
-pub fn has_dtype<T: Element>(obj: Arr, name: &str) -> Result<bool, Error> {
+pub fn has_dtype<T: Element>(obj: Arr, name: impl Display) -> Result<bool, Error> {
     Ok(untyped(obj, name)?
         .dtype()
         .is_equiv_to(&numpy::dtype::<T>(obj.py())))
 }
 
 /// Which float kernel `obj` needs: float32 or float64, anything else is a `TypeError`.
-pub fn float_dtype(obj: Arr, name: &str) -> Result<FloatDtype, Error> {
-    if has_dtype::<f32>(obj, name)? {
+pub fn float_dtype(obj: Arr, name: impl Display) -> Result<FloatDtype, Error> {
+    if has_dtype::<f32>(obj, &name)? {
         Ok(FloatDtype::F32)
-    } else if has_dtype::<f64>(obj, name)? {
+    } else if has_dtype::<f64>(obj, &name)? {
         Ok(FloatDtype::F64)
     } else {
-        let dtype = dtype_name(obj, name)?;
+        let dtype = dtype_name(obj, &name)?;
         Err(Error::Type(format!(
             "{name} must have dtype float32 or float64, got {dtype}"
         )))
@@ -349,7 +380,7 @@ pub fn float_dtype(obj: Arr, name: &str) -> Result<FloatDtype, Error> {
 /// aligned for `T` (a view at an odd byte offset into a buffer is not).
 fn typed<'a, 'py, T: Element>(
     obj: Arr<'a, 'py>,
-    name: &str,
+    name: Name,
 ) -> Result<&'a Bound<'py, PyArrayDyn<T>>, Error> {
     let (dtype, expected) = (untyped(obj, name)?.dtype(), numpy::dtype::<T>(obj.py()));
     let array = match obj.cast::<PyArrayDyn<T>>() {
@@ -388,7 +419,7 @@ pub fn shape_str(shape: &[usize]) -> String {
 }
 
 /// Checks that an array has exactly the shape `expected`.
-pub fn check_shape(name: &str, actual: &[usize], expected: &[usize]) -> Result<(), Error> {
+pub fn check_shape(name: impl Display, actual: &[usize], expected: &[usize]) -> Result<(), Error> {
     if actual == expected {
         return Ok(());
     }
@@ -471,17 +502,13 @@ impl<'py> List<'py> {
     }
 
     /// The first array and its name (None for an empty list).
-    pub fn first(&self) -> Option<(&Bound<'py, PyAny>, String)> {
+    pub fn first(&self) -> Option<(&Bound<'py, PyAny>, Name)> {
         self.items.first().map(|o| (o, self.item(0)))
     }
 
     /// The name of array `i` in messages: `param[2]`, or `param` for a single array.
-    fn item(&self, i: usize) -> String {
-        if self.single {
-            self.name.to_string()
-        } else {
-            format!("{}[{i}]", self.name)
-        }
+    fn item(&self, i: usize) -> Name {
+        Name(self.name, (!self.single).then_some(i))
     }
 }
 

@@ -49,7 +49,6 @@ pub fn dense_forward(
 /// weight`; any may be None.
 #[pyfunction]
 #[pyo3(signature = (x, weight, grad_output, grad_weight, grad_bias, grad_input, accumulate = true))]
-#[allow(clippy::too_many_arguments)]
 pub fn dense_backward(
     py: Python<'_>,
     x: Arr,

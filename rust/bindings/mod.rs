@@ -2,6 +2,9 @@
 //! arrays through the one guard ([`arrays::Args`]), pick the float type once
 //! ([`arrays::with_float`]), release the GIL, call the kernel, map the error.
 
+// A binding takes the arguments of the Python function it is, however many.
+#![allow(clippy::too_many_arguments)]
+
 mod activation;
 mod arrays;
 mod clip;

@@ -59,7 +59,6 @@ pub fn batch_norm_statistics(py: Python<'_>, x: Arr, mean: Arr, var: Arr) -> Res
 /// Zero sizes as `batch_norm_statistics`; a rejected call writes nothing.
 #[pyfunction]
 #[pyo3(signature = (x, weight, bias, eps, factor, running_mean, running_var, out, save_mean, save_invstd))]
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_train(
     py: Python<'_>,
     x: Arr,
@@ -131,7 +130,6 @@ pub fn batch_norm_normalize(
 /// Zero channels or no values per channel: `grad_weight`/`grad_bias` unchanged (sums of nothing).
 #[pyfunction]
 #[pyo3(signature = (x, grad_output, mean, invstd, weight, batch_stats, grad_input, grad_weight, grad_bias))]
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     py: Python<'_>,
     x: Arr,
@@ -171,7 +169,6 @@ pub fn batch_norm_backward(
 /// rows: empty results; zero features: ValueError.
 #[pyfunction]
 #[pyo3(signature = (x, features, weight, bias, eps, out, mean, invstd))]
-#[allow(clippy::too_many_arguments)]
 pub fn layer_norm_forward(
     py: Python<'_>,
     x: Arr,
@@ -201,7 +198,6 @@ pub fn layer_norm_forward(
 /// Layer norm backward: overwrites `grad_input`, accumulates `grad_weight`, `grad_bias`.
 #[pyfunction]
 #[pyo3(signature = (x, grad_output, features, mean, invstd, weight, grad_input, grad_weight, grad_bias))]
-#[allow(clippy::too_many_arguments)]
 pub fn layer_norm_backward(
     py: Python<'_>,
     x: Arr,

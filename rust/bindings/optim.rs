@@ -54,7 +54,6 @@ macro_rules! step_all {
 /// SGD with momentum; `first_step` (per tensor) sets the buffer to the gradient.
 #[pyfunction]
 #[pyo3(signature = (param, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step))]
-#[allow(clippy::too_many_arguments)]
 pub fn sgd_step(
     py: Python<'_>,
     param: Arr,
@@ -95,7 +94,6 @@ pub fn sgd_step(
 /// Adagrad with the step's decayed rate `clr` (per tensor).
 #[pyfunction]
 #[pyo3(signature = (param, grad, sum, *, clr, eps, weight_decay, maximize))]
-#[allow(clippy::too_many_arguments)]
 pub fn adagrad_step(
     py: Python<'_>,
     param: Arr,
@@ -130,7 +128,6 @@ pub fn adagrad_step(
 /// RMSprop; `grad_avg` when centered, `momentum_buffer` when momentum > 0 (lists or None).
 #[pyfunction]
 #[pyo3(signature = (param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps, weight_decay, momentum, maximize))]
-#[allow(clippy::too_many_arguments)]
 pub fn rmsprop_step(
     py: Python<'_>,
     param: Arr,
@@ -179,7 +176,6 @@ pub fn rmsprop_step(
 /// `bias_correction2_sqrt` per tensor.
 #[pyfunction]
 #[pyo3(signature = (param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, step_size, bias_correction2_sqrt))]
-#[allow(clippy::too_many_arguments)]
 pub fn adam_step(
     py: Python<'_>,
     param: Arr,

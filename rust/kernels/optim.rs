@@ -47,6 +47,11 @@ pub fn steps<T: Float, S: Update<T>>(
         t.state.check(t.grad.len(), h)?;
     }
     for (t, h) in tensors {
+        if t.grad.len() <= CHUNK {
+            // One chunk: no pieces to cut (and no allocations for a small tensor).
+            t.state.update_chunk(t.param, t.grad, &h);
+            continue;
+        }
         let parallel = worth_parallel_above(t.grad.len(), PAR_MIN_PARAMETERS);
         for_each_piece((t.param, t.state), t.grad, CHUNK, parallel, |(p, s), g| {
             s.update_chunk(p, g, &h)

@@ -4,7 +4,8 @@ present), and the effective memory bandwidth against a large copy measured in th
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benches/bench_optim.py
 
 Effective bandwidth counts 28 bytes per parameter per step: read θ, g, m, v (16) and write
-θ, m, v (12).
+θ, m, v (12). Then one Adam step over a 784-512-256-10 MLP's six tensors: one multi-tensor
+call for the group (what the optimizers do) against one call per tensor.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from saddlepoint import _core
 from common import interleaved_best, start
 
 SIZES = [100_000, 10_000_000]
+MLP_SHAPES = [(784, 512), (512,), (512, 256), (256,), (256, 10), (10,)]
 BYTES_PER_PARAMETER = 28
 
 
@@ -75,6 +77,27 @@ def main() -> None:
             gbs = BYTES_PER_PARAMETER * n / seconds
             print(f"{n:>12,}  {name:<18}{seconds * 1e3:>9.3f}{gbs / 1e9:>8.1f}"
                   f"{100 * gbs / bandwidth:>8.0f}%{best['numpy'] / seconds:>9.1f}x")
+    group_versus_per_tensor(rng)
+
+
+def group_versus_per_tensor(rng) -> None:
+    """One Adam step over the MLP's tensors: one _core call for all, or one call per tensor."""
+    p, g, m, v = ([rng.standard_normal(s, dtype=np.float32) for s in MLP_SHAPES] for _ in range(4))
+    v = [np.abs(a) for a in v]
+    kw = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
+              maximize=False, step_size=1e-2, bias_correction2_sqrt=0.03)
+
+    def per_tensor():
+        for arrays in zip(p, g, m, v):
+            _core.adam_step(*arrays, None, **kw)
+
+    def one_call():
+        _core.adam_step(list(p), list(g), list(m), list(v), None, **kw)
+
+    best = interleaved_best({"per tensor": per_tensor, "one call": one_call}, rounds=7, block=50)
+    print(f"\nAdam step over an MLP's {len(MLP_SHAPES)} tensors (float32, {sp.get_num_threads()} threads): "
+          f"one call per tensor {best['per tensor'] * 1e6:.1f} us, one call for the group "
+          f"{best['one call'] * 1e6:.1f} us")
 
 
 if __name__ == "__main__":

@@ -362,3 +362,11 @@ def test_a_model_and_its_optimizer_copied_together_train_like_the_originals():
     train(twin, twin_optimizer, X, y, steps=3)
     assert_same_bits(twin, net)
     assert_same_optimizer_state(twin_optimizer, optimizer)
+
+
+def test_a_saved_model_loads_packed(tmp_path):
+    net = model()
+    sp.io.save_model(net, tmp_path / "model.safetensors")
+    loaded = sp.io.load_model(tmp_path / "model.safetensors")
+    assert_flat(loaded)
+    np.testing.assert_array_equal(dg.parameters_to_vector(loaded), dg.parameters_to_vector(net))

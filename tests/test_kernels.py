@@ -337,3 +337,16 @@ def test_an_empty_group_is_a_no_op():
     with pytest.raises(ValueError, match=r"grad must have one array per param array \(0\), got 1"):
         _core.sgd_step([], [np.ones(1)], None, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False,
                        weight_decay=0.0, maximize=False, first_step=False)
+
+
+def test_an_overlap_behind_a_nested_read_is_found(dtype):
+    # grad[1] lies inside grad[0] (reads may share memory); exp_avg[2] lies inside grad[0] after
+    # grad[1] ends: the check must compare it with grad[0], not only with its neighbour.
+    buf = np.zeros(8, dtype)
+    p = [np.ones(8, dtype), np.ones(2, dtype), np.ones(2, dtype)]
+    g = [buf, buf[1:3], np.ones(2, dtype)]
+    m, v = [np.ones(8, dtype), np.ones(2, dtype), buf[5:7]], [np.ones_like(a) for a in p]
+    with pytest.raises(ValueError, match=r"grad\[0\] and exp_avg\[2\] share memory"):
+        _core.adam_step(p, g, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
+    m[2] = np.zeros(2, dtype)
+    _core.adam_step(p, g, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)

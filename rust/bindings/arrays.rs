@@ -240,7 +240,8 @@ impl<'py> Args<'py> {
     }
 
     /// The checks of one array, in this order: type, dtype, layout, writeability (by
-    /// rust-numpy's borrow), overlap with the arrays borrowed before, shape.
+    /// rust-numpy's borrow), shape. Its overlap with the other arrays of the call is checked
+    /// by [`Args::run`], once all are borrowed.
     fn borrow<T: Element, B>(
         &mut self,
         obj: Arr<'_, 'py>,
@@ -259,9 +260,6 @@ impl<'py> Args<'py> {
             written,
         };
         let borrowed = take(array).map_err(|e| self.borrow_error(&region, e))?;
-        if let Some(other) = self.conflict(&region) {
-            return Err(overlap_error(&region, other));
-        }
         self.regions.push(region);
         if let Some(shape) = shape {
             check_shape(name, array.shape(), shape)?;
@@ -272,10 +270,15 @@ impl<'py> Args<'py> {
     /// Runs `kernel` with the GIL released. A panic (a bug: kernels return errors) becomes a
     /// `RuntimeError` naming the function, instead of PyO3's `PanicException`, which is not an
     /// `Exception` and escapes `except Exception`.
+    ///
+    /// First the overlap check of every array borrowed for the call (see [`Args::overlap`]).
     pub fn run<R: Send>(
         &self,
         kernel: impl FnOnce() -> Result<R, KernelError> + Send,
     ) -> Result<R, Error> {
+        if let Some((first, second)) = self.overlap() {
+            return Err(overlap_error(first, second));
+        }
         match self.py.detach(|| catch_unwind(AssertUnwindSafe(kernel))) {
             Ok(result) => Ok(result?),
             Err(payload) => Err(Error::Internal(format!(
@@ -286,9 +289,39 @@ impl<'py> Args<'py> {
         }
     }
 
-    /// An array borrowed before that `region` intersects, where either of the two is written.
-    /// Two arrays that are only read may share memory (the same array as input and target, say):
-    /// nothing changes under them, so the result is unchanged.
+    /// Two arrays of the call that share memory where at least one is written, in the order
+    /// they were borrowed. Two arrays that are only read may share memory (the same array as
+    /// input and target, say): nothing changes under them. One sweep in address order, so a
+    /// call with a list of hundreds of tensors costs O(n log n), not a comparison per pair: a
+    /// region meets an earlier-starting one exactly when the furthest-reaching earlier region
+    /// (of any kind if it is written, of the written ones if it is read) ends past its start.
+    fn overlap(&self) -> Option<(&Region, &Region)> {
+        let regions = self
+            .regions
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.start < r.end);
+        let mut order: Vec<(usize, &Region)> = regions.collect();
+        order.sort_by_key(|(_, r)| r.start); // stable: equal starts stay in call order
+        let (mut widest, mut widest_written) = (None::<(usize, &Region)>, None::<(usize, &Region)>);
+        for (i, r) in order {
+            let earlier = if r.written { widest } else { widest_written };
+            if let Some((j, o)) = earlier.filter(|(_, o)| o.end > r.start) {
+                return Some(if j < i { (o, r) } else { (r, o) });
+            }
+            let reaches = |w: Option<(usize, &Region)>| w.is_none_or(|(_, w)| r.end > w.end);
+            if reaches(widest) {
+                widest = Some((i, r));
+            }
+            if r.written && reaches(widest_written) {
+                widest_written = Some((i, r));
+            }
+        }
+        None
+    }
+
+    /// An array borrowed before that `region` intersects, where either of the two is written
+    /// (to name it when rust-numpy refuses a borrow).
     fn conflict(&self, region: &Region) -> Option<&Region> {
         let intersects = |r: &Region| region.start < r.end && r.start < region.end;
         self.regions

@@ -9,7 +9,6 @@ The object API is PyTorch's: ``param_groups`` (each a dict with its own hyperpar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from operator import is_
 from typing import Callable, Iterable, Mapping, Optional
 
@@ -18,61 +17,25 @@ import numpy as np
 from .. import _core
 from ..nn import Parameter
 from ..nn.parameter import flat_span
+from ..validation import MAX_COUNT, Flag, Integer, Real, SequenceOf, check_params
 
+# The largest step count stored (int64, as the counters of PyTorch's files).
+MAX_STEP = MAX_COUNT
+NONNEGATIVE = Real(0, closed="left")
+UNIT_INTERVAL = Real(0, 1, closed="left")
+FLAG = Flag(numeric=True)  # True/False, NumPy's bools or 0/1, as PyTorch takes them
+STEP = Integer(0, MAX_STEP).described("an integer in [0, 2**63)")
 # Keys that schedulers keep in the parameter groups (OneCycleLR's rates and momenta), checked
 # whenever a group is.
 SCHEDULER_RATES = ("initial_lr", "max_lr", "min_lr")
 SCHEDULER_MOMENTA = ("base_momentum", "max_momentum")
-# The largest step count stored (int64, as the counters of PyTorch's files).
-MAX_STEP = 2**63 - 1
+SCHEDULER_CONSTRAINTS = {**dict.fromkeys(SCHEDULER_RATES, NONNEGATIVE),
+                         **dict.fromkeys(SCHEDULER_MOMENTA, UNIT_INTERVAL)}
 
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
-
-
-def _number(value) -> bool:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _check_lr(lr) -> None:
-    _check(_number(lr) and lr >= 0, f"lr must be a finite number >= 0, got {lr!r}")
-
-
-def _check_nonnegative(name: str, value) -> None:
-    _check(_number(value) and value >= 0, f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def _check_unit_interval(name: str, value) -> None:
-    _check(_number(value) and 0 <= value < 1, f"{name} must be in [0, 1), got {value!r}")
-
-
-def _flag(name: str, value) -> bool:
-    """``value`` as a bool: True/False (NumPy's too) or the integers 0/1, as PyTorch takes them."""
-    ok = isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1))
-    _check(ok, f"{name} must be True or False (or 0/1), got {value!r}")
-    return bool(value)
-
-
-def _pair(value):
-    """A length-2 sequence (or 1-d array) of numbers as a tuple of floats; anything else as is,
-    for the optimizer's own check to refuse."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        return value
-    if np.ndim(value) != 1 or len(value) != 2 or not all(_number(v) for v in value):
-        return value
-    return tuple(float(v) for v in value)
-
-
-def _check_count(name: str, value) -> None:
-    _check(isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-           and 0 <= value <= MAX_STEP, f"{name} must be an integer in [0, 2**63), got {value!r}")
 
 
 def _check_grad(p: Parameter) -> None:
@@ -102,8 +65,9 @@ class Optimizer:
     default it calls ``_update`` for each), and name their per-parameter state in
     ``_required_state`` / ``_optional_state`` (``"step"`` is a count, the rest arrays shaped
     like the parameter; those in ``_nonnegative_state`` hold sums of squares; a subclass that
-    names none gets only those generic checks), and their True/False hyperparameters in
-    ``_flags``, tuple ones in ``_pairs`` (each checked only where a group has it).
+    names none gets only those generic checks). Each hyperparameter's range is declared in
+    ``constraints`` (validation.py's checks, used by the constructor and ``load_state_dict``
+    alike, each where a group has it); checks between hyperparameters go in ``_validate``.
 
     Flat parameters: when a group's parameters are adjacent views, in order, of one flat buffer
     (a container's, see :meth:`Module.flatten_parameters`), an optimizer whose update treats
@@ -117,8 +81,7 @@ class Optimizer:
     _required_state: tuple = ()
     _optional_state: tuple = ()
     _nonnegative_state: tuple = ()
-    _flags: tuple = ("maximize",)  # hyperparameters that are True or False
-    _pairs: tuple = ()  # hyperparameters that are tuples
+    constraints: dict = {"lr": NONNEGATIVE, "maximize": FLAG}
     # True when the update treats every entry alike (no norms or shapes): adjacent parameters
     # can then be stepped as one array. A subclass whose update is not elementwise sets False.
     _elementwise: bool = False
@@ -159,27 +122,17 @@ class Optimizer:
         self.param_groups.append(full)
 
     def _checked_group(self, group: dict) -> dict:
-        """``group`` with tuple hyperparameters as tuples, after the checks of every
-        hyperparameter; the one validation of both the constructor and ``load_state_dict``."""
-        group = dict(group)
-        for key in self._pairs:
-            if key in group:
-                group[key] = _pair(group[key])  # JSON has no tuples
-        _check_lr(group.get("lr"))
-        for key in self._flags:
-            if key in group:  # a subclass's defaults may lack the base class's flags
-                group[key] = _flag(key, group[key])
+        """``group`` with every hyperparameter checked and normalized (tuples as tuples: JSON
+        has none); the one validation of both the constructor and ``load_state_dict``."""
+        group = check_params(group, {"lr": NONNEGATIVE, **self.constraints, **SCHEDULER_CONSTRAINTS})
+        if "lr" not in group:
+            NONNEGATIVE.check("lr", None)
         self._validate(group)
-        for key in SCHEDULER_RATES:
-            if key in group:
-                _check_nonnegative(key, group[key])
-        for key in SCHEDULER_MOMENTA:
-            if key in group:
-                _check_unit_interval(key, group[key])
         return group
 
     def _validate(self, group: dict) -> None:
-        """Raises ValueError for a hyperparameter out of range."""
+        """Raises ValueError when hyperparameters do not fit together (each one's own range is
+        in ``constraints``)."""
 
     def _init_state(self, param: Parameter, group: dict) -> dict:
         return {}
@@ -377,7 +330,7 @@ class Optimizer:
         restored = {}
         for name, value in entry.items():
             if name == "step":
-                _check_count(f"{where}['step']", value)
+                STEP.check(f"{where}['step']", value)
                 restored[name] = int(value)
             else:
                 restored[name] = self._staged_array(f"{where}[{name!r}]", name, value, p)
@@ -444,13 +397,11 @@ class SGD(Optimizer):
                                       maximize=maximize))
 
     _optional_state = ("momentum_buffer",)
-    _flags = ("nesterov", "maximize")
     _elementwise = True
+    constraints = {"lr": NONNEGATIVE, "momentum": UNIT_INTERVAL, "dampening": UNIT_INTERVAL,
+                   "weight_decay": NONNEGATIVE, "nesterov": FLAG, "maximize": FLAG}
 
     def _validate(self, group):
-        _check_unit_interval("momentum", group["momentum"])
-        _check_unit_interval("dampening", group["dampening"])
-        _check_nonnegative("weight_decay", group["weight_decay"])
         _check(not group["nesterov"] or (group["momentum"] > 0 and group["dampening"] == 0),
                f"nesterov needs momentum > 0 and dampening = 0, got momentum={group['momentum']}, "
                f"dampening={group['dampening']}")
@@ -504,9 +455,8 @@ class Adagrad(Optimizer):
     _elementwise = True
     _nonnegative_state = ("sum",)
 
-    def _validate(self, group):
-        for name in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            _check_nonnegative(name, group[name])
+    constraints = {"lr": NONNEGATIVE, "lr_decay": NONNEGATIVE, "weight_decay": NONNEGATIVE,
+                   "initial_accumulator_value": NONNEGATIVE, "eps": NONNEGATIVE, "maximize": FLAG}
 
     def _init_state(self, p, group):
         return {"step": 0, "sum": np.full_like(p.data, group["initial_accumulator_value"])}
@@ -553,13 +503,9 @@ class RMSprop(Optimizer):
     _elementwise = True
     _optional_state = ("momentum_buffer", "grad_avg")
     _nonnegative_state = ("square_avg",)
-    _flags = ("centered", "maximize")
-
-    def _validate(self, group):
-        _check_unit_interval("alpha", group["alpha"])
-        _check_unit_interval("momentum", group["momentum"])
-        _check_nonnegative("eps", group["eps"])
-        _check_nonnegative("weight_decay", group["weight_decay"])
+    constraints = {"lr": NONNEGATIVE, "alpha": UNIT_INTERVAL, "eps": NONNEGATIVE,
+                   "weight_decay": NONNEGATIVE, "momentum": UNIT_INTERVAL, "centered": FLAG,
+                   "maximize": FLAG}
 
     def _init_state(self, p, group):
         state = {"step": 0, "square_avg": np.zeros_like(p.data)}
@@ -618,17 +564,10 @@ class Adam(Optimizer):
     _elementwise = True
     _optional_state = ("max_exp_avg_sq",)
     _nonnegative_state = ("exp_avg_sq", "max_exp_avg_sq")
-    _flags = ("amsgrad", "maximize")
-    _pairs = ("betas",)
-
-    def _validate(self, group):
-        betas = group["betas"]
-        _check(isinstance(betas, tuple) and len(betas) == 2,
-               f"betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_unit_interval("betas[0]", betas[0])
-        _check_unit_interval("betas[1]", betas[1])
-        _check_nonnegative("eps", group["eps"])
-        _check_nonnegative("weight_decay", group["weight_decay"])
+    constraints = {
+        "lr": NONNEGATIVE,
+        "betas": SequenceOf(UNIT_INTERVAL, length=2).described("a pair (beta1, beta2) of numbers in [0, 1)"),
+        "eps": NONNEGATIVE, "weight_decay": NONNEGATIVE, "amsgrad": FLAG, "maximize": FLAG}
 
     def _init_state(self, p, group):
         state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}

@@ -149,7 +149,7 @@ def _pick(values, which: str, k: int) -> np.ndarray:
             "BE": np.unique(np.r_[np.arange(k // 2), np.arange(n - (k - k // 2), n)])}[which]
 
 
-def _extreme_eigenpairs(objective: Objective, budget, which: str, k: int, seed,
+def extreme_eigenpairs(objective: Objective, budget, which: str, k: int, seed,
                         residual_tolerance: float = RESIDUAL_TOLERANCE,
                         max_steps: int = MAX_LANCZOS_STEPS) -> _Extremes:
     """``k`` Ritz pairs, ascending: the largest (``"LA"``), the smallest (``"SA"``) or from both
@@ -187,7 +187,7 @@ def _full_hessian(objective: Objective, budget) -> np.ndarray:
     n = objective.size
     budget.plan(n)
     H = np.empty((n, n))
-    k = objective._directions_per_pass() if objective.hvp_method == "exact" else 16
+    k = objective.directions_per_pass() if objective.hvp_method == "exact" else 16
     begin = time.perf_counter()
     for start in range(0, n, k):
         stop = min(n, start + k)
@@ -262,7 +262,7 @@ def top_eigenvalues(model, loss, X, y, k: int = 1, which: str = "largest", seed=
     if not 1 <= k < objective.size:
         raise ValueError(f"k must be in [1, {objective.size - 1}] for this model, got {k}")
     with Budget(max_hvps, time_limit, progress, "top eigenvalues") as budget:
-        found = _extreme_eigenpairs(objective, budget, "LA" if which == "largest" else "SA", k, seed,
+        found = extreme_eigenpairs(objective, budget, "LA" if which == "largest" else "SA", k, seed,
                                     residual_tolerance)
         return Eigenvalues(found.values, found.residuals, found.converged, budget.used,
                            round(budget.seconds, 3), found.stopped)
@@ -597,7 +597,7 @@ def _full_spectrum(objective, budget, rtol):
 
 def _lanczos_spectrum(objective, budget, rtol, residual_tolerance, seed):
     with budget.portion(0.5, "the extreme eigenvalues"):  # the rest for the density
-        extremes = _extreme_eigenpairs(objective, budget, "BE", 2, seed, residual_tolerance)
+        extremes = extreme_eigenpairs(objective, budget, "BE", 2, seed, residual_tolerance)
     low, high = extremes.values[0], extremes.values[-1]
     tol = rtol * max(abs(low), abs(high), np.finfo(float).tiny)
     density, stopped = None, extremes.stopped
@@ -666,7 +666,7 @@ def escape_saddle(model, loss, X, y, *, max_step: float | None = None, rtol: flo
             except _TooSlow:
                 budget.first_batch()
         if values is None:
-            found = _extreme_eigenpairs(objective, budget, "BE", 2, seed, residual_tolerance)
+            found = extreme_eigenpairs(objective, budget, "BE", 2, seed, residual_tolerance)
             values, vectors, residual = found.values, found.vectors, float(found.residuals[0])
     eigenvalue, direction, scale = values[0], vectors[:, 0], np.max(np.abs(values))
     if eigenvalue >= -rtol * scale:

@@ -30,7 +30,7 @@ from ..nn import Module
 from ..optim import SGD
 from ..training import Callback, Trainer
 from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget
-from .curvature import RESIDUAL_TOLERANCE, TOLERANCES, _extreme_eigenpairs
+from .curvature import RESIDUAL_TOLERANCE, TOLERANCES, extreme_eigenpairs
 from .objective import Objective, parameters_to_vector
 
 
@@ -226,7 +226,7 @@ def sharpness(model, loss, X, y, *, radius: float = 0.05, samples: int = 10, see
     rng = np.random.default_rng(seed)
     base = objective.loss_at()
     with Budget(max_hvps, time_limit, progress, "sharpness") as budget:
-        found = _extreme_eigenpairs(objective, budget, "LA", 1, seed, residual_tolerance)
+        found = extreme_eigenpairs(objective, budget, "LA", 1, seed, residual_tolerance)
     top = float(found.values[-1])
     bounds = np.cumsum([0] + [p.data.size for p in objective.parameters])
     norms = [np.linalg.norm(objective.point[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]

@@ -203,7 +203,7 @@ class Objective:
             return np.zeros((0, self.size))
         if not self.exact_hvp:
             return np.array([self.hessian_vector_product(v, theta) for v in V])
-        k = self._directions_per_pass()
+        k = self.directions_per_pass()
         return np.concatenate([self._exact_products(V[i:i + k], theta) for i in range(0, len(V), k)])
 
     def _exact_products(self, V, theta) -> np.ndarray:
@@ -223,7 +223,7 @@ class Objective:
                           f"Hessian-vector products are central differences of the gradient, not "
                           f"exact", stacklevel=3)
 
-    def _directions_per_pass(self) -> int:
+    def directions_per_pass(self) -> int:
         """How many Hessian columns one R-operator pass computes: about 64 MiB of activations."""
         widest = max([p.data.shape[0] for p in self.parameters] + [self.X[0].size])
         rows = min(len(self.X), self.batch_size)
@@ -234,7 +234,7 @@ class Objective:
         theta = self.point if theta is None else theta
         H = np.empty((self.size, self.size))
         if self.exact_hvp:  # many columns per pass: the R-operator batches directions
-            k = self._directions_per_pass()
+            k = self.directions_per_pass()
             for start in range(0, self.size, k):
                 stop = min(self.size, start + k)
                 basis = np.zeros((stop - start, self.size))

@@ -81,7 +81,7 @@ def stage_model_state(path, model, state: dict):
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise ValueError(f"{path}: tensor {name!r} holds NaN or infinite values")
     try:
-        return model._stage_state_dict(state)
+        return model.stage_state_dict(state)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path} does not fit the model: {_error_text(e)}") from None
 
@@ -177,7 +177,7 @@ def _optimizer_state(path, tensors: dict, meta: dict) -> dict:
 
 def _stager(obj):
     """``obj``'s checking stage, or (for an object without one) a plain ``load_state_dict``."""
-    stage = getattr(obj, "_stage_state_dict", None)
+    stage = getattr(obj, "stage_state_dict", None)
     if stage is not None:
         return stage
     return lambda state: (lambda: obj.load_state_dict(state))

@@ -87,7 +87,7 @@ class Sequential(Module):
         for i in reversed(range(len(self.layers))):
             own = [{k[len(f"{i}."):]: b for k, b in d.items() if k.startswith(f"{i}.")} for d in (v, rgrads)]
             g, rg = self.layers[i].r_backward(g, rg, *own)
-        return g, rg
+        return (g, rg) if self._grad_input else (None, None)
 
     def __getitem__(self, index):
         return self.layers[index]

@@ -117,10 +117,13 @@ class Module:
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        """State that is saved but not trained (e.g. running statistics), by name."""
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+        """State that is saved but not trained (e.g. running statistics), by name; with
+        ``recurse=False`` only this module's own (the name is then its attribute's)."""
         for name in getattr(self, "_buffer_names", ()):
             yield prefix + name, getattr(self, name)
+        if not recurse:
+            return
         for name, child in self.named_children():
             if hasattr(child, "named_buffers"):
                 yield from child.named_buffers(prefix + name + ".")
@@ -214,9 +217,9 @@ class Module:
         A 0-d entry (``num_batches_tracked``) is also accepted with shape ``(1,)``, as PyTorch
         accepts it: files written before 0-d tensors were saved as such hold that shape.
         """
-        self._stage_state_dict(state_dict, strict)()
+        self.stage_state_dict(state_dict, strict)()
 
-    def _stage_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True):
+    def stage_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True):
         """Checks ``state_dict`` as :meth:`load_state_dict` does and returns a function that
         copies it in; the function cannot fail, so callers can stage several objects first."""
         if not isinstance(state_dict, Mapping):

@@ -264,9 +264,9 @@ class Optimizer:
         constructor's validation, each state entry's name, type, shape and values); arrays are
         copied in the parameters' dtype, so a resumed run continues bit-identically.
         """
-        self._stage_state_dict(state_dict)()
+        self.stage_state_dict(state_dict)()
 
-    def _stage_state_dict(self, state_dict: dict):
+    def stage_state_dict(self, state_dict: dict):
         """Checks ``state_dict`` as :meth:`load_state_dict` does (ValueError) and returns a
         function that installs it, which cannot fail."""
         _check(isinstance(state_dict, Mapping) and {"state", "param_groups"} <= set(state_dict),

@@ -79,9 +79,9 @@ class _State:
     def load_state_dict(self, state_dict: dict) -> None:
         """Restores the fields saved by :meth:`state_dict`; ValueError, and nothing changes,
         if one is missing, unknown or invalid."""
-        self._stage_state_dict(state_dict)()
+        self.stage_state_dict(state_dict)()
 
-    def _stage_state_dict(self, state_dict: dict):
+    def stage_state_dict(self, state_dict: dict):
         """Checks ``state_dict`` (ValueError) and returns a function that installs it."""
         values = self._checked_fields(state_dict)
 
@@ -306,7 +306,7 @@ class SequentialLR(LRScheduler):
     def state_dict(self):
         return {**super().state_dict(), "schedulers": [s.state_dict() for s in self.schedulers]}
 
-    def _stage_state_dict(self, state_dict):
+    def stage_state_dict(self, state_dict):
         where = "SequentialLR state_dict"
         if not isinstance(state_dict, Mapping) or "schedulers" not in state_dict:
             raise ValueError(f"{where} must be a dict with 'schedulers'")
@@ -317,10 +317,10 @@ class SequentialLR(LRScheduler):
         commits = []
         for i, (scheduler, state) in enumerate(zip(self.schedulers, saved)):
             try:
-                commits.append(scheduler._stage_state_dict(state))
+                commits.append(scheduler.stage_state_dict(state))
             except ValueError as e:
                 raise ValueError(f"{where}['schedulers'][{i}]: {e}") from None
-        commits.append(super()._stage_state_dict(
+        commits.append(super().stage_state_dict(
             {k: v for k, v in state_dict.items() if k != "schedulers"}))
 
         def commit():

@@ -48,8 +48,9 @@ class _BatchRollback:
         self.params = model.parameters()
         modules = [module for _, module in _modules(model)]
         # [module, name, the buffer array, its copy]; a layer may replace the array itself.
-        self.buffers = [[module, name, getattr(module, name), np.array(getattr(module, name))]
-                        for module in modules for name in getattr(module, "_buffer_names", ())]
+        self.buffers = [[module, name, array, np.array(array)] for module in modules
+                        if hasattr(module, "named_buffers")
+                        for name, array in module.named_buffers(recurse=False)]
         self.float_buffers = [(module, name) for module, name, _, copy in self.buffers
                               if copy.dtype.kind == "f"]
         self.generators = [module.rng for module in modules

@@ -3,7 +3,7 @@
 Every analysis of the doctor runs under a :class:`Budget`: it asks before each batch of
 Hessian-vector products (or loss evaluations) whether it may go on, stops when either the count
 or the time is spent, and says in its result which one stopped it. While it runs, NumPy's BLAS
-is held to one thread: the R-operator is NumPy, and BLAS threads that compete with
+is held to one thread: parts of the R-operator are NumPy, and BLAS threads that compete with
 saddlepoint's spinning pool threads made a Hessian-vector product of the digits network cost
 168 ms instead of 3.1 ms on a loaded two-core machine (2 BLAS threads against 1; the same with
 saddlepoint on 1 or 2 threads).

@@ -15,6 +15,9 @@ class Activation(Module):
 
     kind = "identity"
     config_fields: tuple[str, ...] = ()
+    _x: np.ndarray | None  # input and output of the last forward, for backward
+    _y: np.ndarray | None
+    _r_saved: tuple[np.ndarray | None, np.ndarray, np.ndarray | None] | None  # R{x}, f'(x), f''(x)
 
     def __init__(self):
         self._x = None
@@ -31,26 +34,32 @@ class Activation(Module):
         self._x, self._y = x, out
         return out
 
-    def backward(self, grad_output):
-        if self._x is None:
+    def _last_forward(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._x is None or self._y is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        grad_output = as_layer_input(grad_output, self._x.dtype, "grad_output")
-        grad_input = np.empty_like(self._x)
-        _core.activation_backward(self.kind, self._x, self._y, grad_output, grad_input,
-                                  self._slope())
+        return self._x, self._y
+
+    def backward(self, grad_output):
+        x, y = self._last_forward()
+        grad_output = as_layer_input(grad_output, x.dtype, "grad_output")
+        grad_input = np.empty_like(x)
+        _core.activation_backward(self.kind, x, y, grad_output, grad_input, self._slope())
         return grad_input
 
     # --- R-operator (see Module): R{f(x)} = f'(x) R{x}, R{g_in} = f'(x) R{g} + f''(x) R{x} g ----
     def r_forward(self, x, rx, v):
         y = self.forward(x)
+        x, _ = self._last_forward()
         d1 = np.empty_like(y)  # f'(x): the backward kernel applied to ones
-        _core.activation_backward(self.kind, self._x, y, np.ones_like(y), d1, self._slope())
-        d2 = self.second_derivative(self._x, y, d1)
+        _core.activation_backward(self.kind, x, y, np.ones_like(y), d1, self._slope())
+        d2 = self.second_derivative(x, y, d1)
         self._r_saved = (rx, d1, d2)
         return y, None if rx is None else d1 * rx
 
     def r_backward(self, g, rg, v, rgrads):
         grad_input = self.backward(g)
+        if self._r_saved is None:
+            raise RuntimeError(f"{type(self).__name__}.r_backward called before r_forward")
         rx, d1, d2 = self._r_saved
         rg_in = d1 * rg
         if d2 is not None and rx is not None:

@@ -32,6 +32,10 @@ class Dense(Module):
     (out_features, in_features).
     """
 
+    bias: Parameter | None
+    _x: np.ndarray | None  # input of the last forward, for backward
+    _rx: np.ndarray | None  # R{x} of the last r_forward, for r_backward
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  dtype=np.float32, rng=None):
         self.in_features = positive_int("in_features", in_features)
@@ -59,11 +63,15 @@ class Dense(Module):
         self._x = x
         return out
 
-    def backward(self, grad_output):
+    def _last_input(self) -> np.ndarray:
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward")
+        return self._x
+
+    def backward(self, grad_output):
+        x = self._last_input()
         grad_output = as_layer_input(grad_output, self.weight.dtype, "grad_output")
-        grad_input = np.empty_like(self._x) if self._grad_input else None
+        grad_input = np.empty_like(x) if self._grad_input else None
         grad_weight, accumulate = self.weight.grad_for_update()
         grad_bias = None
         if self.bias is not None:
@@ -71,7 +79,7 @@ class Dense(Module):
             if accumulate_bias != accumulate:  # one was zeroed, the other not: accumulate both
                 (grad_bias if accumulate else grad_weight).fill(0)
                 accumulate = True
-        _core.dense_backward(self._x, self.weight.data, grad_output, grad_weight, grad_bias,
+        _core.dense_backward(x, self.weight.data, grad_output, grad_weight, grad_bias,
                              grad_input, accumulate=accumulate)
         return grad_input
 
@@ -81,7 +89,7 @@ class Dense(Module):
         forward kernel with the directions stacked as k·out_features rows of a weight, and
         ``R{x} Wᵀ`` one with the k·N rows of ``R{x}`` stacked."""
         y = self.forward(x)
-        x = self._x
+        x = self._last_input()
         blocks = np.ascontiguousarray(v["weight"])
         k, (n, m) = blocks.shape[0], y.shape
         stacked_bias = None if self.bias is None else np.ascontiguousarray(v["bias"]).reshape(k * m)
@@ -101,7 +109,7 @@ class Dense(Module):
         direction, one backward kernel for the first terms and one for each of the others."""
         grad_input = self.backward(g)
         g = as_layer_input(g, self.weight.dtype, "g")
-        rx, x, W = self._rx, self._x, self.weight.data
+        rx, x, W = self._rx, self._last_input(), self.weight.data
         blocks = v["weight"]
         r_weight, r_bias = rgrads["weight"], rgrads.get("bias")
         rg_in = None if grad_input is None else np.empty((len(blocks),) + grad_input.shape, grad_input.dtype)

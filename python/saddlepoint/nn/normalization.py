@@ -36,6 +36,15 @@ class BatchNorm1d(Module):
     dtype : float32 or float64
     """
 
+    # Buffers, set by register_buffer when track_running_stats is on.
+    running_mean: np.ndarray
+    running_var: np.ndarray
+    num_batches_tracked: np.ndarray
+    weight: Parameter | None
+    bias: Parameter | None
+    # (x, mean, invstd, use_batch_stats) of the last forward, for backward.
+    _saved: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None
+
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, *, dtype=np.float32):
         self.num_features = positive_int("num_features", num_features)
@@ -64,8 +73,8 @@ class BatchNorm1d(Module):
     def forward(self, x):
         x = self._check_input(x)
         out = np.empty_like(x)
-        weight = self.weight.data if self.affine else None
-        bias = self.bias.data if self.affine else None
+        weight = None if self.weight is None else self.weight.data
+        bias = None if self.bias is None else self.bias.data
         mean = np.empty(self.num_features, self._dtype)
         invstd = np.empty(self.num_features, self._dtype)
         use_batch_stats = self.training or not self.track_running_stats
@@ -91,22 +100,26 @@ class BatchNorm1d(Module):
         self._saved = (x, mean, invstd, use_batch_stats)
         return out
 
-    def backward(self, grad_output):
+    def _last_forward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         if self._saved is None:
             raise RuntimeError("BatchNorm1d.backward called before forward")
-        x, mean, invstd, use_batch_stats = self._saved
+        return self._saved
+
+    def backward(self, grad_output):
+        x, mean, invstd, use_batch_stats = self._last_forward()
         grad_output = as_layer_input(grad_output, self._dtype, "grad_output")
         grad_input = np.empty_like(x)
+        weight, bias = self.weight, self.bias
         _core.batch_norm_backward(
-            x, grad_output, mean, invstd, self.weight.data if self.affine else None,
-            use_batch_stats, grad_input, self.weight.grad if self.affine else None,
-            self.bias.grad if self.affine else None)
+            x, grad_output, mean, invstd, None if weight is None else weight.data,
+            use_batch_stats, grad_input, None if weight is None else weight.grad,
+            None if bias is None else bias.grad)
         return grad_input
 
     # --- R-operator (see Module): exact with running or with batch statistics ----------------
     def r_forward(self, x, rx, v):
         y = self.forward(x)
-        x, mean, invstd, use_batch_stats = self._saved
+        x, mean, invstd, use_batch_stats = self._last_forward()
         shape = (1, -1) + (1,) * (x.ndim - 2)  # a per-channel vector over (N, C[, L])
         xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
         over = (0,) + tuple(range(2, x.ndim))  # samples and positions
@@ -135,6 +148,11 @@ class LayerNorm(Module):
     ``y = (x − mean)/√(var + eps)·weight + bias`` with the biased variance, as PyTorch's
     ``LayerNorm``. Statistics are per sample, so training and eval modes behave the same.
     """
+
+    weight: Parameter | None
+    bias: Parameter | None
+    # (x, mean, invstd) of the last forward, for backward.
+    _saved: tuple[np.ndarray, np.ndarray, np.ndarray] | None
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, *,
                  dtype=np.float32):
@@ -165,24 +183,27 @@ class LayerNorm(Module):
         self._saved = (x, mean, invstd)
         return out
 
-    def backward(self, grad_output):
+    def _last_forward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._saved is None:
             raise RuntimeError("LayerNorm.backward called before forward")
-        x, mean, invstd = self._saved
+        return self._saved
+
+    def backward(self, grad_output):
+        x, mean, invstd = self._last_forward()
         grad_output = as_layer_input(grad_output, self._dtype, "grad_output")
         grad_input = np.empty_like(x)
-        affine = self.weight is not None
+        weight, bias = self.weight, self.bias
         _core.layer_norm_backward(
             x, grad_output, self._features, mean, invstd,
-            self.weight.data.reshape(-1) if affine else None, grad_input,
-            self.weight.grad.reshape(-1) if affine else None,
-            self.bias.grad.reshape(-1) if affine else None)
+            None if weight is None else weight.data.reshape(-1), grad_input,
+            None if weight is None else weight.grad.reshape(-1),
+            None if bias is None else bias.grad.reshape(-1))
         return grad_input
 
     # --- R-operator (see Module): statistics over each sample's trailing dimensions -------------
     def r_forward(self, x, rx, v):
         y = self.forward(x)
-        x, mean, invstd = self._saved
+        x, mean, invstd = self._last_forward()
         lead = x.ndim - len(self.normalized_shape)
         shape = x.shape[:lead] + (1,) * len(self.normalized_shape)
         xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)

@@ -171,6 +171,8 @@ class StepLR(LRScheduler):
     """``lr = base · gamma^(t // step_size)``: decay by ``gamma`` every ``step_size`` steps."""
 
     constraints = {"step_size": POSITIVE_INT, "gamma": POSITIVE}
+    step_size: int
+    gamma: float
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
         self._set_params(step_size=step_size, gamma=gamma)
@@ -184,6 +186,8 @@ class MultiStepLR(LRScheduler):
     """``lr = base · gamma^k`` where ``k`` is the number of milestones ``<= t``."""
 
     constraints = {"milestones": MILESTONES, "gamma": POSITIVE}
+    milestones: list[int]
+    gamma: float
 
     def __init__(self, optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         # Given in any order (as PyTorch's); kept sorted.
@@ -200,6 +204,7 @@ class ExponentialLR(LRScheduler):
     """``lr = base · gamma^t``."""
 
     constraints = {"gamma": POSITIVE}
+    gamma: float
 
     def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
         self._set_params(gamma=gamma)
@@ -213,6 +218,8 @@ class CosineAnnealingLR(LRScheduler):
     """``lr = eta_min + (base − eta_min) · (1 + cos(π·t/T_max)) / 2`` (PyTorch's closed form)."""
 
     constraints = {"T_max": POSITIVE_INT, "eta_min": NONNEGATIVE}
+    T_max: int
+    eta_min: float
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         self._set_params(T_max=T_max, eta_min=eta_min)
@@ -227,6 +234,9 @@ class LinearLR(LRScheduler):
     """``lr = base · (start_factor + (end_factor − start_factor) · min(t, total_iters)/total_iters)``."""
 
     constraints = {"start_factor": FACTOR, "end_factor": FACTOR, "total_iters": POSITIVE_INT}
+    start_factor: float
+    end_factor: float
+    total_iters: int
 
     def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1):
@@ -258,6 +268,7 @@ class InverseSqrtLR(LRScheduler):
     """
 
     constraints = {"warmup_steps": POSITIVE_INT}
+    warmup_steps: int
 
     def __init__(self, optimizer, warmup_steps: int, last_epoch: int = -1):
         self._set_params(warmup_steps=warmup_steps)
@@ -277,6 +288,7 @@ class SequentialLR(LRScheduler):
     """
 
     constraints = {"milestones": MILESTONES}
+    milestones: list[int]
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
         _check_optimizer(optimizer)
@@ -399,6 +411,12 @@ class OneCycleLR(LRScheduler):
     Meant to be stepped once per batch; stepping past ``total_steps`` is an error.
     """
 
+    total_steps: int
+    anneal_strategy: str
+    cycle_momentum: bool
+    use_betas: bool
+    phases: list[tuple]
+
     #: The settings kept in state_dict; ``init_constraints``: the constructor's other arguments.
     constraints = {"total_steps": POSITIVE_INT, "anneal_strategy": OneOf("cos", "linear"),
               "cycle_momentum": FLAG, "use_betas": FLAG, "phases": _Phases()}
@@ -497,6 +515,15 @@ class ReduceLROnPlateau(_State):
     reduction, ``cooldown`` steps pass before bad steps count again; no rate goes below
     ``min_lr``, and changes smaller than ``eps`` are skipped.
     """
+
+    # Set by _set_params from ``constraints``.
+    mode: str
+    threshold_mode: str
+    factor: float
+    patience: int
+    threshold: float
+    cooldown: int
+    eps: float
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",

@@ -104,7 +104,7 @@ class Optimizer:
             raise TypeError(f"a parameter group must be a dict with 'params', got {group!r}")
         params = group["params"]
         params = [params] if isinstance(params, Parameter) else list(params)
-        first_index = {}
+        first_index: dict[int, int] = {}  # id(parameter) -> its first position
         for i, p in enumerate(params):
             if not isinstance(p, Parameter):
                 raise TypeError(f"params[{i}] must be a saddlepoint Parameter, got {type(p).__name__}")
@@ -243,7 +243,7 @@ class Optimizer:
     def state_dict(self) -> dict:
         """``{"state": {index: {...}}, "param_groups": [...]}`` with parameters numbered in
         group order, as PyTorch; arrays are copies."""
-        index = {}
+        index: dict[Parameter, int] = {}
         groups = []
         for group in self.param_groups:
             ids = []
@@ -327,7 +327,7 @@ class Optimizer:
             _check(not unknown and not missing,
                    f"{where} must hold {list(self._required_state)} (and may hold "
                    f"{list(self._optional_state)}), got unknown {unknown}, missing {missing}")
-        restored = {}
+        restored: dict[str, int | np.ndarray] = {}
         for name, value in entry.items():
             if name == "step":
                 STEP.check(f"{where}['step']", value)

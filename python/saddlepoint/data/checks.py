@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import _core
@@ -47,4 +49,17 @@ def check_data(X, y, classification: bool | None = None, name: str = "X"):
                              f"{rows[:10].tolist()}")
     elif y.dtype.kind not in "iub":
         raise TypeError(f"y must hold numbers, got dtype {y.dtype}")
+    return X, y
+
+
+def split_pair(name: str, value) -> tuple[Any, Any]:
+    """``value`` (``validation_data=(X, y)`` and the like) as its two items: a third item would
+    otherwise be taken for another argument of :func:`check_data`."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a pair (X, y), got {type(value).__name__}") from None
+    if len(items) != 2:
+        raise TypeError(f"{name} must be a pair (X, y), got {len(items)} items")
+    X, y = items
     return X, y

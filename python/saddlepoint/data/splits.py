@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import Real
-from .checks import check_data
+from .checks import check_data, split_pair
 from .targets import TargetEncoder, task_of
 
 _VALIDATION_SPLIT = Real(0, 1, closed="neither")
@@ -51,8 +51,9 @@ def prepare_data(X, y, validation_data=None, validation_split: float = 0.2, test
         X, X_val, y, y_val = train_test_split(X, y, test_size=fraction, random_state=seed,
                                               stratify=_stratify(task, y, fraction))
     else:
-        X_val, y_val = check_data(*validation_data, name="validation X")
-    X_test, y_test = check_data(*test_data, name="test X") if test_data is not None else (None, None)
+        X_val, y_val = check_data(*split_pair("validation_data", validation_data), name="validation X")
+    X_test, y_test = (check_data(*split_pair("test_data", test_data), name="test X") if test_data is not None
+                      else (None, None))
     for name, other in (("validation_data", X_val), ("test_data", X_test)):
         if other is not None and other.shape[1:] != X.shape[1:]:
             raise ValueError(f"{name} must have features of shape {X.shape[1:]} like X, got {other.shape[1:]}")

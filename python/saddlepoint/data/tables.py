@@ -62,7 +62,7 @@ def _read_rows(path, text: str) -> list[tuple[int, list[str]]]:
     """``(line, cells)`` for every row, ``line`` being where the row starts in the file (a
     quoted cell can span lines)."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    rows = []
+    rows: list[tuple[int, list[str]]] = []
     while True:
         line = reader.line_num + 1
         try:

@@ -91,7 +91,13 @@ class TargetEncoder:
     @property
     def n_out(self) -> int:
         """The model outputs the task needs: one per class, or one per target column."""
-        return len(self.classes) if self.classes is not None else len(self.mean)
+        return len(self.classes) if self.classes is not None else len(self._standardization()[0])
+
+    def _standardization(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, scale)`` of a regression encoding (one without ``classes``)."""
+        if self.mean is None or self.scale is None:
+            raise TypeError("a TargetEncoder without classes needs mean and scale")
+        return self.mean, self.scale
 
     @property
     def metric(self) -> str:
@@ -107,14 +113,16 @@ class TargetEncoder:
             return None
         if self.classes is not None:
             return np.searchsorted(self.classes, np.asarray(y).ravel()).astype(np.int64, copy=False)
-        return (_columns(y) - self.mean) / self.scale
+        mean, scale = self._standardization()
+        return (_columns(y) - mean) / scale
 
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         """Model outputs in the targets' terms: the predicted class labels, or the regression
         outputs in the targets' units (float64 columns)."""
         if self.classes is not None:
             return self.classes[np.argmax(outputs, axis=1)]
-        return np.asarray(outputs, dtype=np.float64) * self.scale + self.mean
+        mean, scale = self._standardization()
+        return np.asarray(outputs, dtype=np.float64) * scale + mean
 
     def baseline(self, encoded: np.ndarray) -> float:
         """The loss of the best constant prediction on ``encoded`` targets: the entropy of the

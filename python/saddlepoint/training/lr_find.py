@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -75,11 +76,13 @@ def lr_find(model, loss_fn, optimizer, X, y, *, start_lr: float = 1e-7, end_lr: 
     rng = np.random.default_rng(rng)
     model_state, optimizer_state = model.state_dict(), optimizer.state_dict()
     growth = (end_lr / start_lr) ** (1.0 / (num_steps - 1))
-    lrs, smoothed, raw = [], [], []
+    lrs: list[float] = []
+    smoothed: list[float] = []
+    raw: list[float] = []
     average, best, stopped_early = 0.0, np.inf, False
     model.train()
     try:
-        batches = iter(())
+        batches: Iterator[np.ndarray] = iter(())  # empty: the first step draws an epoch's batches
         for step in range(num_steps):
             idx = next(batches, None)
             if idx is None:

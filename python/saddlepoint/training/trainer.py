@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 from tqdm import tqdm
 
 from .. import _core
 from ..data.batches import minibatches
-from ..data.checks import check_data
+from ..data.checks import check_data, split_pair
 from ..data.targets import is_classification_loss, training_targets
 from ..io import checkpoint as ckpt
 from ..nn import BatchNorm1d
@@ -204,7 +205,7 @@ class Trainer:
                                                   stratify=stratify)
             validation_data = (X_val, y_val)
         if validation_data is not None:
-            validation_data = self._prepare(*validation_data, name="validation X")
+            validation_data = self._prepare(*split_pair("validation_data", validation_data), name="validation X")
         if self.drop_last and len(X) < self.batch_size:
             raise ValueError(f"batch_size must be at most the {len(X)} training samples with "
                              f"drop_last=True, got {self.batch_size}: every batch would be dropped")
@@ -270,6 +271,8 @@ class Trainer:
             try:
                 loss = train_step(model, loss_fn, optimizer, xb, yb, rollback)
             except _NotFinite as what:
+                if rollback is None:  # only the rollback's checks raise it
+                    raise
                 self._diverged(rollback, f"{what} at epoch {self.epoch}, batch {b}")
             if batch_scheduler is not None:
                 batch_scheduler.step()
@@ -278,7 +281,7 @@ class Trainer:
         return {"loss": total / count}
 
     @staticmethod
-    def _diverged(rollback: _BatchRollback, what: str):
+    def _diverged(rollback: _BatchRollback, what: str) -> NoReturn:
         """Undoes the failing batch and raises :class:`TrainingDiverged`."""
         rollback.restore()
         if all(_core.all_finite(p.data) for p in rollback.params):

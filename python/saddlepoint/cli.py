@@ -504,6 +504,8 @@ def _diagnose(args, threads: int) -> int:
         larger=lambda: build_model(n_in, larger_hidden, n_out, args, np.random.default_rng(args.seed)),
         task=task, optimizer=lambda params: build_optimizer(params, args), epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, verbose=0 if args.quiet else 1)
+    if guidance.train_data is None:  # guide() always returns the data its models trained on
+        raise RuntimeError("diagnose.guide returned no training data to analyse")
     X_fit, y_fit = guidance.train_data
     pick = np.random.default_rng(args.seed).permutation(len(X_fit))[:args.hessian_samples]
     analysed = (model, guidance.loss, X_fit[pick], y_fit[pick])

@@ -63,8 +63,8 @@ class Budget:
                  description: str = "Hessian", unit: str = "HVP"):
         self.max_hvps, self.time_limit = check_budget(max_hvps, time_limit)
         self._caps = (self.max_hvps, self.time_limit)  # lowered for a while by portion()
-        self._purpose = None  # what the lowered caps are for
-        self._refusal = None  # the limit that last refused work
+        self._purpose: str | None = None  # what the lowered caps are for
+        self._refusal: str | None = None  # the limit that last refused work
         self._first = False  # the next batch runs whatever the clock says (see first_batch)
         self.description, self.unit = description, unit
         self.show = show_progress(progress)

@@ -299,7 +299,7 @@ def trace(model, loss, X, y, samples: int = 100, seed=0, *, max_hvps: int = MAX_
         raise ValueError(f"samples must be at least 2, got {samples}")
     objective = _objective(model, loss, X, y)
     rng = np.random.default_rng(seed)
-    draws = []
+    draws: list[float] = []
     check_budget(max_hvps, time_limit)
     if max_hvps < 2:
         raise ValueError(f"max_hvps must be at least 2 for a trace estimate, got {max_hvps}")
@@ -391,7 +391,8 @@ def _density(objective: Objective, budget, steps=100, vectors=10, grid_points=40
     steps = min(steps, objective.size)
     budget.plan(steps * vectors)
     group = int(max(1, min(vectors, _BASIS_MEMORY // (8 * steps * objective.size))))
-    runs, cut = [], False
+    runs: list[_Run] = []
+    cut = False
     while len(runs) < vectors and not cut:
         size = budget.affordable(min(group, vectors - len(runs)))
         if size < 1:
@@ -401,12 +402,12 @@ def _density(objective: Objective, budget, steps=100, vectors=10, grid_points=40
         runs += [run for run in batch if run.steps > 0]
     if not runs:
         raise RuntimeError(f"the {budget.stop_reason()} allows no Lanczos step; raise it")
-    nodes, weights = [], []
+    node_parts, weight_parts = [], []
     for run in runs:
         values, _, S = run.ritz()
-        nodes.append(values)
-        weights.append(S[0] ** 2 / len(runs))
-    nodes, weights = np.concatenate(nodes), np.concatenate(weights)
+        node_parts.append(values)
+        weight_parts.append(S[0] ** 2 / len(runs))
+    nodes, weights = np.concatenate(node_parts), np.concatenate(weight_parts)
     low, high = float(nodes.min()), float(nodes.max())
     width = max(high - low, 1e-12 * max(1.0, abs(high)))
     sigma = float(sigma) if sigma is not None else 0.01 * width

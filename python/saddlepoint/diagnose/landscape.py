@@ -235,7 +235,7 @@ def sharpness(model, loss, X, y, *, radius: float = 0.05, samples: int = 10, see
         parts = []
         for size, norm in zip(np.diff(bounds), norms):
             d = rng.standard_normal(size)
-            parts.append(d * (radius * norm / max(np.linalg.norm(d), 1e-300)))
+            parts.append(d * (radius * norm / max(float(np.linalg.norm(d)), 1e-300)))
         increases.append(objective.loss_at(objective.point + np.concatenate(parts)) - base)
     return Sharpness(base, top, float(np.mean(increases)), float(np.max(increases)), radius, samples,
                      float(found.residuals[-1]), found.converged, budget.used, found.stopped)

@@ -241,9 +241,9 @@ class Objective:
                 basis[np.arange(stop - start), np.arange(start, stop)] = 1.0
                 H[:, start:stop] = self._exact_products(basis, theta).T
             return (H + H.T) / 2
-        basis = np.zeros(self.size)
+        unit = np.zeros(self.size)
         for i in range(self.size):
-            basis[i] = 1.0
-            H[:, i] = self.hessian_vector_product(basis, theta)
-            basis[i] = 0.0
+            unit[i] = 1.0
+            H[:, i] = self.hessian_vector_product(unit, theta)
+            unit[i] = 0.0
         return (H + H.T) / 2

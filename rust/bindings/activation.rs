@@ -1,47 +1,24 @@
 //! Bindings of the activation kernels.
 
-use super::arrays::{with_float, Args, Arr};
+use super::arrays::{with_float, Args, Arr, Borrow, In, Out, ANY};
 use super::scalars::real;
 use crate::error::Error;
 use pyo3::prelude::*;
 use saddlepoint_kernels::activation::{self, Activation};
 
-/// The activation named `kind` ("relu", "leaky_relu", "sigmoid", "hard_sigmoid", "tanh",
-/// "identity").
-fn parse(kind: &str, negative_slope: f64) -> Result<Activation, Error> {
-    Ok(match kind {
-        "identity" => Activation::Identity,
-        "relu" => Activation::Relu,
-        "leaky_relu" => Activation::LeakyRelu { negative_slope },
-        "sigmoid" => Activation::Sigmoid,
-        "hard_sigmoid" => Activation::HardSigmoid,
-        "tanh" => Activation::Tanh,
-        other => {
-            return Err(Error::Value(format!(
-                "kind must be one of identity, relu, leaky_relu, sigmoid, hard_sigmoid, tanh; \
-                 got {other:?}"
-            )))
-        }
-    })
-}
-
-/// `out = f(x)` elementwise for the activation `kind`.
+/// `out = f(x)` elementwise for the activation `kind` ("identity", "relu", "leaky_relu",
+/// "sigmoid", "hard_sigmoid", "tanh").
 #[pyfunction]
 #[pyo3(signature = (kind, x, out, negative_slope = 0.01))]
 pub fn activation_forward(
-    py: Python<'_>,
-    kind: &str,
-    x: Arr,
-    out: Arr,
-    #[pyo3(from_py_with = real)] negative_slope: f64,
+    py: Python<'_>, kind: &str, x: Arr, out: Arr, #[pyo3(from_py_with = real)] negative_slope: f64,
 ) -> Result<(), Error> {
-    let f = parse(kind, negative_slope)?;
-    let mut a = Args::new(py, "activation_forward");
+    let (f, mut a) = (Activation::parse(kind, negative_slope)?, Args::new(py, "activation_forward"));
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let mut out = a.write_like::<T>(out, "out", x.shape())?;
-        let (xs, os) = (&*x, &mut *out);
-        a.run(|| activation::activation_forward(f, xs, os))
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let mut out: Out<T> = a.arg(out, "out", x.shape())?;
+        let (x, out) = (&*x, &mut *out);
+        a.run(|| activation::activation_forward(f, x, out))
     })
 }
 
@@ -49,22 +26,16 @@ pub fn activation_forward(
 #[pyfunction]
 #[pyo3(signature = (kind, x, output, grad_output, grad_input, negative_slope = 0.01))]
 pub fn activation_backward(
-    py: Python<'_>,
-    kind: &str,
-    x: Arr,
-    output: Arr,
-    grad_output: Arr,
-    grad_input: Arr,
+    py: Python<'_>, kind: &str, x: Arr, output: Arr, grad_output: Arr, grad_input: Arr,
     #[pyo3(from_py_with = real)] negative_slope: f64,
 ) -> Result<(), Error> {
-    let f = parse(kind, negative_slope)?;
-    let mut a = Args::new(py, "activation_backward");
+    let (f, mut a) = (Activation::parse(kind, negative_slope)?, Args::new(py, "activation_backward"));
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let y = a.read_like::<T>(output, "output", x.shape())?;
-        let dy = a.read_like::<T>(grad_output, "grad_output", x.shape())?;
-        let mut dx = a.write_like::<T>(grad_input, "grad_input", x.shape())?;
-        let (xs, ys, dys, dxs) = (&*x, &*y, &*dy, &mut *dx);
-        a.run(|| activation::activation_backward(f, xs, ys, dys, dxs))
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let y: In<T> = a.arg(output, "output", x.shape())?;
+        let dy: In<T> = a.arg(grad_output, "grad_output", x.shape())?;
+        let mut dx: Out<T> = a.arg(grad_input, "grad_input", x.shape())?;
+        let (x, y, dy, dx) = (&*x, &*y, &*dy, &mut *dx);
+        a.run(|| activation::activation_backward(f, x, y, dy, dx))
     })
 }

@@ -8,13 +8,12 @@
 //! `PanicException`). [`with_float!`] is the one dtype dispatch.
 
 use crate::error::Error;
-use numpy::{
-    BorrowError, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
-    PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
-};
+use numpy::{BorrowError, Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn};
+use numpy::{PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
+use saddlepoint_kernels::error::shape_str;
 use saddlepoint_kernels::KernelError;
 use std::fmt::{self, Display};
 use std::ops::{Deref, DerefMut};
@@ -50,10 +49,40 @@ macro_rules! with_float {
 }
 pub(crate) use with_float;
 
-/// A checked read-only array: its data is `&[T]` (`&*x`), its shape [`In::shape`].
+/// A checked read-only array of `T`: its data is `&[T]` (`&*x`).
 pub struct In<'py, T: Element>(PyReadonlyArrayDyn<'py, T>);
-/// A checked writable array: its data is `&mut [T]` (`&mut *x`), its shape [`Out::shape`].
+/// A checked writable array of `T`: its data is `&mut [T]` (`&mut *x`).
 pub struct Out<'py, T: Element>(PyReadwriteArrayDyn<'py, T>);
+
+/// How a binding takes an array: read-only ([`In`]) or writable ([`Out`]).
+pub trait Borrow<'py>: Sized {
+    type T: Element;
+    const WRITTEN: bool;
+    fn take(array: &Bound<'py, PyArrayDyn<Self::T>>) -> Result<Self, BorrowError>;
+    fn shape(&self) -> &[usize];
+}
+
+impl<'py, T: Element> Borrow<'py> for In<'py, T> {
+    type T = T;
+    const WRITTEN: bool = false;
+    fn take(array: &Bound<'py, PyArrayDyn<T>>) -> Result<Self, BorrowError> {
+        array.try_readonly().map(In)
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+}
+
+impl<'py, T: Element> Borrow<'py> for Out<'py, T> {
+    type T = T;
+    const WRITTEN: bool = true;
+    fn take(array: &Bound<'py, PyArrayDyn<T>>) -> Result<Self, BorrowError> {
+        array.try_readwrite().map(Out)
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+}
 
 // The arrays were checked C-contiguous, so `as_slice` cannot fail; if it ever did, the kernel
 // would get an empty slice and reject its length (a ValueError, never a wrong result).
@@ -77,15 +106,21 @@ impl<T: Element> DerefMut for Out<'_, T> {
     }
 }
 
-impl<T: Element> In<'_, T> {
-    pub fn shape(&self) -> &[usize] {
-        self.0.shape()
+/// The shape an array argument must have: [`ANY`], or exactly the given one (`x.shape()`, `&[n]`).
+#[derive(Clone, Copy)]
+pub struct Shape<'s>(Option<&'s [usize]>);
+/// Any shape.
+pub const ANY: Shape = Shape(None);
+
+impl<'s> From<&'s [usize]> for Shape<'s> {
+    fn from(shape: &'s [usize]) -> Self {
+        Shape(Some(shape))
     }
 }
 
-impl<T: Element> Out<'_, T> {
-    pub fn shape(&self) -> &[usize] {
-        self.0.shape()
+impl<'s, const N: usize> From<&'s [usize; N]> for Shape<'s> {
+    fn from(shape: &'s [usize; N]) -> Self {
+        Shape(Some(shape))
     }
 }
 
@@ -121,147 +156,53 @@ pub struct Args<'py> {
 impl<'py> Args<'py> {
     /// A new call of the binding `function` (named in internal-error messages).
     pub fn new(py: Python<'py>, function: &'static str) -> Self {
-        Args {
-            py,
-            function,
-            regions: Vec::with_capacity(8),
+        Args { py, function, regions: Vec::with_capacity(8) }
+    }
+
+    /// The array `obj`, read ([`In`]) or written ([`Out`]), checked to have `shape`.
+    pub fn arg<'s, B: Borrow<'py>>(
+        &mut self, obj: Arr<'_, 'py>, name: &'static str, shape: impl Into<Shape<'s>>,
+    ) -> Result<B, Error> {
+        self.borrow(obj, Name(name, None), shape.into())
+    }
+
+    /// An optional array: None, or [`Args::arg`].
+    pub fn opt<'s, B: Borrow<'py>>(
+        &mut self, obj: OptArr<'_, 'py>, name: &'static str, shape: impl Into<Shape<'s>>,
+    ) -> Result<Option<B>, Error> {
+        obj.map(|o| self.arg(o, name, shape)).transpose()
+    }
+
+    /// Every array of `list`, each with the shape of the same-index entry of `like` (any shape
+    /// when `like` is None).
+    pub fn list<B: Borrow<'py>>(
+        &mut self, list: &List<'py>, like: Option<&[Vec<usize>]>,
+    ) -> Result<Vec<B>, Error> {
+        let shape = |i: usize| Shape(like.and_then(|l| l.get(i)).map(Vec::as_slice));
+        list.items.iter().enumerate().map(|(i, obj)| self.borrow(obj, list.item(i), shape(i))).collect()
+    }
+
+    /// An optional list: None for each of the `like.len()` tensors, or [`Args::list`].
+    pub fn opt_list<B: Borrow<'py>>(
+        &mut self, list: &Option<List<'py>>, like: &[Vec<usize>],
+    ) -> Result<Vec<Option<B>>, Error> {
+        match list {
+            Some(list) => Ok(self.list(list, Some(like))?.into_iter().map(Some).collect()),
+            None => Ok(like.iter().map(|_| None).collect()),
         }
-    }
-
-    /// A read-only array of `T` of any shape.
-    pub fn read<T: Element>(
-        &mut self,
-        obj: Arr<'_, 'py>,
-        name: &'static str,
-    ) -> Result<In<'py, T>, Error> {
-        self.borrow(obj, Name(name, None), None, false, |a| {
-            a.try_readonly().map(In)
-        })
-    }
-
-    /// A writable array of `T` of any shape.
-    pub fn write<T: Element>(
-        &mut self,
-        obj: Arr<'_, 'py>,
-        name: &'static str,
-    ) -> Result<Out<'py, T>, Error> {
-        self.borrow(obj, Name(name, None), None, true, |a| {
-            a.try_readwrite().map(Out)
-        })
-    }
-
-    /// A read-only array of `T` that must have `shape`.
-    pub fn read_like<T: Element>(
-        &mut self,
-        obj: Arr<'_, 'py>,
-        name: &'static str,
-        shape: &[usize],
-    ) -> Result<In<'py, T>, Error> {
-        self.borrow(obj, Name(name, None), Some(shape), false, |a| {
-            a.try_readonly().map(In)
-        })
-    }
-
-    /// A writable array of `T` that must have `shape`.
-    pub fn write_like<T: Element>(
-        &mut self,
-        obj: Arr<'_, 'py>,
-        name: &'static str,
-        shape: &[usize],
-    ) -> Result<Out<'py, T>, Error> {
-        self.borrow(obj, Name(name, None), Some(shape), true, |a| {
-            a.try_readwrite().map(Out)
-        })
-    }
-
-    /// An optional read-only argument: checked to have `shape` when given.
-    pub fn read_opt<T: Element>(
-        &mut self,
-        obj: OptArr<'_, 'py>,
-        name: &'static str,
-        shape: &[usize],
-    ) -> Result<Option<In<'py, T>>, Error> {
-        obj.map(|o| self.read_like(o, name, shape)).transpose()
-    }
-
-    /// An optional writable argument: checked to have `shape` when given.
-    pub fn write_opt<T: Element>(
-        &mut self,
-        obj: OptArr<'_, 'py>,
-        name: &'static str,
-        shape: &[usize],
-    ) -> Result<Option<Out<'py, T>>, Error> {
-        obj.map(|o| self.write_like(o, name, shape)).transpose()
-    }
-
-    /// Every array of `list`, read-only, each with the shape of the same-index entry of `like`.
-    pub fn read_list<T: Element>(
-        &mut self,
-        list: &List<'py>,
-        like: &[Vec<usize>],
-    ) -> Result<Vec<In<'py, T>>, Error> {
-        let items = list.items.iter().zip(like).enumerate();
-        items
-            .map(|(i, (obj, shape))| {
-                self.borrow(obj, list.item(i), Some(shape), false, |a| {
-                    a.try_readonly().map(In)
-                })
-            })
-            .collect()
-    }
-
-    /// Every array of `list`, writable, each with the shape of the same-index entry of `like`
-    /// (any shape when `like` is None).
-    pub fn write_list<T: Element>(
-        &mut self,
-        list: &List<'py>,
-        like: Option<&[Vec<usize>]>,
-    ) -> Result<Vec<Out<'py, T>>, Error> {
-        let items = list.items.iter().enumerate();
-        let shape = |i: usize| like.and_then(|l| l.get(i)).map(Vec::as_slice);
-        items
-            .map(|(i, obj)| {
-                self.borrow(obj, list.item(i), shape(i), true, |a| {
-                    a.try_readwrite().map(Out)
-                })
-            })
-            .collect()
-    }
-
-    /// An optional list (see [`Args::write_list`]), each array like the same-index one of `like`.
-    pub fn write_opt_list<T: Element>(
-        &mut self,
-        list: &Option<List<'py>>,
-        like: &[Vec<usize>],
-    ) -> Result<Option<Vec<Out<'py, T>>>, Error> {
-        list.as_ref()
-            .map(|l| self.write_list(l, Some(like)))
-            .transpose()
     }
 
     /// The checks of one array, in this order: type, dtype, layout, writeability (by
     /// rust-numpy's borrow), shape. Its overlap with the other arrays of the call is checked
     /// by [`Args::run`], once all are borrowed.
-    fn borrow<T: Element, B>(
-        &mut self,
-        obj: Arr<'_, 'py>,
-        name: Name,
-        shape: Option<&[usize]>,
-        written: bool,
-        take: impl FnOnce(&Bound<'py, PyArrayDyn<T>>) -> Result<B, BorrowError>,
-    ) -> Result<B, Error> {
-        let array = typed::<T>(obj, name)?;
+    fn borrow<B: Borrow<'py>>(&mut self, obj: Arr<'_, 'py>, name: Name, shape: Shape) -> Result<B, Error> {
+        let array = typed::<B::T>(obj, name)?;
         let start = array.data() as usize;
-        let end = start.saturating_add(array.len().saturating_mul(std::mem::size_of::<T>()));
-        let region = Region {
-            name,
-            start,
-            end,
-            written,
-        };
-        let borrowed = take(array).map_err(|e| self.borrow_error(&region, e))?;
+        let end = start.saturating_add(array.len().saturating_mul(std::mem::size_of::<B::T>()));
+        let region = Region { name, start, end, written: B::WRITTEN };
+        let borrowed = B::take(array).map_err(|e| self.borrow_error(&region, e))?;
         self.regions.push(region);
-        if let Some(shape) = shape {
+        if let Shape(Some(shape)) = shape {
             check_shape(name, array.shape(), shape)?;
         }
         Ok(borrowed)
@@ -272,10 +213,7 @@ impl<'py> Args<'py> {
     /// `Exception` and escapes `except Exception`.
     ///
     /// First the overlap check of every array borrowed for the call (see [`Args::overlap`]).
-    pub fn run<R: Send>(
-        &self,
-        kernel: impl FnOnce() -> Result<R, KernelError> + Send,
-    ) -> Result<R, Error> {
+    pub fn run<R: Send>(&self, kernel: impl FnOnce() -> Result<R, KernelError> + Send) -> Result<R, Error> {
         if let Some((first, second)) = self.overlap() {
             return Err(overlap_error(first, second));
         }
@@ -296,11 +234,7 @@ impl<'py> Args<'py> {
     /// region meets an earlier-starting one exactly when the furthest-reaching earlier region
     /// (of any kind if it is written, of the written ones if it is read) ends past its start.
     fn overlap(&self) -> Option<(&Region, &Region)> {
-        let regions = self
-            .regions
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.start < r.end);
+        let regions = self.regions.iter().enumerate().filter(|(_, r)| r.start < r.end);
         let mut order: Vec<(usize, &Region)> = regions.collect();
         order.sort_by_key(|(_, r)| r.start); // stable: equal starts stay in call order
         let (mut widest, mut widest_written) = (None::<(usize, &Region)>, None::<(usize, &Region)>);
@@ -320,23 +254,18 @@ impl<'py> Args<'py> {
         None
     }
 
-    /// An array borrowed before that `region` intersects, where either of the two is written
-    /// (to name it when rust-numpy refuses a borrow).
-    fn conflict(&self, region: &Region) -> Option<&Region> {
-        let intersects = |r: &Region| region.start < r.end && r.start < region.end;
-        self.regions
-            .iter()
-            .find(|r| (r.written || region.written) && intersects(r))
-    }
-
     /// rust-numpy refused the borrow: read-only, or (a coarser overlap check than ours, per
-    /// base object) the memory is borrowed for writing by this call or by another thread.
+    /// base object) the memory is borrowed for writing by this call or by another thread. The
+    /// array borrowed before that `region` intersects, where either of the two is written, is
+    /// named.
     fn borrow_error(&self, region: &Region, e: BorrowError) -> Error {
         let name = &region.name;
-        match (e, self.conflict(region)) {
-            (BorrowError::NotWriteable, _) => Error::Value(format!(
-                "{name} must be writeable, got a read-only array; pass a copy"
-            )),
+        let intersects =
+            |r: &&Region| (r.written || region.written) && region.start < r.end && r.start < region.end;
+        match (e, self.regions.iter().find(intersects)) {
+            (BorrowError::NotWriteable, _) => {
+                Error::Value(format!("{name} must be writeable, got a read-only array; pass a copy"))
+            }
             (_, Some(other)) => overlap_error(region, other),
             (_, None) => Error::Value(format!(
                 "{name} is in use by a kernel running in another thread; pass a separate array"
@@ -347,17 +276,13 @@ impl<'py> Args<'py> {
 
 fn overlap_error(region: &Region, other: &Region) -> Error {
     Error::Value(format!(
-        "{} and {} share memory and one of them is written by this call; pass separate arrays (a \
-         copy of one)",
+        "{} and {} share memory and one of them is written by this call; pass separate arrays (a copy of one)",
         other.name, region.name
     ))
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    match (
-        payload.downcast_ref::<&str>(),
-        payload.downcast_ref::<String>(),
-    ) {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
         (Some(s), _) => s.to_string(),
         (_, Some(s)) => s.clone(),
         _ => "a panic without a message".to_string(),
@@ -365,21 +290,11 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn type_name(obj: Arr) -> String {
-    obj.get_type()
-        .name()
-        .map_or_else(|_| "an unknown type".to_string(), |n| n.to_string())
+    obj.get_type().name().map_or_else(|_| "an unknown type".to_string(), |n| n.to_string())
 }
 
-fn untyped<'a, 'py>(
-    obj: Arr<'a, 'py>,
-    name: impl Display,
-) -> Result<&'a Bound<'py, PyUntypedArray>, Error> {
-    let got = || {
-        Error::Type(format!(
-            "{name} must be a numpy.ndarray, got {}",
-            type_name(obj)
-        ))
-    };
+fn untyped<'a, 'py>(obj: Arr<'a, 'py>, name: impl Display) -> Result<&'a Bound<'py, PyUntypedArray>, Error> {
+    let got = || Error::Type(format!("{name} must be a numpy.ndarray, got {}", type_name(obj)));
     obj.cast::<PyUntypedArray>().map_err(|_| got())
 }
 
@@ -390,9 +305,7 @@ pub fn dtype_name(obj: Arr, name: impl Display) -> Result<String, Error> {
 
 /// Whether `obj` is an array of `T` (cheaper than comparing dtype names).
 pub fn has_dtype<T: Element>(obj: Arr, name: impl Display) -> Result<bool, Error> {
-    Ok(untyped(obj, name)?
-        .dtype()
-        .is_equiv_to(&numpy::dtype::<T>(obj.py())))
+    Ok(untyped(obj, name)?.dtype().is_equiv_to(&numpy::dtype::<T>(obj.py())))
 }
 
 /// Which float kernel `obj` needs: float32 or float64, anything else is a `TypeError`.
@@ -403,26 +316,17 @@ pub fn float_dtype(obj: Arr, name: impl Display) -> Result<FloatDtype, Error> {
         Ok(FloatDtype::F64)
     } else {
         let dtype = dtype_name(obj, &name)?;
-        Err(Error::Type(format!(
-            "{name} must have dtype float32 or float64, got {dtype}"
-        )))
+        Err(Error::Type(format!("{name} must have dtype float32 or float64, got {dtype}")))
     }
 }
 
 /// `obj` as an array of `T` whose data the kernels can take as a slice: C-contiguous and
 /// aligned for `T` (a view at an odd byte offset into a buffer is not).
-fn typed<'a, 'py, T: Element>(
-    obj: Arr<'a, 'py>,
-    name: Name,
-) -> Result<&'a Bound<'py, PyArrayDyn<T>>, Error> {
+fn typed<'a, 'py, T: Element>(obj: Arr<'a, 'py>, name: Name) -> Result<&'a Bound<'py, PyArrayDyn<T>>, Error> {
     let (dtype, expected) = (untyped(obj, name)?.dtype(), numpy::dtype::<T>(obj.py()));
     let array = match obj.cast::<PyArrayDyn<T>>() {
         Ok(array) if dtype.is_equiv_to(&expected) => array,
-        _ => {
-            return Err(Error::Type(format!(
-                "{name} must have dtype {expected}, got {dtype}"
-            )))
-        }
+        _ => return Err(Error::Type(format!("{name} must have dtype {expected}, got {dtype}"))),
     };
     if !array.is_c_contiguous() {
         return Err(Error::Value(format!(
@@ -432,23 +336,12 @@ fn typed<'a, 'py, T: Element>(
     let align = std::mem::align_of::<T>();
     if array.len() > 0 && (array.data() as usize) % align != 0 {
         return Err(Error::Value(format!(
-            "{name} is not aligned: its data starts at an address that is not a multiple of {align} \
-             bytes, as {expected} needs (a view at an odd offset into a buffer, e.g. from \
-             numpy.frombuffer); pass a copy, {name}.copy() (numpy.ascontiguousarray keeps the \
-             misalignment)"
+            "{name} is not aligned: its data starts at an address that is not a multiple of {align} bytes, as \
+             {expected} needs (a view at an odd offset into a buffer, e.g. from numpy.frombuffer); pass a copy, \
+             {name}.copy() (numpy.ascontiguousarray keeps the misalignment)"
         )));
     }
     Ok(array)
-}
-
-/// Formats a shape the way NumPy prints it: `(3, 4)`, `(5,)`.
-pub fn shape_str(shape: &[usize]) -> String {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    if shape.len() == 1 {
-        format!("({},)", dims.join(""))
-    } else {
-        format!("({})", dims.join(", "))
-    }
 }
 
 /// Checks that an array has exactly the shape `expected`.
@@ -457,20 +350,7 @@ pub fn check_shape(name: impl Display, actual: &[usize], expected: &[usize]) -> 
         return Ok(());
     }
     let (expected, actual) = (shape_str(expected), shape_str(actual));
-    Err(Error::Value(format!(
-        "{name} must have shape {expected}, got {actual}"
-    )))
-}
-
-/// The dimensions of an array that must have `N` of them.
-pub fn dims<const N: usize>(name: &str, shape: &[usize]) -> Result<[usize; N], Error> {
-    let got = || {
-        Error::Value(format!(
-            "{name} must be {N}-dimensional, got shape {}",
-            shape_str(shape)
-        ))
-    };
-    <[usize; N]>::try_from(shape).map_err(|_| got())
+    Err(Error::Value(format!("{name} must have shape {expected}, got {actual}")))
 }
 
 /// The items of a Python list or tuple; None for anything else.
@@ -492,20 +372,16 @@ pub struct List<'py> {
 
 impl<'py> List<'py> {
     /// The list `obj`; `tensors`, when given, is the length it must have (that of `param`).
-    pub fn new(
-        obj: Arr<'_, 'py>,
-        name: &'static str,
-        tensors: Option<usize>,
-    ) -> Result<Self, Error> {
+    pub fn new(obj: Arr<'_, 'py>, name: &'static str, tensors: Option<usize>) -> Result<Self, Error> {
         let single = obj.cast::<PyUntypedArray>().is_ok();
         let items = match sequence(obj) {
             _ if single => vec![obj.clone()],
             Some(items) => items,
             None => {
-                let got = type_name(obj);
                 return Err(Error::Type(format!(
-                    "{name} must be a list of numpy.ndarray, got {got}"
-                )));
+                    "{name} must be a list of numpy.ndarray, got {}",
+                    type_name(obj)
+                )))
             }
         };
         match tensors {
@@ -513,20 +389,12 @@ impl<'py> List<'py> {
                 "{name} must have one array per param array ({n}), got {}",
                 items.len()
             ))),
-            _ => Ok(List {
-                name,
-                items,
-                single,
-            }),
+            _ => Ok(List { name, items, single }),
         }
     }
 
     /// An optional list: None, or a list of `tensors` arrays.
-    pub fn opt(
-        obj: OptArr<'_, 'py>,
-        name: &'static str,
-        tensors: usize,
-    ) -> Result<Option<Self>, Error> {
+    pub fn opt(obj: OptArr<'_, 'py>, name: &'static str, tensors: usize) -> Result<Option<Self>, Error> {
         obj.map(|o| List::new(o, name, Some(tensors))).transpose()
     }
 
@@ -548,10 +416,7 @@ impl<'py> List<'py> {
 /// A per-tensor scalar of a multi-tensor call: one value for every tensor, or a list (or tuple)
 /// of `tensors` values, each converted by `convert` (one of [`super::scalars`]).
 pub fn per_tensor<V: Copy>(
-    obj: Arr,
-    name: &str,
-    tensors: usize,
-    convert: fn(&Bound<'_, PyAny>) -> PyResult<V>,
+    obj: Arr, name: &str, tensors: usize, convert: fn(&Bound<'_, PyAny>) -> PyResult<V>,
 ) -> Result<Vec<V>, Error> {
     let named = |e: PyErr| {
         let message = format!("{name}: {}", e.value(obj.py()));

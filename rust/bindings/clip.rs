@@ -1,6 +1,6 @@
 //! Bindings of the gradient-clipping helpers.
 
-use super::arrays::{with_float, Args, Arr};
+use super::arrays::{with_float, Args, Arr, In, Out, ANY};
 use super::scalars::real;
 use crate::error::Error;
 use pyo3::prelude::*;
@@ -8,16 +8,11 @@ use saddlepoint_kernels::clip;
 
 /// `Σ|x|^p` of an array (or `max|x|` for p = inf), for a joint gradient norm.
 #[pyfunction]
-pub fn norm_part(
-    py: Python<'_>,
-    x: Arr,
-    #[pyo3(from_py_with = real)] norm_type: f64,
-) -> Result<f64, Error> {
+pub fn norm_part(py: Python<'_>, x: Arr, #[pyo3(from_py_with = real)] norm_type: f64) -> Result<f64, Error> {
     let mut a = Args::new(py, "norm_part");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let xs = &*x;
-        a.run(|| clip::norm_part(xs, norm_type))
+        let x = &*a.arg::<In<T>>(x, "x", ANY)?;
+        a.run(|| clip::norm_part(x, norm_type))
     })
 }
 
@@ -26,25 +21,19 @@ pub fn norm_part(
 pub fn all_finite(py: Python<'_>, x: Arr) -> Result<bool, Error> {
     let mut a = Args::new(py, "all_finite");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let xs = &*x;
-        a.run(|| Ok(clip::all_finite(xs)))
+        let x = &*a.arg::<In<T>>(x, "x", ANY)?;
+        a.run(|| Ok(clip::all_finite(x)))
     })
 }
 
 /// `x *= factor` in place.
 #[pyfunction]
-pub fn scale_(
-    py: Python<'_>,
-    x: Arr,
-    #[pyo3(from_py_with = real)] factor: f64,
-) -> Result<(), Error> {
+pub fn scale_(py: Python<'_>, x: Arr, #[pyo3(from_py_with = real)] factor: f64) -> Result<(), Error> {
     let mut a = Args::new(py, "scale_");
     with_float!(x, "x", |T| {
-        let mut x = a.write::<T>(x, "x")?;
-        let xs = &mut *x;
+        let x = &mut *a.arg::<Out<T>>(x, "x", ANY)?;
         a.run(|| {
-            clip::scale(xs, factor);
+            clip::scale(x, factor);
             Ok(())
         })
     })
@@ -52,15 +41,10 @@ pub fn scale_(
 
 /// Clamps `x` to `[-clip_value, clip_value]` in place.
 #[pyfunction]
-pub fn clamp_(
-    py: Python<'_>,
-    x: Arr,
-    #[pyo3(from_py_with = real)] clip_value: f64,
-) -> Result<(), Error> {
+pub fn clamp_(py: Python<'_>, x: Arr, #[pyo3(from_py_with = real)] clip_value: f64) -> Result<(), Error> {
     let mut a = Args::new(py, "clamp_");
     with_float!(x, "x", |T| {
-        let mut x = a.write::<T>(x, "x")?;
-        let xs = &mut *x;
-        a.run(|| clip::clamp(xs, clip_value))
+        let x = &mut *a.arg::<Out<T>>(x, "x", ANY)?;
+        a.run(|| clip::clamp(x, clip_value))
     })
 }

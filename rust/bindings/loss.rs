@@ -1,9 +1,12 @@
 //! Bindings of the losses and softmax helpers.
 
-use super::arrays::{check_shape, dims, dtype_name, has_dtype, with_float, Args, Arr, OptArr};
+use super::arrays::{
+    check_shape, dtype_name, has_dtype, with_float, Args, Arr, Borrow, In, OptArr, Out, ANY,
+};
 use super::scalars::real;
 use crate::error::Error;
 use pyo3::prelude::*;
+use saddlepoint_kernels::error::dims;
 use saddlepoint_kernels::loss::{self, CrossEntropyOptions};
 
 /// Runs the elementwise loss `$kernel` on `input` and `target` of one shape, writing
@@ -12,11 +15,11 @@ macro_rules! elementwise_loss {
     ($py:expr, $function:literal, $kernel:path, $input:expr, $target:expr, $grad:expr) => {{
         let mut a = Args::new($py, $function);
         with_float!($input, "input", |T| {
-            let x = a.read::<T>($input, "input")?;
-            let t = a.read_like::<T>($target, "target", x.shape())?;
-            let mut g = a.write_like::<T>($grad, "grad_input", x.shape())?;
-            let (xs, ts, gs) = (&*x, &*t, &mut *g);
-            a.run(|| $kernel(xs, ts, gs))
+            let x: In<T> = a.arg($input, "input", ANY)?;
+            let t: In<T> = a.arg($target, "target", x.shape())?;
+            let mut g: Out<T> = a.arg($grad, "grad_input", x.shape())?;
+            let (x, t, g) = (&*x, &*t, &mut *g);
+            a.run(|| $kernel(x, t, g))
         })
     }};
 }
@@ -37,20 +40,10 @@ pub fn l1_loss(py: Python<'_>, input: Arr, target: Arr, grad_input: Arr) -> Resu
 /// Binary cross-entropy on logits; writes d(loss)/d(input) into `grad_input`, returns the loss.
 #[pyfunction]
 pub fn binary_cross_entropy_with_logits(
-    py: Python<'_>,
-    input: Arr,
-    target: Arr,
-    grad_input: Arr,
+    py: Python<'_>, input: Arr, target: Arr, grad_input: Arr,
 ) -> Result<f64, Error> {
     use loss::binary_cross_entropy_with_logits as bce;
-    elementwise_loss!(
-        py,
-        "binary_cross_entropy_with_logits",
-        bce,
-        input,
-        target,
-        grad_input
-    )
+    elementwise_loss!(py, "binary_cross_entropy_with_logits", bce, input, target, grad_input)
 }
 
 /// Softmax cross-entropy on logits `input` (N, C) against int64 labels (N,) or class
@@ -58,39 +51,27 @@ pub fn binary_cross_entropy_with_logits(
 #[pyfunction]
 #[pyo3(signature = (input, target, grad_input, weight = None, label_smoothing = 0.0))]
 pub fn cross_entropy(
-    py: Python<'_>,
-    input: Arr,
-    target: Arr,
-    grad_input: Arr,
-    weight: OptArr,
+    py: Python<'_>, input: Arr, target: Arr, grad_input: Arr, weight: OptArr,
     #[pyo3(from_py_with = real)] label_smoothing: f64,
 ) -> Result<f64, Error> {
     let mut a = Args::new(py, "cross_entropy");
     with_float!(input, "input", |T| {
-        let z = a.read::<T>(input, "input")?;
+        let z: In<T> = a.arg(input, "input", ANY)?;
         let [rows, classes] = dims::<2>("input", z.shape())?;
-        let weight = a.read_opt::<T>(weight, "weight", &[classes])?;
-        let mut g = a.write_like::<T>(grad_input, "grad_input", z.shape())?;
-        let class_weights = weight.as_deref();
-        let options = CrossEntropyOptions {
-            class_weights,
-            label_smoothing,
-        };
-        let zs = &*z;
+        let weight: Option<In<T>> = a.opt(weight, "weight", &[classes])?;
+        let mut g: Out<T> = a.arg(grad_input, "grad_input", z.shape())?;
+        let options = CrossEntropyOptions { class_weights: weight.as_deref(), label_smoothing };
+        let (z, g) = (&*z, &mut *g);
         if has_dtype::<i64>(target, "target")? {
-            let labels = a.read_like::<i64>(target, "target", &[rows])?;
-            let (ls, gs) = (&*labels, &mut *g);
-            a.run(|| loss::cross_entropy_labels(zs, ls, classes, options, gs))
+            let labels = &*a.arg::<In<i64>>(target, "target", &[rows])?;
+            a.run(|| loss::cross_entropy_labels(z, labels, classes, options, g))
         } else if has_dtype::<T>(target, "target")? {
-            let probs = a.read_like::<T>(target, "target", z.shape())?;
-            let (ps, gs) = (&*probs, &mut *g);
-            a.run(|| loss::cross_entropy_probabilities(zs, ps, classes, options, gs))
+            let probs = &*a.arg::<In<T>>(target, "target", &[rows, classes])?;
+            a.run(|| loss::cross_entropy_probabilities(z, probs, classes, options, g))
         } else {
+            let (input, target) = (dtype_name(input, "input")?, dtype_name(target, "target")?);
             Err(Error::Type(format!(
-                "target must be int64 class labels or class probabilities of input's dtype \
-                 {}, got {}",
-                dtype_name(input, "input")?,
-                dtype_name(target, "target")?
+                "target must be int64 class labels or class probabilities of input's dtype {input}, got {target}"
             )))
         }
     })
@@ -99,11 +80,11 @@ pub fn cross_entropy(
 fn softmax_any(py: Python<'_>, x: Arr, out: Arr, log: bool) -> Result<(), Error> {
     let mut a = Args::new(py, if log { "log_softmax" } else { "softmax" });
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
+        let x: In<T> = a.arg(x, "x", ANY)?;
         let [_, cols] = dims::<2>("x", x.shape())?;
-        let mut out = a.write_like::<T>(out, "out", x.shape())?;
-        let (xs, os) = (&*x, &mut *out);
-        a.run(|| loss::softmax(xs, cols, log, os))
+        let mut out: Out<T> = a.arg(out, "out", x.shape())?;
+        let (x, out) = (&*x, &mut *out);
+        a.run(|| loss::softmax(x, cols, log, out))
     })
 }
 
@@ -124,12 +105,12 @@ pub fn log_softmax(py: Python<'_>, x: Arr, out: Arr) -> Result<(), Error> {
 pub fn one_hot(py: Python<'_>, labels: Arr, out: Arr) -> Result<(), Error> {
     let mut a = Args::new(py, "one_hot");
     with_float!(out, "out", |T| {
-        let labels = a.read::<i64>(labels, "labels")?;
+        let labels: In<i64> = a.arg(labels, "labels", ANY)?;
         let [rows] = dims::<1>("labels", labels.shape())?;
-        let mut out = a.write::<T>(out, "out")?;
+        let mut out: Out<T> = a.arg(out, "out", ANY)?;
         let [_, classes] = dims::<2>("out", out.shape())?;
         check_shape("out", out.shape(), &[rows, classes])?;
-        let (ls, os) = (&*labels, &mut *out);
-        a.run(|| loss::one_hot(ls, classes, os))
+        let (labels, out) = (&*labels, &mut *out);
+        a.run(|| loss::one_hot(labels, classes, out))
     })
 }

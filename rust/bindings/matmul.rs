@@ -1,46 +1,23 @@
 //! Bindings of the dense layer kernels.
 
-use super::arrays::{dims, with_float, Args, Arr, OptArr};
+use super::arrays::{with_float, Args, Arr, Borrow, In, OptArr, Out, ANY};
 use crate::error::Error;
 use pyo3::prelude::*;
 use saddlepoint_kernels::matmul::{self, DenseGrads, DenseShape};
-
-/// Reads the layer's shape from `x` (batch, in) and `weight` (out, in).
-fn dense_shape(x: &[usize], weight: &[usize]) -> Result<DenseShape, Error> {
-    let [batch, in_features] = dims::<2>("x", x)?;
-    let [out_features, weight_in] = dims::<2>("weight", weight)?;
-    if weight_in != in_features {
-        return Err(Error::Value(format!(
-            "weight must have shape (out_features, {in_features}) to match x's {in_features} \
-             features, got ({out_features}, {weight_in})"
-        )));
-    }
-    Ok(DenseShape {
-        batch,
-        in_features,
-        out_features,
-    })
-}
 
 /// `out = x @ weight.T + bias` for `x` (batch, in), `weight` (out, in), `bias` (out,) or None.
 /// No input features: `out = bias` (or zeros); no rows or outputs: an empty `out`.
 #[pyfunction]
 #[pyo3(signature = (x, weight, bias, out))]
-pub fn dense_forward(
-    py: Python<'_>,
-    x: Arr,
-    weight: Arr,
-    bias: OptArr,
-    out: Arr,
-) -> Result<(), Error> {
+pub fn dense_forward(py: Python<'_>, x: Arr, weight: Arr, bias: OptArr, out: Arr) -> Result<(), Error> {
     let mut a = Args::new(py, "dense_forward");
     with_float!(x, "x", |T| {
-        let (x, weight) = (a.read::<T>(x, "x")?, a.read::<T>(weight, "weight")?);
-        let shape = dense_shape(x.shape(), weight.shape())?;
-        let bias = a.read_opt::<T>(bias, "bias", &[shape.out_features])?;
-        let mut out = a.write_like::<T>(out, "out", &[shape.batch, shape.out_features])?;
-        let (xs, ws, bs, os) = (&*x, &*weight, bias.as_deref(), &mut *out);
-        a.run(|| matmul::dense_forward(xs, ws, bs, os, shape))
+        let (x, weight): (In<T>, In<T>) = (a.arg(x, "x", ANY)?, a.arg(weight, "weight", ANY)?);
+        let shape = DenseShape::of(x.shape(), weight.shape())?;
+        let bias: Option<In<T>> = a.opt(bias, "bias", &[shape.out_features])?;
+        let mut out: Out<T> = a.arg(out, "out", &[shape.batch, shape.out_features])?;
+        let (x, weight, bias, out) = (&*x, &*weight, bias.as_deref(), &mut *out);
+        a.run(|| matmul::dense_forward(x, weight, bias, out, shape))
     })
 }
 
@@ -50,32 +27,20 @@ pub fn dense_forward(
 #[pyfunction]
 #[pyo3(signature = (x, weight, grad_output, grad_weight, grad_bias, grad_input, accumulate = true))]
 pub fn dense_backward(
-    py: Python<'_>,
-    x: Arr,
-    weight: Arr,
-    grad_output: Arr,
-    grad_weight: OptArr,
-    grad_bias: OptArr,
-    grad_input: OptArr,
-    accumulate: bool,
+    py: Python<'_>, x: Arr, weight: Arr, grad_output: Arr, grad_weight: OptArr, grad_bias: OptArr,
+    grad_input: OptArr, accumulate: bool,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "dense_backward");
     with_float!(x, "x", |T| {
-        let (x, weight) = (a.read::<T>(x, "x")?, a.read::<T>(weight, "weight")?);
-        let shape = dense_shape(x.shape(), weight.shape())?;
+        let (x, w): (In<T>, In<T>) = (a.arg(x, "x", ANY)?, a.arg(weight, "weight", ANY)?);
+        let shape = DenseShape::of(x.shape(), w.shape())?;
         let (batch, n_in, n_out) = (shape.batch, shape.in_features, shape.out_features);
-        let dy = a.read_like::<T>(grad_output, "grad_output", &[batch, n_out])?;
-        let mut gw = a.write_opt::<T>(grad_weight, "grad_weight", &[n_out, n_in])?;
-        let mut gb = a.write_opt::<T>(grad_bias, "grad_bias", &[n_out])?;
-        let mut gx = a.write_opt::<T>(grad_input, "grad_input", &[batch, n_in])?;
-        let (xs, ws, dys) = (&*x, &*weight, &*dy);
+        let dy: In<T> = a.arg(grad_output, "grad_output", &[batch, n_out])?;
+        let mut gw: Option<Out<T>> = a.opt(grad_weight, "grad_weight", &[n_out, n_in])?;
+        let mut gb: Option<Out<T>> = a.opt(grad_bias, "grad_bias", &[n_out])?;
+        let mut gx: Option<Out<T>> = a.opt(grad_input, "grad_input", &[batch, n_in])?;
         let (weight, bias, input) = (gw.as_deref_mut(), gb.as_deref_mut(), gx.as_deref_mut());
-        let grads = DenseGrads {
-            weight,
-            bias,
-            input,
-            accumulate,
-        };
-        a.run(|| matmul::dense_backward(xs, ws, dys, grads, shape))
+        let (x, w, dy, grads) = (&*x, &*w, &*dy, DenseGrads { weight, bias, input, accumulate });
+        a.run(|| matmul::dense_backward(x, w, dy, grads, shape))
     })
 }

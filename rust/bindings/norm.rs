@@ -1,42 +1,10 @@
 //! Bindings of batch norm, layer norm and dropout.
 
-use super::arrays::{shape_str, with_float, Args, Arr, OptArr};
+use super::arrays::{with_float, Args, Arr, Borrow, In, OptArr, Out, ANY};
 use super::scalars::{natural_u64, natural_usize, real};
 use crate::error::Error;
 use pyo3::prelude::*;
-use saddlepoint_kernels::norm::{self, BatchNormGrads, NormShape, RunningStats};
-
-/// `(batch, channels)` or `(batch, channels, length)`.
-fn norm_shape(x: &[usize]) -> Result<NormShape, Error> {
-    match *x {
-        [batch, channels] => Ok(NormShape {
-            batch,
-            channels,
-            length: 1,
-        }),
-        [batch, channels, length] => Ok(NormShape {
-            batch,
-            channels,
-            length,
-        }),
-        _ => Err(Error::Value(format!(
-            "x must have shape (batch, channels) or (batch, channels, length), got {}",
-            shape_str(x)
-        ))),
-    }
-}
-
-/// Rows of layer-norm input whose trailing dimensions hold `features` values.
-fn layer_rows(x: &[usize], features: usize) -> Result<usize, Error> {
-    let total: usize = x.iter().product();
-    if features == 0 || total % features != 0 {
-        return Err(Error::Value(format!(
-            "x's trailing dimensions must hold {features} values (normalized_shape), got shape {}",
-            shape_str(x)
-        )));
-    }
-    Ok(total / features)
-}
+use saddlepoint_kernels::norm::{self, layer_norm_rows, BatchNormGrads, NormShape, RunningStats};
 
 /// Each channel's batch mean and biased variance into `mean` and `var` (shape (channels,)).
 /// No channels: nothing to write; channels with no values (zero batch or length): ValueError.
@@ -44,13 +12,12 @@ fn layer_rows(x: &[usize], features: usize) -> Result<usize, Error> {
 pub fn batch_norm_statistics(py: Python<'_>, x: Arr, mean: Arr, var: Arr) -> Result<(), Error> {
     let mut a = Args::new(py, "batch_norm_statistics");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let shape = norm_shape(x.shape())?;
-        let c = [shape.channels];
-        let mut mean = a.write_like::<T>(mean, "mean", &c)?;
-        let mut var = a.write_like::<T>(var, "var", &c)?;
-        let (xs, ms, vs) = (&*x, &mut *mean, &mut *var);
-        a.run(|| norm::batch_norm_statistics(xs, shape, ms, vs))
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let shape = NormShape::of(x.shape())?;
+        let mut mean: Out<T> = a.arg(mean, "mean", &[shape.channels])?;
+        let mut var: Out<T> = a.arg(var, "var", &[shape.channels])?;
+        let (x, mean, var) = (&*x, &mut *mean, &mut *var);
+        a.run(|| norm::batch_norm_statistics(x, shape, mean, var))
     })
 }
 
@@ -60,41 +27,30 @@ pub fn batch_norm_statistics(py: Python<'_>, x: Arr, mean: Arr, var: Arr) -> Res
 #[pyfunction]
 #[pyo3(signature = (x, weight, bias, eps, factor, running_mean, running_var, out, save_mean, save_invstd))]
 pub fn batch_norm_forward_train(
-    py: Python<'_>,
-    x: Arr,
-    weight: OptArr,
-    bias: OptArr,
-    #[pyo3(from_py_with = real)] eps: f64,
-    #[pyo3(from_py_with = real)] factor: f64,
-    running_mean: OptArr,
-    running_var: OptArr,
-    out: Arr,
-    save_mean: Arr,
-    save_invstd: Arr,
+    py: Python<'_>, x: Arr, weight: OptArr, bias: OptArr, #[pyo3(from_py_with = real)] eps: f64,
+    #[pyo3(from_py_with = real)] factor: f64, running_mean: OptArr, running_var: OptArr, out: Arr,
+    save_mean: Arr, save_invstd: Arr,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "batch_norm_forward_train");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let shape = norm_shape(x.shape())?;
-        let c = [shape.channels];
-        let weight = a.read_opt::<T>(weight, "weight", &c)?;
-        let bias = a.read_opt::<T>(bias, "bias", &c)?;
-        let mut rm = a.write_opt::<T>(running_mean, "running_mean", &c)?;
-        let mut rv = a.write_opt::<T>(running_var, "running_var", &c)?;
-        let mut out = a.write_like::<T>(out, "out", x.shape())?;
-        let mut mean = a.write_like::<T>(save_mean, "save_mean", &c)?;
-        let mut invstd = a.write_like::<T>(save_invstd, "save_invstd", &c)?;
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let shape = NormShape::of(x.shape())?;
+        let c = &[shape.channels];
+        let (weight, bias): (Option<In<T>>, Option<In<T>>) =
+            (a.opt(weight, "weight", c)?, a.opt(bias, "bias", c)?);
+        let mut rm: Option<Out<T>> = a.opt(running_mean, "running_mean", c)?;
+        let mut rv: Option<Out<T>> = a.opt(running_var, "running_var", c)?;
+        let mut out: Out<T> = a.arg(out, "out", x.shape())?;
+        let (mut mean, mut invstd): (Out<T>, Out<T>) =
+            (a.arg(save_mean, "save_mean", c)?, a.arg(save_invstd, "save_invstd", c)?);
         let running = match (rm.as_deref_mut(), rv.as_deref_mut()) {
             (Some(mean), Some(var)) => Some(RunningStats { mean, var, factor }),
             (None, None) => None,
-            _ => {
-                let message = "running_mean and running_var must be given together";
-                return Err(Error::Value(message.into()));
-            }
+            _ => return Err(Error::Value("running_mean and running_var must be given together".into())),
         };
-        let (xs, ws, bs, os) = (&*x, weight.as_deref(), bias.as_deref(), &mut *out);
-        let (ms, ss) = (&mut *mean, &mut *invstd);
-        a.run(|| norm::batch_norm_forward_train(xs, shape, ws, bs, eps, running, os, ms, ss))
+        let (x, weight, bias, out) = (&*x, weight.as_deref(), bias.as_deref(), &mut *out);
+        let (mean, invstd) = (&mut *mean, &mut *invstd);
+        a.run(|| norm::batch_norm_forward_train(x, shape, weight, bias, eps, running, out, mean, invstd))
     })
 }
 
@@ -102,27 +58,20 @@ pub fn batch_norm_forward_train(
 /// an empty `out`.
 #[pyfunction]
 pub fn batch_norm_normalize(
-    py: Python<'_>,
-    x: Arr,
-    mean: Arr,
-    invstd: Arr,
-    weight: OptArr,
-    bias: OptArr,
-    out: Arr,
+    py: Python<'_>, x: Arr, mean: Arr, invstd: Arr, weight: OptArr, bias: OptArr, out: Arr,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "batch_norm_normalize");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let shape = norm_shape(x.shape())?;
-        let c = [shape.channels];
-        let mean = a.read_like::<T>(mean, "mean", &c)?;
-        let invstd = a.read_like::<T>(invstd, "invstd", &c)?;
-        let weight = a.read_opt::<T>(weight, "weight", &c)?;
-        let bias = a.read_opt::<T>(bias, "bias", &c)?;
-        let mut out = a.write_like::<T>(out, "out", x.shape())?;
-        let (xs, ms, ss) = (&*x, &*mean, &*invstd);
-        let (ws, bs, os) = (weight.as_deref(), bias.as_deref(), &mut *out);
-        a.run(|| norm::batch_norm_normalize(xs, shape, ms, ss, ws, bs, os))
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let shape = NormShape::of(x.shape())?;
+        let c = &[shape.channels];
+        let (mean, invstd): (In<T>, In<T>) = (a.arg(mean, "mean", c)?, a.arg(invstd, "invstd", c)?);
+        let (weight, bias): (Option<In<T>>, Option<In<T>>) =
+            (a.opt(weight, "weight", c)?, a.opt(bias, "bias", c)?);
+        let mut out: Out<T> = a.arg(out, "out", x.shape())?;
+        let (x, mean, invstd, out) = (&*x, &*mean, &*invstd, &mut *out);
+        let (weight, bias) = (weight.as_deref(), bias.as_deref());
+        a.run(|| norm::batch_norm_normalize(x, shape, mean, invstd, weight, bias, out))
     })
 }
 
@@ -131,37 +80,24 @@ pub fn batch_norm_normalize(
 #[pyfunction]
 #[pyo3(signature = (x, grad_output, mean, invstd, weight, batch_stats, grad_input, grad_weight, grad_bias))]
 pub fn batch_norm_backward(
-    py: Python<'_>,
-    x: Arr,
-    grad_output: Arr,
-    mean: Arr,
-    invstd: Arr,
-    weight: OptArr,
-    batch_stats: bool,
-    grad_input: OptArr,
-    grad_weight: OptArr,
-    grad_bias: OptArr,
+    py: Python<'_>, x: Arr, grad_output: Arr, mean: Arr, invstd: Arr, weight: OptArr, batch_stats: bool,
+    grad_input: OptArr, grad_weight: OptArr, grad_bias: OptArr,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "batch_norm_backward");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let shape = norm_shape(x.shape())?;
-        let c = [shape.channels];
-        let dy = a.read_like::<T>(grad_output, "grad_output", x.shape())?;
-        let mean = a.read_like::<T>(mean, "mean", &c)?;
-        let invstd = a.read_like::<T>(invstd, "invstd", &c)?;
-        let weight = a.read_opt::<T>(weight, "weight", &c)?;
-        let mut gx = a.write_opt::<T>(grad_input, "grad_input", x.shape())?;
-        let mut gw = a.write_opt::<T>(grad_weight, "grad_weight", &c)?;
-        let mut gb = a.write_opt::<T>(grad_bias, "grad_bias", &c)?;
-        let (xs, dys, ms, ss, ws) = (&*x, &*dy, &*mean, &*invstd, weight.as_deref());
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let shape = NormShape::of(x.shape())?;
+        let c = &[shape.channels];
+        let dy: In<T> = a.arg(grad_output, "grad_output", x.shape())?;
+        let (mean, invstd): (In<T>, In<T>) = (a.arg(mean, "mean", c)?, a.arg(invstd, "invstd", c)?);
+        let w: Option<In<T>> = a.opt(weight, "weight", c)?;
+        let mut gx: Option<Out<T>> = a.opt(grad_input, "grad_input", x.shape())?;
+        let (mut gw, mut gb): (Option<Out<T>>, Option<Out<T>>) =
+            (a.opt(grad_weight, "grad_weight", c)?, a.opt(grad_bias, "grad_bias", c)?);
         let (input, weight, bias) = (gx.as_deref_mut(), gw.as_deref_mut(), gb.as_deref_mut());
-        let grads = BatchNormGrads {
-            input,
-            weight,
-            bias,
-        };
-        a.run(|| norm::batch_norm_backward(xs, dys, shape, ms, ss, ws, batch_stats, grads))
+        let (x, dy, mean, invstd, w) = (&*x, &*dy, &*mean, &*invstd, w.as_deref());
+        let grads = BatchNormGrads { input, weight, bias };
+        a.run(|| norm::batch_norm_backward(x, dy, shape, mean, invstd, w, batch_stats, grads))
     })
 }
 
@@ -170,28 +106,21 @@ pub fn batch_norm_backward(
 #[pyfunction]
 #[pyo3(signature = (x, features, weight, bias, eps, out, mean, invstd))]
 pub fn layer_norm_forward(
-    py: Python<'_>,
-    x: Arr,
-    #[pyo3(from_py_with = natural_usize)] features: usize,
-    weight: OptArr,
-    bias: OptArr,
-    #[pyo3(from_py_with = real)] eps: f64,
-    out: Arr,
-    mean: Arr,
-    invstd: Arr,
+    py: Python<'_>, x: Arr, #[pyo3(from_py_with = natural_usize)] features: usize, weight: OptArr,
+    bias: OptArr, #[pyo3(from_py_with = real)] eps: f64, out: Arr, mean: Arr, invstd: Arr,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "layer_norm_forward");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let rows = [layer_rows(x.shape(), features)?];
-        let weight = a.read_opt::<T>(weight, "weight", &[features])?;
-        let bias = a.read_opt::<T>(bias, "bias", &[features])?;
-        let mut out = a.write_like::<T>(out, "out", x.shape())?;
-        let mut mean = a.write_like::<T>(mean, "mean", &rows)?;
-        let mut invstd = a.write_like::<T>(invstd, "invstd", &rows)?;
-        let (xs, ws, bs, os) = (&*x, weight.as_deref(), bias.as_deref(), &mut *out);
-        let (ms, ss) = (&mut *mean, &mut *invstd);
-        a.run(|| norm::layer_norm_forward(xs, features, ws, bs, eps, os, ms, ss))
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let (rows, f) = (&[layer_norm_rows(x.shape(), features)?], &[features]);
+        let (weight, bias): (Option<In<T>>, Option<In<T>>) =
+            (a.opt(weight, "weight", f)?, a.opt(bias, "bias", f)?);
+        let mut out: Out<T> = a.arg(out, "out", x.shape())?;
+        let (mut mean, mut invstd): (Out<T>, Out<T>) =
+            (a.arg(mean, "mean", rows)?, a.arg(invstd, "invstd", rows)?);
+        let (x, weight, bias, out) = (&*x, weight.as_deref(), bias.as_deref(), &mut *out);
+        let (mean, invstd) = (&mut *mean, &mut *invstd);
+        a.run(|| norm::layer_norm_forward(x, features, weight, bias, eps, out, mean, invstd))
     })
 }
 
@@ -199,50 +128,37 @@ pub fn layer_norm_forward(
 #[pyfunction]
 #[pyo3(signature = (x, grad_output, features, mean, invstd, weight, grad_input, grad_weight, grad_bias))]
 pub fn layer_norm_backward(
-    py: Python<'_>,
-    x: Arr,
-    grad_output: Arr,
-    #[pyo3(from_py_with = natural_usize)] features: usize,
-    mean: Arr,
-    invstd: Arr,
-    weight: OptArr,
-    grad_input: Arr,
-    grad_weight: OptArr,
-    grad_bias: OptArr,
+    py: Python<'_>, x: Arr, grad_output: Arr, #[pyo3(from_py_with = natural_usize)] features: usize,
+    mean: Arr, invstd: Arr, weight: OptArr, grad_input: Arr, grad_weight: OptArr, grad_bias: OptArr,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "layer_norm_backward");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let rows = [layer_rows(x.shape(), features)?];
-        let dy = a.read_like::<T>(grad_output, "grad_output", x.shape())?;
-        let mean = a.read_like::<T>(mean, "mean", &rows)?;
-        let invstd = a.read_like::<T>(invstd, "invstd", &rows)?;
-        let weight = a.read_opt::<T>(weight, "weight", &[features])?;
-        let mut gx = a.write_like::<T>(grad_input, "grad_input", x.shape())?;
-        let mut gw = a.write_opt::<T>(grad_weight, "grad_weight", &[features])?;
-        let mut gb = a.write_opt::<T>(grad_bias, "grad_bias", &[features])?;
-        let (xs, dys, ms, ss, ws) = (&*x, &*dy, &*mean, &*invstd, weight.as_deref());
-        let (gxs, gws, gbs) = (&mut *gx, gw.as_deref_mut(), gb.as_deref_mut());
-        a.run(|| norm::layer_norm_backward(xs, dys, features, ms, ss, ws, gxs, gws, gbs))
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let (rows, f) = (&[layer_norm_rows(x.shape(), features)?], &[features]);
+        let dy: In<T> = a.arg(grad_output, "grad_output", x.shape())?;
+        let (mean, invstd): (In<T>, In<T>) = (a.arg(mean, "mean", rows)?, a.arg(invstd, "invstd", rows)?);
+        let w: Option<In<T>> = a.opt(weight, "weight", f)?;
+        let mut gx: Out<T> = a.arg(grad_input, "grad_input", x.shape())?;
+        let (mut gw, mut gb): (Option<Out<T>>, Option<Out<T>>) =
+            (a.opt(grad_weight, "grad_weight", f)?, a.opt(grad_bias, "grad_bias", f)?);
+        let (x, dy, mean, invstd, w) = (&*x, &*dy, &*mean, &*invstd, w.as_deref());
+        let (gx, gw, gb) = (&mut *gx, gw.as_deref_mut(), gb.as_deref_mut());
+        a.run(|| norm::layer_norm_backward(x, dy, features, mean, invstd, w, gx, gw, gb))
     })
 }
 
 /// Inverted dropout with a mask drawn from `seed`: writes `out = x·mask` and `mask`.
 #[pyfunction]
 pub fn dropout_forward(
-    py: Python<'_>,
-    x: Arr,
-    #[pyo3(from_py_with = real)] p: f64,
-    #[pyo3(from_py_with = natural_u64)] seed: u64,
-    out: Arr,
-    mask: Arr,
+    py: Python<'_>, x: Arr, #[pyo3(from_py_with = real)] p: f64,
+    #[pyo3(from_py_with = natural_u64)] seed: u64, out: Arr, mask: Arr,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "dropout_forward");
     with_float!(x, "x", |T| {
-        let x = a.read::<T>(x, "x")?;
-        let mut out = a.write_like::<T>(out, "out", x.shape())?;
-        let mut mask = a.write_like::<T>(mask, "mask", x.shape())?;
-        let (xs, os, ms) = (&*x, &mut *out, &mut *mask);
-        a.run(|| norm::dropout_forward(xs, p, seed, os, ms))
+        let x: In<T> = a.arg(x, "x", ANY)?;
+        let (mut out, mut mask): (Out<T>, Out<T>) =
+            (a.arg(out, "out", x.shape())?, a.arg(mask, "mask", x.shape())?);
+        let (x, out, mask) = (&*x, &mut *out, &mut *mask);
+        a.run(|| norm::dropout_forward(x, p, seed, out, mask))
     })
 }

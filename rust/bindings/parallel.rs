@@ -11,22 +11,16 @@ use saddlepoint_kernels::parallel;
 /// one of them; after a parallel kernel the others spin for up to 0.2 ms waiting for the next
 /// one, then sleep. Threads of a count no longer in use end.
 #[pyfunction]
-pub fn set_num_threads(
-    py: Python<'_>,
-    #[pyo3(from_py_with = scalars::int64)] n: i64,
-) -> Result<(), Error> {
+pub fn set_num_threads(py: Python<'_>, #[pyo3(from_py_with = scalars::int64)] n: i64) -> Result<(), Error> {
     let max = parallel::max_threads();
-    let n = usize::try_from(n)
-        .ok()
-        .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| {
-            Error::Value(format!(
-                "n must be a number of threads from 1 to {max} ({} per available core, at \
+    let n = usize::try_from(n).ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+        Error::Value(format!(
+            "n must be a number of threads from 1 to {max} ({} per available core, at \
                  least {}), got {n}",
-                parallel::MAX_THREADS_PER_CORE,
-                parallel::MAX_THREADS_FLOOR
-            ))
-        })?;
+            parallel::MAX_THREADS_PER_CORE,
+            parallel::MAX_THREADS_FLOOR
+        ))
+    })?;
     Args::new(py, "set_num_threads").run(|| parallel::set_num_threads(n))
 }
 

@@ -25,6 +25,26 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The activation named `kind` ("identity", "relu", "leaky_relu", "sigmoid", "hard_sigmoid",
+    /// "tanh"); `negative_slope` is leaky ReLU's.
+    pub fn parse(kind: &str, negative_slope: f64) -> Result<Activation, KernelError> {
+        Ok(match kind {
+            "identity" => Activation::Identity,
+            "relu" => Activation::Relu,
+            "leaky_relu" => Activation::LeakyRelu { negative_slope },
+            "sigmoid" => Activation::Sigmoid,
+            "hard_sigmoid" => Activation::HardSigmoid,
+            "tanh" => Activation::Tanh,
+            other => {
+                return Err(KernelError::Message(format!(
+                "kind must be one of identity, relu, leaky_relu, sigmoid, hard_sigmoid, tanh; got {other:?}"
+            )))
+            }
+        })
+    }
+}
+
+impl Activation {
     #[inline(always)]
     fn value<T: Float>(self, x: T) -> T {
         match self {
@@ -48,9 +68,7 @@ impl Activation {
 
 /// `out = f(x)` elementwise.
 pub fn activation_forward<T: Float>(
-    activation: Activation,
-    x: &[T],
-    out: &mut [T],
+    activation: Activation, x: &[T], out: &mut [T],
 ) -> Result<(), KernelError> {
     check_len("out", out, x.len())?;
     for_each_chunk_mut(out, CHUNK, worth_parallel(x.len()), |i, chunk| {
@@ -69,9 +87,7 @@ fn forward_chunk<T: Float>(activation: Activation, x: &[T], out: &mut [T]) {
     let x = &x[..n];
     match activation {
         Activation::Identity => out.copy_from_slice(x),
-        Activation::Relu => {
-            (0..n).for_each(|i| out[i] = if x[i] > T::zero() { x[i] } else { T::zero() })
-        }
+        Activation::Relu => (0..n).for_each(|i| out[i] = if x[i] > T::zero() { x[i] } else { T::zero() }),
         Activation::LeakyRelu { negative_slope } => {
             let slope = cst::<T>(negative_slope);
             (0..n).for_each(|i| out[i] = if x[i] > T::zero() { x[i] } else { x[i] * slope })
@@ -80,32 +96,20 @@ fn forward_chunk<T: Float>(activation: Activation, x: &[T], out: &mut [T]) {
             let (three, six) = (cst::<T>(3.0), cst::<T>(6.0));
             (0..n).for_each(|i| out[i] = (x[i] + three).max(T::zero()).min(six) / six)
         }
-        Activation::Sigmoid | Activation::Tanh => {
-            (0..n).for_each(|i| out[i] = activation.value(x[i]))
-        }
+        Activation::Sigmoid | Activation::Tanh => (0..n).for_each(|i| out[i] = activation.value(x[i])),
     }
 }
 
 /// `grad_input = f'(x) · grad_output` elementwise, given the forward input `x` and output `y`.
 pub fn activation_backward<T: Float>(
-    activation: Activation,
-    x: &[T],
-    y: &[T],
-    grad_output: &[T],
-    grad_input: &mut [T],
+    activation: Activation, x: &[T], y: &[T], grad_output: &[T], grad_input: &mut [T],
 ) -> Result<(), KernelError> {
     check_len("output", y, x.len())?;
     check_len("grad_output", grad_output, x.len())?;
     check_len("grad_input", grad_input, x.len())?;
     for_each_chunk_mut(grad_input, CHUNK, worth_parallel(x.len()), |i, chunk| {
         let range = i * CHUNK..i * CHUNK + chunk.len();
-        backward_chunk(
-            activation,
-            &x[range.clone()],
-            &y[range.clone()],
-            &grad_output[range],
-            chunk,
-        );
+        backward_chunk(activation, &x[range.clone()], &y[range.clone()], &grad_output[range], chunk);
     });
     Ok(())
 }
@@ -116,30 +120,16 @@ fn backward_chunk<T: Float>(activation: Activation, x: &[T], y: &[T], dy: &[T], 
     let (x, y, dy) = (&x[..n], &y[..n], &dy[..n]);
     match activation {
         Activation::Identity => dx.copy_from_slice(dy),
-        Activation::Relu => {
-            (0..n).for_each(|i| dx[i] = if x[i] > T::zero() { dy[i] } else { T::zero() })
-        }
+        Activation::Relu => (0..n).for_each(|i| dx[i] = if x[i] > T::zero() { dy[i] } else { T::zero() }),
         Activation::LeakyRelu { negative_slope } => {
             let slope = cst::<T>(negative_slope);
-            (0..n).for_each(|i| {
-                dx[i] = if x[i] > T::zero() {
-                    dy[i]
-                } else {
-                    dy[i] * slope
-                }
-            })
+            (0..n).for_each(|i| dx[i] = if x[i] > T::zero() { dy[i] } else { dy[i] * slope })
         }
         Activation::Sigmoid => (0..n).for_each(|i| dx[i] = dy[i] * y[i] * (T::one() - y[i])),
         Activation::Tanh => (0..n).for_each(|i| dx[i] = dy[i] * (T::one() - y[i] * y[i])),
         Activation::HardSigmoid => {
             let (lo, hi, sixth) = (cst::<T>(-3.0), cst::<T>(3.0), cst::<T>(1.0 / 6.0));
-            (0..n).for_each(|i| {
-                dx[i] = if x[i] > lo && x[i] < hi {
-                    dy[i] * sixth
-                } else {
-                    T::zero()
-                }
-            })
+            (0..n).for_each(|i| dx[i] = if x[i] > lo && x[i] < hi { dy[i] * sixth } else { T::zero() })
         }
     }
 }
@@ -154,14 +144,7 @@ mod tests {
         let mut y = [0.0; 4];
         activation_forward(Activation::HardSigmoid, &x, &mut y).unwrap();
         assert_eq!(y, [0.0, 1.0 / 3.0, 0.5, 5.0 / 6.0]);
-        activation_forward(
-            Activation::LeakyRelu {
-                negative_slope: 0.1,
-            },
-            &x,
-            &mut y,
-        )
-        .unwrap();
+        activation_forward(Activation::LeakyRelu { negative_slope: 0.1 }, &x, &mut y).unwrap();
         assert_eq!(y, [-0.4, -0.1, 0.0, 2.0]);
         let mut g = [0.0; 4];
         activation_backward(Activation::Relu, &x, &y, &[1.0; 4], &mut g).unwrap();

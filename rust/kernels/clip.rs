@@ -12,10 +12,7 @@ const CHUNK: usize = 16384;
 /// joint p-norm.
 pub fn norm_part<T: Float>(x: &[T], p: f64) -> Result<f64, KernelError> {
     if p.is_nan() || p <= 0.0 {
-        return Err(KernelError::value(
-            "norm_type",
-            format!("must be > 0, got {p}"),
-        ));
+        return Err(KernelError::value("norm_type", format!("must be > 0, got {p}")));
     }
     let parallel = worth_parallel(x.len());
     if p.is_infinite() {
@@ -49,11 +46,7 @@ fn sum_of_squares<T: Float>(x: &[T]) -> f64 {
             *acc += v.as_f64() * v.as_f64();
         }
     }
-    let rest: f64 = blocks
-        .remainder()
-        .iter()
-        .map(|v| v.as_f64() * v.as_f64())
-        .sum();
+    let rest: f64 = blocks.remainder().iter().map(|v| v.as_f64() * v.as_f64()).sum();
     lanes.iter().sum::<f64>() + rest
 }
 
@@ -73,28 +66,20 @@ fn all_finite_lanes<T: Float>(x: &[T]) -> bool {
             *acc += v * T::zero();
         }
     }
-    let rest = blocks
-        .remainder()
-        .iter()
-        .fold(T::zero(), |a, &v| a + v * T::zero());
+    let rest = blocks.remainder().iter().fold(T::zero(), |a, &v| a + v * T::zero());
     lanes.iter().fold(rest, |a, &v| a + v) == T::zero()
 }
 
 /// `x *= factor` in place.
 pub fn scale<T: Float>(x: &mut [T], factor: f64) {
     let factor = cst::<T>(factor);
-    for_each_chunk_mut(x, CHUNK, worth_parallel(x.len()), |_, c| {
-        c.iter_mut().for_each(|v| *v *= factor)
-    });
+    for_each_chunk_mut(x, CHUNK, worth_parallel(x.len()), |_, c| c.iter_mut().for_each(|v| *v *= factor));
 }
 
 /// Clamps every element of `x` to `[-limit, limit]` in place (NaN stays NaN).
 pub fn clamp<T: Float>(x: &mut [T], limit: f64) -> Result<(), KernelError> {
     if limit.is_nan() || limit < 0.0 {
-        return Err(KernelError::value(
-            "clip_value",
-            format!("must be >= 0, got {limit}"),
-        ));
+        return Err(KernelError::value("clip_value", format!("must be >= 0, got {limit}")));
     }
     let (lo, hi) = (cst::<T>(-limit), cst::<T>(limit));
     for_each_chunk_mut(x, CHUNK, worth_parallel(x.len()), |_, c| {

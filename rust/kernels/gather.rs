@@ -10,19 +10,11 @@ use crate::{Float, KernelError};
 /// Zero sizes: no indices, or rows of no columns, give an empty `out` (the indices are still
 /// checked against `rows`).
 pub fn gather_rows<T: Float>(
-    x: &[T],
-    rows: usize,
-    cols: usize,
-    indices: &[i64],
-    out: &mut [T],
+    x: &[T], rows: usize, cols: usize, indices: &[i64], out: &mut [T],
 ) -> Result<(), KernelError> {
     check_len("x", x, checked_product("x", rows, cols)?)?;
     check_len("out", out, checked_product("out", indices.len(), cols)?)?;
-    if let Some((i, r)) = indices
-        .iter()
-        .enumerate()
-        .find(|&(_, &r)| r < 0 || r as u64 >= rows as u64)
-    {
+    if let Some((i, r)) = indices.iter().enumerate().find(|&(_, &r)| r < 0 || r as u64 >= rows as u64) {
         return Err(KernelError::value(
             "indices",
             format!("must be in [0, {rows}), got {r} at position {i}"),
@@ -32,20 +24,15 @@ pub fn gather_rows<T: Float>(
         return Ok(());
     }
     let rows_per_task = (16384 / cols).max(1);
-    for_each_chunk_mut(
-        out,
-        rows_per_task * cols,
-        worth_parallel(out.len()),
-        |i, chunk| {
-            // `out` has `indices.len() · cols` elements (checked), so `first` is in `indices`;
-            // every index is in `[0, rows)` (checked) and `x` has `rows · cols` elements.
-            let first = i * rows_per_task;
-            for (row, &r) in chunk.chunks_exact_mut(cols).zip(&indices[first..]) {
-                let start = r as usize * cols;
-                row.copy_from_slice(&x[start..start + cols]);
-            }
-        },
-    );
+    for_each_chunk_mut(out, rows_per_task * cols, worth_parallel(out.len()), |i, chunk| {
+        // `out` has `indices.len() · cols` elements (checked), so `first` is in `indices`;
+        // every index is in `[0, rows)` (checked) and `x` has `rows · cols` elements.
+        let first = i * rows_per_task;
+        for (row, &r) in chunk.chunks_exact_mut(cols).zip(&indices[first..]) {
+            let start = r as usize * cols;
+            row.copy_from_slice(&x[start..start + cols]);
+        }
+    });
     Ok(())
 }
 

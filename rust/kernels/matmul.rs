@@ -5,7 +5,7 @@
 //! backward): equal on one thread, 1.1–1.2× faster on two, and bit-identical across thread
 //! counts (see the README).
 
-use crate::error::{check_len, checked_product};
+use crate::error::{check_len, checked_product, dims};
 use crate::parallel::{for_each_chunk_mut, install, num_threads, worth_parallel};
 use crate::reduce::column_sums;
 use crate::{Float, KernelError};
@@ -25,35 +25,20 @@ const SPLIT_ALIGN: usize = 16;
 /// depends on the shape alone, never on the thread count.
 fn parts(multiply_adds: usize, len: usize) -> usize {
     let by_work = multiply_adds >> 25;
-    let by_work = if by_work < 2 {
-        2
-    } else {
-        1 << (usize::BITS - 1 - by_work.leading_zeros())
-    };
+    let by_work = if by_work < 2 { 2 } else { 1 << (usize::BITS - 1 - by_work.leading_zeros()) };
     by_work.min(16).min((len / 256).max(2))
 }
 
 /// `out (+)= lhs · rhs`, with `out` a row-major `lhs.nrows() × rhs.ncols()` matrix.
 pub fn matmul<T: Float>(
-    lhs: MatRef<'_, T>,
-    rhs: MatRef<'_, T>,
-    out: &mut [T],
-    accumulate: bool,
+    lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, out: &mut [T], accumulate: bool,
 ) -> Result<(), KernelError> {
     let (m, k, n) = (lhs.nrows(), lhs.ncols(), rhs.ncols());
     if rhs.nrows() != k {
-        return Err(KernelError::shape(
-            "rhs",
-            format!("{k} rows"),
-            format!("{} rows", rhs.nrows()),
-        ));
+        return Err(KernelError::shape("rhs", format!("{k} rows"), format!("{} rows", rhs.nrows())));
     }
     check_len("out", out, checked_product("out", m, n)?)?;
-    let accum = if accumulate {
-        Accum::Add
-    } else {
-        Accum::Replace
-    };
+    let accum = if accumulate { Accum::Add } else { Accum::Replace };
     let dst = MatMut::from_row_major_slice_mut(out, m, n);
     if m * n * k < SPLIT_MIN_MULTIPLY_ADDS || m.max(n) < 2 * SPLIT_ALIGN {
         faer_matmul(dst, accum, lhs, rhs, T::one(), Par::Seq);
@@ -78,12 +63,7 @@ pub fn matmul<T: Float>(
 /// cuts on multiples of [`SPLIT_ALIGN`]; each piece is a serial faer product, and the two halves
 /// of each cut run side by side when `parallel`.
 fn product_in_parts<T: Float>(
-    dst: MatMut<'_, T>,
-    lhs: MatRef<'_, T>,
-    rhs: MatRef<'_, T>,
-    accum: Accum,
-    parts: usize,
-    split_rows: bool,
+    dst: MatMut<'_, T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, accum: Accum, parts: usize, split_rows: bool,
     parallel: bool,
 ) {
     let len = if split_rows { dst.nrows() } else { dst.ncols() };
@@ -93,22 +73,12 @@ fn product_in_parts<T: Float>(
         return;
     }
     let ((dst_a, dst_b), (lhs_a, lhs_b), (rhs_a, rhs_b)) = if split_rows {
-        (
-            dst.split_at_row_mut(half),
-            lhs.split_at_row(half),
-            (rhs, rhs),
-        )
+        (dst.split_at_row_mut(half), lhs.split_at_row(half), (rhs, rhs))
     } else {
-        (
-            dst.split_at_col_mut(half),
-            (lhs, lhs),
-            rhs.split_at_col(half),
-        )
+        (dst.split_at_col_mut(half), (lhs, lhs), rhs.split_at_col(half))
     };
-    let first =
-        move || product_in_parts(dst_a, lhs_a, rhs_a, accum, parts / 2, split_rows, parallel);
-    let second =
-        move || product_in_parts(dst_b, lhs_b, rhs_b, accum, parts / 2, split_rows, parallel);
+    let first = move || product_in_parts(dst_a, lhs_a, rhs_a, accum, parts / 2, split_rows, parallel);
+    let second = move || product_in_parts(dst_b, lhs_b, rhs_b, accum, parts / 2, split_rows, parallel);
     if parallel {
         rayon::join(first, second);
     } else {
@@ -126,26 +96,27 @@ pub struct DenseShape {
     pub out_features: usize,
 }
 
+impl DenseShape {
+    /// The layer's shape from those of `x` (batch, in) and `weight` (out, in).
+    pub fn of(x: &[usize], weight: &[usize]) -> Result<DenseShape, KernelError> {
+        let [batch, in_features] = dims::<2>("x", x)?;
+        let [out_features, weight_in] = dims::<2>("weight", weight)?;
+        if weight_in != in_features {
+            let expected = format!("shape (out_features, {in_features}) to match x's {in_features} features");
+            return Err(KernelError::shape("weight", expected, format!("({out_features}, {weight_in})")));
+        }
+        Ok(DenseShape { batch, in_features, out_features })
+    }
+}
+
 /// Forward pass of a dense layer: `out = x · weightᵀ + bias`. Zero sizes: no rows or no
 /// output features give an empty `out`; no input features give `out = bias` (or zeros).
 pub fn dense_forward<T: Float>(
-    x: &[T],
-    weight: &[T],
-    bias: Option<&[T]>,
-    out: &mut [T],
-    shape: DenseShape,
+    x: &[T], weight: &[T], bias: Option<&[T]>, out: &mut [T], shape: DenseShape,
 ) -> Result<(), KernelError> {
-    let DenseShape {
-        batch,
-        in_features,
-        out_features,
-    } = shape;
+    let DenseShape { batch, in_features, out_features } = shape;
     check_len("x", x, checked_product("x", batch, in_features)?)?;
-    check_len(
-        "weight",
-        weight,
-        checked_product("weight", out_features, in_features)?,
-    )?;
+    check_len("weight", weight, checked_product("weight", out_features, in_features)?)?;
     check_len("out", out, checked_product("out", batch, out_features)?)?;
     if let Some(b) = bias {
         check_len("bias", b, out_features)?;
@@ -187,28 +158,12 @@ pub struct DenseGrads<'a, T> {
 /// `grads.accumulate` is false; the input gradient is overwritten. Zero sizes: a batch of no
 /// rows adds nothing to the parameter gradients (or zeroes them, when not accumulating).
 pub fn dense_backward<T: Float>(
-    x: &[T],
-    weight: &[T],
-    grad_out: &[T],
-    grads: DenseGrads<'_, T>,
-    shape: DenseShape,
+    x: &[T], weight: &[T], grad_out: &[T], grads: DenseGrads<'_, T>, shape: DenseShape,
 ) -> Result<(), KernelError> {
-    let DenseShape {
-        batch,
-        in_features,
-        out_features,
-    } = shape;
+    let DenseShape { batch, in_features, out_features } = shape;
     check_len("x", x, checked_product("x", batch, in_features)?)?;
-    check_len(
-        "weight",
-        weight,
-        checked_product("weight", out_features, in_features)?,
-    )?;
-    check_len(
-        "grad_output",
-        grad_out,
-        checked_product("grad_output", batch, out_features)?,
-    )?;
+    check_len("weight", weight, checked_product("weight", out_features, in_features)?)?;
+    check_len("grad_output", grad_out, checked_product("grad_output", batch, out_features)?)?;
     if let Some(gw) = &grads.weight {
         check_len("grad_weight", gw, out_features * in_features)?;
     }
@@ -248,18 +203,12 @@ mod tests {
     }
 
     fn data(len: usize, seed: f64) -> Vec<f64> {
-        (0..len)
-            .map(|i| ((i as f64 + seed) * 0.731).sin())
-            .collect()
+        (0..len).map(|i| ((i as f64 + seed) * 0.731).sin()).collect()
     }
 
     #[test]
     fn dense_forward_and_backward_match_naive_loops() {
-        let shape = DenseShape {
-            batch: 5,
-            in_features: 7,
-            out_features: 3,
-        };
+        let shape = DenseShape { batch: 5, in_features: 7, out_features: 3 };
         let (x, w, b, dy) = (data(35, 0.0), data(21, 1.0), data(3, 2.0), data(15, 3.0));
         let mut y = vec![0.0; 15];
         dense_forward(&x, &w, Some(&b), &mut y, shape).unwrap();
@@ -276,12 +225,8 @@ mod tests {
             }
         }
         let (mut gw, mut gb, mut gx) = (vec![1.0; 21], vec![1.0; 3], vec![9.0; 35]);
-        let grads = DenseGrads {
-            weight: Some(&mut gw),
-            bias: Some(&mut gb),
-            input: Some(&mut gx),
-            accumulate: true,
-        };
+        let grads =
+            DenseGrads { weight: Some(&mut gw), bias: Some(&mut gb), input: Some(&mut gx), accumulate: true };
         dense_backward(&x, &w, &dy, grads, shape).unwrap();
         let expected_gx = naive(&dy, &w, 5, 3, 7);
         for (a, e) in gx.iter().zip(&expected_gx) {
@@ -299,11 +244,7 @@ mod tests {
 
     #[test]
     fn wrong_lengths_are_errors_not_panics() {
-        let shape = DenseShape {
-            batch: 2,
-            in_features: 3,
-            out_features: 4,
-        };
+        let shape = DenseShape { batch: 2, in_features: 3, out_features: 4 };
         let mut out = vec![0.0f32; 8];
         let err = dense_forward(&[0.0f32; 5], &[0.0; 12], None, &mut out, shape).unwrap_err();
         assert!(err.to_string().contains("x must have 6 elements"));
@@ -311,11 +252,7 @@ mod tests {
 
     #[test]
     fn zero_sizes_give_defined_results() {
-        let shape = |batch, in_features, out_features| DenseShape {
-            batch,
-            in_features,
-            out_features,
-        };
+        let shape = |batch, in_features, out_features| DenseShape { batch, in_features, out_features };
         // No input features: out = bias.
         let mut out = [9.0f64; 6];
         dense_forward(&[], &[], Some(&[1.0, 2.0, 3.0]), &mut out, shape(2, 0, 3)).unwrap();
@@ -323,24 +260,13 @@ mod tests {
         dense_forward(&[], &[], None, &mut out, shape(2, 0, 3)).unwrap();
         assert_eq!(out, [0.0; 6]);
         // No rows, no output features: nothing to write.
-        dense_forward(
-            &[],
-            &[1.0f64; 6],
-            Some(&[1.0, 2.0]),
-            &mut [],
-            shape(0, 3, 2),
-        )
-        .unwrap();
+        dense_forward(&[], &[1.0f64; 6], Some(&[1.0, 2.0]), &mut [], shape(0, 3, 2)).unwrap();
         dense_forward(&[1.0f64; 6], &[], Some(&[]), &mut [], shape(2, 3, 0)).unwrap();
         // A batch of no rows adds nothing (or zeroes when not accumulating).
         for accumulate in [true, false] {
             let (mut gw, mut gb) = ([5.0f64; 6], [5.0; 2]);
-            let grads = DenseGrads {
-                weight: Some(&mut gw),
-                bias: Some(&mut gb),
-                input: Some(&mut []),
-                accumulate,
-            };
+            let grads =
+                DenseGrads { weight: Some(&mut gw), bias: Some(&mut gb), input: Some(&mut []), accumulate };
             dense_backward(&[], &[1.0; 6], &[], grads, shape(0, 3, 2)).unwrap();
             let expected = if accumulate { 5.0 } else { 0.0 };
             assert!(gw.iter().chain(&gb).all(|&v| v == expected));

@@ -5,7 +5,7 @@
 //! fixed chunks of samples (blocks of 32 samples in the element type, then f64), merged in
 //! order (thread-count independent); normalizing is a second pass. The backward pass is one reduction pass and one elementwise pass.
 
-use crate::error::{check_len, checked_product};
+use crate::error::{check_len, checked_product, shape_str};
 use crate::parallel::{for_each_chunk_mut, worth_parallel};
 use crate::scalar::cst;
 use crate::{Float, KernelError};
@@ -25,6 +25,19 @@ pub struct NormShape {
 }
 
 impl NormShape {
+    /// The shape of `x`: `(batch, channels)` or `(batch, channels, length)`.
+    pub fn of(x: &[usize]) -> Result<NormShape, KernelError> {
+        match *x {
+            [batch, channels] => Ok(NormShape { batch, channels, length: 1 }),
+            [batch, channels, length] => Ok(NormShape { batch, channels, length }),
+            _ => Err(KernelError::shape(
+                "x",
+                "shape (batch, channels) or (batch, channels, length)",
+                shape_str(x),
+            )),
+        }
+    }
+
     /// `batch · channels · length`, or an error if it does not fit in memory. Every kernel
     /// checks `x` against it first, so [`NormShape::len`] and `sample` cannot overflow after.
     fn checked_len(&self) -> Result<usize, KernelError> {
@@ -59,10 +72,7 @@ struct ChannelSums<T> {
 
 impl<T: Float> ChannelSums<T> {
     fn zeros(channels: usize) -> Self {
-        ChannelSums {
-            first: vec![T::zero(); channels],
-            second: vec![T::zero(); channels],
-        }
+        ChannelSums { first: vec![T::zero(); channels], second: vec![T::zero(); channels] }
     }
 
     /// Adds `other` (converted to f64) into `self` and clears `other`.
@@ -85,8 +95,7 @@ const SAMPLES_PER_BLOCK: usize = 32;
 /// Per-channel sums over chunks of samples, merged in chunk order: `f(samples, sums)` adds the
 /// contribution of a block of at most [`SAMPLES_PER_BLOCK`] samples.
 fn channel_sums<T: Float>(
-    shape: NormShape,
-    f: impl Fn(std::ops::Range<usize>, &mut ChannelSums<T>) + Sync + Send,
+    shape: NormShape, f: impl Fn(std::ops::Range<usize>, &mut ChannelSums<T>) + Sync + Send,
 ) -> ChannelSums<f64> {
     let per_chunk = shape.samples_per_chunk();
     let chunks = shape.batch.div_ceil(per_chunk);
@@ -114,12 +123,7 @@ fn channel_sums<T: Float>(
 
 /// Adds `(x − shift)` and `(x − shift)²` of a block of samples into `acc` (per channel).
 #[multiversion(targets("x86_64+avx2+fma"))]
-fn accumulate_moments<T: Float>(
-    samples: &[T],
-    shift: &[T],
-    length: usize,
-    acc: &mut ChannelSums<T>,
-) {
+fn accumulate_moments<T: Float>(samples: &[T], shift: &[T], length: usize, acc: &mut ChannelSums<T>) {
     let n = shift.len();
     let (s1, s2) = (&mut acc.first[..n], &mut acc.second[..n]);
     for one in samples.chunks_exact(n * length) {
@@ -151,10 +155,7 @@ fn accumulate_moments<T: Float>(
 /// Zero sizes: no channels give empty `mean` and `var`; channels with no values (zero batch or
 /// zero length) have no statistics, an error.
 pub fn batch_norm_statistics<T: Float>(
-    x: &[T],
-    shape: NormShape,
-    mean: &mut [T],
-    var: &mut [T],
+    x: &[T], shape: NormShape, mean: &mut [T], var: &mut [T],
 ) -> Result<(), KernelError> {
     check_len("x", x, shape.checked_len()?)?;
     check_len("mean", mean, shape.channels)?;
@@ -164,19 +165,12 @@ pub fn batch_norm_statistics<T: Float>(
     }
     let count = shape.count();
     if count == 0 {
-        return Err(KernelError::shape(
-            "x",
-            "at least one value per channel",
-            "none",
-        ));
+        return Err(KernelError::shape("x", "at least one value per channel", "none"));
     }
     // Shifting by the first sample's values keeps the sums small, so E[d²] − E[d]² does not
     // cancel catastrophically when the mean is large next to the spread. `batch >= 1` and
     // `length >= 1` here (count > 0), so the first sample exists and the chunks are not empty.
-    let shift: Vec<T> = x[..shape.sample()]
-        .chunks_exact(shape.length)
-        .map(|c| c[0])
-        .collect();
+    let shift: Vec<T> = x[..shape.sample()].chunks_exact(shape.length).map(|c| c[0]).collect();
     let sums = channel_sums(shape, |samples, acc| {
         let block = &x[samples.start * shape.sample()..samples.end * shape.sample()];
         accumulate_moments(block, &shift, shape.length, acc);
@@ -192,33 +186,18 @@ pub fn batch_norm_statistics<T: Float>(
 
 /// `out = (x − mean)·scale + shift` per channel, with `scale = γ/σ` and `shift = β`.
 #[multiversion(targets("x86_64+avx2+fma"))]
-fn normalize_samples<T: Float>(
-    x: &[T],
-    out: &mut [T],
-    mean: &[T],
-    scale: &[T],
-    shift: &[T],
-    length: usize,
-) {
+fn normalize_samples<T: Float>(x: &[T], out: &mut [T], mean: &[T], scale: &[T], shift: &[T], length: usize) {
     let sample = mean.len() * length;
     for (o_sample, x_sample) in out.chunks_exact_mut(sample).zip(x.chunks_exact(sample)) {
         if length == 1 {
             let n = mean.len();
-            let (o, v, m, a, b) = (
-                &mut o_sample[..n],
-                &x_sample[..n],
-                &mean[..n],
-                &scale[..n],
-                &shift[..n],
-            );
+            let (o, v, m, a, b) = (&mut o_sample[..n], &x_sample[..n], &mean[..n], &scale[..n], &shift[..n]);
             for c in 0..n {
                 o[c] = (v[c] - m[c]) * a[c] + b[c];
             }
             continue;
         }
-        let channels = o_sample
-            .chunks_exact_mut(length)
-            .zip(x_sample.chunks_exact(length));
+        let channels = o_sample.chunks_exact_mut(length).zip(x_sample.chunks_exact(length));
         for ((((o, v), &m), &a), &b) in channels.zip(mean).zip(scale).zip(shift) {
             for (o, &v) in o.iter_mut().zip(v) {
                 *o = (v - m) * a + b;
@@ -230,22 +209,12 @@ fn normalize_samples<T: Float>(
 /// `out = (x − mean) · invstd · γ + β` per channel (`γ = 1`, `β = 0` when `None`). Zero sizes
 /// give an empty `out`.
 pub fn batch_norm_normalize<T: Float>(
-    x: &[T],
-    shape: NormShape,
-    mean: &[T],
-    invstd: &[T],
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
+    x: &[T], shape: NormShape, mean: &[T], invstd: &[T], gamma: Option<&[T]>, beta: Option<&[T]>,
     out: &mut [T],
 ) -> Result<(), KernelError> {
     check_len("x", x, shape.checked_len()?)?;
     check_len("out", out, shape.len())?;
-    for (name, v) in [
-        ("mean", Some(mean)),
-        ("invstd", Some(invstd)),
-        ("weight", gamma),
-        ("bias", beta),
-    ] {
+    for (name, v) in [("mean", Some(mean)), ("invstd", Some(invstd)), ("weight", gamma), ("bias", beta)] {
         if let Some(v) = v {
             check_len(name, v, shape.channels)?;
         }
@@ -261,14 +230,7 @@ pub fn batch_norm_normalize<T: Float>(
     let chunk = shape.samples_per_chunk() * shape.sample();
     for_each_chunk_mut(out, chunk, worth_parallel(shape.len()), |i, o| {
         let start = i * chunk;
-        normalize_samples(
-            &x[start..start + o.len()],
-            o,
-            mean,
-            &scale,
-            &shift,
-            shape.length,
-        );
+        normalize_samples(&x[start..start + o.len()], o, mean, &scale, &shift, shape.length);
     });
     Ok(())
 }
@@ -288,15 +250,8 @@ pub struct RunningStats<'a, T> {
 /// channel, an error.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward_train<T: Float>(
-    x: &[T],
-    shape: NormShape,
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
-    eps: f64,
-    running: Option<RunningStats<'_, T>>,
-    out: &mut [T],
-    save_mean: &mut [T],
-    save_invstd: &mut [T],
+    x: &[T], shape: NormShape, gamma: Option<&[T]>, beta: Option<&[T]>, eps: f64,
+    running: Option<RunningStats<'_, T>>, out: &mut [T], save_mean: &mut [T], save_invstd: &mut [T],
 ) -> Result<(), KernelError> {
     check_len("x", x, shape.checked_len()?)?;
     check_len("out", out, shape.len())?;
@@ -315,18 +270,9 @@ pub fn batch_norm_forward_train<T: Float>(
     batch_norm_statistics(x, shape, save_mean, &mut var)?;
     if let Some(r) = running {
         let count = shape.count() as f64;
-        let bessel = if count > 1.0 {
-            count / (count - 1.0)
-        } else {
-            1.0
-        };
+        let bessel = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
         let (keep, take) = (cst::<T>(1.0 - r.factor), cst::<T>(r.factor));
-        for ((rm, rv), (&m, &v)) in r
-            .mean
-            .iter_mut()
-            .zip(r.var.iter_mut())
-            .zip(save_mean.iter().zip(&var))
-        {
+        for ((rm, rv), (&m, &v)) in r.mean.iter_mut().zip(r.var.iter_mut()).zip(save_mean.iter().zip(&var)) {
             *rm = keep * *rm + take * m;
             *rv = keep * *rv + take * T::from_f64(v.as_f64() * bessel);
         }
@@ -339,13 +285,7 @@ pub fn batch_norm_forward_train<T: Float>(
 
 /// Adds `dy` and `dy·(x − mean)` of a block of samples into `acc` (per channel).
 #[multiversion(targets("x86_64+avx2+fma"))]
-fn accumulate_grad_sums<T: Float>(
-    x: &[T],
-    dy: &[T],
-    mean: &[T],
-    length: usize,
-    acc: &mut ChannelSums<T>,
-) {
+fn accumulate_grad_sums<T: Float>(x: &[T], dy: &[T], mean: &[T], length: usize, acc: &mut ChannelSums<T>) {
     let n = mean.len();
     let (s1, s2) = (&mut acc.first[..n], &mut acc.second[..n]);
     for (xs, dys) in x.chunks_exact(n * length).zip(dy.chunks_exact(n * length)) {
@@ -357,11 +297,7 @@ fn accumulate_grad_sums<T: Float>(
             }
             continue;
         }
-        for (c, (xc, dyc)) in xs
-            .chunks_exact(length)
-            .zip(dys.chunks_exact(length))
-            .enumerate()
-        {
+        for (c, (xc, dyc)) in xs.chunks_exact(length).zip(dys.chunks_exact(length)).enumerate() {
             let (mut a, mut b) = (T::zero(), T::zero());
             for (&v, &g) in xc.iter().zip(dyc) {
                 a += g;
@@ -381,19 +317,11 @@ struct GradCoefficients<T> {
 }
 
 #[multiversion(targets("x86_64+avx2+fma"))]
-fn input_gradient<T: Float>(
-    x: &[T],
-    dy: &[T],
-    dx: &mut [T],
-    mean: &[T],
-    k: &GradCoefficients<T>,
-    length: usize,
+fn grad_of_input<T: Float>(
+    x: &[T], dy: &[T], dx: &mut [T], mean: &[T], k: &GradCoefficients<T>, length: usize,
 ) {
     let sample = mean.len() * length;
-    let samples = dx
-        .chunks_exact_mut(sample)
-        .zip(x.chunks_exact(sample))
-        .zip(dy.chunks_exact(sample));
+    let samples = dx.chunks_exact_mut(sample).zip(x.chunks_exact(sample)).zip(dy.chunks_exact(sample));
     for ((dx_s, x_s), dy_s) in samples {
         if length == 1 {
             let n = mean.len();
@@ -404,10 +332,8 @@ fn input_gradient<T: Float>(
             }
             continue;
         }
-        let channels = dx_s
-            .chunks_exact_mut(length)
-            .zip(x_s.chunks_exact(length))
-            .zip(dy_s.chunks_exact(length));
+        let channels =
+            dx_s.chunks_exact_mut(length).zip(x_s.chunks_exact(length)).zip(dy_s.chunks_exact(length));
         for (c, ((dx_c, x_c), dy_c)) in channels.enumerate() {
             let (m, k1, k2, k3) = (mean[c], k.k1[c], k.k2[c], k.k3[c]);
             for ((d, &v), &g) in dx_c.iter_mut().zip(x_c).zip(dy_c) {
@@ -436,14 +362,8 @@ pub struct BatchNormGrads<'a, T> {
 /// unchanged (they accumulate sums of nothing) and `grad_input` empty.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward<T: Float>(
-    x: &[T],
-    grad_out: &[T],
-    shape: NormShape,
-    mean: &[T],
-    invstd: &[T],
-    gamma: Option<&[T]>,
-    batch_stats: bool,
-    grads: BatchNormGrads<'_, T>,
+    x: &[T], grad_out: &[T], shape: NormShape, mean: &[T], invstd: &[T], gamma: Option<&[T]>,
+    batch_stats: bool, grads: BatchNormGrads<'_, T>,
 ) -> Result<(), KernelError> {
     check_len("x", x, shape.checked_len()?)?;
     check_len("grad_output", grad_out, shape.len())?;
@@ -488,10 +408,7 @@ pub fn batch_norm_backward<T: Float>(
         let istd = invstd[c].as_f64();
         let a = gamma.map_or(1.0, |g| g[c].as_f64()) * istd;
         let (k2, k3) = if batch_stats {
-            (
-                -a * istd * istd * sums.second[c] / count,
-                -a * sums.first[c] / count,
-            )
+            (-a * istd * istd * sums.second[c] / count, -a * sums.first[c] / count)
         } else {
             (0.0, 0.0)
         };
@@ -502,14 +419,7 @@ pub fn batch_norm_backward<T: Float>(
     let chunk = shape.samples_per_chunk() * shape.sample();
     for_each_chunk_mut(dx, chunk, worth_parallel(shape.len()), |i, d| {
         let range = i * chunk..i * chunk + d.len();
-        input_gradient(
-            &x[range.clone()],
-            &grad_out[range],
-            d,
-            mean,
-            &k,
-            shape.length,
-        );
+        grad_of_input(&x[range.clone()], &grad_out[range], d, mean, &k, shape.length);
     });
     Ok(())
 }
@@ -517,11 +427,7 @@ pub fn batch_norm_backward<T: Float>(
 /// Rows of layer-norm input holding `features` values each.
 fn layer_rows<T>(x: &[T], features: usize) -> Result<usize, KernelError> {
     if features == 0 || x.len() % features != 0 {
-        return Err(KernelError::shape(
-            "x",
-            format!("a multiple of {features} elements"),
-            x.len(),
-        ));
+        return Err(KernelError::shape("x", format!("a multiple of {features} elements"), x.len()));
     }
     Ok(x.len() / features)
 }
@@ -531,19 +437,25 @@ fn rows_per_chunk(features: usize) -> usize {
     (CHUNK_ELEMENTS / features.max(1)).max(1)
 }
 
+/// Rows of layer-norm input of shape `x` whose trailing dimensions hold `features` values.
+pub fn layer_norm_rows(x: &[usize], features: usize) -> Result<usize, KernelError> {
+    let total: usize = x.iter().product();
+    if features == 0 || total % features != 0 {
+        return Err(KernelError::Message(format!(
+            "x's trailing dimensions must hold {features} values (normalized_shape), got shape {}",
+            shape_str(x)
+        )));
+    }
+    Ok(total / features)
+}
+
 /// Layer norm forward over rows of `features` values: writes `out`, and each row's `mean` and
 /// `invstd = 1/√(var + eps)` (biased variance, two passes over the row, which is in cache).
 /// Zero rows give empty results; zero features are an error (a row must hold values).
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_forward<T: Float>(
-    x: &[T],
-    features: usize,
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
-    eps: f64,
-    out: &mut [T],
-    mean: &mut [T],
-    invstd: &mut [T],
+    x: &[T], features: usize, gamma: Option<&[T]>, beta: Option<&[T]>, eps: f64, out: &mut [T],
+    mean: &mut [T], invstd: &mut [T],
 ) -> Result<(), KernelError> {
     let rows = layer_rows(x, features)?;
     check_len("out", out, x.len())?;
@@ -559,10 +471,8 @@ pub fn layer_norm_forward<T: Float>(
     type RowChunk<'a, T> = (usize, (&'a mut [T], (&'a mut [T], &'a mut [T])));
     let work = |(i, (o, (m, s))): RowChunk<'_, T>| {
         let first = i * per_chunk;
-        for (r, (o_row, (m, s))) in o
-            .chunks_exact_mut(features)
-            .zip(m.iter_mut().zip(s.iter_mut()))
-            .enumerate()
+        for (r, (o_row, (m, s))) in
+            o.chunks_exact_mut(features).zip(m.iter_mut().zip(s.iter_mut())).enumerate()
         {
             let row = &x[(first + r) * features..(first + r + 1) * features];
             let mu = row.iter().map(|v| v.as_f64()).sum::<f64>() / features as f64;
@@ -596,15 +506,8 @@ pub fn layer_norm_forward<T: Float>(
 /// `grad_weight` and `grad_bias` unchanged; zero features are an error.
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_backward<T: Float>(
-    x: &[T],
-    grad_out: &[T],
-    features: usize,
-    mean: &[T],
-    invstd: &[T],
-    gamma: Option<&[T]>,
-    grad_input: &mut [T],
-    grad_weight: Option<&mut [T]>,
-    grad_bias: Option<&mut [T]>,
+    x: &[T], grad_out: &[T], features: usize, mean: &[T], invstd: &[T], gamma: Option<&[T]>,
+    grad_input: &mut [T], grad_weight: Option<&mut [T]>, grad_bias: Option<&mut [T]>,
 ) -> Result<(), KernelError> {
     let rows = layer_rows(x, features)?;
     check_len("grad_output", grad_out, x.len())?;
@@ -663,14 +566,10 @@ pub fn layer_norm_backward<T: Float>(
         }
     }
     if let Some(gb) = grad_bias {
-        gb.iter_mut()
-            .zip(&totals)
-            .for_each(|(g, t)| *g += T::from_f64(t[0]));
+        gb.iter_mut().zip(&totals).for_each(|(g, t)| *g += T::from_f64(t[0]));
     }
     if let Some(gw) = grad_weight {
-        gw.iter_mut()
-            .zip(&totals)
-            .for_each(|(g, t)| *g += T::from_f64(t[1]));
+        gw.iter_mut().zip(&totals).for_each(|(g, t)| *g += T::from_f64(t[1]));
     }
     Ok(())
 }
@@ -688,17 +587,10 @@ fn splitmix64(mut z: u64) -> u64 {
 /// scaled by `1/(1 − p)`. Writes `out = x·mask` and the `mask` (0 or `1/(1 − p)`); an empty `x`
 /// gives empty results.
 pub fn dropout_forward<T: Float>(
-    x: &[T],
-    p: f64,
-    seed: u64,
-    out: &mut [T],
-    mask: &mut [T],
+    x: &[T], p: f64, seed: u64, out: &mut [T], mask: &mut [T],
 ) -> Result<(), KernelError> {
     if !(0.0..1.0).contains(&p) {
-        return Err(KernelError::value(
-            "p",
-            format!("must be in [0, 1), got {p}"),
-        ));
+        return Err(KernelError::value("p", format!("must be in [0, 1), got {p}")));
     }
     check_len("out", out, x.len())?;
     check_len("mask", mask, x.len())?;
@@ -730,11 +622,7 @@ mod tests {
     #[test]
     fn batch_statistics_of_a_known_batch() {
         let x = [1.0f64, 10.0, 3.0, 10.0, 5.0, 10.0];
-        let shape = NormShape {
-            batch: 3,
-            channels: 2,
-            length: 1,
-        };
+        let shape = NormShape { batch: 3, channels: 2, length: 1 };
         let (mut mean, mut var) = ([0.0; 2], [0.0; 2]);
         batch_norm_statistics(&x, shape, &mut mean, &mut var).unwrap();
         assert_eq!(mean, [3.0, 10.0]);
@@ -748,45 +636,25 @@ mod tests {
         dropout_forward(&x, 0.3, 7, &mut out, &mut mask).unwrap();
         let kept = out.iter().filter(|&&v| v != 0.0).count() as f64 / x.len() as f64;
         assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
-        assert!(out
-            .iter()
-            .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+        assert!(out.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
         assert!(dropout_forward(&x, 1.0, 7, &mut out, &mut mask).is_err());
     }
 
     #[test]
     fn zero_sizes_give_defined_results() {
-        let shape = |batch, channels, length| NormShape {
-            batch,
-            channels,
-            length,
-        };
+        let shape = |batch, channels, length| NormShape { batch, channels, length };
         let none: &mut [f64] = &mut [];
         // No channels: nothing to compute (this used to panic in chunks_exact(0)).
         batch_norm_statistics(&[0.0f64; 0], shape(2, 0, 4), &mut [], &mut []).unwrap();
         batch_norm_statistics(&[0.0f64; 0], shape(2, 0, 1), &mut [], &mut []).unwrap();
-        batch_norm_forward_train(
-            &[],
-            shape(2, 0, 3),
-            None,
-            None,
-            1e-5,
-            None,
-            &mut [],
-            &mut [],
-            none,
-        )
-        .unwrap();
+        batch_norm_forward_train(&[], shape(2, 0, 3), None, None, 1e-5, None, &mut [], &mut [], none)
+            .unwrap();
         // Channels without values: no statistics, an error, and nothing written.
         let (mut mean, mut var) = ([7.0; 3], [7.0; 3]);
         assert!(batch_norm_statistics(&[], shape(2, 3, 0), &mut mean, &mut var).is_err());
         assert!(batch_norm_statistics(&[], shape(0, 3, 1), &mut mean, &mut var).is_err());
         let (mut rm, mut rv) = ([7.0; 3], [7.0; 3]);
-        let running = RunningStats {
-            mean: &mut rm,
-            var: &mut rv,
-            factor: 0.1,
-        };
+        let running = RunningStats { mean: &mut rm, var: &mut rv, factor: 0.1 };
         let mut invstd = [7.0; 3];
         let r = batch_norm_forward_train(
             &[],
@@ -801,38 +669,18 @@ mod tests {
         );
         assert!(r.is_err() && rm == [7.0; 3] && rv == [7.0; 3] && mean == [7.0; 3]);
         // Normalizing and the backward pass of no values are empty; sums of nothing add 0.
-        batch_norm_normalize(
-            &[],
-            shape(2, 3, 0),
-            &[0.0; 3],
-            &[1.0; 3],
-            None,
-            None,
-            &mut [],
-        )
-        .unwrap();
+        batch_norm_normalize(&[], shape(2, 3, 0), &[0.0; 3], &[1.0; 3], None, None, &mut []).unwrap();
         let (mut gw, mut gb) = ([5.0; 3], [5.0; 3]);
         for s in [shape(2, 3, 0), shape(0, 3, 2)] {
-            let grads = BatchNormGrads {
-                input: Some(&mut []),
-                weight: Some(&mut gw),
-                bias: Some(&mut gb),
-            };
+            let grads = BatchNormGrads { input: Some(&mut []), weight: Some(&mut gw), bias: Some(&mut gb) };
             batch_norm_backward(&[], &[], s, &[0.0; 3], &[1.0; 3], None, true, grads).unwrap();
         }
         assert!(gw == [5.0; 3] && gb == [5.0; 3]);
-        let grads = BatchNormGrads::<f64> {
-            input: Some(&mut []),
-            weight: Some(&mut []),
-            bias: None,
-        };
+        let grads = BatchNormGrads::<f64> { input: Some(&mut []), weight: Some(&mut []), bias: None };
         batch_norm_backward(&[], &[], shape(4, 0, 2), &[], &[], None, true, grads).unwrap();
         // Layer norm: zero rows are empty, zero features an error.
         layer_norm_forward(&[0.0f64; 0], 4, None, None, 1e-5, &mut [], &mut [], &mut []).unwrap();
-        assert!(
-            layer_norm_forward(&[0.0f64; 0], 0, None, None, 1e-5, &mut [], &mut [], &mut [])
-                .is_err()
-        );
+        assert!(layer_norm_forward(&[0.0f64; 0], 0, None, None, 1e-5, &mut [], &mut [], &mut []).is_err());
         let mut gw = [5.0; 4];
         layer_norm_backward(&[], &[], 4, &[], &[], None, &mut [], Some(&mut gw), None).unwrap();
         assert_eq!(gw, [5.0; 4]);

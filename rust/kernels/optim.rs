@@ -39,9 +39,7 @@ pub trait Update<T: Float>: Split {
 
 /// Steps every tensor with its hyperparameters; all are checked before any is written, so a
 /// rejected call changes nothing.
-pub fn steps<T: Float, S: Update<T>>(
-    tensors: Vec<(Tensor<'_, T, S>, S::Hyper)>,
-) -> Result<(), KernelError> {
+pub fn steps<T: Float, S: Update<T>>(tensors: Vec<(Tensor<'_, T, S>, S::Hyper)>) -> Result<(), KernelError> {
     for (t, h) in &tensors {
         check_len("param", t.param, t.grad.len())?;
         t.state.check(t.grad.len(), h)?;
@@ -53,9 +51,7 @@ pub fn steps<T: Float, S: Update<T>>(
             continue;
         }
         let parallel = worth_parallel_above(t.grad.len(), PAR_MIN_PARAMETERS);
-        for_each_piece((t.param, t.state), t.grad, CHUNK, parallel, |(p, s), g| {
-            s.update_chunk(p, g, &h)
-        });
+        for_each_piece((t.param, t.state), t.grad, CHUNK, parallel, |(p, s), g| s.update_chunk(p, g, &h));
     }
     Ok(())
 }
@@ -71,11 +67,7 @@ fn effective_grad<T: Float>(g: T, p: T, maximize: bool, weight_decay: T) -> T {
     }
 }
 
-fn check_optional<T>(
-    name: &'static str,
-    b: &Option<&mut [T]>,
-    len: usize,
-) -> Result<(), KernelError> {
+fn check_optional<T>(name: &'static str, b: &Option<&mut [T]>, len: usize) -> Result<(), KernelError> {
     b.as_deref().map_or(Ok(()), |b| check_len(name, b, len))
 }
 
@@ -101,10 +93,7 @@ impl<T: Float> Update<T> for SgdState<'_, T> {
 
     fn check(&self, len: usize, h: &Sgd) -> Result<(), KernelError> {
         if h.momentum != 0.0 && self.momentum_buffer.is_none() {
-            return Err(KernelError::value(
-                "momentum_buffer",
-                "is required when momentum != 0",
-            ));
+            return Err(KernelError::value("momentum_buffer", "is required when momentum != 0"));
         }
         check_optional("momentum_buffer", &self.momentum_buffer, len)
     }
@@ -129,9 +118,7 @@ impl<T: Float> Update<T> for SgdState<'_, T> {
 impl<T: Send> Split for SgdState<'_, T> {
     fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
         let buffers = self.momentum_buffer.split(chunk, pieces).into_iter();
-        buffers
-            .map(|momentum_buffer| SgdState { momentum_buffer })
-            .collect()
+        buffers.map(|momentum_buffer| SgdState { momentum_buffer }).collect()
     }
 }
 
@@ -166,11 +153,7 @@ fn sgd_chunk<T: Float>(p: &mut [T], grad: &[T], k: &SgdConstants<T>) {
 fn sgd_momentum_chunk<T: Float>(p: &mut [T], grad: &[T], b: &mut [T], k: &SgdConstants<T>) {
     for ((p, b), &g) in p.iter_mut().zip(b.iter_mut()).zip(grad) {
         let g = effective_grad(g, *p, k.maximize, k.weight_decay);
-        *b = if k.first_step {
-            g
-        } else {
-            k.momentum * *b + k.keep * g
-        };
+        *b = if k.first_step { g } else { k.momentum * *b + k.keep * g };
         let step = if k.nesterov { g + k.momentum * *b } else { *b };
         *p -= k.lr * step;
     }
@@ -198,12 +181,7 @@ impl<T: Float> Update<T> for AdagradState<'_, T> {
     }
 
     fn update_chunk(self, p: &mut [T], g: &[T], h: &Adagrad) {
-        let k = (
-            cst::<T>(h.clr),
-            cst::<T>(h.eps),
-            cst::<T>(h.weight_decay),
-            h.maximize,
-        );
+        let k = (cst::<T>(h.clr), cst::<T>(h.eps), cst::<T>(h.weight_decay), h.maximize);
         adagrad_chunk(p, g, self.sum, k)
     }
 }
@@ -216,10 +194,7 @@ impl<T: Send> Split for AdagradState<'_, T> {
 }
 
 /// Adagrad: `g += λθ; S += g²; θ −= clr · g / (√S + ε)`.
-pub fn adagrad_step<T: Float>(
-    t: Tensor<'_, T, AdagradState<'_, T>>,
-    h: Adagrad,
-) -> Result<(), KernelError> {
+pub fn adagrad_step<T: Float>(t: Tensor<'_, T, AdagradState<'_, T>>, h: Adagrad) -> Result<(), KernelError> {
     steps(vec![(t, h)])
 }
 
@@ -256,10 +231,7 @@ impl<T: Float> Update<T> for RmsPropState<'_, T> {
 
     fn check(&self, len: usize, h: &RmsProp) -> Result<(), KernelError> {
         if h.momentum > 0.0 && self.momentum_buffer.is_none() {
-            return Err(KernelError::value(
-                "momentum_buffer",
-                "is required when momentum > 0",
-            ));
+            return Err(KernelError::value("momentum_buffer", "is required when momentum > 0"));
         }
         check_len("square_avg", self.square_avg, len)?;
         check_optional("grad_avg", &self.grad_avg, len)?;
@@ -300,10 +272,7 @@ impl<T: Send> Split for RmsPropState<'_, T> {
 
 /// RMSprop: `g += λθ; v = αv + (1−α)g²`; centered: `ḡ = ḡ + (1−α)(g − ḡ)`, `d = √(v − ḡ²) + ε`,
 /// else `d = √v + ε`; with momentum `b = μb + g/d, θ −= lr·b`, else `θ −= lr·g/d`.
-pub fn rmsprop_step<T: Float>(
-    t: Tensor<'_, T, RmsPropState<'_, T>>,
-    h: RmsProp,
-) -> Result<(), KernelError> {
+pub fn rmsprop_step<T: Float>(t: Tensor<'_, T, RmsPropState<'_, T>>, h: RmsProp) -> Result<(), KernelError> {
     steps(vec![(t, h)])
 }
 
@@ -344,11 +313,7 @@ fn rmsprop_chunk<T: Float>(p: &mut [T], grad: &[T], v: &mut [T], k: &RmsPropCons
 
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn rmsprop_centered_chunk<T: Float>(
-    p: &mut [T],
-    grad: &[T],
-    v: &mut [T],
-    ga: &mut [T],
-    k: &RmsPropConstants<T>,
+    p: &mut [T], grad: &[T], v: &mut [T], ga: &mut [T], k: &RmsPropConstants<T>,
 ) {
     for (((p, v), ga), &g) in p.iter_mut().zip(v.iter_mut()).zip(ga.iter_mut()).zip(grad) {
         let (g, avg) = k.averages(*p, v, Some(ga), g);
@@ -358,11 +323,7 @@ fn rmsprop_centered_chunk<T: Float>(
 
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn rmsprop_momentum_chunk<T: Float>(
-    p: &mut [T],
-    grad: &[T],
-    v: &mut [T],
-    b: &mut [T],
-    k: &RmsPropConstants<T>,
+    p: &mut [T], grad: &[T], v: &mut [T], b: &mut [T], k: &RmsPropConstants<T>,
 ) {
     for (((p, v), b), &g) in p.iter_mut().zip(v.iter_mut()).zip(b.iter_mut()).zip(grad) {
         let (g, avg) = k.averages(*p, v, None, g);
@@ -373,18 +334,9 @@ fn rmsprop_momentum_chunk<T: Float>(
 
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn rmsprop_centered_momentum_chunk<T: Float>(
-    p: &mut [T],
-    grad: &[T],
-    v: &mut [T],
-    ga: &mut [T],
-    b: &mut [T],
-    k: &RmsPropConstants<T>,
+    p: &mut [T], grad: &[T], v: &mut [T], ga: &mut [T], b: &mut [T], k: &RmsPropConstants<T>,
 ) {
-    let rows = p
-        .iter_mut()
-        .zip(v.iter_mut())
-        .zip(ga.iter_mut())
-        .zip(b.iter_mut());
+    let rows = p.iter_mut().zip(v.iter_mut()).zip(ga.iter_mut()).zip(b.iter_mut());
     for ((((p, v), ga), b), &g) in rows.zip(grad) {
         let (g, avg) = k.averages(*p, v, Some(ga), g);
         *b = *b * k.momentum + g / avg;
@@ -437,11 +389,8 @@ impl<T: Float> Update<T> for AdamState<'_, T> {
 impl<T: Send> Split for AdamState<'_, T> {
     fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
         let parts = (self.exp_avg, (self.exp_avg_sq, self.max_exp_avg_sq)).split(chunk, pieces);
-        let state = |(exp_avg, (exp_avg_sq, max_exp_avg_sq))| AdamState {
-            exp_avg,
-            exp_avg_sq,
-            max_exp_avg_sq,
-        };
+        let state =
+            |(exp_avg, (exp_avg_sq, max_exp_avg_sq))| AdamState { exp_avg, exp_avg_sq, max_exp_avg_sq };
         parts.into_iter().map(state).collect()
     }
 }
@@ -472,13 +421,7 @@ impl<T: Float> AdamConstants<T> {
         let decoupled = h.decoupled_weight_decay;
         AdamConstants {
             coupled_wd: cst::<T>(if decoupled { 0.0 } else { h.weight_decay }),
-            decay: cst::<T>(
-                1.0 - if decoupled {
-                    h.lr * h.weight_decay
-                } else {
-                    0.0
-                },
-            ),
+            decay: cst::<T>(1.0 - if decoupled { h.lr * h.weight_decay } else { 0.0 }),
             one_minus_b1: cst::<T>(1.0 - h.beta1),
             beta2: cst::<T>(h.beta2),
             one_minus_b2: cst::<T>(1.0 - h.beta2),
@@ -517,18 +460,9 @@ fn adam_chunk<T: Float>(p: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], k: &A
 
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn amsgrad_chunk<T: Float>(
-    p: &mut [T],
-    grad: &[T],
-    m: &mut [T],
-    v: &mut [T],
-    vmax: &mut [T],
-    k: &AdamConstants<T>,
+    p: &mut [T], grad: &[T], m: &mut [T], v: &mut [T], vmax: &mut [T], k: &AdamConstants<T>,
 ) {
-    let rows = p
-        .iter_mut()
-        .zip(m.iter_mut())
-        .zip(v.iter_mut())
-        .zip(vmax.iter_mut());
+    let rows = p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(vmax.iter_mut());
     for ((((p, m), v), vmax), &g) in rows.zip(grad) {
         k.moments(p, m, v, g);
         *vmax = vmax.max(*v);
@@ -559,66 +493,29 @@ mod tests {
         // With bias correction, the first step is lr · g/|g| (up to ε).
         let (mut p, g) = (vec![1.0f64, -2.0], vec![0.5, -3.0]);
         let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
-        let state = AdamState {
-            exp_avg: &mut m,
-            exp_avg_sq: &mut v,
-            max_exp_avg_sq: None,
-        };
-        let t = Tensor {
-            param: &mut p,
-            grad: &g,
-            state,
-        };
+        let state = AdamState { exp_avg: &mut m, exp_avg_sq: &mut v, max_exp_avg_sq: None };
+        let t = Tensor { param: &mut p, grad: &g, state };
         adam_step(t, adam(1)).unwrap();
         assert!((p[0] - 0.9).abs() < 1e-9 && (p[1] + 1.9).abs() < 1e-9);
     }
 
     #[test]
     fn a_group_step_is_the_steps_of_its_tensors() {
-        let init = |n: usize| {
-            (0..n)
-                .map(|i| (i as f32 * 0.37).sin())
-                .collect::<Vec<f32>>()
-        };
+        let init = |n: usize| (0..n).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<f32>>();
         let sizes = [40000usize, 0, 3];
-        let mut each: Vec<[Vec<f32>; 4]> = sizes
-            .iter()
-            .map(|&n| [init(n), init(n), vec![0.0; n], vec![0.0; n]])
-            .collect();
+        let mut each: Vec<[Vec<f32>; 4]> =
+            sizes.iter().map(|&n| [init(n), init(n), vec![0.0; n], vec![0.0; n]]).collect();
         let mut group = each.clone();
         for (i, [p, g, m, v]) in each.iter_mut().enumerate() {
-            let state = AdamState {
-                exp_avg: m,
-                exp_avg_sq: v,
-                max_exp_avg_sq: None,
-            };
-            adam_step(
-                Tensor {
-                    param: p,
-                    grad: g,
-                    state,
-                },
-                adam(i as i32 + 1),
-            )
-            .unwrap();
+            let state = AdamState { exp_avg: m, exp_avg_sq: v, max_exp_avg_sq: None };
+            adam_step(Tensor { param: p, grad: g, state }, adam(i as i32 + 1)).unwrap();
         }
         let tensors = group
             .iter_mut()
             .enumerate()
             .map(|(i, [p, g, m, v])| {
-                let state = AdamState {
-                    exp_avg: m,
-                    exp_avg_sq: v,
-                    max_exp_avg_sq: None,
-                };
-                (
-                    Tensor {
-                        param: p,
-                        grad: &*g,
-                        state,
-                    },
-                    adam(i as i32 + 1),
-                )
+                let state = AdamState { exp_avg: m, exp_avg_sq: v, max_exp_avg_sq: None };
+                (Tensor { param: p, grad: &*g, state }, adam(i as i32 + 1))
             })
             .collect();
         steps(tensors).unwrap();
@@ -636,14 +533,8 @@ mod tests {
             maximize: false,
             first_step: true,
         };
-        let state = SgdState {
-            momentum_buffer: None,
-        };
-        let t = Tensor {
-            param: &mut [1.0f32],
-            grad: &[1.0],
-            state,
-        };
+        let state = SgdState { momentum_buffer: None };
+        let t = Tensor { param: &mut [1.0f32], grad: &[1.0], state };
         assert!(sgd_step(t, h).is_err());
     }
 }

@@ -59,11 +59,7 @@ struct Pool {
 
 impl Pool {
     fn new(threads: usize, rayon: ThreadPool) -> Self {
-        Pool {
-            threads,
-            rayon,
-            kernels: Arc::default(),
-        }
+        Pool { threads, rayon, kernels: Arc::default() }
     }
 }
 
@@ -114,15 +110,9 @@ fn process_pools(pid: u32) -> &'static ProcessPools {
                 return pools;
             }
         }
-        let fresh = Box::new(ProcessPools {
-            pid,
-            pools: Mutex::new(PoolSet::default()),
-        });
+        let fresh = Box::new(ProcessPools { pid, pools: Mutex::new(PoolSet::default()) });
         let fresh: *mut ProcessPools = Box::leak(fresh);
-        if PROCESS_POOLS
-            .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        if PROCESS_POOLS.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire).is_err() {
             // Another thread of this process made them first: use those.
             // SAFETY: `fresh` came from `Box::leak` above and was never shared.
             drop(unsafe { Box::from_raw(fresh) });
@@ -156,9 +146,7 @@ impl ProcessPools {
 }
 
 fn builder(threads: usize) -> ThreadPoolBuilder {
-    ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("saddlepoint-{i}"))
+    ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("saddlepoint-{i}"))
 }
 
 /// A pool of `threads` threads, and whether the calling thread joined it. The calling thread
@@ -178,10 +166,7 @@ fn build_pool(threads: usize, may_join: bool) -> Result<(Pool, bool), KernelErro
     }
     match builder(threads).build() {
         Ok(rayon) => Ok((Pool::new(threads, rayon), false)),
-        Err(e) => Err(KernelError::value(
-            "num_threads",
-            format!("cannot start the thread pool: {e}"),
-        )),
+        Err(e) => Err(KernelError::value("num_threads", format!("cannot start the thread pool: {e}"))),
     }
 }
 
@@ -217,10 +202,7 @@ fn pool() -> Option<Arc<Pool>> {
 pub fn set_num_threads(threads: usize) -> Result<(), KernelError> {
     let max = max_threads();
     if threads == 0 || threads > max {
-        return Err(KernelError::value(
-            "num_threads",
-            format!("must be from 1 to {max}, got {threads}"),
-        ));
+        return Err(KernelError::value("num_threads", format!("must be from 1 to {max}, got {threads}")));
     }
     process_pools(std::process::id()).pool_of(threads)?;
     THREADS.store(threads, Ordering::Relaxed);
@@ -260,8 +242,7 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if kernels.running.load(Ordering::Relaxed) == 0 {
         for _ in 1..pool.threads.min(cores()) {
             let kernels = Arc::clone(kernels);
-            pool.rayon
-                .spawn(move || spin_until_next_kernel(&kernels, started));
+            pool.rayon.spawn(move || spin_until_next_kernel(&kernels, started));
         }
     }
     result
@@ -318,11 +299,7 @@ where
 {
     let chunk = chunk.max(1);
     if parallel {
-        install(|| {
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(i, c)| f(i, c))
-        });
+        install(|| out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c)));
     } else {
         out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
@@ -354,10 +331,7 @@ impl<T: Send> Split for Option<&mut [T]> {
 impl<A: Split, B: Split> Split for (A, B) {
     fn split(self, chunk: usize, pieces: usize) -> Vec<Self> {
         let (a, b) = self;
-        a.split(chunk, pieces)
-            .into_iter()
-            .zip(b.split(chunk, pieces))
-            .collect()
+        a.split(chunk, pieces).into_iter().zip(b.split(chunk, pieces)).collect()
     }
 }
 
@@ -373,17 +347,9 @@ where
     let chunk = chunk.max(1);
     let pieces = writes.split(chunk, read.len().div_ceil(chunk));
     if parallel {
-        install(|| {
-            pieces
-                .into_par_iter()
-                .zip(read.par_chunks(chunk))
-                .for_each(|(w, r)| f(w, r))
-        });
+        install(|| pieces.into_par_iter().zip(read.par_chunks(chunk)).for_each(|(w, r)| f(w, r)));
     } else {
-        pieces
-            .into_iter()
-            .zip(read.chunks(chunk))
-            .for_each(|(w, r)| f(w, r));
+        pieces.into_iter().zip(read.chunks(chunk)).for_each(|(w, r)| f(w, r));
     }
 }
 
@@ -396,17 +362,9 @@ where
 {
     let chunk = chunk.max(1);
     let partials: Vec<f64> = if parallel {
-        install(|| {
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .map(|(i, c)| f(i, c))
-                .collect()
-        })
+        install(|| out.par_chunks_mut(chunk).enumerate().map(|(i, c)| f(i, c)).collect())
     } else {
-        out.chunks_mut(chunk)
-            .enumerate()
-            .map(|(i, c)| f(i, c))
-            .collect()
+        out.chunks_mut(chunk).enumerate().map(|(i, c)| f(i, c)).collect()
     };
     partials.iter().sum()
 }
@@ -433,9 +391,7 @@ mod tests {
 
     #[test]
     fn chunked_sum_is_the_same_serial_and_parallel() {
-        let data: Vec<f64> = (0..100_000)
-            .map(|i| ((i as f64) * 0.37).sin() * 1e3)
-            .collect();
+        let data: Vec<f64> = (0..100_000).map(|i| ((i as f64) * 0.37).sin() * 1e3).collect();
         let f = |r: std::ops::Range<usize>| data[r].iter().sum::<f64>();
         let serial = sum_over_ranges(data.len(), 4096, false, f);
         let parallel = sum_over_ranges(data.len(), 4096, true, f);

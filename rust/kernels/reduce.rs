@@ -10,11 +10,7 @@ const COLUMNS_PER_TASK: usize = 64;
 
 /// `out[j] (+)= Σ_i matrix[i, j]` for a row-major `rows × cols` matrix.
 pub fn column_sums<T: Float>(
-    matrix: &[T],
-    rows: usize,
-    cols: usize,
-    out: &mut [T],
-    accumulate: bool,
+    matrix: &[T], rows: usize, cols: usize, out: &mut [T], accumulate: bool,
 ) -> Result<(), KernelError> {
     check_len("matrix", matrix, checked_product("matrix", rows, cols)?)?;
     check_len("out", out, cols)?;
@@ -23,10 +19,7 @@ pub fn column_sums<T: Float>(
     }
     let parallel = worth_parallel(rows * cols) && cols > COLUMNS_PER_TASK;
     for_each_chunk_mut(out, COLUMNS_PER_TASK, parallel, |block, acc| {
-        let (start, end) = (
-            block * COLUMNS_PER_TASK,
-            block * COLUMNS_PER_TASK + acc.len(),
-        );
+        let (start, end) = (block * COLUMNS_PER_TASK, block * COLUMNS_PER_TASK + acc.len());
         if !accumulate {
             acc.fill(T::zero());
         }

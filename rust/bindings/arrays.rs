@@ -24,26 +24,17 @@ pub type Arr<'a, 'py> = &'a Bound<'py, PyAny>;
 /// An optional array argument.
 pub type OptArr<'a, 'py> = Option<&'a Bound<'py, PyAny>>;
 
-/// The float element types the kernels take.
-pub enum FloatDtype {
-    F32,
-    F64,
-}
-
 /// Runs `$body` with `$T` the element type of the array `$first`, `f32` or `f64` (any other
 /// dtype is a `TypeError` naming `$name`). The one dtype dispatch of the bindings, in the style
 /// of candle's `Map1`: the body is written once, generic over `$T`, and compiled for each type.
 macro_rules! with_float {
     ($first:expr, $name:expr, |$T:ident| $body:expr) => {
-        match $crate::bindings::arrays::float_dtype($first, $name)? {
-            $crate::bindings::arrays::FloatDtype::F32 => {
-                type $T = f32;
-                $body
-            }
-            $crate::bindings::arrays::FloatDtype::F64 => {
-                type $T = f64;
-                $body
-            }
+        if $crate::bindings::arrays::is_f32($first, $name)? {
+            type $T = f32;
+            $body
+        } else {
+            type $T = f64;
+            $body
         }
     };
 }
@@ -308,16 +299,16 @@ pub fn has_dtype<T: Element>(obj: Arr, name: impl Display) -> Result<bool, Error
     Ok(untyped(obj, name)?.dtype().is_equiv_to(&numpy::dtype::<T>(obj.py())))
 }
 
-/// Which float kernel `obj` needs: float32 or float64, anything else is a `TypeError`.
-pub fn float_dtype(obj: Arr, name: impl Display) -> Result<FloatDtype, Error> {
+/// Whether `obj` needs the f32 kernel (float32) rather than the f64 one (float64); any other
+/// dtype is a `TypeError`.
+pub fn is_f32(obj: Arr, name: impl Display) -> Result<bool, Error> {
     if has_dtype::<f32>(obj, &name)? {
-        Ok(FloatDtype::F32)
+        return Ok(true);
     } else if has_dtype::<f64>(obj, &name)? {
-        Ok(FloatDtype::F64)
-    } else {
-        let dtype = dtype_name(obj, &name)?;
-        Err(Error::Type(format!("{name} must have dtype float32 or float64, got {dtype}")))
+        return Ok(false);
     }
+    let dtype = dtype_name(obj, &name)?;
+    Err(Error::Type(format!("{name} must have dtype float32 or float64, got {dtype}")))
 }
 
 /// `obj` as an array of `T` whose data the kernels can take as a slice: C-contiguous and

@@ -36,13 +36,13 @@ pub fn batch_norm_forward_train(
         let x: In<T> = a.arg(x, "x", ANY)?;
         let shape = NormShape::of(x.shape())?;
         let c = &[shape.channels];
-        let (weight, bias): (Option<In<T>>, Option<In<T>>) =
-            (a.opt(weight, "weight", c)?, a.opt(bias, "bias", c)?);
+        let weight: Option<In<T>> = a.opt(weight, "weight", c)?;
+        let bias: Option<In<T>> = a.opt(bias, "bias", c)?;
         let mut rm: Option<Out<T>> = a.opt(running_mean, "running_mean", c)?;
         let mut rv: Option<Out<T>> = a.opt(running_var, "running_var", c)?;
         let mut out: Out<T> = a.arg(out, "out", x.shape())?;
-        let (mut mean, mut invstd): (Out<T>, Out<T>) =
-            (a.arg(save_mean, "save_mean", c)?, a.arg(save_invstd, "save_invstd", c)?);
+        let mut mean: Out<T> = a.arg(save_mean, "save_mean", c)?;
+        let mut invstd: Out<T> = a.arg(save_invstd, "save_invstd", c)?;
         let running = match (rm.as_deref_mut(), rv.as_deref_mut()) {
             (Some(mean), Some(var)) => Some(RunningStats { mean, var, factor }),
             (None, None) => None,
@@ -66,8 +66,8 @@ pub fn batch_norm_normalize(
         let shape = NormShape::of(x.shape())?;
         let c = &[shape.channels];
         let (mean, invstd): (In<T>, In<T>) = (a.arg(mean, "mean", c)?, a.arg(invstd, "invstd", c)?);
-        let (weight, bias): (Option<In<T>>, Option<In<T>>) =
-            (a.opt(weight, "weight", c)?, a.opt(bias, "bias", c)?);
+        let weight: Option<In<T>> = a.opt(weight, "weight", c)?;
+        let bias: Option<In<T>> = a.opt(bias, "bias", c)?;
         let mut out: Out<T> = a.arg(out, "out", x.shape())?;
         let (x, mean, invstd, out) = (&*x, &*mean, &*invstd, &mut *out);
         let (weight, bias) = (weight.as_deref(), bias.as_deref());
@@ -92,8 +92,8 @@ pub fn batch_norm_backward(
         let (mean, invstd): (In<T>, In<T>) = (a.arg(mean, "mean", c)?, a.arg(invstd, "invstd", c)?);
         let w: Option<In<T>> = a.opt(weight, "weight", c)?;
         let mut gx: Option<Out<T>> = a.opt(grad_input, "grad_input", x.shape())?;
-        let (mut gw, mut gb): (Option<Out<T>>, Option<Out<T>>) =
-            (a.opt(grad_weight, "grad_weight", c)?, a.opt(grad_bias, "grad_bias", c)?);
+        let mut gw: Option<Out<T>> = a.opt(grad_weight, "grad_weight", c)?;
+        let mut gb: Option<Out<T>> = a.opt(grad_bias, "grad_bias", c)?;
         let (input, weight, bias) = (gx.as_deref_mut(), gw.as_deref_mut(), gb.as_deref_mut());
         let (x, dy, mean, invstd, w) = (&*x, &*dy, &*mean, &*invstd, w.as_deref());
         let grads = BatchNormGrads { input, weight, bias };
@@ -113,11 +113,11 @@ pub fn layer_norm_forward(
     with_float!(x, "x", |T| {
         let x: In<T> = a.arg(x, "x", ANY)?;
         let (rows, f) = (&[layer_norm_rows(x.shape(), features)?], &[features]);
-        let (weight, bias): (Option<In<T>>, Option<In<T>>) =
-            (a.opt(weight, "weight", f)?, a.opt(bias, "bias", f)?);
+        let weight: Option<In<T>> = a.opt(weight, "weight", f)?;
+        let bias: Option<In<T>> = a.opt(bias, "bias", f)?;
         let mut out: Out<T> = a.arg(out, "out", x.shape())?;
-        let (mut mean, mut invstd): (Out<T>, Out<T>) =
-            (a.arg(mean, "mean", rows)?, a.arg(invstd, "invstd", rows)?);
+        let mut mean: Out<T> = a.arg(mean, "mean", rows)?;
+        let mut invstd: Out<T> = a.arg(invstd, "invstd", rows)?;
         let (x, weight, bias, out) = (&*x, weight.as_deref(), bias.as_deref(), &mut *out);
         let (mean, invstd) = (&mut *mean, &mut *invstd);
         a.run(|| norm::layer_norm_forward(x, features, weight, bias, eps, out, mean, invstd))
@@ -139,8 +139,8 @@ pub fn layer_norm_backward(
         let (mean, invstd): (In<T>, In<T>) = (a.arg(mean, "mean", rows)?, a.arg(invstd, "invstd", rows)?);
         let w: Option<In<T>> = a.opt(weight, "weight", f)?;
         let mut gx: Out<T> = a.arg(grad_input, "grad_input", x.shape())?;
-        let (mut gw, mut gb): (Option<Out<T>>, Option<Out<T>>) =
-            (a.opt(grad_weight, "grad_weight", f)?, a.opt(grad_bias, "grad_bias", f)?);
+        let mut gw: Option<Out<T>> = a.opt(grad_weight, "grad_weight", f)?;
+        let mut gb: Option<Out<T>> = a.opt(grad_bias, "grad_bias", f)?;
         let (x, dy, mean, invstd, w) = (&*x, &*dy, &*mean, &*invstd, w.as_deref());
         let (gx, gw, gb) = (&mut *gx, gw.as_deref_mut(), gb.as_deref_mut());
         a.run(|| norm::layer_norm_backward(x, dy, features, mean, invstd, w, gx, gw, gb))
@@ -156,8 +156,8 @@ pub fn dropout_forward(
     let mut a = Args::new(py, "dropout_forward");
     with_float!(x, "x", |T| {
         let x: In<T> = a.arg(x, "x", ANY)?;
-        let (mut out, mut mask): (Out<T>, Out<T>) =
-            (a.arg(out, "out", x.shape())?, a.arg(mask, "mask", x.shape())?);
+        let mut out: Out<T> = a.arg(out, "out", x.shape())?;
+        let mut mask: Out<T> = a.arg(mask, "mask", x.shape())?;
         let (x, out, mask) = (&*x, &mut *out, &mut *mask);
         a.run(|| norm::dropout_forward(x, p, seed, out, mask))
     })

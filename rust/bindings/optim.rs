@@ -100,10 +100,10 @@ pub fn rmsprop_step(
 ) -> Result<(), Error> {
     let param = List::new(param, "param", None)?;
     let (n, mut a) = (param.len(), Args::new(py, "rmsprop_step"));
-    let (grad, square_avg) =
-        (List::new(grad, "grad", Some(n))?, List::new(square_avg, "square_avg", Some(n))?);
-    let (grad_avg, buffer) =
-        (List::opt(grad_avg, "grad_avg", n)?, List::opt(momentum_buffer, "momentum_buffer", n)?);
+    let grad = List::new(grad, "grad", Some(n))?;
+    let square_avg = List::new(square_avg, "square_avg", Some(n))?;
+    let grad_avg = List::opt(grad_avg, "grad_avg", n)?;
+    let buffer = List::opt(momentum_buffer, "momentum_buffer", n)?;
     let Some((first, name)) = param.first() else { return Ok(()) };
     with_float!(first, &name, |T| {
         let (mut params, grads, shapes) = group::<T>(&mut a, &param, &grad)?;
@@ -135,15 +135,15 @@ pub fn adam_step(
     let param = List::new(param, "param", None)?;
     let (n, mut a) = (param.len(), Args::new(py, "adam_step"));
     let (grad, m) = (List::new(grad, "grad", Some(n))?, List::new(exp_avg, "exp_avg", Some(n))?);
-    let (v, vmax) =
-        (List::new(exp_avg_sq, "exp_avg_sq", Some(n))?, List::opt(max_exp_avg_sq, "max_exp_avg_sq", n)?);
+    let v = List::new(exp_avg_sq, "exp_avg_sq", Some(n))?;
+    let vmax = List::opt(max_exp_avg_sq, "max_exp_avg_sq", n)?;
     let step_size = per_tensor(step_size, "step_size", n, real)?;
     let bc2 = per_tensor(bias_correction2_sqrt, "bias_correction2_sqrt", n, real)?;
     let Some((first, name)) = param.first() else { return Ok(()) };
     with_float!(first, &name, |T| {
         let (mut params, grads, shapes) = group::<T>(&mut a, &param, &grad)?;
-        let (mut m, mut v): (Vec<Out<T>>, Vec<Out<T>>) =
-            (a.list(&m, Some(&shapes))?, a.list(&v, Some(&shapes))?);
+        let mut m: Vec<Out<T>> = a.list(&m, Some(&shapes))?;
+        let mut v: Vec<Out<T>> = a.list(&v, Some(&shapes))?;
         let mut vmax: Vec<Option<Out<T>>> = a.opt_list(&vmax, &shapes)?;
         let states = m.iter_mut().zip(&mut v).zip(&mut vmax).map(|((m, v), vmax)| AdamState {
             exp_avg: m,

@@ -43,11 +43,7 @@ pub fn batch_norm_forward_train(
         let mut out: Out<T> = a.arg(out, "out", x.shape())?;
         let mut mean: Out<T> = a.arg(save_mean, "save_mean", c)?;
         let mut invstd: Out<T> = a.arg(save_invstd, "save_invstd", c)?;
-        let running = match (rm.as_deref_mut(), rv.as_deref_mut()) {
-            (Some(mean), Some(var)) => Some(RunningStats { mean, var, factor }),
-            (None, None) => None,
-            _ => return Err(Error::Value("running_mean and running_var must be given together".into())),
-        };
+        let running = RunningStats::pair(rm.as_deref_mut(), rv.as_deref_mut(), factor)?;
         let (x, weight, bias, out) = (&*x, weight.as_deref(), bias.as_deref(), &mut *out);
         let (mean, invstd) = (&mut *mean, &mut *invstd);
         a.run(|| norm::batch_norm_forward_train(x, shape, weight, bias, eps, running, out, mean, invstd))

@@ -243,6 +243,19 @@ pub struct RunningStats<'a, T> {
     pub factor: f64,
 }
 
+impl<'a, T> RunningStats<'a, T> {
+    /// The running statistics when both `mean` and `var` are given, None when neither is.
+    pub fn pair(
+        mean: Option<&'a mut [T]>, var: Option<&'a mut [T]>, factor: f64,
+    ) -> Result<Option<Self>, KernelError> {
+        match (mean, var) {
+            (Some(mean), Some(var)) => Ok(Some(RunningStats { mean, var, factor })),
+            (None, None) => Ok(None),
+            _ => Err(KernelError::Message("running_mean and running_var must be given together".into())),
+        }
+    }
+}
+
 /// Training-mode forward pass in one call: batch statistics, the running-statistics update,
 /// `invstd = 1/√(var + eps)` and the normalization. Writes `out`, `save_mean` and
 /// `save_invstd` (what the backward pass needs). Every length is checked before anything is

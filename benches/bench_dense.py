@@ -20,6 +20,7 @@ def saddlepoint_step(layer, x, dy):
     def run():
         layer.forward(x)
         layer.backward(dy)
+
     return run
 
 
@@ -29,6 +30,7 @@ def numpy_step(x, w, b, dy, gw, gb):
         np.add(gw, dy.T @ x, out=gw)
         np.add(gb, dy.sum(axis=0), out=gb)
         dy @ w
+
     return run
 
 
@@ -40,6 +42,7 @@ def torch_step(torch, x, w, b, dy):
 
     def run():
         torch.nn.functional.linear(xt, wt, bt).backward(dyt)
+
     return run
 
 
@@ -62,8 +65,10 @@ def main() -> None:
         best = interleaved_best(runs)
         flops = 6.0 * n * n_in * n_out  # forward, weight gradient, input gradient
         for name, seconds in best.items():
-            print(f"{f'{n} x {n_in} -> {n_out}':<24}{name:<14}{seconds * 1e3:>9.3f}"
-                  f"{flops / seconds / 1e9:>10.1f}{best['numpy'] / seconds:>9.2f}x")
+            print(
+                f"{f'{n} x {n_in} -> {n_out}':<24}{name:<14}{seconds * 1e3:>9.3f}"
+                f"{flops / seconds / 1e9:>10.1f}{best['numpy'] / seconds:>9.2f}x"
+            )
 
 
 if __name__ == "__main__":

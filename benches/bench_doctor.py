@@ -27,8 +27,12 @@ from saddlepoint import diagnose as dg
 
 from common import start
 
-TARGETS = {"diagnose on the digits": 60.0, "critical_point, 9,610 parameters": 10.0,
-           "critical_point, over-parameterized": 120.0, "diagnose, over-parameterized": 120.0}
+TARGETS = {
+    "diagnose on the digits": 60.0,
+    "critical_point, 9,610 parameters": 10.0,
+    "critical_point, over-parameterized": 120.0,
+    "diagnose, over-parameterized": 120.0,
+}
 
 
 def load() -> tuple[np.ndarray, np.ndarray]:
@@ -38,8 +42,14 @@ def load() -> tuple[np.ndarray, np.ndarray]:
 
 def trained(sizes, X, y, epochs, lr=1e-3, batch_size=32):
     model = sp.mlp(sizes, "relu", rng=0)
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=lr),
-                         batch_size=batch_size, verbose=0, seed=0)
+    trainer = sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        sp.Adam(model.parameters(), lr=lr),
+        batch_size=batch_size,
+        verbose=0,
+        seed=0,
+    )
     trainer.fit(X.astype(np.float32), y, epochs)
     return model
 
@@ -49,8 +59,10 @@ def timed(name, function):
     result = function()
     seconds = time.perf_counter() - begin
     verdict = "meets" if seconds < TARGETS[name] else "MISSES"
-    print(f"\n{name}: {seconds:.1f} s ({verdict} the target of {TARGETS[name]:g} s), load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{name}: {seconds:.1f} s ({verdict} the target of {TARGETS[name]:g} s), load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     return result
 
 
@@ -81,25 +93,40 @@ def main() -> None:
     hvp_costs(X, y)
 
     model = trained([64, 128, 10], X[:1000], y[:1000], epochs=20)
-    point = timed("critical_point, 9,610 parameters",
-                  lambda: dg.critical_point(model, sp.CrossEntropyLoss(), X[:1000], y[:1000], progress=False))
+    point = timed(
+        "critical_point, 9,610 parameters",
+        lambda: dg.critical_point(model, sp.CrossEntropyLoss(), X[:1000], y[:1000], progress=False),
+    )
     print(point)
 
     # Over-parameterized: 85,002 parameters fitted to 60 samples (ARPACK ran past 120 s here).
     few = np.random.default_rng(0).permutation(len(X))[:60]
     wide = trained([64, 256, 256, 10], X[few], y[few], epochs=30)
-    point = timed("critical_point, over-parameterized",
-                  lambda: dg.critical_point(wide, sp.CrossEntropyLoss(), X[few], y[few], progress=False))
+    point = timed(
+        "critical_point, over-parameterized",
+        lambda: dg.critical_point(wide, sp.CrossEntropyLoss(), X[few], y[few], progress=False),
+    )
     print(point)
 
     if "--quick" not in sys.argv:
-        for name, options in (("diagnose on the digits", []),
-                              ("diagnose, over-parameterized", ["--hidden", "256,256", "--epochs", "20"])):
+        for name, options in (
+            ("diagnose on the digits", []),
+            ("diagnose, over-parameterized", ["--hidden", "256,256", "--epochs", "20"]),
+        ):
             with tempfile.TemporaryDirectory() as out:
-                command = [sys.executable, "-m", "saddlepoint.cli", "diagnose", *options, "--quiet",
-                           "--out", out]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "saddlepoint.cli",
+                    "diagnose",
+                    *options,
+                    "--quiet",
+                    "--out",
+                    out,
+                ]
                 result = timed(name, lambda: subprocess.run(command, capture_output=True, text=True))
                 print(result.stdout[-1500:] or result.stderr[-1500:])
+
 
 if __name__ == "__main__":
     main()

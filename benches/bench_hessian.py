@@ -20,8 +20,10 @@ from common import interleaved_best, start
 
 # (name, layer sizes, samples): the digits-sized network of the full-Hessian path, and the
 # 784-512-256-10 network of the training benchmark.
-CASES = [("64-30-10 tanh (2,260 parameters)", [64, 30, 10], 1000),
-         ("784-512-256-10 tanh (535,818 parameters)", [784, 512, 256, 10], 1000)]
+CASES = [
+    ("64-30-10 tanh (2,260 parameters)", [64, 30, 10], 1000),
+    ("784-512-256-10 tanh (535,818 parameters)", [784, 512, 256, 10], 1000),
+]
 
 
 def torch_case(torch, sizes, X, y, weights):
@@ -61,8 +63,10 @@ def main() -> None:
         model = sp.mlp(sizes, "tanh", dtype=np.float64, rng=0)
         objective = dg.Objective(model, sp.CrossEntropyLoss(), X, y)
         v = rng.standard_normal(objective.size)
-        runs = {"saddlepoint gradient": objective.gradient,
-                "saddlepoint hvp": lambda: objective.hessian_vector_product(v)}
+        runs = {
+            "saddlepoint gradient": objective.gradient,
+            "saddlepoint hvp": lambda: objective.hessian_vector_product(v),
+        }
         if torch is not None:
             gradient, hvp, *_ = torch_case(torch, sizes, X, y, [p.data for p in model.parameters()])
             runs.update({"torch gradient": gradient, "torch hvp": hvp})
@@ -79,8 +83,10 @@ def main() -> None:
     begin = time.perf_counter()
     point = dg.critical_point(model, sp.CrossEntropyLoss(), X, y, method="full")
     ours = time.perf_counter() - begin
-    print(f"\nfull Hessian + eigenvalues, {point.n_parameters} parameters, {n} samples: "
-          f"saddlepoint {ours:.2f} s ({point.kind})")
+    print(
+        f"\nfull Hessian + eigenvalues, {point.n_parameters} parameters, {n} samples: "
+        f"saddlepoint {ours:.2f} s ({point.kind})"
+    )
     if torch is not None:
         _, _, tmodel, Xt, yt = torch_case(torch, sizes, X, y, [p.data for p in model.parameters()])
         names = [k for k, _ in tmodel.named_parameters()]
@@ -91,7 +97,7 @@ def main() -> None:
             parts, start_ = {}, 0
             for k, shape in zip(names, shapes):
                 size = int(np.prod(shape))
-                parts[k] = vector[start_:start_ + size].reshape(shape)
+                parts[k] = vector[start_ : start_ + size].reshape(shape)
                 start_ += size
             out = torch.func.functional_call(tmodel, parts, (Xt,))
             return torch.nn.functional.cross_entropy(out, yt)
@@ -102,8 +108,10 @@ def main() -> None:
         theirs = time.perf_counter() - begin
         ours_H = dg.hessian(model, sp.CrossEntropyLoss(), X, y)
         error = float(np.max(np.abs(ours_H - H.numpy())) / np.max(np.abs(H.numpy())))
-        print(f"torch.func.hessian + eigvalsh: {theirs:.2f} s; largest difference from ours "
-              f"{error:.1e} of the largest entry")
+        print(
+            f"torch.func.hessian + eigvalsh: {theirs:.2f} s; largest difference from ours "
+            f"{error:.1e} of the largest entry"
+        )
 
 
 if __name__ == "__main__":

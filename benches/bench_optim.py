@@ -49,8 +49,9 @@ def copy_bandwidth(rng) -> tuple[float, float]:
     (read + write, saddlepoint's threads)."""
     src = rng.standard_normal(100_000_000, dtype=np.float32)
     dst = np.empty_like(src)
-    best = interleaved_best({"copy": lambda: np.copyto(dst, src),
-                             "in-place": lambda: _core.scale_(dst, 1.0)}, rounds=3, block=3)
+    best = interleaved_best(
+        {"copy": lambda: np.copyto(dst, src), "in-place": lambda: _core.scale_(dst, 1.0)}, rounds=3, block=3
+    )
     return 2 * src.nbytes / best["copy"], 2 * src.nbytes / best["in-place"]
 
 
@@ -59,8 +60,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     copy, in_place = copy_bandwidth(rng)
     bandwidth = max(copy, in_place)
-    print(f"memory bandwidth: copy {copy / 1e9:.1f} GB/s, in-place pass {in_place / 1e9:.1f} GB/s "
-          f"-> reference {bandwidth / 1e9:.1f} GB/s\n")
+    print(
+        f"memory bandwidth: copy {copy / 1e9:.1f} GB/s, in-place pass {in_place / 1e9:.1f} GB/s "
+        f"-> reference {bandwidth / 1e9:.1f} GB/s\n"
+    )
     print(f"{'parameters':>12}  {'library':<18}{'ms/step':>9}{'GB/s':>8}{'% of bw':>9}{'vs numpy':>10}")
     for n in SIZES:
         runs = {}
@@ -75,8 +78,10 @@ def main() -> None:
         best = interleaved_best(runs, rounds=7, block=5 if n > 1e6 else 50)
         for name, seconds in best.items():
             gbs = BYTES_PER_PARAMETER * n / seconds
-            print(f"{n:>12,}  {name:<18}{seconds * 1e3:>9.3f}{gbs / 1e9:>8.1f}"
-                  f"{100 * gbs / bandwidth:>8.0f}%{best['numpy'] / seconds:>9.1f}x")
+            print(
+                f"{n:>12,}  {name:<18}{seconds * 1e3:>9.3f}{gbs / 1e9:>8.1f}"
+                f"{100 * gbs / bandwidth:>8.0f}%{best['numpy'] / seconds:>9.1f}x"
+            )
     group_versus_per_tensor(rng)
 
 
@@ -84,8 +89,17 @@ def group_versus_per_tensor(rng) -> None:
     """One Adam step over the MLP's tensors: one _core call for all, or one call per tensor."""
     p, g, m, v = ([rng.standard_normal(s, dtype=np.float32) for s in MLP_SHAPES] for _ in range(4))
     v = [np.abs(a) for a in v]
-    kw = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
-              maximize=False, step_size=1e-2, bias_correction2_sqrt=0.03)
+    kw = dict(
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        decoupled_weight_decay=False,
+        maximize=False,
+        step_size=1e-2,
+        bias_correction2_sqrt=0.03,
+    )
 
     def per_tensor():
         for arrays in zip(p, g, m, v):
@@ -95,9 +109,11 @@ def group_versus_per_tensor(rng) -> None:
         _core.adam_step(list(p), list(g), list(m), list(v), None, **kw)
 
     best = interleaved_best({"per tensor": per_tensor, "one call": one_call}, rounds=7, block=50)
-    print(f"\nAdam step over an MLP's {len(MLP_SHAPES)} tensors (float32, {sp.get_num_threads()} threads): "
-          f"one call per tensor {best['per tensor'] * 1e6:.1f} us, one call for the group "
-          f"{best['one call'] * 1e6:.1f} us")
+    print(
+        f"\nAdam step over an MLP's {len(MLP_SHAPES)} tensors (float32, {sp.get_num_threads()} threads): "
+        f"one call per tensor {best['per tensor'] * 1e6:.1f} us, one call for the group "
+        f"{best['one call'] * 1e6:.1f} us"
+    )
 
 
 if __name__ == "__main__":

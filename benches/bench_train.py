@@ -29,8 +29,14 @@ def synthetic(n, rng):
 
 def run_saddlepoint(X, y, batch_size):
     model = sp.mlp(SIZES, rng=0)
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=1e-3),
-                         batch_size=batch_size, seed=0, verbose=0)
+    trainer = sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        sp.Adam(model.parameters(), lr=1e-3),
+        batch_size=batch_size,
+        seed=0,
+        verbose=0,
+    )
     trainer.fit(X, y, epochs=1)
 
 
@@ -43,9 +49,15 @@ def run_products(X, batch_size):
     xs = [X[:batch_size]] + [rng.standard_normal((batch_size, n), dtype=np.float32) for n in SIZES[1:-1]]
     layers = []
     for i, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-        layers.append((xs[i], rng.standard_normal((n_out, n_in), dtype=np.float32),
-                       np.empty((batch_size, n_out), np.float32), np.empty((n_out, n_in), np.float32),
-                       np.empty((batch_size, n_in), np.float32) if i else None))
+        layers.append(
+            (
+                xs[i],
+                rng.standard_normal((n_out, n_in), dtype=np.float32),
+                np.empty((batch_size, n_out), np.float32),
+                np.empty((n_out, n_in), np.float32),
+                np.empty((batch_size, n_in), np.float32) if i else None,
+            )
+        )
     for _ in range(0, len(X), batch_size):
         for x, w, out, gw, gx in layers:
             _core.dense_forward(x, w, None, out)
@@ -59,13 +71,15 @@ def run_numpy(X, y, batch_size):
     params = []
     for n_in, n_out in zip(SIZES[:-1], SIZES[1:]):
         bound = 1 / np.sqrt(n_in)
-        params += [rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32),
-                   rng.uniform(-bound, bound, n_out).astype(np.float32)]
+        params += [
+            rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32),
+            rng.uniform(-bound, bound, n_out).astype(np.float32),
+        ]
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     order = rng.permutation(len(X))
     for t, start_ in enumerate(range(0, len(X), batch_size), start=1):
-        idx = order[start_:start_ + batch_size]
+        idx = order[start_ : start_ + batch_size]
         xb, yb = X[idx], y[idx]
         acts = [xb]
         for i in range(0, len(params), 2):
@@ -92,8 +106,9 @@ def run_sklearn(X, y, batch_size):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    clf = MLPClassifier(SIZES[1:-1], solver="adam", batch_size=batch_size, max_iter=1, alpha=0.0,
-                        shuffle=True, random_state=0)
+    clf = MLPClassifier(
+        SIZES[1:-1], solver="adam", batch_size=batch_size, max_iter=1, alpha=0.0, shuffle=True, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
@@ -112,7 +127,7 @@ def run_torch(torch, X, y, batch_size):
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
     order = torch.randperm(len(X))
     for start_ in range(0, len(X), batch_size):
-        idx = order[start_:start_ + batch_size]
+        idx = order[start_ : start_ + batch_size]
         optimizer.zero_grad()
         loss_fn(model(Xt[idx]), yt[idx]).backward()
         optimizer.step()
@@ -130,9 +145,11 @@ def main() -> None:
     print(f"\none epoch of {'-'.join(map(str, SIZES))} ReLU MLP, Adam, {args.samples} samples\n")
     print(f"{'batch':>6}  {'library':<14}{'seconds':>9}{'saddlepoint is':>22}")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        runs = {"saddlepoint": lambda: run_saddlepoint(X, y, batch_size),
-                "numpy": lambda: run_numpy(X, y, batch_size),
-                "scikit-learn": lambda: run_sklearn(X, y, batch_size)}
+        runs = {
+            "saddlepoint": lambda: run_saddlepoint(X, y, batch_size),
+            "numpy": lambda: run_numpy(X, y, batch_size),
+            "scikit-learn": lambda: run_sklearn(X, y, batch_size),
+        }
         if torch is not None:
             runs["torch"] = lambda: run_torch(torch, X, y, batch_size)
         runs["products only"] = lambda: run_products(X, batch_size)

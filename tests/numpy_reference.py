@@ -90,8 +90,7 @@ def _grad(p, g, maximize, weight_decay):
     return g + weight_decay * p if weight_decay != 0 else g
 
 
-def sgd(p, g, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-        maximize=False):
+def sgd(p, g, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False):
     g = _grad(p, g, maximize, weight_decay)
     if momentum != 0:
         if "b" not in state:
@@ -102,8 +101,9 @@ def sgd(p, g, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_dec
     return p - lr * g
 
 
-def adagrad(p, g, state, lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-            eps=1e-10, maximize=False):
+def adagrad(
+    p, g, state, lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, maximize=False
+):
     state["t"] = state.get("t", 0) + 1
     state.setdefault("S", np.full_like(p, initial_accumulator_value))
     g = _grad(p, g, maximize, weight_decay)
@@ -112,8 +112,9 @@ def adagrad(p, g, state, lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator
     return p - clr * (g / (np.sqrt(state["S"]) + eps))
 
 
-def rmsprop(p, g, state, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-            centered=False, maximize=False):
+def rmsprop(
+    p, g, state, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, maximize=False
+):
     state.setdefault("v", np.zeros_like(p))
     g = _grad(p, g, maximize, weight_decay)
     state["v"] = state["v"] * alpha + (1 - alpha) * g * g
@@ -129,8 +130,18 @@ def rmsprop(p, g, state, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.
     return p - lr * (g / avg)
 
 
-def adam(p, g, state, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-         maximize=False, decoupled=False):
+def adam(
+    p,
+    g,
+    state,
+    lr,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    amsgrad=False,
+    maximize=False,
+    decoupled=False,
+):
     b1, b2 = betas
     state["t"] = t = state.get("t", 0) + 1
     m, v = state.get("m", np.zeros_like(p)), state.get("v", np.zeros_like(p))
@@ -143,7 +154,6 @@ def adam(p, g, state, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgra
         state["vmax"] = v = np.maximum(state.get("vmax", np.zeros_like(p)), v)
     step_size = lr / (1 - b1**t)
     return p - step_size * (m / (np.sqrt(v) * (1 / math.sqrt(1 - b2**t)) + eps))
-
 
 
 def foreach(step, params, grads, states, **hyperparameters):
@@ -196,12 +206,16 @@ def layer_norm_forward(x, gamma, beta, eps, k):
 def layer_norm_backward(x, dy, gamma, eps, k):
     axes = tuple(range(x.ndim - k, x.ndim))
     x, dy = x.astype(np.float64), dy.astype(np.float64)
-    d = np.prod(x.shape[x.ndim - k:])
+    d = np.prod(x.shape[x.ndim - k :])
     mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
     invstd = 1 / np.sqrt(var + eps)
     xhat = (x - mean) * invstd
     g = dy * gamma
-    dx = invstd / d * (d * g - g.sum(axis=axes, keepdims=True) - xhat * (g * xhat).sum(axis=axes, keepdims=True))
+    dx = (
+        invstd
+        / d
+        * (d * g - g.sum(axis=axes, keepdims=True) - xhat * (g * xhat).sum(axis=axes, keepdims=True))
+    )
     lead = tuple(range(x.ndim - k))
     return dx, (dy * xhat).sum(axis=lead), dy.sum(axis=lead)
 

@@ -19,11 +19,26 @@ def _text(value) -> str:
 def snapshot(trainer) -> str:
     """Model, optimizer (groups and per-parameter state), scheduler, epoch, history, seeds and
     every random generator of the trainer and its layers."""
-    scheduler = {k: v for k, v in vars(trainer.scheduler).items() if k != "optimizer"} \
-        if trainer.scheduler is not None else None
-    layer_generators = [layer.rng.bit_generator.state for layer in getattr(trainer.model, "layers", [])
-                        if isinstance(getattr(layer, "rng", None), np.random.Generator)]
-    return _text([trainer.model.state_dict(), trainer.optimizer.param_groups,
-                  list(trainer.optimizer.state.values()), scheduler, trainer.epoch,
-                  trainer.history.values, trainer.split_seed, trainer.rng.bit_generator.state,
-                  layer_generators])
+    scheduler = (
+        {k: v for k, v in vars(trainer.scheduler).items() if k != "optimizer"}
+        if trainer.scheduler is not None
+        else None
+    )
+    layer_generators = [
+        layer.rng.bit_generator.state
+        for layer in getattr(trainer.model, "layers", [])
+        if isinstance(getattr(layer, "rng", None), np.random.Generator)
+    ]
+    return _text(
+        [
+            trainer.model.state_dict(),
+            trainer.optimizer.param_groups,
+            list(trainer.optimizer.state.values()),
+            scheduler,
+            trainer.epoch,
+            trainer.history.values,
+            trainer.split_seed,
+            trainer.rng.bit_generator.state,
+            layer_generators,
+        ]
+    )

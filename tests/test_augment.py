@@ -26,7 +26,7 @@ def test_crop_shifts_each_image_within_the_padding():
     assert out.shape == X.shape
     for o, x in zip(out, X):
         padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
-        windows = [padded[:, i:i + 4, j:j + 5] for i in range(3) for j in range(3)]
+        windows = [padded[:, i : i + 4, j : j + 5] for i in range(3) for j in range(3)]
         assert any(np.array_equal(o, w) for w in windows)
     assert not np.array_equal(out, X)
     assert np.array_equal(RandomCrop(padding=0)(X, np.random.default_rng(0)), X)
@@ -48,19 +48,28 @@ def test_augmentation_reaches_training_batches_only():
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((100, 4)), rng.integers(0, 2, 100)
     model = sp.mlp([4, 2], rng=0)
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.1),
-                         batch_size=25, augment=Compose([record]), verbose=0)
+    trainer = sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        sp.SGD(model.parameters(), lr=0.1),
+        batch_size=25,
+        augment=Compose([record]),
+        verbose=0,
+    )
     trainer.fit(X, y, epochs=2, validation_data=(X, y))
     trainer.evaluate(X, y)
     trainer.predict(X)
     assert seen == [25] * 8
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda: RandomHorizontalFlip(2), r"p must be in \[0, 1\], got 2"),
-    (lambda: RandomCrop(-1), "padding must be an integer >= 0, got -1"),
-    (lambda: GaussianNoise(-0.1), "std must be a finite number >= 0, got -0.1"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: RandomHorizontalFlip(2), r"p must be in \[0, 1\], got 2"),
+        (lambda: RandomCrop(-1), "padding must be an integer >= 0, got -1"),
+        (lambda: GaussianNoise(-0.1), "std must be a finite number >= 0, got -0.1"),
+    ],
+)
 def test_arguments_are_validated(make, message):
     with pytest.raises(ValueError, match=message):
         make()

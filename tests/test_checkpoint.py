@@ -23,7 +23,7 @@ RNG = np.random.default_rng(0)
 
 def header(path) -> dict:
     data = open(path, "rb").read()
-    return json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    return json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
 
 
 def rewrite(path, out, *, tensors=None, meta=None):
@@ -53,28 +53,49 @@ def _dense(seed, dtype=np.float32):
 
 
 LAYERS = {
-    "Dense": [lambda s: _dense(s), lambda s: sp.Dense(3, 4, bias=False, rng=s),
-              lambda s: _dense(s, np.float64)],
+    "Dense": [
+        lambda s: _dense(s),
+        lambda s: sp.Dense(3, 4, bias=False, rng=s),
+        lambda s: _dense(s, np.float64),
+    ],
     "Linear": [lambda s: sp.Linear(3, 2, rng=s)],
     "BatchNorm1d": [
-        lambda s: trained(sp.BatchNorm1d(3), RNG.standard_normal((5, 3)).astype(np.float32)) if s == 0 else sp.BatchNorm1d(3),
-        lambda s: trained(sp.BatchNorm1d(3, momentum=None, dtype=np.float64), RNG.standard_normal((4, 3, 2))) if s == 0
-        else sp.BatchNorm1d(3, momentum=None, dtype=np.float64),
-        lambda s: sp.BatchNorm1d(3, affine=False), lambda s: sp.BatchNorm1d(3, track_running_stats=False)],
+        lambda s: (
+            trained(sp.BatchNorm1d(3), RNG.standard_normal((5, 3)).astype(np.float32))
+            if s == 0
+            else sp.BatchNorm1d(3)
+        ),
+        lambda s: (
+            trained(sp.BatchNorm1d(3, momentum=None, dtype=np.float64), RNG.standard_normal((4, 3, 2)))
+            if s == 0
+            else sp.BatchNorm1d(3, momentum=None, dtype=np.float64)
+        ),
+        lambda s: sp.BatchNorm1d(3, affine=False),
+        lambda s: sp.BatchNorm1d(3, track_running_stats=False),
+    ],
     "LayerNorm": [lambda s: sp.LayerNorm((2, 3)), lambda s: sp.LayerNorm(4, elementwise_affine=False)],
     "Dropout": [lambda s: sp.Dropout(0.3, rng=s)],
-    "ReLU": [lambda s: sp.ReLU()], "Sigmoid": [lambda s: sp.Sigmoid()], "Tanh": [lambda s: sp.Tanh()],
-    "HardSigmoid": [lambda s: sp.HardSigmoid()], "Identity": [lambda s: sp.Identity()],
+    "ReLU": [lambda s: sp.ReLU()],
+    "Sigmoid": [lambda s: sp.Sigmoid()],
+    "Tanh": [lambda s: sp.Tanh()],
+    "HardSigmoid": [lambda s: sp.HardSigmoid()],
+    "Identity": [lambda s: sp.Identity()],
     "LeakyReLU": [lambda s: sp.LeakyReLU(0.2)],
-    "Sequential": [lambda s: sp.Sequential(_dense(s), sp.BatchNorm1d(4), sp.ReLU(), sp.Dropout(0.1, rng=s),
-                                           sp.Dense(4, 2, rng=s + 1))],
+    "Sequential": [
+        lambda s: sp.Sequential(
+            _dense(s), sp.BatchNorm1d(4), sp.ReLU(), sp.Dropout(0.1, rng=s), sp.Dense(4, 2, rng=s + 1)
+        )
+    ],
     "Module": [lambda s: sp.Module()],
 }
 
 
 def exported_layer_classes():
-    return sorted(name for name in sp.__all__
-                  if isinstance(getattr(sp, name), type) and issubclass(getattr(sp, name), sp.Module))
+    return sorted(
+        name
+        for name in sp.__all__
+        if isinstance(getattr(sp, name), type) and issubclass(getattr(sp, name), sp.Module)
+    )
 
 
 def test_every_exported_layer_class_has_a_round_trip_case():
@@ -113,7 +134,10 @@ def test_batch_norm_model_round_trips_and_the_file_holds_a_0d_counter(tmp_path):
     # PyTorch keeps num_batches_tracked 0-d (torch.tensor(0)); safetensors.torch.load_file gives
     # what the header says, so the file must say [] for load_state_dict to take it.
     assert header(tmp_path / "w.safetensors")["1.num_batches_tracked"] == {
-        **header(tmp_path / "w.safetensors")["1.num_batches_tracked"], "dtype": "I64", "shape": []}
+        **header(tmp_path / "w.safetensors")["1.num_batches_tracked"],
+        "dtype": "I64",
+        "shape": [],
+    }
     other = sp.Sequential(sp.Dense(4, 8, rng=1), sp.BatchNorm1d(8))
     sp.load_weights(other, tmp_path / "w.safetensors")
     assert other[1].num_batches_tracked.shape == () and int(other[1].num_batches_tracked) == 2
@@ -136,20 +160,26 @@ def test_a_counter_written_with_shape_1_loads_as_pytorch_allows(tmp_path):
 
 
 def bn_trainer(seed):
-    model = sp.Sequential(sp.Dense(6, 8, rng=seed), sp.BatchNorm1d(8), sp.ReLU(), sp.Dense(8, 3, rng=seed + 1))
+    model = sp.Sequential(
+        sp.Dense(6, 8, rng=seed), sp.BatchNorm1d(8), sp.ReLU(), sp.Dense(8, 3, rng=seed + 1)
+    )
     optimizer = sp.Adam(model.parameters(), lr=1e-2)
     scheduler = sp.StepLR(optimizer, step_size=2, gamma=0.5)
-    return sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler, batch_size=8,
-                      seed=seed, verbose=0)
+    return sp.Trainer(
+        model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler, batch_size=8, seed=seed, verbose=0
+    )
 
 
 def dropout_trainer(seed):
     """A model without batch norm, so these tests see the load itself, not the 0-d counter."""
-    model = sp.Sequential(sp.Dense(6, 8, rng=seed), sp.ReLU(), sp.Dropout(0.2, rng=seed), sp.Dense(8, 3, rng=seed + 1))
+    model = sp.Sequential(
+        sp.Dense(6, 8, rng=seed), sp.ReLU(), sp.Dropout(0.2, rng=seed), sp.Dense(8, 3, rng=seed + 1)
+    )
     optimizer = sp.Adam(model.parameters(), lr=1e-2)
     scheduler = sp.StepLR(optimizer, step_size=2, gamma=0.5)
-    return sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler, batch_size=8,
-                      seed=seed, verbose=0)
+    return sp.Trainer(
+        model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler, batch_size=8, seed=seed, verbose=0
+    )
 
 
 def test_trainer_checkpoint_of_a_batch_norm_model_resumes_bit_identically(tmp_path):
@@ -169,7 +199,10 @@ def test_trainer_checkpoint_of_a_batch_norm_model_resumes_bit_identically(tmp_pa
 
 def test_weights_written_by_train_with_batchnorm_reload(tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["train", "--quiet", "--batchnorm", "--hidden", "16", "--epochs", "2", "--out", str(out)]) == 0
+    assert (
+        cli.main(["train", "--quiet", "--batchnorm", "--hidden", "16", "--epochs", "2", "--out", str(out)])
+        == 0
+    )
     config = json.loads((out / "config.json").read_text())
     args = cli.build_parser().parse_args(["train", "--batchnorm", "--hidden", "16"])
     layers = config["layers"]
@@ -213,6 +246,7 @@ def set_in(keys, value):
         for k in keys[:-1]:
             d = d[k]
         d[keys[-1]] = value
+
     return change
 
 
@@ -245,8 +279,9 @@ def test_a_checkpoint_that_does_not_fit_changes_nothing(tmp_path, saved, case):
     assert snapshot(trainer) == before
     if case not in TRAINER_FIELDS:  # the random states are the trainer's to check
         with pytest.raises(ValueError):
-            sp.load_checkpoint(bad, model=trainer.model, optimizer=trainer.optimizer,
-                               scheduler=trainer.scheduler)
+            sp.load_checkpoint(
+                bad, model=trainer.model, optimizer=trainer.optimizer, scheduler=trainer.scheduler
+            )
         assert snapshot(trainer) == before
 
 
@@ -282,8 +317,17 @@ def test_a_checkpoint_cannot_replace_scheduler_methods(tmp_path, saved):
     assert trainer.scheduler.get_lr() == [trainer.scheduler.base_lrs[0]]
 
 
-@pytest.mark.parametrize("case", ["int weights", "nan weights", "missing tensor", "extra tensor",
-                                  "float64 beyond float32", "negative running_var"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "int weights",
+        "nan weights",
+        "missing tensor",
+        "extra tensor",
+        "float64 beyond float32",
+        "negative running_var",
+    ],
+)
 def test_weights_that_do_not_fit_raise_value_error_and_change_nothing(tmp_path, case):
     model = sp.Sequential(sp.Dense(4, 8, rng=0), sp.BatchNorm1d(8))
     state = dict(model.state_dict())

@@ -21,7 +21,12 @@ def test_train_reaches_95_percent_on_digits_and_writes_a_run_folder(capsys, tmp_
     result = table(capsys.readouterr().out)
     assert float(result["test accuracy"]) >= 0.95, result
     run = tmp_path / "run"
-    assert {p.name for p in run.iterdir()} >= {"config.json", "history.csv", "history.json", "weights.safetensors"}
+    assert {p.name for p in run.iterdir()} >= {
+        "config.json",
+        "history.csv",
+        "history.json",
+        "weights.safetensors",
+    }
     config = json.loads((run / "config.json").read_text())
     assert config["layers"] == [64, 128, 10] and config["task"] == "classification"
     history = json.loads((run / "history.json").read_text())
@@ -38,50 +43,138 @@ def test_train_on_a_regression_csv_reaches_r2_above_0_9(capsys, tmp_path):
     X = rng.uniform(-2, 2, (1500, 3))
     y = np.sin(X[:, 0]) + 0.5 * X[:, 1] ** 2 - X[:, 2]
     write_csv(tmp_path / "smooth.csv", X, y, ["a", "b", "c", "y"])
-    argv = ["train", "--data", str(tmp_path / "smooth.csv"), "--target", "y", "--hidden", "64,64",
-            "--epochs", "60", "--quiet", "--out", str(tmp_path / "run")]
+    argv = [
+        "train",
+        "--data",
+        str(tmp_path / "smooth.csv"),
+        "--target",
+        "y",
+        "--hidden",
+        "64,64",
+        "--epochs",
+        "60",
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 0
     result = table(capsys.readouterr().out)
     assert float(result["test R2"]) >= 0.9, result
 
 
 def test_options_build_what_they_say(capsys, tmp_path):
-    argv = ["train", "--data", "wine", "--hidden", "32,32", "--activation", "tanh", "--batchnorm",
-            "--dropout", "0.1", "--optimizer", "momentum", "--lr", "0.01", "--schedule", "cosine",
-            "--warmup", "3", "--weight-decay", "1e-4", "--early-stopping", "5", "--epochs", "40",
-            "--batch-size", "16", "--threads", "1", "--quiet", "--out", str(tmp_path / "run")]
+    argv = [
+        "train",
+        "--data",
+        "wine",
+        "--hidden",
+        "32,32",
+        "--activation",
+        "tanh",
+        "--batchnorm",
+        "--dropout",
+        "0.1",
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.01",
+        "--schedule",
+        "cosine",
+        "--warmup",
+        "3",
+        "--weight-decay",
+        "1e-4",
+        "--early-stopping",
+        "5",
+        "--epochs",
+        "40",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 0
     result = table(capsys.readouterr().out)
     assert float(result["test accuracy"]) > 0.9
 
 
 def test_console_script_help_lists_every_option():
-    result = subprocess.run([sys.executable, "-m", "saddlepoint.cli", "train", "--help"],
-                            capture_output=True, text=True, check=True)
-    for option in ["--data", "--target", "--task", "--hidden", "--activation", "--batchnorm", "--dropout",
-                   "--optimizer", "--lr", "--weight-decay", "--schedule", "--warmup", "--batch-size",
-                   "--epochs", "--val-fraction", "--early-stopping", "--test-size", "--seed",
-                   "--threads", "--out", "--quiet"]:
+    result = subprocess.run(
+        [sys.executable, "-m", "saddlepoint.cli", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for option in [
+        "--data",
+        "--target",
+        "--task",
+        "--hidden",
+        "--activation",
+        "--batchnorm",
+        "--dropout",
+        "--optimizer",
+        "--lr",
+        "--weight-decay",
+        "--schedule",
+        "--warmup",
+        "--batch-size",
+        "--epochs",
+        "--val-fraction",
+        "--early-stopping",
+        "--test-size",
+        "--seed",
+        "--threads",
+        "--out",
+        "--quiet",
+    ]:
         assert option in result.stdout
 
 
-@pytest.mark.parametrize("csv,argv_extra,message", [
-    ("a,b\n1,2\n3,4\n", ["--target", "y"], "has no column 'y'; its columns are ['a', 'b']"),
-    ("a,y\n1,2\nx,4\n", ["--target", "y"], "line 3, column 'a': 'x' is not a number"),
-    ("a,y\n", ["--target", "y"], "has a header but no data rows"),
-    ("a,y\n1,2\n", [], "--target COLUMN is required with a CSV file"),
-])
+@pytest.mark.parametrize(
+    "csv,argv_extra,message",
+    [
+        ("a,b\n1,2\n3,4\n", ["--target", "y"], "has no column 'y'; its columns are ['a', 'b']"),
+        ("a,y\n1,2\nx,4\n", ["--target", "y"], "line 3, column 'a': 'x' is not a number"),
+        ("a,y\n", ["--target", "y"], "has a header but no data rows"),
+        ("a,y\n1,2\n", [], "--target COLUMN is required with a CSV file"),
+    ],
+)
 def test_bad_csv_exits_nonzero_with_a_one_line_message(tmp_path, csv, argv_extra, message):
     path = tmp_path / "data.csv"
     path.write_text(csv)
-    result = subprocess.run([sys.executable, "-m", "saddlepoint.cli", "train", "--data", str(path), *argv_extra,
-                             "--quiet", "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "saddlepoint.cli",
+            "train",
+            "--data",
+            str(path),
+            *argv_extra,
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("argv", [["train", "--data", "mnist"], ["train", "--lr", "-1"],
-                                  ["train", "--batch-size", "0"], ["train", "--dropout", "1.5"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--data", "mnist"],
+        ["train", "--lr", "-1"],
+        ["train", "--batch-size", "0"],
+        ["train", "--dropout", "1.5"],
+    ],
+)
 def test_invalid_arguments_are_rejected(argv, capsys):
     code = None
     try:
@@ -110,8 +203,21 @@ def small_table(rows=24, target=lambda i: i % 2, header="a,b,y"):
 
 
 def train_argv(path, tmp_path, *extra):
-    return ["train", "--data", str(path), "--target", "y", "--epochs", "1", "--hidden", "4",
-            "--quiet", "--out", str(tmp_path / "run"), *extra]
+    return [
+        "train",
+        "--data",
+        str(path),
+        "--target",
+        "y",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+        *extra,
+    ]
 
 
 def assert_refused_before_training(result, *fragments):
@@ -138,22 +244,27 @@ def test_a_non_finite_feature_names_the_file_line_and_column_not_a_split_row(tmp
     table = small_table().splitlines()
     table[9] = "nan," + table[9].split(",", 1)[1]
     (tmp_path / "t.csv").write_text("\n".join(table) + "\n")
-    assert_refused_before_training(run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
-                                   "t.csv line 10, column 'a': 'nan' is not a finite number")
+    assert_refused_before_training(
+        run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
+        "t.csv line 10, column 'a': 'nan' is not a finite number",
+    )
 
 
 def test_a_cell_over_the_csv_field_limit_is_one_line(tmp_path, capsys):
     table = small_table().splitlines()
     table[3] = "1" * 131_073 + "," + table[3].split(",", 1)[1]
     (tmp_path / "t.csv").write_text("\n".join(table) + "\n")
-    assert_refused_before_training(run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
-                                   "t.csv line 4: a cell is longer than 131072 characters")
+    assert_refused_before_training(
+        run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
+        "t.csv line 4: a cell is longer than 131072 characters",
+    )
 
 
 def test_a_directory_named_like_a_csv_is_one_line(tmp_path, capsys):
     (tmp_path / "x.csv").mkdir()
-    assert_refused_before_training(run(train_argv(tmp_path / "x.csv", tmp_path), capsys),
-                                   "x.csv is a directory, not a CSV file")
+    assert_refused_before_training(
+        run(train_argv(tmp_path / "x.csv", tmp_path), capsys), "x.csv is a directory, not a CSV file"
+    )
 
 
 def test_out_naming_an_existing_file_is_refused_before_training(tmp_path, capsys):
@@ -185,8 +296,11 @@ def test_out_in_a_read_only_place_is_refused_before_training(tmp_path, capsys):
 
 def test_hidden_too_large_for_memory_is_refused_with_its_size(capsys):
     result = run(["train", "--data", "iris", "--hidden", "1000000,1000000", "--quiet"], capsys)
-    assert_refused_before_training(result, "--hidden 1000000,1000000 makes a network of "
-                                           "1,000,009,000,003 parameters that needs about", "GiB")
+    assert_refused_before_training(
+        result,
+        "--hidden 1000000,1000000 makes a network of 1,000,009,000,003 parameters that needs about",
+        "GiB",
+    )
 
 
 def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path, capsys):
@@ -200,25 +314,40 @@ def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path, capsys):
 def test_a_single_class_target_is_refused(tmp_path, capsys):
     """It reported "test accuracy 0.0000"."""
     (tmp_path / "t.csv").write_text(small_table(target=lambda i: 1))
-    assert_refused_before_training(run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
-                                   "t.csv: the target column 'y' holds a single class (1)")
+    assert_refused_before_training(
+        run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
+        "t.csv: the target column 'y' holds a single class (1)",
+    )
 
 
-@pytest.mark.parametrize("option,value", [("--early-stopping", "-1"), ("--warmup", "-2"),
-                                          ("--lr", "inf"), ("--weight-decay", "-1"), ("--seed", "-1"),
-                                          ("--test-size", "0"), ("--batch-size", "x")])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("--early-stopping", "-1"),
+        ("--warmup", "-2"),
+        ("--lr", "inf"),
+        ("--weight-decay", "-1"),
+        ("--seed", "-1"),
+        ("--test-size", "0"),
+        ("--batch-size", "x"),
+    ],
+)
 def test_out_of_range_options_are_one_line(capsys, option, value):
     """--early-stopping -1 was taken as off; --lr inf, --weight-decay -1 and --seed -1 ended
     in tracebacks."""
-    assert_refused_before_training(run(["train", "--data", "iris", option, value, "--quiet"], capsys),
-                                   f"argument {option}: ", "(see saddlepoint train --help)")
+    assert_refused_before_training(
+        run(["train", "--data", "iris", option, value, "--quiet"], capsys),
+        f"argument {option}: ",
+        "(see saddlepoint train --help)",
+    )
 
 
 def test_batchnorm_with_a_last_batch_of_one_sample_trains(tmp_path, capsys):
     """33 training samples in batches of 32 left a batch of one, which batch norm refuses."""
     (tmp_path / "t.csv").write_text(small_table(rows=44))
-    argv = train_argv(tmp_path / "t.csv", tmp_path, "--batchnorm", "--val-fraction", "0",
-                      "--test-size", "0.25")
+    argv = train_argv(
+        tmp_path / "t.csv", tmp_path, "--batchnorm", "--val-fraction", "0", "--test-size", "0.25"
+    )
     code, out, err = run(argv, capsys)
     assert code == 0, err
     assert "33 train" in err[0]
@@ -226,8 +355,23 @@ def test_batchnorm_with_a_last_batch_of_one_sample_trains(tmp_path, capsys):
 
 def test_a_run_that_diverges_is_one_error_line_and_leaves_no_run_folder(tmp_path, capsys):
     out = tmp_path / "runs" / "run"
-    code, _, err = run(["train", "--data", "iris", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "5",
-                        "--quiet", "--out", str(out)], capsys)
+    code, _, err = run(
+        [
+            "train",
+            "--data",
+            "iris",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e30",
+            "--epochs",
+            "5",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 2 and err[0].startswith("training iris") and len(err) == 2
     assert err[1].startswith("saddlepoint: error: training diverged: the loss became") and "--lr" in err[1]
     assert not (tmp_path / "runs").exists()
@@ -238,9 +382,11 @@ def test_cells_beyond_float32_are_refused_with_their_line_and_column(tmp_path, c
     table = small_table().splitlines()
     table[4] = "1" * 60 + "," + table[4].split(",", 1)[1]
     (tmp_path / "t.csv").write_text("\n".join(table) + "\n")
-    assert_refused_before_training(run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
-                                   "t.csv line 5, column 'a': '111", "is beyond the range of the "
-                                   "model's numbers (±3.403e+38)")
+    assert_refused_before_training(
+        run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
+        "t.csv line 5, column 'a': '111",
+        "is beyond the range of the model's numbers (±3.403e+38)",
+    )
 
 
 def test_standardized_test_features_beyond_float32_are_refused():
@@ -249,6 +395,9 @@ def test_standardized_test_features_beyond_float32_are_refused():
     from saddlepoint.cli import UsageError, split_and_standardize
 
     X = np.array([[0.0], [1e-30]] * 10)
-    with pytest.raises(UsageError, match=r"feature column 1, standardized with the training split's "
-                                         r"mean and scale, reaches 2e\+40 in the test split"):
+    with pytest.raises(
+        UsageError,
+        match=r"feature column 1, standardized with the training split's "
+        r"mean and scale, reaches 2e\+40 in the test split",
+    ):
         split_and_standardize(X, np.arange(20) % 2, Namespace(), True, test=(np.array([[1e10]]), [0]))

@@ -44,7 +44,9 @@ def test_diagnose_digits_writes_a_report_folder(capsys, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["guidance"]["verdict"] == result["verdict"]
     assert set(report["guidance"]["models"]) == {"model", "simpler", "larger"}
-    assert report["guidance"]["models"]["larger"]["n_parameters"] == 64 * 24 + 24 + 24 * 24 + 24 + 24 * 10 + 10
+    assert (
+        report["guidance"]["models"]["larger"]["n_parameters"] == 64 * 24 + 24 + 24 * 24 + 24 + 24 * 10 + 10
+    )
     point = report["critical_point"]
     check_point_agrees_with_its_row(point, result)
     assert point["method"] == "full" and point["n_parameters"] == 64 * 24 + 24 + 24 * 10 + 10
@@ -64,9 +66,24 @@ def test_diagnose_finds_the_mismatch_of_a_shifted_test_csv(capsys, tmp_path):
 
     write_csv(tmp_path / "train.csv", X, f(X), ["a", "b", "c", "y"])
     write_csv(tmp_path / "test.csv", X_test, f(X_test), ["a", "b", "c", "y"])
-    argv = ["diagnose", "--data", str(tmp_path / "train.csv"), "--target", "y", "--test",
-            str(tmp_path / "test.csv"), "--hidden", "64,64", "--epochs", "40", "--quiet",
-            "--hessian-samples", "200", "--out", str(tmp_path / "report")]
+    argv = [
+        "diagnose",
+        "--data",
+        str(tmp_path / "train.csv"),
+        "--target",
+        "y",
+        "--test",
+        str(tmp_path / "test.csv"),
+        "--hidden",
+        "64,64",
+        "--epochs",
+        "40",
+        "--quiet",
+        "--hessian-samples",
+        "200",
+        "--out",
+        str(tmp_path / "report"),
+    ]
     assert main(argv) == 0
     result = rows(capsys.readouterr().out)
     assert result["verdict"].strip() == "mismatch", result
@@ -77,20 +94,43 @@ def test_diagnose_finds_the_mismatch_of_a_shifted_test_csv(capsys, tmp_path):
 def test_report_plots_when_matplotlib_is_installed(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "report"
-    assert main(["diagnose", "--data", "iris", "--hidden", "8", "--epochs", "5", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(["diagnose", "--data", "iris", "--hidden", "8", "--epochs", "5", "--quiet", "--out", str(out)])
+        == 0
+    )
     for name in ("learning_curves.png", "hessian_spectrum.png", "landscape.png"):
         assert (out / name).stat().st_size > 1000
         assert f"]({name})" in (out / "report.md").read_text()
 
 
 def test_diagnose_help_and_errors():
-    result = subprocess.run([sys.executable, "-m", "saddlepoint.cli", "diagnose", "--help"],
-                            capture_output=True, text=True, check=True)
-    for option in ["--data", "--target", "--test", "--task", "--hidden", "--larger", "--optimizer",
-                   "--lr", "--epochs", "--batch-size", "--val-fraction", "--hessian-samples", "--out"]:
+    result = subprocess.run(
+        [sys.executable, "-m", "saddlepoint.cli", "diagnose", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for option in [
+        "--data",
+        "--target",
+        "--test",
+        "--task",
+        "--hidden",
+        "--larger",
+        "--optimizer",
+        "--lr",
+        "--epochs",
+        "--batch-size",
+        "--val-fraction",
+        "--hessian-samples",
+        "--out",
+    ]:
         assert option in result.stdout
-    result = subprocess.run([sys.executable, "-m", "saddlepoint.cli", "diagnose", "--test", "x.csv",
-                             "--quiet"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "saddlepoint.cli", "diagnose", "--test", "x.csv", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "--test needs --data to be a CSV file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -98,8 +138,20 @@ def test_diagnose_help_and_errors():
 
 def test_diagnose_keeps_the_hessian_analysis_within_max_hvps(capsys, tmp_path):
     out = tmp_path / "report"
-    argv = ["diagnose", "--hidden", "24", "--epochs", "3", "--quiet", "--max-hvps", "40",
-            "--hessian-samples", "200", "--out", str(out)]
+    argv = [
+        "diagnose",
+        "--hidden",
+        "24",
+        "--epochs",
+        "3",
+        "--quiet",
+        "--max-hvps",
+        "40",
+        "--hessian-samples",
+        "200",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     result = {k.strip(): v.strip() for k, v in rows(capsys.readouterr().out).items()}
     point = json.loads((out / "report.json").read_text())["critical_point"]
@@ -140,8 +192,20 @@ def test_threads_govern_numpys_blas_too(monkeypatch):
 
 def test_diagnose_out_of_time_says_what_it_could_not_do(capsys, tmp_path):
     out = tmp_path / "report"
-    argv = ["diagnose", "--hidden", "64", "--epochs", "2", "--quiet", "--time-limit", "0.001",
-            "--hessian-samples", "200", "--out", str(out)]
+    argv = [
+        "diagnose",
+        "--hidden",
+        "64",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--time-limit",
+        "0.001",
+        "--hessian-samples",
+        "200",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     result = {k.strip(): v.strip() for k, v in rows(capsys.readouterr().out).items()}
     report = json.loads((out / "report.json").read_text())
@@ -167,8 +231,21 @@ def test_diagnose_checks_its_run_folder_and_memory_before_training(capsys, tmp_p
     a_file.write_text("not a folder")
     assert main(["diagnose", "--data", "iris", "--quiet", "--out", str(a_file)]) == 2
     assert "is an existing file, not a folder" in capsys.readouterr().err
-    assert main(["diagnose", "--data", "iris", "--quiet", "--larger", "1000000,1000000",
-                 "--out", str(tmp_path / "fresh")]) == 2
+    assert (
+        main(
+            [
+                "diagnose",
+                "--data",
+                "iris",
+                "--quiet",
+                "--larger",
+                "1000000,1000000",
+                "--out",
+                str(tmp_path / "fresh"),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "--larger 1000000,1000000 makes a network of" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "fresh").exists()

@@ -12,8 +12,9 @@ from saddlepoint.diagnose.curvature import _kind
 
 def worked_example():
     """The course's model y = w1·w2·x with one sample (x=1, ŷ=1), at w1 = w2 = 0."""
-    model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
-                          sp.Dense(1, 1, bias=False, dtype=np.float64))
+    model = sp.Sequential(
+        sp.Dense(1, 1, bias=False, dtype=np.float64), sp.Dense(1, 1, bias=False, dtype=np.float64)
+    )
     for p in model.parameters():
         p.data[...] = 0.0
     return model, sp.MSELoss(), np.ones((1, 1)), np.ones((1, 1))
@@ -33,8 +34,14 @@ def trained_small_network(hidden=12, epochs=30, seed=0):
     X = rng.standard_normal((120, 4))
     y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 0.5)
     model = sp.mlp([4, hidden, 3], "tanh", dtype=np.float64, rng=seed)
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=0.01),
-                         verbose=0, seed=seed, dtype=np.float64)
+    trainer = sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        sp.Adam(model.parameters(), lr=0.01),
+        verbose=0,
+        seed=seed,
+        dtype=np.float64,
+    )
     trainer.fit(X, y, epochs)
     return model, sp.CrossEntropyLoss(), X, y
 
@@ -47,13 +54,17 @@ def loss_value_hessian(model, loss, X, y, h=1e-4):
     for i in range(n):
         for j in range(i, n):
             e_i, e_j = np.eye(n)[i] * h, np.eye(n)[j] * h
-            H[i, j] = H[j, i] = (objective.loss_at(theta + e_i + e_j) - objective.loss_at(theta + e_i - e_j)
-                                 - objective.loss_at(theta - e_i + e_j)
-                                 + objective.loss_at(theta - e_i - e_j)) / (4 * h * h)
+            H[i, j] = H[j, i] = (
+                objective.loss_at(theta + e_i + e_j)
+                - objective.loss_at(theta + e_i - e_j)
+                - objective.loss_at(theta - e_i + e_j)
+                + objective.loss_at(theta - e_i - e_j)
+            ) / (4 * h * h)
     return H
 
 
 # --- the course's worked example ------------------------------------------------------------------
+
 
 def test_worked_example_is_a_saddle_point_with_eigenvalues_minus_2_and_2():
     model, loss, X, y = worked_example()
@@ -85,16 +96,24 @@ def test_moving_along_the_negative_eigenvector_lowers_the_loss():
 
 def test_gradient_descent_stays_at_the_saddle_where_the_escape_leaves_it():
     model, loss, X, y = worked_example()
-    sgd = sp.Trainer(model, loss, sp.SGD(model.parameters(), lr=0.1), batch_size=1, verbose=0,
-                     dtype=np.float64)
+    sgd = sp.Trainer(
+        model, loss, sp.SGD(model.parameters(), lr=0.1), batch_size=1, verbose=0, dtype=np.float64
+    )
     history = sgd.fit(X, y, epochs=20)
     assert history["loss"] == [1.0] * 20  # zero gradient: plain gradient descent never moves
     assert all(p.data.item() == 0.0 for p in model.parameters())
 
     model, loss, X, y = worked_example()
     escape = dg.SaddleEscape(X, y, patience=2)
-    trainer = sp.Trainer(model, loss, sp.SGD(model.parameters(), lr=0.1), batch_size=1, verbose=0,
-                         dtype=np.float64, callbacks=[escape])
+    trainer = sp.Trainer(
+        model,
+        loss,
+        sp.SGD(model.parameters(), lr=0.1),
+        batch_size=1,
+        verbose=0,
+        dtype=np.float64,
+        callbacks=[escape],
+    )
     history = trainer.fit(X, y, epochs=20)
     assert len(escape.escapes) >= 1 and escape.escapes[0][1].escaped
     assert history["loss"][-1] < 1e-6
@@ -110,6 +129,7 @@ def test_escape_leaves_a_minimum_alone():
 
 
 # --- Hessian against independent computations ----------------------------------------------------
+
 
 def test_hessian_of_least_squares_is_2_XtX_over_n(rng):
     X = rng.standard_normal((30, 4))
@@ -158,6 +178,7 @@ def test_float32_models_are_analysed_in_float64_without_being_changed():
 
 
 # --- spectrum at scale ---------------------------------------------------------------------------
+
 
 def test_lanczos_extremes_match_the_full_spectrum():
     model, loss, X, y = trained_small_network(hidden=40)  # 323 parameters: more than 100 steps
@@ -210,6 +231,7 @@ def test_full_hessian_handles_two_thousand_parameters(rng):
 
 # --- classification rules --------------------------------------------------------------------------
 
+
 def test_least_squares_optimum_is_a_local_minimum(rng):
     X, y = rng.standard_normal((40, 3)), rng.standard_normal((40, 1))
     model = sp.Dense(3, 1, dtype=np.float64)
@@ -223,18 +245,26 @@ def test_least_squares_optimum_is_a_local_minimum(rng):
 def test_a_rescaling_symmetry_gives_a_degenerate_point(rng):
     X = rng.standard_normal((40, 1))
     y = 3 * X
-    model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
-                          sp.Dense(1, 1, bias=False, dtype=np.float64))
+    model = sp.Sequential(
+        sp.Dense(1, 1, bias=False, dtype=np.float64), sp.Dense(1, 1, bias=False, dtype=np.float64)
+    )
     dg.vector_to_parameters(np.array([1.5, 2.0]), model)  # w1·w2 = 3: a minimum along a valley
     point = dg.critical_point(model, sp.MSELoss(), X, y)
     assert point.kind == "degenerate" and point.near_zero == 1 and point.positive == 1
 
 
-@pytest.mark.parametrize("signs, kind", [
-    ((True, True, False), "saddle point"), ((True, True, True), "saddle point"),
-    ((True, False, False), "local minimum"), ((False, True, False), "local maximum"),
-    ((True, False, True), "degenerate"), ((False, True, True), "degenerate"),
-    ((False, False, True), "degenerate")])
+@pytest.mark.parametrize(
+    "signs, kind",
+    [
+        ((True, True, False), "saddle point"),
+        ((True, True, True), "saddle point"),
+        ((True, False, False), "local minimum"),
+        ((False, True, False), "local maximum"),
+        ((True, False, True), "degenerate"),
+        ((False, True, True), "degenerate"),
+        ((False, False, True), "degenerate"),
+    ],
+)
 def test_kind_rules(signs, kind):
     assert _kind(*signs) == kind
 
@@ -249,6 +279,7 @@ def test_critical_point_serializes(tmp_path):
 
 
 # --- parameter vectors and errors -------------------------------------------------------------------
+
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31))
@@ -302,9 +333,13 @@ def test_module_to_float64_converts_parameters_and_buffers(rng):
 
 # --- exact products (R-operator) against finite differences, PyTorch and a frozen-mask Hessian ------
 
+
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "leaky_relu", "hard_sigmoid"])
-@pytest.mark.parametrize("loss", [sp.CrossEntropyLoss(), sp.CrossEntropyLoss(weight=[1, 2, 3], label_smoothing=0.1)],
-                         ids=["ce", "weighted-smoothed-ce"])
+@pytest.mark.parametrize(
+    "loss",
+    [sp.CrossEntropyLoss(), sp.CrossEntropyLoss(weight=[1, 2, 3], label_smoothing=0.1)],
+    ids=["ce", "weighted-smoothed-ce"],
+)
 def test_exact_products_match_finite_differences_away_from_kinks(activation, loss, rng):
     model = sp.mlp([5, 7, 6, 3], activation, dtype=np.float64, rng=0)
     X, y = rng.standard_normal((40, 5)), rng.integers(0, 3, 40)
@@ -316,11 +351,17 @@ def test_exact_products_match_finite_differences_away_from_kinks(activation, los
 
 
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
-@pytest.mark.parametrize("loss", [sp.MSELoss(), sp.L1Loss(), sp.BCEWithLogitsLoss()], ids=["mse", "l1", "bce"])
+@pytest.mark.parametrize(
+    "loss", [sp.MSELoss(), sp.L1Loss(), sp.BCEWithLogitsLoss()], ids=["mse", "l1", "bce"]
+)
 def test_exact_products_through_batch_norm_and_dropout_in_eval_mode(loss, affine, rng):
-    model = sp.Sequential(sp.Dense(4, 6, dtype=np.float64, rng=0),
-                          sp.BatchNorm1d(6, affine=affine, dtype=np.float64),
-                          sp.Tanh(), sp.Dropout(0.3), sp.Dense(6, 2, dtype=np.float64, rng=1))
+    model = sp.Sequential(
+        sp.Dense(4, 6, dtype=np.float64, rng=0),
+        sp.BatchNorm1d(6, affine=affine, dtype=np.float64),
+        sp.Tanh(),
+        sp.Dropout(0.3),
+        sp.Dense(6, 2, dtype=np.float64, rng=1),
+    )
     X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 2))
     model.forward(X)  # running statistics away from (0, 1)
     if affine:
@@ -348,16 +389,29 @@ def test_relu_hessian_is_that_of_the_network_with_its_activation_pattern_frozen(
     shapes = [p.data.shape for p in model.parameters()]
 
     def frozen_loss(theta):
-        w1, c1, w2, c2 = (part.reshape(shape) for part, shape in
-                          zip(np.split(theta, np.cumsum(sizes)[:-1]), shapes))
+        w1, c1, w2, c2 = (
+            part.reshape(shape) for part, shape in zip(np.split(theta, np.cumsum(sizes)[:-1]), shapes)
+        )
         out = ((X @ w1.T + c1) * mask) @ w2.T + c2
         return np.mean((out - y) ** 2)
 
     theta, n, h = dg.parameters_to_vector(model), sum(sizes), 1e-4
     E = np.eye(n) * h
-    independent = np.array([[(frozen_loss(theta + E[i] + E[j]) - frozen_loss(theta + E[i] - E[j])
-                              - frozen_loss(theta - E[i] + E[j]) + frozen_loss(theta - E[i] - E[j]))
-                             / (4 * h * h) for j in range(n)] for i in range(n)])
+    independent = np.array(
+        [
+            [
+                (
+                    frozen_loss(theta + E[i] + E[j])
+                    - frozen_loss(theta + E[i] - E[j])
+                    - frozen_loss(theta - E[i] + E[j])
+                    + frozen_loss(theta - E[i] - E[j])
+                )
+                / (4 * h * h)
+                for j in range(n)
+            ]
+            for i in range(n)
+        ]
+    )
     H = dg.hessian(model, sp.MSELoss(), X, y)
     np.testing.assert_allclose(H, independent, atol=1e-6 * np.max(np.abs(independent)))
     differenced = dg.Objective(model, sp.MSELoss(), X, y, hvp="finite differences").hessian()
@@ -368,15 +422,20 @@ def test_relu_hessian_vector_product_matches_pytorch_double_backward(rng):
     torch = pytest.importorskip("torch")
     model = sp.mlp([8, 100, 3], "relu", dtype=np.float64, rng=0)
     X, y = rng.standard_normal((4000, 8)), rng.integers(0, 3, 4000)  # many samples near kinks
-    net = torch.nn.Sequential(torch.nn.Linear(8, 100, dtype=torch.float64), torch.nn.ReLU(),
-                              torch.nn.Linear(100, 3, dtype=torch.float64))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(8, 100, dtype=torch.float64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(100, 3, dtype=torch.float64),
+    )
     with torch.no_grad():
         for p, q in zip(net.parameters(), model.parameters()):
             p.copy_(torch.from_numpy(q.data))
     params = list(net.parameters())
     v = rng.standard_normal(sum(p.numel() for p in params))
-    pieces = [torch.from_numpy(part).reshape(p.shape)
-              for part, p in zip(np.split(v, np.cumsum([p.numel() for p in params])[:-1]), params)]
+    pieces = [
+        torch.from_numpy(part).reshape(p.shape)
+        for part, p in zip(np.split(v, np.cumsum([p.numel() for p in params])[:-1]), params)
+    ]
     loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(X)), torch.from_numpy(y))
     grads = torch.autograd.grad(loss, params, create_graph=True)
     expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(grads, params, pieces)]).numpy()
@@ -408,8 +467,12 @@ class Softsign(sp.Module):
 
 
 def test_models_without_an_r_operator_fall_back_to_finite_differences(rng):
-    model = sp.Sequential(sp.Dense(3, 4, dtype=np.float64, rng=0), Softsign(),
-                          sp.Tanh(), sp.Dense(4, 2, dtype=np.float64, rng=1))
+    model = sp.Sequential(
+        sp.Dense(3, 4, dtype=np.float64, rng=0),
+        Softsign(),
+        sp.Tanh(),
+        sp.Dense(4, 2, dtype=np.float64, rng=1),
+    )
     X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
     objective = dg.Objective(model, sp.CrossEntropyLoss(), X, y)
     assert objective.hvp_method == "finite differences"
@@ -426,10 +489,18 @@ def test_hard_sigmoid_network_stalled_on_xor_sits_on_a_degenerate_plateau():
     negative curvature to escape along: a flat, degenerate critical point, not a saddle."""
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float64)
     y = np.array([0, 1, 1, 0])
-    model = sp.Sequential(sp.Dense(2, 16, dtype=np.float64, rng=0), sp.HardSigmoid(),
-                          sp.Dense(16, 2, dtype=np.float64, rng=1))
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.5), batch_size=4,
-                         verbose=0, dtype=np.float64, seed=0)
+    model = sp.Sequential(
+        sp.Dense(2, 16, dtype=np.float64, rng=0), sp.HardSigmoid(), sp.Dense(16, 2, dtype=np.float64, rng=1)
+    )
+    trainer = sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        sp.SGD(model.parameters(), lr=0.5),
+        batch_size=4,
+        verbose=0,
+        dtype=np.float64,
+        seed=0,
+    )
     history = trainer.fit(x, y, 2000)
     assert history["loss"][-1] == pytest.approx(np.log(2), abs=1e-8)
     point = dg.critical_point(model, sp.CrossEntropyLoss(), x, y)
@@ -474,12 +545,15 @@ def test_subclasses_of_supported_layers_fall_back_to_finite_differences(rng):
         def forward(self, x):
             return 2 * super().forward(x)
 
-    model = sp.Sequential(Doubled(3, 4, dtype=np.float64, rng=0), sp.Tanh(), sp.Dense(4, 2, dtype=np.float64, rng=1))
+    model = sp.Sequential(
+        Doubled(3, 4, dtype=np.float64, rng=0), sp.Tanh(), sp.Dense(4, 2, dtype=np.float64, rng=1)
+    )
     X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
     assert dg.Objective(model, sp.CrossEntropyLoss(), X, y).hvp_method == "finite differences"
 
 
 # --- budgets, convergence and honest answers ------------------------------------------------------
+
 
 def wide_network_on_few_samples():
     """26,253 parameters fitted to 30 samples: the over-parameterized case, whose spectrum
@@ -487,8 +561,15 @@ def wide_network_on_few_samples():
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((30, 20)), rng.integers(0, 3, 30)
     model = sp.mlp([20, 150, 150, 3], "tanh", dtype=np.float64, rng=0)
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=1e-2),
-                         batch_size=30, verbose=0, seed=0, dtype=np.float64)
+    trainer = sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        sp.Adam(model.parameters(), lr=1e-2),
+        batch_size=30,
+        verbose=0,
+        seed=0,
+        dtype=np.float64,
+    )
     trainer.fit(X, y, 60)
     return model, sp.CrossEntropyLoss(), X, y
 
@@ -520,17 +601,21 @@ def test_critical_point_of_a_wide_network_stops_within_its_budget_and_says_so(wi
     point = dg.critical_point(model, loss, X, y, max_hvps=100)
     assert point.converged and point.hvps <= 100 and point.stopped == "budget of 100 HVPs"
     assert point.density.runs * min(point.density.steps) < 1000 and not point.density.converged
-    assert "converged" in str(point) and "SLQ density of the minimum ratio was cut short by the budget" in str(point)
+    assert "converged" in str(
+        point
+    ) and "SLQ density of the minimum ratio was cut short by the budget" in str(point)
 
 
 def test_lanczos_residuals_are_the_true_residuals_of_the_ritz_pairs(wide):
     model, loss, X, y = wide
     objective = dg.Objective(model, loss, X, y)
-    found = dg.top_eigenvalues(model, loss, X, y, k=1, which="smallest", max_hvps=25,
-                               residual_tolerance=1e-10)
+    found = dg.top_eigenvalues(
+        model, loss, X, y, k=1, which="smallest", max_hvps=25, residual_tolerance=1e-10
+    )
     assert found.hvps == 25 and not found.converged and "budget of 25 HVPs" in found.stopped
-    escape = dg.escape_saddle(sp.Sequential(*[layer for layer in model]), loss, X, y, max_hvps=30,
-                              residual_tolerance=1e-10)
+    escape = dg.escape_saddle(
+        sp.Sequential(*[layer for layer in model]), loss, X, y, max_hvps=30, residual_tolerance=1e-10
+    )
     u, value = escape.direction, escape.eigenvalue
     true_residual = np.linalg.norm(objective.hessian_vector_product(u) - value * u)
     assert escape.residual == pytest.approx(true_residual, rel=1e-3)
@@ -572,10 +657,17 @@ def test_a_point_that_is_not_critical_gets_no_critical_point_kind():
     assert point.critical and point.kind == "saddle point" and point.curvature == "indefinite"
 
 
-@pytest.mark.parametrize("signs, curvature", [
-    ((True, True, False), "indefinite"), ((True, False, False), "positive definite"),
-    ((False, True, False), "negative definite"), ((True, False, True), "positive semidefinite"),
-    ((False, True, True), "negative semidefinite"), ((False, False, True), "zero")])
+@pytest.mark.parametrize(
+    "signs, curvature",
+    [
+        ((True, True, False), "indefinite"),
+        ((True, False, False), "positive definite"),
+        ((False, True, False), "negative definite"),
+        ((True, False, True), "positive semidefinite"),
+        ((False, True, True), "negative semidefinite"),
+        ((False, False, True), "zero"),
+    ],
+)
 def test_curvature_words(signs, curvature):
     from saddlepoint.diagnose.curvature import _curvature
 
@@ -624,8 +716,15 @@ def test_budget_arguments_are_checked():
 
 def test_budget_takes_numpy_scalars_like_python_numbers():
     model, loss, X, y = tiny_tanh_network()
-    ours = dg.critical_point(model, loss, X, y, max_hvps=np.int64(100), time_limit=np.float32(60),
-                             gradient_tolerance=np.float64(1e-3))
+    ours = dg.critical_point(
+        model,
+        loss,
+        X,
+        y,
+        max_hvps=np.int64(100),
+        time_limit=np.float32(60),
+        gradient_tolerance=np.float64(1e-3),
+    )
     theirs = dg.critical_point(model, loss, X, y, max_hvps=100, time_limit=60.0)
     assert (ours.kind, ours.hvps) == (theirs.kind, theirs.hvps)
     np.testing.assert_array_equal(ours.eigenvalues, theirs.eigenvalues)
@@ -660,8 +759,11 @@ def test_full_spectrum_too_slow_for_the_time_limit_hands_over_to_lanczos():
     assert point.method == "lanczos" and point.hvps == 64 + 1 and not point.converged
     assert point.stopped == "time limit of 1e-09 s" and np.isnan(point.minimum_ratio)
     assert point.to_dict()["minimum_ratio"] is None and "minimum ratio not estimated" in str(point)
-    assert point.curvature != "indefinite" and point.headline().endswith("(unconfirmed: Lanczos did not converge)")
+    assert point.curvature != "indefinite" and point.headline().endswith(
+        "(unconfirmed: Lanczos did not converge)"
+    )
     # an explicit method="full" is all or nothing, as when n > max_hvps: ValueError, not OSError
-    with pytest.raises(ValueError, match="method='full' would take about .* raise time_limit or "
-                                         "use method='lanczos'"):
+    with pytest.raises(
+        ValueError, match="method='full' would take about .* raise time_limit or use method='lanczos'"
+    ):
         dg.critical_point(model, loss, X, y, method="full", time_limit=1e-9)

@@ -44,8 +44,9 @@ def test_drop_last_with_fewer_samples_than_a_batch_gives_no_batch_as_pytorch():
 def digits_trainer():
     model = sp.mlp([64, 64, 64, 10], rng=0)
     optimizer = sp.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    return sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, metrics=["accuracy"], batch_size=32,
-                      seed=0, verbose=0)
+    return sp.Trainer(
+        model, sp.CrossEntropyLoss(), optimizer, metrics=["accuracy"], batch_size=32, seed=0, verbose=0
+    )
 
 
 def sklearn_scores(X, y, splitter):
@@ -70,7 +71,9 @@ def test_digits_cross_validation_matches_scikit_learn_and_shows_the_writer_misma
     print(f"\nshuffled: saddlepoint {shuffled}; MLPClassifier mean {reference.mean():.4f}")
     assert shuffled.mean >= reference.mean() and shuffled.mean > 0.97
 
-    ordered = cross_validate(digits_trainer, X, y, epochs=60, cv=5, shuffle=False, preprocess=StandardScaler())
+    ordered = cross_validate(
+        digits_trainer, X, y, epochs=60, cv=5, shuffle=False, preprocess=StandardScaler()
+    )
     reference_ordered = sklearn_scores(X, y, KFold(5))
     print(f"unshuffled: saddlepoint {ordered}; MLPClassifier mean {reference_ordered.mean():.4f}")
     assert 0.90 < ordered.mean < shuffled.mean - 0.02
@@ -85,8 +88,9 @@ def test_cross_validate_regression_uses_kfold():
 
     def make():
         model = sp.mlp([2, 32, 1], "tanh", rng=0)
-        return sp.Trainer(model, sp.MSELoss(), sp.Adam(model.parameters(), lr=1e-2), metrics=["r2"],
-                          seed=0, verbose=0)
+        return sp.Trainer(
+            model, sp.MSELoss(), sp.Adam(model.parameters(), lr=1e-2), metrics=["r2"], seed=0, verbose=0
+        )
 
     result = cross_validate(make, X, y, epochs=60, cv=3, metric="r2")
     assert result.mean > 0.9, str(result)
@@ -143,8 +147,12 @@ def test_regression_targets_become_standardized_float_columns():
     np.testing.assert_allclose(encoder.decode(encoded), y.reshape(-1, 1))
     assert isinstance(encoder.loss(), sp.MSELoss) and encoder.metric == "r2"
     constant = TargetEncoder.fit("regression", np.array([[2.0, 1.0], [2.0, 3.0]]))
-    assert constant.scale.tolist() == [1.0, 1.0] and constant.n_out == 2  # a constant column is not divided by 0
-    with pytest.raises(ValueError, match=r"task must be one of \['classification', 'regression'\], got 'ranking'"):
+    assert (
+        constant.scale.tolist() == [1.0, 1.0] and constant.n_out == 2
+    )  # a constant column is not divided by 0
+    with pytest.raises(
+        ValueError, match=r"task must be one of \['classification', 'regression'\], got 'ranking'"
+    ):
         TargetEncoder.fit("ranking", y)
 
 
@@ -227,9 +235,27 @@ def test_the_trainer_the_guide_and_the_command_line_share_one_encoding(monkeypat
 
     spy.fits.clear()
     path = tmp_path / "t.csv"
-    path.write_text("a,b,c,y\n" + "\n".join(",".join(f"{v:.4f}" for v in (*row, t))
-                                             for row, t in zip(X, X @ [1.0, -2.0, 0.5])) + "\n")
-    assert cli.main(["train", "--data", str(path), "--target", "y", "--epochs", "1", "--quiet",
-                     "--out", str(tmp_path / "run")]) == 0
+    path.write_text(
+        "a,b,c,y\n"
+        + "\n".join(",".join(f"{v:.4f}" for v in (*row, t)) for row, t in zip(X, X @ [1.0, -2.0, 0.5]))
+        + "\n"
+    )
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(path),
+                "--target",
+                "y",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     assert spy.fits == ["regression"] and spy.trainer > 1
     assert "test R2" in capsys.readouterr().out

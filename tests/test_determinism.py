@@ -66,15 +66,18 @@ def test_thread_count_round_trips(restore_threads):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch, n_in, n_out", [
-    (32, 784, 512),   # split into column halves (forward), row halves (weight gradient)
-    (128, 512, 256),
-    (300, 70, 90),    # halves that do not fall on the 16-column alignment
-    (8, 64, 32),      # below the split: one serial product
-    (4096, 256, 1),   # matrix-vector shapes, where faer's parallel products are not deterministic
-    (4096, 1, 256),
-    (512, 784, 512),  # four parts
-])
+@pytest.mark.parametrize(
+    "batch, n_in, n_out",
+    [
+        (32, 784, 512),  # split into column halves (forward), row halves (weight gradient)
+        (128, 512, 256),
+        (300, 70, 90),  # halves that do not fall on the 16-column alignment
+        (8, 64, 32),  # below the split: one serial product
+        (4096, 256, 1),  # matrix-vector shapes, where faer's parallel products are not deterministic
+        (4096, 1, 256),
+        (512, 784, 512),  # four parts
+    ],
+)
 def test_dense_products_are_bit_identical_for_1_to_4_threads(restore_threads, dtype, batch, n_in, n_out):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((batch, n_in)).astype(dtype)

@@ -23,7 +23,9 @@ def test_wrong_dtype_is_a_type_error_naming_the_argument(bad):
 
 
 def test_mismatched_shapes_name_the_argument():
-    with pytest.raises(ValueError, match=r"weight must have shape \(out_features, 3\) to match x's 3 features, got \(4, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"weight must have shape \(out_features, 3\) to match x's 3 features, got \(4, 5\)"
+    ):
         _core.dense_forward(f32(2, 3), f32(4, 5), None, f32(2, 4))
     with pytest.raises(ValueError, match=r"bias must have shape \(4,\), got \(5,\)"):
         _core.dense_forward(f32(2, 3), f32(4, 3), f32(5), f32(2, 4))
@@ -85,7 +87,9 @@ def test_cross_entropy_target_errors():
 
 
 def test_layer_input_of_the_wrong_dtype_names_the_conversion():
-    with pytest.raises(TypeError, match=r"x must have dtype float32 like the layer's parameters, got float64"):
+    with pytest.raises(
+        TypeError, match=r"x must have dtype float32 like the layer's parameters, got float64"
+    ):
         sp.Dense(3, 2)(np.ones((1, 3)))
 
 
@@ -157,7 +161,9 @@ def test_an_output_overlapping_any_other_argument_is_rejected(name, kwargs, writ
         args = core_sweep.fresh(kwargs)
         args[other], args[written] = _views_of_one_buffer(kwargs[other], kwargs[written], gap)
         before = args[written].copy()
-        with pytest.raises(ValueError, match=rf"\b({other} and {written}|{written} and {other}) share memory"):
+        with pytest.raises(
+            ValueError, match=rf"\b({other} and {written}|{written} and {other}) share memory"
+        ):
             getattr(_core, name)(**args)
         np.testing.assert_array_equal(args[written], before)
     args = core_sweep.fresh(kwargs)
@@ -219,10 +225,12 @@ def test_batch_norm_of_zero_length_or_zero_channels_is_defined():
     for shape in [(2, 0), (2, 0, 4)]:  # no channels: empty statistics (was a PanicException)
         x = np.ones(shape)
         _core.batch_norm_statistics(x, np.empty(0), np.empty(0))
-        _core.batch_norm_forward_train(x, None, None, 1e-5, 0.1, np.empty(0), np.empty(0), np.empty(shape),
-                                       np.empty(0), np.empty(0))
-        _core.batch_norm_backward(x, x, np.empty(0), np.empty(0), None, True, np.empty(shape),
-                                  np.empty(0), np.empty(0))
+        _core.batch_norm_forward_train(
+            x, None, None, 1e-5, 0.1, np.empty(0), np.empty(0), np.empty(shape), np.empty(0), np.empty(0)
+        )
+        _core.batch_norm_backward(
+            x, x, np.empty(0), np.empty(0), None, True, np.empty(shape), np.empty(0), np.empty(0)
+        )
     for shape in [(2, 3, 0), (0, 3, 2), (0, 3)]:  # channels without values: no statistics
         x = np.ones(shape)
         mean, var = np.full(3, 7.0), np.full(3, 7.0)
@@ -233,8 +241,9 @@ def test_batch_norm_of_zero_length_or_zero_channels_is_defined():
             _core.batch_norm_forward_train(x, None, None, 1e-5, 0.1, *running, np.empty(shape), mean, var)
         assert (mean == 7).all() and (var == 7).all() and (running[0] == 7).all() and (running[1] == 7).all()
         grad_weight, grad_bias = np.full(3, 5.0), np.full(3, 5.0)
-        _core.batch_norm_backward(x, x, np.zeros(3), np.ones(3), None, True, np.empty(shape), grad_weight,
-                                  grad_bias)
+        _core.batch_norm_backward(
+            x, x, np.zeros(3), np.ones(3), None, True, np.empty(shape), grad_weight, grad_bias
+        )
         assert (grad_weight == 5).all() and (grad_bias == 5).all()  # sums of nothing add 0
 
 
@@ -251,12 +260,17 @@ def test_zero_size_inputs_get_empty_results_or_a_value_error():
     with pytest.raises(ValueError, match="at least one row and one class"):
         _core.cross_entropy(np.ones((0, 3)), np.zeros(0, np.int64), np.ones((0, 3)))
     with pytest.raises(ValueError, match="normalized_shape"):
-        _core.layer_norm_forward(np.ones((2, 0)), 0, None, None, 1e-5, np.ones((2, 0)), np.ones(2), np.ones(2))
+        _core.layer_norm_forward(
+            np.ones((2, 0)), 0, None, None, 1e-5, np.ones((2, 0)), np.ones(2), np.ones(2)
+        )
 
 
 def test_a_panic_in_a_kernel_is_a_runtime_error_not_a_panic_exception():
-    with pytest.raises(RuntimeError, match=r"internal error in saddlepoint._core._panic_in_kernel: boom; "
-                                           r"please report it"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"internal error in saddlepoint._core._panic_in_kernel: boom; "
+        r"please report it",
+    ):
         _core._panic_in_kernel("boom")
     try:
         _core._panic_in_kernel("caught")
@@ -264,14 +278,18 @@ def test_a_panic_in_a_kernel_is_a_runtime_error_not_a_panic_exception():
         pass
 
 
-@pytest.mark.parametrize("call", [
-    lambda: _core.clamp_(np.ones(2), 10**400),
-    lambda: _core.dropout_forward(np.ones(2), 0.5, -1, np.empty(2), np.empty(2)),
-    lambda: _core.dropout_forward(np.ones(2), 0.5, 2**64, np.empty(2), np.empty(2)),
-    lambda: _core.layer_norm_forward(np.ones((1, 2)), -1, None, None, 1e-5, np.empty((1, 2)), np.empty(1),
-                                     np.empty(1)),
-    lambda: _core.set_num_threads(2**70),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: _core.clamp_(np.ones(2), 10**400),
+        lambda: _core.dropout_forward(np.ones(2), 0.5, -1, np.empty(2), np.empty(2)),
+        lambda: _core.dropout_forward(np.ones(2), 0.5, 2**64, np.empty(2), np.empty(2)),
+        lambda: _core.layer_norm_forward(
+            np.ones((1, 2)), -1, None, None, 1e-5, np.empty((1, 2)), np.empty(1), np.empty(1)
+        ),
+        lambda: _core.set_num_threads(2**70),
+    ],
+)
 def test_scalars_out_of_range_are_value_errors_not_overflow_errors(call):
     with pytest.raises(ValueError, match=r"must be (a float|an integer in)") as info:
         call()

@@ -50,6 +50,7 @@ def train(net, optimizer, X, y, steps=5):
 
 # --- the buffer ----------------------------------------------------------------------------
 
+
 def test_a_sequential_holds_its_parameters_in_one_buffer():
     net = model()
     span = assert_flat(net)
@@ -103,7 +104,7 @@ def test_setting_a_gradient_copies_into_the_view():
     g = np.full(net[0].weight.shape, 3.0, np.float32)
     net[0].weight.grad = g
     assert net[0].weight.grad is not g
-    np.testing.assert_array_equal(span.grad[:g.size], g.ravel())
+    np.testing.assert_array_equal(span.grad[: g.size], g.ravel())
     g[...] = 0  # the caller's array stays the caller's
     assert net[0].weight.grad.all()
     assert_flat(net)
@@ -133,7 +134,7 @@ def test_nested_containers_the_outermost_buffer_wins_and_values_stay():
     values = dg.parameters_to_vector(inner).copy()
     outer = sp.Sequential(inner, sp.Dense(4, 2, rng=1))
     span = assert_flat(outer)
-    np.testing.assert_array_equal(span.data[:values.size], values)
+    np.testing.assert_array_equal(span.data[: values.size], values)
     assert np.shares_memory(dg.parameters_to_vector(inner), span.data)
     pack_parameters(outer.parameters())  # packing again keeps the values
     np.testing.assert_array_equal(dg.parameters_to_vector(outer), span.data)
@@ -157,8 +158,9 @@ def test_a_rebound_parameter_leaves_the_buffer():
     assert not net[0].bias.data.any()
 
 
-@pytest.mark.parametrize("clone", [copy.deepcopy, lambda net: pickle.loads(pickle.dumps(net))],
-                         ids=["deepcopy", "pickle"])
+@pytest.mark.parametrize(
+    "clone", [copy.deepcopy, lambda net: pickle.loads(pickle.dumps(net))], ids=["deepcopy", "pickle"]
+)
 def test_copies_are_packed_and_train_like_the_original(clone):
     net = model()
     X, y = data()
@@ -173,6 +175,7 @@ def test_copies_are_packed_and_train_like_the_original(clone):
 
 
 # --- the input gradient: the container decides --------------------------------------------------
+
 
 def test_a_sequential_tells_its_first_layer_to_skip_the_gradient_of_the_data():
     net = model()
@@ -202,8 +205,9 @@ def test_a_layer_alone_returns_the_gradient_of_its_input():
 def test_the_trainer_leaves_the_model_as_it_was():
     net = model()
     X, y = data()
-    sp.Trainer(net, sp.CrossEntropyLoss(), sp.SGD(net.parameters(), lr=0.1), batch_size=8,
-               verbose=0).fit(X, y, epochs=1)
+    sp.Trainer(net, sp.CrossEntropyLoss(), sp.SGD(net.parameters(), lr=0.1), batch_size=8, verbose=0).fit(
+        X, y, epochs=1
+    )
     net(X)
     assert net.backward(np.ones((len(X), 3), np.float32)) is None
     assert_flat(net)
@@ -213,12 +217,15 @@ def test_the_trainer_leaves_the_model_as_it_was():
 
 OPTIMIZERS = {
     "SGD": lambda params: sp.SGD(params, lr=0.05),
-    "SGD momentum nesterov": lambda params: sp.SGD(params, lr=0.05, momentum=0.9, nesterov=True,
-                                                   weight_decay=0.01),
-    "SGD dampening maximize": lambda params: sp.SGD(params, lr=0.05, momentum=0.5, dampening=0.3,
-                                                    maximize=True),
-    "Adagrad": lambda params: sp.Adagrad(params, lr=0.05, lr_decay=0.01, weight_decay=0.01,
-                                         initial_accumulator_value=0.1),
+    "SGD momentum nesterov": lambda params: sp.SGD(
+        params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01
+    ),
+    "SGD dampening maximize": lambda params: sp.SGD(
+        params, lr=0.05, momentum=0.5, dampening=0.3, maximize=True
+    ),
+    "Adagrad": lambda params: sp.Adagrad(
+        params, lr=0.05, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1
+    ),
     "RMSprop": lambda params: sp.RMSprop(params, lr=0.01, weight_decay=0.01),
     "RMSprop centered momentum": lambda params: sp.RMSprop(params, lr=0.01, momentum=0.5, centered=True),
     "Adam": lambda params: sp.Adam(params, lr=0.01, weight_decay=0.01),
@@ -243,6 +250,7 @@ class CountingCore:
         def counted(param, *args, **kwargs):
             self.calls.append((name, [a.size for a in param]))
             return function(param, *args, **kwargs)
+
         return counted
 
 
@@ -309,8 +317,10 @@ def test_a_group_of_parameters_that_are_not_adjacent_takes_the_list_path(name, c
     train(reference, expected, X, y, steps=3)
     counting_core.calls.clear()
     train(net, optimizer, X, y, steps=3)
-    assert [sizes for _, sizes in counting_core.calls[:2]] == [[p.data.size for p in weights],
-                                                                [p.data.size for p in biases]]
+    assert [sizes for _, sizes in counting_core.calls[:2]] == [
+        [p.data.size for p in weights],
+        [p.data.size for p in biases],
+    ]
     assert_same_bits(net, reference)
 
 

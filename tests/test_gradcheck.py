@@ -55,10 +55,17 @@ def test_dense_without_bias_gradients(rng):
     check_layer(layer, rng.standard_normal((4, 3)), rng)
 
 
-@pytest.mark.parametrize("layer_type,kinks", [
-    (ReLU, [0.0]), (LeakyReLU, [0.0]), (Sigmoid, []), (HardSigmoid, [-3.0, 3.0]),
-    (Tanh, []), (Identity, []),
-])
+@pytest.mark.parametrize(
+    "layer_type,kinks",
+    [
+        (ReLU, [0.0]),
+        (LeakyReLU, [0.0]),
+        (Sigmoid, []),
+        (HardSigmoid, [-3.0, 3.0]),
+        (Tanh, []),
+        (Identity, []),
+    ],
+)
 def test_activation_gradients(rng, layer_type, kinks):
     x = away_from_kinks(rng.standard_normal((5, 6)) * 4, kinks)
     check_layer(layer_type(), x, rng)

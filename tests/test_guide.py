@@ -24,8 +24,7 @@ def smooth(X):
 def test_linear_model_on_a_nonlinear_target_is_model_bias(rng):
     X = rng.uniform(-2, 2, (600, 2))
     y = np.sin(2 * X[:, 0]) * np.cos(X[:, 1]) + X[:, 1] ** 2
-    result = dg.guide(sp.Dense(2, 1, rng=0), X, y, larger=lambda: sp.mlp([2, 64, 64, 1], rng=0),
-                      epochs=40)
+    result = dg.guide(sp.Dense(2, 1, rng=0), X, y, larger=lambda: sp.mlp([2, 64, 64, 1], rng=0), epochs=40)
     assert result.verdict == "model bias", result
     assert result.models["larger"].train_loss < 0.1 * result.models["model"].train_loss
     # By default the larger reference is built: a linear model gets one hidden layer.
@@ -47,9 +46,16 @@ def test_deep_sigmoid_network_with_plain_sgd_is_an_optimization_issue(digits):
 
 def test_larger_model_that_trains_worse_is_an_optimization_issue(digits):
     X, y = digits
-    result = dg.guide(lambda: sp.mlp([64, 10], rng=0), X[:600], y[:600], simpler=None,
-                      larger=lambda: sp.mlp([64] + [64] * 6 + [10], "sigmoid", rng=0),
-                      optimizer=lambda p: sp.SGD(p, lr=0.01), epochs=3, threshold=0.05)
+    result = dg.guide(
+        lambda: sp.mlp([64, 10], rng=0),
+        X[:600],
+        y[:600],
+        simpler=None,
+        larger=lambda: sp.mlp([64] + [64] * 6 + [10], "sigmoid", rng=0),
+        optimizer=lambda p: sp.SGD(p, lr=0.01),
+        epochs=3,
+        threshold=0.05,
+    )
     # A linear model after 3 epochs of SGD at lr 0.01 still has a large loss; the deeper model's
     # is larger still.
     assert result.verdict == "optimization", result
@@ -58,8 +64,7 @@ def test_larger_model_that_trains_worse_is_an_optimization_issue(digits):
 def test_large_network_on_a_few_dozen_samples_is_overfitting(rng):
     X = rng.uniform(-2, 2, (40, 5))
     y = X[:, 0] + 0.8 * rng.standard_normal(40)
-    result = dg.guide(sp.mlp([5, 256, 256, 1], rng=0), X, y, epochs=300, batch_size=8,
-                      validation_split=0.5)
+    result = dg.guide(sp.mlp([5, 256, 256, 1], rng=0), X, y, epochs=300, batch_size=8, validation_split=0.5)
     assert result.verdict == "overfitting", result
     model = result.models["model"]
     assert model.train_ratio < 0.01 and model.val_ratio > 0.3
@@ -68,8 +73,9 @@ def test_large_network_on_a_few_dozen_samples_is_overfitting(rng):
 def test_shifted_test_split_is_a_mismatch(rng):
     X = rng.standard_normal((800, 3))
     X_test = rng.standard_normal((200, 3)) + [0, 2.5, 0]
-    result = dg.guide(sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, smooth(X_test)),
-                      epochs=40)
+    result = dg.guide(
+        sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, smooth(X_test)), epochs=40
+    )
     assert result.verdict == "mismatch", result
     assert result.shift.shifted and result.shift.auc > 0.9
     assert result.shift.top_features[0][0] == 1  # the shifted feature is named first
@@ -78,8 +84,9 @@ def test_shifted_test_split_is_a_mismatch(rng):
 def test_test_split_with_another_target_function_is_a_mismatch_without_feature_shift(rng):
     X = rng.standard_normal((800, 3))
     X_test = rng.standard_normal((200, 3))
-    result = dg.guide(sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, -smooth(X_test)),
-                      epochs=40)
+    result = dg.guide(
+        sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, -smooth(X_test)), epochs=40
+    )
     assert result.verdict == "mismatch", result
     assert not result.shift.shifted and "no shift" in result.reason
 
@@ -87,8 +94,9 @@ def test_test_split_with_another_target_function_is_a_mismatch_without_feature_s
 def test_same_distribution_test_split_is_healthy(rng):
     X = rng.standard_normal((1000, 3))
     X_test = rng.standard_normal((250, 3))
-    result = dg.guide(sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, smooth(X_test)),
-                      epochs=40)
+    result = dg.guide(
+        sp.mlp([3, 64, 64, 1], rng=0), X, smooth(X), test_data=(X_test, smooth(X_test)), epochs=40
+    )
     assert result.verdict == "healthy", result
     assert not result.shift.shifted and result.shift.auc < 0.65
 
@@ -137,8 +145,15 @@ def test_bad_arguments_are_rejected(digits):
 def test_diverging_training_is_an_optimization_issue(rng):
     X = rng.uniform(-2, 2, (200, 2))
     y = X[:, 0] * 3
-    result = dg.guide(sp.mlp([2, 32, 1], rng=0), X, y, optimizer=lambda p: sp.SGD(p, lr=1e6), epochs=5,
-                      simpler=None, larger=None)
+    result = dg.guide(
+        sp.mlp([2, 32, 1], rng=0),
+        X,
+        y,
+        optimizer=lambda p: sp.SGD(p, lr=1e6),
+        epochs=5,
+        simpler=None,
+        larger=None,
+    )
     assert result.verdict == "optimization" and "diverged" in result.reason
     assert result.models["model"].diverged
 
@@ -148,14 +163,25 @@ def test_targets_of_every_shape_and_tiny_data(rng):
     Y = np.c_[X[:, 0] ** 2, np.round(X[:, 1] * 2)]  # 2-D regression, one column integer-valued
     assert dg.guide(sp.mlp([3, 16, 2], rng=0), X, Y, epochs=3).task == "regression"
     labels = np.array([0, 1, 2, 0, 1, 2])  # too few for a stratified split
-    assert dg.guide(sp.mlp([3, 4, 3], rng=0), X[:6], labels, epochs=2, task="classification").task == "classification"
+    assert (
+        dg.guide(sp.mlp([3, 4, 3], rng=0), X[:6], labels, epochs=2, task="classification").task
+        == "classification"
+    )
     with pytest.raises(ValueError, match="one class label per sample"):
         dg.guide(sp.mlp([3, 4, 3], rng=0), X[:6], np.eye(3)[labels], epochs=2, task="classification")
 
 
 def test_wider_doubles_hidden_widths_and_keeps_the_ends():
-    model = sp.Sequential(sp.BatchNorm1d(5), sp.Dense(5, 8), sp.BatchNorm1d(8), sp.Tanh(),
-                          sp.Dropout(0.2), sp.Dense(8, 4), sp.ReLU(), sp.Dense(4, 3))
+    model = sp.Sequential(
+        sp.BatchNorm1d(5),
+        sp.Dense(5, 8),
+        sp.BatchNorm1d(8),
+        sp.Tanh(),
+        sp.Dropout(0.2),
+        sp.Dense(8, 4),
+        sp.ReLU(),
+        sp.Dense(4, 3),
+    )
     big = dg.wider(model)
     sizes = [(m.in_features, m.out_features) for m in big if isinstance(m, sp.Dense)]
     assert sizes == [(5, 16), (16, 8), (8, 3)]
@@ -177,13 +203,13 @@ def test_feature_shift_measures_standardized_mean_differences(rng):
 
 def test_a_verdict_on_a_loss_still_falling_says_to_train_longer(digits):
     X, y = digits
-    result = dg.guide(sp.mlp([64, 16, 10], rng=0), X, y, optimizer=lambda p: sp.SGD(p, lr=1e-3),
-                      epochs=10)
+    result = dg.guide(sp.mlp([64, 16, 10], rng=0), X, y, optimizer=lambda p: sp.SGD(p, lr=1e-3), epochs=10)
     assert result.verdict in ("model bias", "optimization")
     assert "still falling" in result.reason and result.remedies[0].startswith("train longer")
 
 
 # --- each verdict's wording against the numbers it quotes ------------------------------------------
+
 
 def model_report(name, train_loss, val_loss=None, test_loss=None, baseline=1.0, diverged=None):
     """A ModelReport built on purpose (losses over a baseline of ``baseline``)."""
@@ -192,9 +218,20 @@ def model_report(name, train_loss, val_loss=None, test_loss=None, baseline=1.0, 
     def ratio(x):
         return None if x is None else x / baseline
 
-    return dg.ModelReport(name, 10, train_loss, ratio(train_loss), 0.5, val_loss, ratio(val_loss), 0.5,
-                          test_loss, ratio(test_loss), None if test_loss is None else 0.5,
-                          diverged=diverged)
+    return dg.ModelReport(
+        name,
+        10,
+        train_loss,
+        ratio(train_loss),
+        0.5,
+        val_loss,
+        ratio(val_loss),
+        0.5,
+        test_loss,
+        ratio(test_loss),
+        None if test_loss is None else 0.5,
+        diverged=diverged,
+    )
 
 
 NUMBER = r"(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
@@ -229,11 +266,12 @@ def quoted(pattern, reason):
 def test_model_bias_says_which_way_the_larger_models_loss_went(larger_loss):
     # The issue's numbers: the larger model's 0.7553 is below the model's 0.7851, by less than
     # the 10% margin; the sentence must not claim it fits no better.
-    verdict, reason, ratios = decide(model=model_report("model", 0.7851),
-                                     larger=model_report("larger", larger_loss))
+    verdict, reason, ratios = decide(
+        model=model_report("model", 0.7851), larger=model_report("larger", larger_loss)
+    )
     assert verdict == "model bias" and ratios == 1
-    model_loss, = quoted(r"the training loss {} is large", reason)
-    larger, = quoted(r"the larger model's training loss {}", reason)
+    (model_loss,) = quoted(r"the training loss {} is large", reason)
+    (larger,) = quoted(r"the larger model's training loss {}", reason)
     assert (model_loss, larger) == (0.7851, larger_loss)
     if larger < model_loss:
         assert "is lower, but by less than the 10% margin" in reason
@@ -266,8 +304,9 @@ def test_each_verdicts_sentence_agrees_with_the_numbers_it_quotes():
     assert verdict == "mismatch" and max(train, val) <= 0.1 < test
     # everything small: healthy
     verdict, reason, _ = decide(model=model_report("model", 0.02, val_loss=0.05, test_loss=0.04))
-    train, val, r_train, r_val = quoted(r"training loss {} and validation loss {} are small \({} and {}",
-                                        reason)
+    train, val, r_train, r_val = quoted(
+        r"training loss {} and validation loss {} are small \({} and {}", reason
+    )
     assert verdict == "healthy" and max(train, val, r_train, r_val) <= 0.1
     # training diverged: optimization, saying so
     verdict, reason, _ = decide(model=model_report("model", 0.02, diverged="loss is nan at epoch 3"))

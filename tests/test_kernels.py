@@ -60,8 +60,9 @@ def test_activations_match_numpy(dtype, tol, rng, kind, size):
 def test_elementwise_losses_match_numpy(dtype, tol, rng, name, shape):
     x = rng.standard_normal(shape).astype(dtype)
     t = rng.uniform(0, 1, shape).astype(dtype) if name == "bce" else rng.standard_normal(shape).astype(dtype)
-    kernel = {"mse": losses.mse_loss, "l1": losses.l1_loss,
-              "bce": losses.binary_cross_entropy_with_logits}[name]
+    kernel = {"mse": losses.mse_loss, "l1": losses.l1_loss, "bce": losses.binary_cross_entropy_with_logits}[
+        name
+    ]
     twin = {"mse": ref.mse, "l1": ref.l1, "bce": ref.bce_with_logits}[name]
     loss, grad = kernel(x, t)
     expected_loss, expected_grad = twin(x, t.astype(np.float64))
@@ -104,8 +105,18 @@ def test_sgd_step_matches_numpy(dtype, tol, rng, size):
     p = rng.standard_normal(size).astype(dtype)
     g = rng.standard_normal(size).astype(dtype)
     expected = p.astype(np.float64) - 0.1 * g
-    _core.sgd_step(p, g, None, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False,
-                   weight_decay=0.0, maximize=False, first_step=True)
+    _core.sgd_step(
+        p,
+        g,
+        None,
+        lr=0.1,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        maximize=False,
+        first_step=True,
+    )
     np.testing.assert_allclose(p, expected, **tol)
 
 
@@ -113,8 +124,11 @@ def test_sgd_step_matches_numpy(dtype, tol, rng, size):
 @pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.5, np.inf])
 def test_norm_part_matches_numpy(dtype, rng, size, norm_type):
     x = rng.standard_normal(size).astype(dtype)
-    expected = np.abs(x.astype(np.float64)).max() if np.isinf(norm_type) else \
-        np.sum(np.abs(x.astype(np.float64)) ** norm_type)
+    expected = (
+        np.abs(x.astype(np.float64)).max()
+        if np.isinf(norm_type)
+        else np.sum(np.abs(x.astype(np.float64)) ** norm_type)
+    )
     np.testing.assert_allclose(_core.norm_part(x, norm_type), expected, rtol=1e-12)
 
 
@@ -170,7 +184,11 @@ def test_dense_of_zero_sizes_matches_numpy(dtype, tol, rng, shape, accumulate):
     out = np.full((n, n_out), np.nan, dtype)
     _core.dense_forward(x, w, b, out)
     np.testing.assert_allclose(out, ref.dense_forward(x, w, b), **tol)  # no inputs: out = bias
-    gw, gb, gx = np.full((n_out, n_in), 3.0, dtype), np.full(n_out, 3.0, dtype), np.full((n, n_in), np.nan, dtype)
+    gw, gb, gx = (
+        np.full((n_out, n_in), 3.0, dtype),
+        np.full(n_out, 3.0, dtype),
+        np.full((n, n_in), np.nan, dtype),
+    )
     _core.dense_backward(x, w, dy, gw, gb, gx, accumulate=accumulate)
     ew, eb, ex = ref.dense_backward(x, w, dy)
     start = 3.0 if accumulate else 0.0
@@ -199,13 +217,27 @@ def test_row_kernels_of_zero_sizes_give_empty_results(dtype, shape):
     out, mask = np.empty_like(x), np.empty_like(x)
     _core.dropout_forward(x, 0.5, 1, out, mask)
     p, g = np.ones(0, dtype), np.ones(0, dtype)
-    _core.adam_step(p, g, np.ones(0, dtype), np.ones(0, dtype), None, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8,
-                    weight_decay=0.0, decoupled_weight_decay=False, maximize=False, step_size=0.1,
-                    bias_correction2_sqrt=1.0)
+    _core.adam_step(
+        p,
+        g,
+        np.ones(0, dtype),
+        np.ones(0, dtype),
+        None,
+        lr=0.1,
+        beta1=0.9,
+        beta2=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        decoupled_weight_decay=False,
+        maximize=False,
+        step_size=0.1,
+        bias_correction2_sqrt=1.0,
+    )
     if shape[1]:  # layer norm over zero rows is empty; zero features are an error (tests/test_errors.py)
         rows = shape[0]
-        _core.layer_norm_forward(x, shape[1], None, None, 1e-5, np.empty_like(x), np.empty(rows, dtype),
-                                 np.empty(rows, dtype))
+        _core.layer_norm_forward(
+            x, shape[1], None, None, 1e-5, np.empty_like(x), np.empty(rows, dtype), np.empty(rows, dtype)
+        )
 
 
 # --- multi-tensor optimizer steps: one call steps every tensor of a group ----------------------
@@ -218,7 +250,11 @@ MULTI_STEPS = {  # name: (reference step, its hyperparameters, the state's array
     "rmsprop": (ref.rmsprop, dict(lr=0.01, alpha=0.9, weight_decay=0.01), ("v",)),
     "rmsprop_full": (ref.rmsprop, dict(lr=0.01, alpha=0.9, momentum=0.9, centered=True), ("v", "ga", "b")),
     "adam": (ref.adam, dict(lr=0.01, weight_decay=0.01), ("m", "v")),
-    "adamw_amsgrad": (ref.adam, dict(lr=0.01, weight_decay=0.1, amsgrad=True, decoupled=True), ("m", "v", "vmax")),
+    "adamw_amsgrad": (
+        ref.adam,
+        dict(lr=0.01, weight_decay=0.1, amsgrad=True, decoupled=True),
+        ("m", "v", "vmax"),
+    ),
 }
 
 
@@ -227,24 +263,61 @@ def _multi_step(name, params, grads, state, t):
     _, h, _ = MULTI_STEPS[name]
     n = len(params)
     if name.startswith("sgd"):
-        _core.sgd_step(params, grads, state.get("b"), lr=h["lr"], momentum=h.get("momentum", 0.0),
-                       dampening=h.get("dampening", 0.0), nesterov=h.get("nesterov", False),
-                       weight_decay=h.get("weight_decay", 0.0), maximize=h.get("maximize", False),
-                       first_step=[t == 1] * n)
+        _core.sgd_step(
+            params,
+            grads,
+            state.get("b"),
+            lr=h["lr"],
+            momentum=h.get("momentum", 0.0),
+            dampening=h.get("dampening", 0.0),
+            nesterov=h.get("nesterov", False),
+            weight_decay=h.get("weight_decay", 0.0),
+            maximize=h.get("maximize", False),
+            first_step=[t == 1] * n,
+        )
     elif name == "adagrad":
         clr = h["lr"] / (1 + (t - 1) * h["lr_decay"])
-        _core.adagrad_step(params, grads, state["S"], clr=[clr] * n, eps=1e-10, weight_decay=h["weight_decay"],
-                           maximize=False)
+        _core.adagrad_step(
+            params,
+            grads,
+            state["S"],
+            clr=[clr] * n,
+            eps=1e-10,
+            weight_decay=h["weight_decay"],
+            maximize=False,
+        )
     elif name.startswith("rmsprop"):
-        _core.rmsprop_step(params, grads, state["v"], state.get("ga"), state.get("b"), lr=h["lr"], alpha=h["alpha"],
-                           eps=1e-8, weight_decay=h.get("weight_decay", 0.0), momentum=h.get("momentum", 0.0),
-                           maximize=False)
+        _core.rmsprop_step(
+            params,
+            grads,
+            state["v"],
+            state.get("ga"),
+            state.get("b"),
+            lr=h["lr"],
+            alpha=h["alpha"],
+            eps=1e-8,
+            weight_decay=h.get("weight_decay", 0.0),
+            momentum=h.get("momentum", 0.0),
+            maximize=False,
+        )
     else:
         b1, b2 = 0.9, 0.999
-        _core.adam_step(params, grads, state["m"], state["v"], state.get("vmax"), lr=h["lr"], beta1=b1, beta2=b2,
-                        eps=1e-8, weight_decay=h["weight_decay"], decoupled_weight_decay=h.get("decoupled", False),
-                        maximize=False, step_size=[h["lr"] / (1 - b1**t)] * n,
-                        bias_correction2_sqrt=[np.sqrt(1 - b2**t)] * n)
+        _core.adam_step(
+            params,
+            grads,
+            state["m"],
+            state["v"],
+            state.get("vmax"),
+            lr=h["lr"],
+            beta1=b1,
+            beta2=b2,
+            eps=1e-8,
+            weight_decay=h["weight_decay"],
+            decoupled_weight_decay=h.get("decoupled", False),
+            maximize=False,
+            step_size=[h["lr"] / (1 - b1**t)] * n,
+            bias_correction2_sqrt=[np.sqrt(1 - b2**t)] * n,
+        )
 
 
 @pytest.mark.parametrize("name", MULTI_STEPS)
@@ -270,11 +343,20 @@ def test_a_multi_tensor_step_gives_the_bits_of_per_tensor_steps(dtype, rng):
     arrays[3] = [np.abs(v) for v in arrays[3]]
     arrays[4] = [np.abs(v) + 1 for v in arrays[4]]
     step_size, bc2 = [0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]
-    kw = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled_weight_decay=True,
-              maximize=False)
+    kw = dict(
+        lr=0.1,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0.01,
+        decoupled_weight_decay=True,
+        maximize=False,
+    )
     each = [[a.copy() for a in kind] for kind in arrays]
     for i in range(len(shapes)):
-        _core.adam_step(*(kind[i] for kind in each), **kw, step_size=step_size[i], bias_correction2_sqrt=bc2[i])
+        _core.adam_step(
+            *(kind[i] for kind in each), **kw, step_size=step_size[i], bias_correction2_sqrt=bc2[i]
+        )
     _core.adam_step(*arrays, **kw, step_size=step_size, bias_correction2_sqrt=bc2)
     for ours, theirs in zip(arrays, each):
         for a, b in zip(ours, theirs):
@@ -286,8 +368,9 @@ def _adam_lists(dtype, n=3):
     return p, g, m, v
 
 
-ADAM_KW = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
-               maximize=False)
+ADAM_KW = dict(
+    lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, maximize=False
+)
 
 
 def test_multi_tensor_lists_of_other_lengths_are_rejected(dtype):
@@ -299,8 +382,18 @@ def test_multi_tensor_lists_of_other_lengths_are_rejected(dtype):
     with pytest.raises(ValueError, match=r"step_size must have one value per param array \(3\), got 2"):
         _core.adam_step(p, g, m, v, None, **ADAM_KW, step_size=[0.1, 0.1], bias_correction2_sqrt=1.0)
     with pytest.raises(ValueError, match=r"first_step must have one value per param array \(3\), got 1"):
-        _core.sgd_step(p, g, None, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-                       maximize=False, first_step=[True])
+        _core.sgd_step(
+            p,
+            g,
+            None,
+            lr=0.1,
+            momentum=0.0,
+            dampening=0.0,
+            nesterov=False,
+            weight_decay=0.0,
+            maximize=False,
+            first_step=[True],
+        )
     with pytest.raises(TypeError, match="sum must be a list of numpy.ndarray, got dict"):
         _core.adagrad_step(p, g, {}, clr=0.1, eps=1e-10, weight_decay=0.0, maximize=False)
     assert all((a == 1).all() for a in p + m + v)  # a rejected call writes nothing
@@ -321,22 +414,46 @@ def test_multi_tensor_overlaps_between_tensors_are_rejected(dtype):
     p, g, m, v = _adam_lists(dtype)
     before = [a.copy() for a in p + m + v]
     with pytest.raises(ValueError, match=r"param\[0\] and param\[2\] share memory"):
-        _core.adam_step([p[0], p[1], p[0]], g, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
+        _core.adam_step(
+            [p[0], p[1], p[0]], g, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0
+        )
     buf = np.zeros(8, dtype)
     with pytest.raises(ValueError, match=r"exp_avg\[1\] and exp_avg_sq\[2\] share memory"):
-        _core.adam_step(p, g, [m[0], buf[:4], m[2]], [v[0], v[1], buf[2:6]], None, **ADAM_KW, step_size=0.1,
-                        bias_correction2_sqrt=1.0)
+        _core.adam_step(
+            p,
+            g,
+            [m[0], buf[:4], m[2]],
+            [v[0], v[1], buf[2:6]],
+            None,
+            **ADAM_KW,
+            step_size=0.1,
+            bias_correction2_sqrt=1.0,
+        )
     with pytest.raises(ValueError, match=r"grad\[1\] and exp_avg\[0\] share memory"):
-        _core.adam_step(p, [g[0], m[0], g[2]], m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)
-    _core.adam_step(p, [g[0]] * 3, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0)  # reads may share
+        _core.adam_step(
+            p, [g[0], m[0], g[2]], m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0
+        )
+    _core.adam_step(
+        p, [g[0]] * 3, m, v, None, **ADAM_KW, step_size=0.1, bias_correction2_sqrt=1.0
+    )  # reads may share
     assert not all(np.array_equal(a, b) for a, b in zip(p + m + v, before))
 
 
 def test_an_empty_group_is_a_no_op():
     _core.adam_step([], [], [], [], None, **ADAM_KW, step_size=[], bias_correction2_sqrt=[])
     with pytest.raises(ValueError, match=r"grad must have one array per param array \(0\), got 1"):
-        _core.sgd_step([], [np.ones(1)], None, lr=0.1, momentum=0.0, dampening=0.0, nesterov=False,
-                       weight_decay=0.0, maximize=False, first_step=False)
+        _core.sgd_step(
+            [],
+            [np.ones(1)],
+            None,
+            lr=0.1,
+            momentum=0.0,
+            dampening=0.0,
+            nesterov=False,
+            weight_decay=0.0,
+            maximize=False,
+            first_step=False,
+        )
 
 
 def test_an_overlap_behind_a_nested_read_is_found(dtype):

@@ -21,8 +21,9 @@ def digits():
 def trained(digits, seed=0, epochs=5):
     X, y = digits
     model = sp.mlp([64, 16, 10], rng=seed)
-    sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=1e-2), verbose=0,
-               seed=seed).fit(X, y, epochs)
+    sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=1e-2), verbose=0, seed=seed).fit(
+        X, y, epochs
+    )
     return model
 
 
@@ -53,13 +54,14 @@ def test_filter_normalized_direction_matches_row_norms_and_skips_biases(digits):
     d = dg.filter_normalized_direction(model, np.random.default_rng(0))
     start = 0
     for p in model.parameters():
-        part = d[start:start + p.data.size].reshape(p.data.shape)
+        part = d[start : start + p.data.size].reshape(p.data.shape)
         start += p.data.size
         if p.data.ndim == 1:
             assert np.all(part == 0)
         else:
-            np.testing.assert_allclose(np.linalg.norm(part, axis=1), np.linalg.norm(p.data, axis=1),
-                                       rtol=1e-5)
+            np.testing.assert_allclose(
+                np.linalg.norm(part, axis=1), np.linalg.norm(p.data, axis=1), rtol=1e-5
+            )
 
 
 def test_sharpness_top_eigenvalue_is_the_lanczos_top_and_perturbations_raise_the_loss(digits):
@@ -94,8 +96,9 @@ def test_sharpness_perturbations_have_the_stated_relative_size(digits, monkeypat
 
 def test_batch_size_study_tabulates_every_batch_size(digits):
     X, y = digits
-    study = dg.batch_size_study(lambda: sp.mlp([64, 32, 10], rng=0), X, y, batch_sizes=(8, 512),
-                                epochs=5, sharpness_samples=300)
+    study = dg.batch_size_study(
+        lambda: sp.mlp([64, 32, 10], rng=0), X, y, batch_sizes=(8, 512), epochs=5, sharpness_samples=300
+    )
     assert [r["batch_size"] for r in study.rows] == [8, 512]
     n_train = len(X) - math.ceil(0.2 * len(X))
     assert [r["updates_per_epoch"] for r in study.rows] == [math.ceil(n_train / 8), math.ceil(n_train / 512)]
@@ -151,8 +154,9 @@ def test_landscapes_stop_at_their_time_limit_and_say_so(digits):
 def test_sharpness_reports_its_residual_and_budget(digits):
     X, y = digits
     model = trained(digits)
-    sharp = dg.sharpness(model, sp.CrossEntropyLoss(), X[:100], y[:100], samples=2, max_hvps=3,
-                         residual_tolerance=1e-12)
+    sharp = dg.sharpness(
+        model, sp.CrossEntropyLoss(), X[:100], y[:100], samples=2, max_hvps=3, residual_tolerance=1e-12
+    )
     assert sharp.hvps == 3 and not sharp.converged and sharp.stopped == "budget of 3 HVPs"
     assert sharp.top_residual > 0 and "NOT converged" in str(sharp)
     sharp = dg.sharpness(model, sp.CrossEntropyLoss(), X[:100], y[:100], samples=2)
@@ -162,8 +166,15 @@ def test_sharpness_reports_its_residual_and_budget(digits):
 
 def test_batch_size_study_stops_at_its_time_limit(digits):
     X, y = digits
-    study = dg.batch_size_study(lambda: sp.mlp([64, 16, 10], rng=0), X, y, batch_sizes=(64, 128, 256),
-                                epochs=5, sharpness_samples=100, time_limit=1e-9)
+    study = dg.batch_size_study(
+        lambda: sp.mlp([64, 16, 10], rng=0),
+        X,
+        y,
+        batch_sizes=(64, 128, 256),
+        epochs=5,
+        sharpness_samples=100,
+        time_limit=1e-9,
+    )
     # the first batch size starts, its training stops after one epoch; nothing else runs
     assert [r["batch_size"] for r in study.rows] == [64] and study.rows[0]["epochs_trained"] == 1
     assert not study.complete and study.stopped == "time limit of 1e-09 s"

@@ -42,8 +42,10 @@ def test_imports_go_down_and_sit_at_the_top(path):
     for line, parts, top in _package_imports(path):
         assert top, f"{path.name}:{line} imports {'.'.join(parts)} inside a function"
         layer = _layer(parts)
-        assert layer <= own, (f"{path.relative_to(PACKAGE)}:{line} imports {'.'.join(parts)}, "
-                              f"a layer above its own ({LAYERS[own]})")
+        assert layer <= own, (
+            f"{path.relative_to(PACKAGE)}:{line} imports {'.'.join(parts)}, "
+            f"a layer above its own ({LAYERS[own]})"
+        )
 
 
 def test_every_module_belongs_to_a_layer():

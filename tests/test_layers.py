@@ -117,8 +117,9 @@ def test_sgd_param_groups_have_their_own_rates():
 def test_a_network_learns_xor(activation):
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float64)
     y = np.array([0, 1, 1, 0])
-    model = sp.Sequential(sp.Dense(2, 16, dtype=np.float64, rng=0), activation(),
-                          sp.Dense(16, 2, dtype=np.float64, rng=1))
+    model = sp.Sequential(
+        sp.Dense(2, 16, dtype=np.float64, rng=0), activation(), sp.Dense(16, 2, dtype=np.float64, rng=1)
+    )
     loss_fn, opt = sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.5)
     for _ in range(2000):
         loss_fn(model(x), y)

@@ -51,8 +51,7 @@ def test_batch_norm_eval_uses_running_statistics(dtype, rng):
     mean, var = layer.running_mean.astype(np.float64), layer.running_var.astype(np.float64)
     expected, _, _ = ref.batch_norm_forward(x, layer.weight.data, layer.bias.data, 1e-5, mean, var)
     np.testing.assert_allclose(y, expected, **TOL[dtype])
-    edx, _, _ = ref.batch_norm_backward(x, dy, layer.weight.data, 1e-5, batch_stats=False,
-                                        mean=mean, var=var)
+    edx, _, _ = ref.batch_norm_backward(x, dy, layer.weight.data, 1e-5, batch_stats=False, mean=mean, var=var)
     np.testing.assert_allclose(layer.backward(dy), edx, **TOL[dtype])
 
 
@@ -74,14 +73,25 @@ def test_momentum_none_is_the_cumulative_average(rng):
     batches = [rng.standard_normal((6, 2)) + i for i in range(4)]
     for b in batches:
         layer(b)
-    np.testing.assert_allclose(layer.running_mean, np.mean([b.mean(axis=0) for b in batches], axis=0), rtol=1e-12)
-    np.testing.assert_allclose(layer.running_var, np.mean([b.var(axis=0, ddof=1) for b in batches], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        layer.running_mean, np.mean([b.mean(axis=0) for b in batches], axis=0), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        layer.running_var, np.mean([b.var(axis=0, ddof=1) for b in batches], axis=0), rtol=1e-12
+    )
 
 
 def test_state_dict_holds_running_statistics_and_affine_parameters():
     model = sp.Sequential(sp.Dense(3, 4, rng=0), sp.BatchNorm1d(4))
-    assert list(model.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias",
-                                        "1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    assert list(model.state_dict()) == [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+    ]
     model(np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32))
     other = sp.Sequential(sp.Dense(3, 4, rng=1), sp.BatchNorm1d(4))
     other.load_state_dict(model.state_dict())
@@ -129,11 +139,14 @@ def test_layer_norm_gradcheck(rng, normalized_shape, shape):
 
 def test_dropout_gradcheck_with_a_fixed_mask(rng):
     layer = sp.Dropout(0.4)
-    check_layer_gradients(layer, rng.standard_normal((5, 7)), rng,
-                          forward=lambda x: layer.forward_with_seed(x, 1234))
+    check_layer_gradients(
+        layer, rng.standard_normal((5, 7)), rng, forward=lambda x: layer.forward_with_seed(x, 1234)
+    )
 
 
-@pytest.mark.parametrize("shape,normalized_shape", [((3, 8), (8,)), ((4, 2, 6), (2, 6)), ((700, 512), (512,))])
+@pytest.mark.parametrize(
+    "shape,normalized_shape", [((3, 8), (8,)), ((4, 2, 6), (2, 6)), ((700, 512), (512,))]
+)
 def test_layer_norm_matches_numpy(dtype, rng, shape, normalized_shape):
     layer = sp.LayerNorm(normalized_shape, dtype=dtype)
     layer.weight.data[:] = rng.uniform(0.5, 1.5, normalized_shape)
@@ -195,26 +208,33 @@ def test_degenerate_input_stays_finite(rng):
 def test_batch_of_one_in_training_is_a_clear_error():
     layer = sp.BatchNorm1d(4)
     before = layer.running_mean.copy()
-    with pytest.raises(ValueError, match=r"more than 1 value per channel in training, got input of shape \(1, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"more than 1 value per channel in training, got input of shape \(1, 4\)"
+    ):
         layer(np.ones((1, 4), np.float32))
     np.testing.assert_array_equal(layer.running_mean, before)
     assert int(layer.num_batches_tracked) == 0
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda: sp.BatchNorm1d(0), "num_features must be a positive integer, got 0"),
-    (lambda: sp.BatchNorm1d(3, momentum=1.5), r"momentum must be in \[0, 1\] or None, got 1.5"),
-    (lambda: sp.BatchNorm1d(3, eps=0), "eps must be a finite number > 0, got 0"),
-    (lambda: sp.Dropout(1.0), r"p must be in \[0, 1\), got 1.0"),
-    (lambda: sp.LayerNorm(()), "normalized_shape must not be empty"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: sp.BatchNorm1d(0), "num_features must be a positive integer, got 0"),
+        (lambda: sp.BatchNorm1d(3, momentum=1.5), r"momentum must be in \[0, 1\] or None, got 1.5"),
+        (lambda: sp.BatchNorm1d(3, eps=0), "eps must be a finite number > 0, got 0"),
+        (lambda: sp.Dropout(1.0), r"p must be in \[0, 1\), got 1.0"),
+        (lambda: sp.LayerNorm(()), "normalized_shape must not be empty"),
+    ],
+)
 def test_constructor_arguments_are_validated(make, message):
     with pytest.raises(ValueError, match=message):
         make()
 
 
 def test_wrong_input_shapes_name_the_expected_shape():
-    with pytest.raises(ValueError, match=r"x must have shape \(batch, 4\) or \(batch, 4, length\), got \(2, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"x must have shape \(batch, 4\) or \(batch, 4, length\), got \(2, 5\)"
+    ):
         sp.BatchNorm1d(4)(np.ones((2, 5), np.float32))
     with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 4\), got \(2, 5\)"):
         sp.LayerNorm(4)(np.ones((2, 5), np.float32))
@@ -299,8 +319,15 @@ def test_normalization_is_bit_identical_with_1_and_2_threads(rng):
     for threads in (1, 2):
         sp.set_num_threads(threads)
         bn, ln = sp.BatchNorm1d(512), sp.LayerNorm(512)
-        outputs = [bn(x), bn.backward(dy), bn.weight.grad, bn.running_var, ln(x), ln.backward(dy),
-                   ln.weight.grad]
+        outputs = [
+            bn(x),
+            bn.backward(dy),
+            bn.weight.grad,
+            bn.running_var,
+            ln(x),
+            ln.backward(dy),
+            ln.weight.grad,
+        ]
         results.append(b"".join(a.tobytes() for a in outputs))
     sp.set_num_threads(before)
     assert results[0] == results[1]

@@ -22,24 +22,41 @@ STEP_TOLERANCE = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=
 
 def sgd_options():
     for momentum, dampening, nesterov, wd, maximize in itertools.product(
-            [0.0, 0.9], [0.0, 0.5], [False, True], [0.0, 0.01], [False, True]):
+        [0.0, 0.9], [0.0, 0.5], [False, True], [0.0, 0.01], [False, True]
+    ):
         if nesterov and (momentum == 0 or dampening != 0):
             continue
-        yield dict(lr=0.05, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                   weight_decay=wd, maximize=maximize)
+        yield dict(
+            lr=0.05,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=wd,
+            maximize=maximize,
+        )
 
 
 CASES = (
     [("sgd", SGD, ref.sgd, o) for o in sgd_options()]
-    + [("adagrad", Adagrad, ref.adagrad, dict(lr=0.1, lr_decay=d, weight_decay=wd,
-                                             initial_accumulator_value=a, maximize=mx))
-       for d, wd, a, mx in itertools.product([0.0, 0.01], [0.0, 0.1], [0.0, 0.1], [False, True])]
-    + [("rmsprop", RMSprop, ref.rmsprop, dict(lr=0.01, centered=c, momentum=m, weight_decay=wd,
-                                             maximize=mx))
-       for c, m, wd, mx in itertools.product([False, True], [0.0, 0.9], [0.0, 0.1], [False, True])]
-    + [(name, cls, ref.adam, dict(lr=0.01, amsgrad=a, weight_decay=wd, maximize=mx))
-       for (name, cls), a, wd, mx in itertools.product(
-           [("adam", Adam), ("adamw", AdamW)], [False, True], [0.0, 0.1], [False, True])]
+    + [
+        (
+            "adagrad",
+            Adagrad,
+            ref.adagrad,
+            dict(lr=0.1, lr_decay=d, weight_decay=wd, initial_accumulator_value=a, maximize=mx),
+        )
+        for d, wd, a, mx in itertools.product([0.0, 0.01], [0.0, 0.1], [0.0, 0.1], [False, True])
+    ]
+    + [
+        ("rmsprop", RMSprop, ref.rmsprop, dict(lr=0.01, centered=c, momentum=m, weight_decay=wd, maximize=mx))
+        for c, m, wd, mx in itertools.product([False, True], [0.0, 0.9], [0.0, 0.1], [False, True])
+    ]
+    + [
+        (name, cls, ref.adam, dict(lr=0.01, amsgrad=a, weight_decay=wd, maximize=mx))
+        for (name, cls), a, wd, mx in itertools.product(
+            [("adam", Adam), ("adamw", AdamW)], [False, True], [0.0, 0.1], [False, True]
+        )
+    ]
 )
 
 
@@ -128,13 +145,17 @@ def train_steps(model, optimizer, x, y, steps):
         optimizer.step()
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True),
-    lambda p: Adagrad(p, lr=0.05, lr_decay=0.01),
-    lambda p: RMSprop(p, lr=0.01, momentum=0.5, centered=True),
-    lambda p: Adam(p, lr=0.01, amsgrad=True),
-    lambda p: AdamW([{"params": p[:2]}, {"params": p[2:], "lr": 0.001}], lr=0.01),
-], ids=["sgd", "adagrad", "rmsprop", "adam", "adamw-groups"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+        lambda p: Adagrad(p, lr=0.05, lr_decay=0.01),
+        lambda p: RMSprop(p, lr=0.01, momentum=0.5, centered=True),
+        lambda p: Adam(p, lr=0.01, amsgrad=True),
+        lambda p: AdamW([{"params": p[:2]}, {"params": p[2:], "lr": 0.001}], lr=0.01),
+    ],
+    ids=["sgd", "adagrad", "rmsprop", "adam", "adamw-groups"],
+)
 def test_resuming_from_state_dicts_is_bit_identical(make):
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((64, 8)).astype(np.float32), rng.integers(0, 3, 64)
@@ -191,17 +212,23 @@ def test_closure_is_called_and_its_loss_returned():
     np.testing.assert_allclose(param.data, 0.8)
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda p: SGD(p, lr=-1), r"lr must be a finite number >= 0, got -1"),
-    (lambda p: SGD(p, lr=0.1, momentum=1.5), r"momentum must be in \[0, 1\), got 1.5"),
-    (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov needs momentum > 0"),
-    (lambda p: SGD(p, lr=0.1, weight_decay=-1e-4), r"weight_decay must be a finite number >= 0, got -0.0001"),
-    (lambda p: Adagrad(p, eps=-1.0), r"eps must be a finite number >= 0, got -1.0"),
-    (lambda p: RMSprop(p, alpha=1.0), r"alpha must be in \[0, 1\), got 1.0"),
-    (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas\[1\] must be in \[0, 1\), got 1.0"),
-    (lambda p: Adam(p, lr=float("nan")), "lr must be a finite number >= 0, got nan"),
-    (lambda p: AdamW(p, betas=(0.9,)), r"betas must be a pair"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: SGD(p, lr=-1), r"lr must be a finite number >= 0, got -1"),
+        (lambda p: SGD(p, lr=0.1, momentum=1.5), r"momentum must be in \[0, 1\), got 1.5"),
+        (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov needs momentum > 0"),
+        (
+            lambda p: SGD(p, lr=0.1, weight_decay=-1e-4),
+            r"weight_decay must be a finite number >= 0, got -0.0001",
+        ),
+        (lambda p: Adagrad(p, eps=-1.0), r"eps must be a finite number >= 0, got -1.0"),
+        (lambda p: RMSprop(p, alpha=1.0), r"alpha must be in \[0, 1\), got 1.0"),
+        (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas\[1\] must be in \[0, 1\), got 1.0"),
+        (lambda p: Adam(p, lr=float("nan")), "lr must be a finite number >= 0, got nan"),
+        (lambda p: AdamW(p, betas=(0.9,)), r"betas must be a pair"),
+    ],
+)
 def test_hyperparameters_are_validated(make, message):
     with pytest.raises(ValueError, match=message):
         make([sp.Parameter(np.zeros(2))])
@@ -212,10 +239,11 @@ def test_optimizer_rejects_non_parameters():
         SGD([np.zeros(2)], lr=0.1)
 
 
-@pytest.mark.parametrize("make", [
-    lambda w: SGD([w, w], lr=0.1),
-    lambda w: Adam([{"params": [w, sp.Parameter(np.zeros(2)), w]}]),
-], ids=["list", "group"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda w: SGD([w, w], lr=0.1), lambda w: Adam([{"params": [w, sp.Parameter(np.zeros(2)), w]}])],
+    ids=["list", "group"],
+)
 def test_a_parameter_listed_twice_is_rejected(make):
     w = sp.Parameter(np.zeros(2))
     with pytest.raises(ValueError, match=r"params\[\d\] is the same Parameter as params\[0\]"):
@@ -224,11 +252,22 @@ def test_a_parameter_listed_twice_is_rejected(make):
 
 # Each: optimizer, hyperparameter, a value the constructor refuses.
 BAD_VALUES = [
-    (SGD, "lr", -1), (SGD, "lr", float("nan")), (SGD, "lr", "x"), (SGD, "momentum", 1.5),
-    (SGD, "nesterov", "yes"), (SGD, "weight_decay", -1.0), (Adagrad, "lr_decay", -1.0),
-    (Adagrad, "eps", float("inf")), (RMSprop, "alpha", 1.0), (RMSprop, "centered", 2),
-    (Adam, "betas", (2, 3)), (Adam, "betas", (0.9,)), (Adam, "eps", -1), (Adam, "amsgrad", None),
-    (AdamW, "weight_decay", float("nan")), (AdamW, "lr", 10**400),
+    (SGD, "lr", -1),
+    (SGD, "lr", float("nan")),
+    (SGD, "lr", "x"),
+    (SGD, "momentum", 1.5),
+    (SGD, "nesterov", "yes"),
+    (SGD, "weight_decay", -1.0),
+    (Adagrad, "lr_decay", -1.0),
+    (Adagrad, "eps", float("inf")),
+    (RMSprop, "alpha", 1.0),
+    (RMSprop, "centered", 2),
+    (Adam, "betas", (2, 3)),
+    (Adam, "betas", (0.9,)),
+    (Adam, "eps", -1),
+    (Adam, "amsgrad", None),
+    (AdamW, "weight_decay", float("nan")),
+    (AdamW, "lr", 10**400),
 ]
 
 
@@ -244,12 +283,21 @@ def trained_optimizer(cls):
 
 def fingerprint(optimizer):
     state = optimizer.state_dict()
-    arrays = {(i, k): v.tobytes() for i, s in state["state"].items() for k, v in s.items() if isinstance(v, np.ndarray)}
-    scalars = {(i, k): v for i, s in state["state"].items() for k, v in s.items() if not isinstance(v, np.ndarray)}
+    arrays = {
+        (i, k): v.tobytes()
+        for i, s in state["state"].items()
+        for k, v in s.items()
+        if isinstance(v, np.ndarray)
+    }
+    scalars = {
+        (i, k): v for i, s in state["state"].items() for k, v in s.items() if not isinstance(v, np.ndarray)
+    }
     return repr(state["param_groups"]), arrays, scalars
 
 
-@pytest.mark.parametrize("cls,key,value", BAD_VALUES, ids=[f"{c.__name__}-{k}-{v!r}"[:40] for c, k, v in BAD_VALUES])
+@pytest.mark.parametrize(
+    "cls,key,value", BAD_VALUES, ids=[f"{c.__name__}-{k}-{v!r}"[:40] for c, k, v in BAD_VALUES]
+)
 def test_loaded_hyperparameters_get_the_constructors_validation(cls, key, value):
     with pytest.raises(ValueError) as from_constructor:
         cls([sp.Parameter(np.zeros(2))], **{key: value})
@@ -263,25 +311,44 @@ def test_loaded_hyperparameters_get_the_constructors_validation(cls, key, value)
     assert fingerprint(optimizer) == before
 
 
-@pytest.mark.parametrize("cls,change,message", [
-    (Adam, lambda s: s["state"][0].__setitem__("step", -1), r"step'\] must be an integer in \[0, 2\*\*63\), got -1"),
-    (Adam, lambda s: s["state"][0].__setitem__("step", 2.0), "step'] must be an integer"),
-    (Adam, lambda s: s["state"][0].__setitem__("step", True), "step'] must be an integer"),
-    (Adam, lambda s: s["state"][0].pop("exp_avg_sq"), r"missing \['exp_avg_sq'\]"),
-    (Adam, lambda s: s["state"][0].__setitem__("__class__", 1), r"unknown \['__class__'\]"),
-    (Adam, lambda s: s["state"][0]["exp_avg"].__setitem__(0, np.nan), "NaN or infinite"),
-    (Adam, lambda s: s["state"][0]["exp_avg_sq"].__setitem__(0, -1.0), "sum of squares and must be >= 0"),
-    (Adam, lambda s: s["state"][0].__setitem__("exp_avg", np.ones(3, np.int64)), "float dtype"),
-    (Adam, lambda s: s["state"][0].__setitem__("exp_avg", "abc"), "must be an array"),
-    (Adam, lambda s: s["state"].__setitem__(7, {}), "unknown parameter 7"),
-    (Adam, lambda s: s["param_groups"][0].pop("eps"), r"lacks the hyperparameters \['eps'\]"),
-    (Adam, lambda s: s["param_groups"][0].__setitem__("params", [0, 0]), "appears twice"),
-    (Adam, lambda s: s["param_groups"][0].__setitem__("initial_lr", -2.0), "initial_lr must be a finite number >= 0"),
-    (Adagrad, lambda s: s["state"][1]["sum"].__setitem__(0, -1.0), "sum of squares"),
-    (SGD, lambda s: s["state"][1].__setitem__("momentum_buffer", np.zeros(4)), r"must have shape \(2, 2\), got \(4,\)"),
-    (Adam, lambda s: s.pop("state"), "must be a dict with 'state' and 'param_groups'"),
-    (Adam, lambda s: s["param_groups"][0].__setitem__("foo", [1, 2]), r"unknown hyperparameters \['foo'\]"),
-])
+@pytest.mark.parametrize(
+    "cls,change,message",
+    [
+        (
+            Adam,
+            lambda s: s["state"][0].__setitem__("step", -1),
+            r"step'\] must be an integer in \[0, 2\*\*63\), got -1",
+        ),
+        (Adam, lambda s: s["state"][0].__setitem__("step", 2.0), "step'] must be an integer"),
+        (Adam, lambda s: s["state"][0].__setitem__("step", True), "step'] must be an integer"),
+        (Adam, lambda s: s["state"][0].pop("exp_avg_sq"), r"missing \['exp_avg_sq'\]"),
+        (Adam, lambda s: s["state"][0].__setitem__("__class__", 1), r"unknown \['__class__'\]"),
+        (Adam, lambda s: s["state"][0]["exp_avg"].__setitem__(0, np.nan), "NaN or infinite"),
+        (Adam, lambda s: s["state"][0]["exp_avg_sq"].__setitem__(0, -1.0), "sum of squares and must be >= 0"),
+        (Adam, lambda s: s["state"][0].__setitem__("exp_avg", np.ones(3, np.int64)), "float dtype"),
+        (Adam, lambda s: s["state"][0].__setitem__("exp_avg", "abc"), "must be an array"),
+        (Adam, lambda s: s["state"].__setitem__(7, {}), "unknown parameter 7"),
+        (Adam, lambda s: s["param_groups"][0].pop("eps"), r"lacks the hyperparameters \['eps'\]"),
+        (Adam, lambda s: s["param_groups"][0].__setitem__("params", [0, 0]), "appears twice"),
+        (
+            Adam,
+            lambda s: s["param_groups"][0].__setitem__("initial_lr", -2.0),
+            "initial_lr must be a finite number >= 0",
+        ),
+        (Adagrad, lambda s: s["state"][1]["sum"].__setitem__(0, -1.0), "sum of squares"),
+        (
+            SGD,
+            lambda s: s["state"][1].__setitem__("momentum_buffer", np.zeros(4)),
+            r"must have shape \(2, 2\), got \(4,\)",
+        ),
+        (Adam, lambda s: s.pop("state"), "must be a dict with 'state' and 'param_groups'"),
+        (
+            Adam,
+            lambda s: s["param_groups"][0].__setitem__("foo", [1, 2]),
+            r"unknown hyperparameters \['foo'\]",
+        ),
+    ],
+)
 def test_loaded_state_is_checked_before_anything_changes(cls, change, message):
     optimizer = trained_optimizer(cls)
     saved = optimizer.state_dict()
@@ -320,7 +387,9 @@ def test_loaded_state_beyond_the_parameters_dtype_is_refused():
     saved = optimizer.state_dict()
     saved["state"][0]["exp_avg"] = np.full(3, 1e300)  # finite in float64, inf in float32
     before = fingerprint(optimizer)
-    with pytest.raises(ValueError, match=r"exp_avg'\] holds NaN or infinite values \(or values beyond the range of float32"):
+    with pytest.raises(
+        ValueError, match=r"exp_avg'\] holds NaN or infinite values \(or values beyond the range of float32"
+    ):
         optimizer.load_state_dict(saved)
     assert fingerprint(optimizer) == before
 

@@ -57,15 +57,24 @@ def build_model(layers: list, dtype, state: dict):
 
 
 def prefixed(arrays: dict, prefix: str) -> dict:
-    return {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
+    return {name[len(prefix) :]: a for name, a in arrays.items() if name.startswith(prefix)}
 
 
 # --- optimizers --------------------------------------------------------------------------------
 
+
 def make_optimizer(case: dict, params: list):
-    groups = params if case["groups"] is None else [
-        {**{k: v for k, v in group.items() if k != "params"}, "params": [params[i] for i in group["params"]]}
-        for group in case["groups"]]
+    groups = (
+        params
+        if case["groups"] is None
+        else [
+            {
+                **{k: v for k, v in group.items() if k != "params"},
+                "params": [params[i] for i in group["params"]],
+            }
+            for group in case["groups"]
+        ]
+    )
     return getattr(sp, case["optimizer"])(groups, **case["options"])
 
 
@@ -86,6 +95,7 @@ def test_optimizer_steps_match_torch_optim(case, key):
 
 
 # --- schedulers --------------------------------------------------------------------------------
+
 
 def optimizer_with_groups(spec: dict):
     groups = [{**group, "params": [sp.Parameter(np.zeros(2))]} for group in spec["groups"]]
@@ -131,6 +141,7 @@ def test_reduce_on_plateau_rates_match_torch(case):
 
 # --- losses ------------------------------------------------------------------------------------
 
+
 @dtypes
 @pytest.mark.parametrize("case", cases("loss"))
 def test_loss_value_and_gradient_match_torch(case, key):
@@ -142,6 +153,7 @@ def test_loss_value_and_gradient_match_torch(case, key):
 
 
 # --- layers ------------------------------------------------------------------------------------
+
 
 def layer_with_parameters(case: dict, key: str, stored: dict):
     layer = build_layer(case, DTYPES[key])
@@ -168,8 +180,9 @@ def test_layer_output_and_gradients_match_torch(case, key):
     if case.get("eval"):
         layer.eval()
     np.testing.assert_allclose(layer(stored["x"]), stored["out"], **tol)
-    np.testing.assert_allclose(layer.backward(stored["dy"]), stored["dx"],
-                               **INPUT_GRADIENT_TOLERANCE.get((case["layer"], key), tol))
+    np.testing.assert_allclose(
+        layer.backward(stored["dy"]), stored["dx"], **INPUT_GRADIENT_TOLERANCE.get((case["layer"], key), tol)
+    )
     assert_parameter_gradients(layer, stored, tol)
 
 
@@ -191,6 +204,7 @@ def test_batch_norm_train_steps_running_stats_and_eval_match_torch(case, key):
 
 # --- clipping ----------------------------------------------------------------------------------
 
+
 @dtypes
 @pytest.mark.parametrize("case", cases("clip"))
 def test_clipping_matches_torch_nn_utils(case, key):
@@ -209,6 +223,7 @@ def test_clipping_matches_torch_nn_utils(case, key):
 
 
 # --- training ----------------------------------------------------------------------------------
+
 
 @dtypes
 @pytest.mark.parametrize("case", cases("train", lambda c: "optimizer" in c))
@@ -262,6 +277,7 @@ def test_weights_we_write_have_torch_names_shapes_dtypes_and_values(tmp_path):
 
 
 # --- curvature ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", cases("curvature"))
 def test_curvature_matches_torch_double_backward(case):

@@ -16,6 +16,7 @@ from saddlepoint.nn import ACTIVATIONS
 
 # --- a layer from outside the package, in plain NumPy ----------------------------------------------
 
+
 class Softplus(sp.Module):
     """``y = log(1 + eˣ)``: forward and backward only, as a user would write it."""
 
@@ -44,8 +45,9 @@ class ExactSoftplus(Softplus):
 
 
 def user_model(activation):
-    return sp.Sequential(sp.Dense(4, 6, dtype=np.float64, rng=0), activation,
-                         sp.Dense(6, 3, dtype=np.float64, rng=1))
+    return sp.Sequential(
+        sp.Dense(4, 6, dtype=np.float64, rng=0), activation, sp.Dense(6, 3, dtype=np.float64, rng=1)
+    )
 
 
 def differenced_products(objective, V, h=1e-5):
@@ -87,8 +89,9 @@ def test_a_user_layer_with_the_pair_gets_exact_products(rng):
     np.testing.assert_allclose(products, expected, rtol=1e-6, atol=1e-8 * np.max(np.abs(expected)))
     fallback = dg.Objective(user_model(Softplus()), sp.CrossEntropyLoss(), X, y, batch_size=16)
     with pytest.warns(UserWarning):
-        np.testing.assert_allclose(fallback.hessian_vector_products(V), products, rtol=1e-6,
-                                   atol=1e-8 * np.max(np.abs(expected)))
+        np.testing.assert_allclose(
+            fallback.hessian_vector_products(V), products, rtol=1e-6, atol=1e-8 * np.max(np.abs(expected))
+        )
 
 
 def test_a_subclass_that_changes_forward_does_not_inherit_the_pair():
@@ -97,8 +100,10 @@ def test_a_subclass_that_changes_forward_does_not_inherit_the_pair():
             return 2 * super().forward(x)
 
     assert rop.without_r_operator(user_model(ExactSoftplus())) is None
-    assert rop.without_r_operator(user_model(Doubled())) == \
-        "Doubled (layer '1': it overrides forward but not r_forward)"
+    assert (
+        rop.without_r_operator(user_model(Doubled()))
+        == "Doubled (layer '1': it overrides forward but not r_forward)"
+    )
     nested = sp.Sequential(sp.Dense(2, 2), sp.Sequential(sp.Tanh(), Softplus()))
     assert rop.without_r_operator(nested) == "Softplus (layer '1.1')"
     assert rop.without_r_operator(Softplus()) == "Softplus (the model)"
@@ -110,6 +115,7 @@ def test_sequential_names_the_layer_without_the_pair():
 
 
 # --- every built-in layer against central differences of its own forward and backward --------------
+
 
 def numeric_products(layer, x, rx, v, g, rg, h=1e-6, before=lambda: None):
     """Central differences along each direction j, moving the input by ``rx[j]``, the parameters
@@ -125,8 +131,9 @@ def numeric_products(layer, x, rx, v, g, rg, h=1e-6, before=lambda: None):
         out = layer.forward(x if rx is None else x + step * rx[j])
         layer.zero_grad()
         grad_in = layer.backward(g + step * rg[j])
-        return [out.copy(), None if grad_in is None else grad_in.copy()] + \
-            [params[name].grad.copy() for name in sorted(params)]
+        return [out.copy(), None if grad_in is None else grad_in.copy()] + [
+            params[name].grad.copy() for name in sorted(params)
+        ]
 
     columns = []
     for j in range(len(rg)):
@@ -161,8 +168,12 @@ def check_layer(layer, x, k=3, with_rx=True, rng=None, before=lambda: None):
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("with_rx", [True, False], ids=["rx", "no-rx"])
 def test_dense(bias, with_rx, rng):
-    check_layer(sp.Dense(5, 4, bias=bias, dtype=np.float64, rng=0), rng.standard_normal((7, 5)),
-                with_rx=with_rx, rng=rng)
+    check_layer(
+        sp.Dense(5, 4, bias=bias, dtype=np.float64, rng=0),
+        rng.standard_normal((7, 5)),
+        with_rx=with_rx,
+        rng=rng,
+    )
 
 
 def test_dense_without_the_gradient_of_its_input_returns_none(rng):
@@ -225,18 +236,29 @@ def test_dropout_in_training_is_exact_for_the_mask_it_draws(rng):
 
 
 def test_sequential_chains_its_layers(rng):
-    model = sp.Sequential(sp.Dense(4, 5, dtype=np.float64, rng=0), sp.BatchNorm1d(5, dtype=np.float64).eval(),
-                          sp.Tanh(), sp.Sequential(sp.Dense(5, 5, dtype=np.float64, rng=1), ExactSoftplus()),
-                          sp.LayerNorm(5, dtype=np.float64), sp.Dropout(0.5).eval(), sp.Dense(5, 2, dtype=np.float64, rng=2))
+    model = sp.Sequential(
+        sp.Dense(4, 5, dtype=np.float64, rng=0),
+        sp.BatchNorm1d(5, dtype=np.float64).eval(),
+        sp.Tanh(),
+        sp.Sequential(sp.Dense(5, 5, dtype=np.float64, rng=1), ExactSoftplus()),
+        sp.LayerNorm(5, dtype=np.float64),
+        sp.Dropout(0.5).eval(),
+        sp.Dense(5, 2, dtype=np.float64, rng=2),
+    )
     model[1].running_mean[:] = rng.standard_normal(5)
     check_layer(model, rng.standard_normal((8, 4)), rng=rng)
 
 
 # --- the doctor through normalization layers --------------------------------------------------------
 
+
 def test_exact_products_through_layer_norm(rng):
-    model = sp.Sequential(sp.Dense(3, 4, dtype=np.float64, rng=0), sp.LayerNorm(4, dtype=np.float64),
-                          sp.Tanh(), sp.Dense(4, 2, dtype=np.float64, rng=1))
+    model = sp.Sequential(
+        sp.Dense(3, 4, dtype=np.float64, rng=0),
+        sp.LayerNorm(4, dtype=np.float64),
+        sp.Tanh(),
+        sp.Dense(4, 2, dtype=np.float64, rng=1),
+    )
     model[1].weight.data[:] = rng.uniform(0.5, 2, 4)
     X, y = rng.standard_normal((20, 3)), rng.integers(0, 2, 20)
     exact = dg.Objective(model, sp.CrossEntropyLoss(), X, y)
@@ -247,9 +269,12 @@ def test_exact_products_through_layer_norm(rng):
 
 def test_exact_products_through_batch_norm_without_running_statistics(rng):
     """Eval mode then normalizes each chunk with its own statistics: a function of the batch."""
-    model = sp.Sequential(sp.Dense(3, 5, dtype=np.float64, rng=0),
-                          sp.BatchNorm1d(5, track_running_stats=False, dtype=np.float64),
-                          sp.Sigmoid(), sp.Dense(5, 2, dtype=np.float64, rng=1))
+    model = sp.Sequential(
+        sp.Dense(3, 5, dtype=np.float64, rng=0),
+        sp.BatchNorm1d(5, track_running_stats=False, dtype=np.float64),
+        sp.Sigmoid(),
+        sp.Dense(5, 2, dtype=np.float64, rng=1),
+    )
     X, Y = rng.standard_normal((24, 3)), rng.standard_normal((24, 2))
     exact = dg.Objective(model, sp.MSELoss(), X, Y, batch_size=10)
     assert exact.hvp_method == "exact"

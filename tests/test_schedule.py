@@ -32,17 +32,32 @@ def rates(optimizer, scheduler, steps):
 
 CLOSED_FORMS = [
     ("StepLR", lambda o: sp.StepLR(o, step_size=3, gamma=0.5), lambda t: 0.1 * 0.5 ** (t // 3)),
-    ("MultiStepLR", lambda o: sp.MultiStepLR(o, milestones=[2, 5], gamma=0.1),
-     lambda t: 0.1 * 0.1 ** ((t >= 2) + (t >= 5))),
+    (
+        "MultiStepLR",
+        lambda o: sp.MultiStepLR(o, milestones=[2, 5], gamma=0.1),
+        lambda t: 0.1 * 0.1 ** ((t >= 2) + (t >= 5)),
+    ),
     ("ExponentialLR", lambda o: sp.ExponentialLR(o, gamma=0.9), lambda t: 0.1 * 0.9**t),
-    ("CosineAnnealingLR", lambda o: sp.CosineAnnealingLR(o, T_max=10, eta_min=0.01),
-     lambda t: 0.01 + 0.09 * (1 + math.cos(math.pi * t / 10)) / 2),
-    ("LinearLR", lambda o: sp.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=4),
-     lambda t: 0.1 * (0.25 + 0.75 * min(t, 4) / 4)),
-    ("LinearWarmup", lambda o: sp.LinearWarmup(o, warmup_steps=5, start_factor=0.0 + 0.2),
-     lambda t: 0.1 * (0.2 + 0.8 * min(t, 5) / 5)),
-    ("InverseSqrtLR", lambda o: sp.InverseSqrtLR(o, warmup_steps=4),
-     lambda t: 0.1 * min((t + 1) / 4, math.sqrt(4 / (t + 1)))),
+    (
+        "CosineAnnealingLR",
+        lambda o: sp.CosineAnnealingLR(o, T_max=10, eta_min=0.01),
+        lambda t: 0.01 + 0.09 * (1 + math.cos(math.pi * t / 10)) / 2,
+    ),
+    (
+        "LinearLR",
+        lambda o: sp.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=4),
+        lambda t: 0.1 * (0.25 + 0.75 * min(t, 4) / 4),
+    ),
+    (
+        "LinearWarmup",
+        lambda o: sp.LinearWarmup(o, warmup_steps=5, start_factor=0.0 + 0.2),
+        lambda t: 0.1 * (0.2 + 0.8 * min(t, 5) / 5),
+    ),
+    (
+        "InverseSqrtLR",
+        lambda o: sp.InverseSqrtLR(o, warmup_steps=4),
+        lambda t: 0.1 * min((t + 1) / 4, math.sqrt(4 / (t + 1))),
+    ),
 ]
 
 
@@ -66,8 +81,9 @@ def test_warmup_then_cosine_decay():
     warmup = sp.LinearWarmup(optimizer, warmup_steps=4, start_factor=0.25)
     cosine = sp.CosineAnnealingLR(optimizer, T_max=6)
     scheduler = sp.SequentialLR(optimizer, [warmup, cosine], milestones=[4])
-    expected = [0.25 + 0.75 * t / 4 for t in range(4)] + \
-               [(1 + math.cos(math.pi * t / 6)) / 2 for t in range(7)]
+    expected = [0.25 + 0.75 * t / 4 for t in range(4)] + [
+        (1 + math.cos(math.pi * t / 6)) / 2 for t in range(7)
+    ]
     np.testing.assert_allclose(rates(optimizer, scheduler, 11), expected, rtol=1e-12, atol=1e-15)
 
 
@@ -116,18 +132,21 @@ def test_reduce_on_plateau_waits_for_patience_then_cools_down():
 
 def test_reduce_on_plateau_mode_max_and_absolute_threshold():
     optimizer = sgd(lr=1.0)
-    scheduler = sp.ReduceLROnPlateau(optimizer, mode="max", patience=0, threshold=0.1,
-                                     threshold_mode="abs")
+    scheduler = sp.ReduceLROnPlateau(optimizer, mode="max", patience=0, threshold=0.1, threshold_mode="abs")
     scheduler.step(0.5)
     scheduler.step(0.55)  # not better by 0.1: reduce
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize("make", [
-    lambda o: sp.StepLR(o, step_size=2),
-    lambda o: sp.SequentialLR(o, [sp.LinearWarmup(o, 3), sp.ExponentialLR(o, 0.9)], [3]),
-    lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=30),
-], ids=["step", "sequential", "onecycle"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda o: sp.StepLR(o, step_size=2),
+        lambda o: sp.SequentialLR(o, [sp.LinearWarmup(o, 3), sp.ExponentialLR(o, 0.9)], [3]),
+        lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=30),
+    ],
+    ids=["step", "sequential", "onecycle"],
+)
 def test_scheduler_state_dict_resumes_exactly(make):
     optimizer = sgd(momentum=0.9)
     scheduler = make(optimizer)
@@ -142,38 +161,74 @@ def test_scheduler_state_dict_resumes_exactly(make):
     np.testing.assert_array_equal(rates(optimizer2, scheduler2, 10), later)
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda o: sp.StepLR(o, step_size=0), "step_size must be a positive integer, got 0"),
-    (lambda o: sp.ExponentialLR(o, gamma=-1), "gamma must be a finite number > 0, got -1"),
-    (lambda o: sp.OneCycleLR(o, max_lr=1, total_steps=10, pct_start=1.5), r"pct_start must be in \(0, 1\)"),
-    (lambda o: sp.ReduceLROnPlateau(o, factor=1.0), r"factor must be in \(0, 1\), got 1.0"),
-    (lambda o: sp.SequentialLR(o, [sp.StepLR(o, 1)], [3]),
-     r"milestones must be a list of 0 steps \(one fewer than schedulers\), got \[3\]"),
-    (lambda o: sp.SequentialLR(o, [], []), r"schedulers must be a non-empty list of schedulers, got \[\]"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda o: sp.StepLR(o, step_size=0), "step_size must be a positive integer, got 0"),
+        (lambda o: sp.ExponentialLR(o, gamma=-1), "gamma must be a finite number > 0, got -1"),
+        (
+            lambda o: sp.OneCycleLR(o, max_lr=1, total_steps=10, pct_start=1.5),
+            r"pct_start must be in \(0, 1\)",
+        ),
+        (lambda o: sp.ReduceLROnPlateau(o, factor=1.0), r"factor must be in \(0, 1\), got 1.0"),
+        (
+            lambda o: sp.SequentialLR(o, [sp.StepLR(o, 1)], [3]),
+            r"milestones must be a list of 0 steps \(one fewer than schedulers\), got \[3\]",
+        ),
+        (
+            lambda o: sp.SequentialLR(o, [], []),
+            r"schedulers must be a non-empty list of schedulers, got \[\]",
+        ),
+    ],
+)
 def test_scheduler_arguments_are_validated(make, message):
     with pytest.raises(ValueError, match=message):
         make(sgd())
 
 
 @pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
-@pytest.mark.parametrize("name,ours,theirs", [
-    ("StepLR", lambda o: sp.StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
-    ("MultiStepLR", lambda o: sp.MultiStepLR(o, [2, 5], 0.1),
-     lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [2, 5], 0.1)),
-    ("ExponentialLR", lambda o: sp.ExponentialLR(o, 0.9), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
-    ("CosineAnnealingLR", lambda o: sp.CosineAnnealingLR(o, 10, 0.01),
-     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01)),
-    ("LinearLR", lambda o: sp.LinearLR(o, 0.25, 1.0, 4), lambda o: torch.optim.lr_scheduler.LinearLR(o, 0.25, 1.0, 4)),
-    ("OneCycleLR", lambda o: sp.OneCycleLR(o, 1.0, 30), lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 1.0, 30)),
-])
+@pytest.mark.parametrize(
+    "name,ours,theirs",
+    [
+        ("StepLR", lambda o: sp.StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        (
+            "MultiStepLR",
+            lambda o: sp.MultiStepLR(o, [2, 5], 0.1),
+            lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [2, 5], 0.1),
+        ),
+        (
+            "ExponentialLR",
+            lambda o: sp.ExponentialLR(o, 0.9),
+            lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9),
+        ),
+        (
+            "CosineAnnealingLR",
+            lambda o: sp.CosineAnnealingLR(o, 10, 0.01),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01),
+        ),
+        (
+            "LinearLR",
+            lambda o: sp.LinearLR(o, 0.25, 1.0, 4),
+            lambda o: torch.optim.lr_scheduler.LinearLR(o, 0.25, 1.0, 4),
+        ),
+        (
+            "OneCycleLR",
+            lambda o: sp.OneCycleLR(o, 1.0, 30),
+            lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 1.0, 30),
+        ),
+    ],
+)
 def test_schedulers_match_pytorch(name, ours, theirs):
     optimizer = sgd(lr=0.1, momentum=0.9)
     torch_optimizer = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1, momentum=0.9)
     scheduler, torch_scheduler = ours(optimizer), theirs(torch_optimizer)
     for _ in range(30):
-        assert optimizer.param_groups[0]["lr"] == pytest.approx(torch_optimizer.param_groups[0]["lr"], rel=1e-9)
-        assert optimizer.param_groups[0]["momentum"] == pytest.approx(torch_optimizer.param_groups[0]["momentum"], rel=1e-9)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(
+            torch_optimizer.param_groups[0]["lr"], rel=1e-9
+        )
+        assert optimizer.param_groups[0]["momentum"] == pytest.approx(
+            torch_optimizer.param_groups[0]["momentum"], rel=1e-9
+        )
         torch_optimizer.step()
         scheduler.step()
         torch_scheduler.step()
@@ -184,8 +239,9 @@ def test_reduce_on_plateau_matches_pytorch():
     optimizer = sgd(lr=1.0)
     torch_optimizer = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=1.0)
     ours = sp.ReduceLROnPlateau(optimizer, factor=0.5, patience=2, cooldown=1, min_lr=0.01)
-    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(torch_optimizer, factor=0.5, patience=2,
-                                                        cooldown=1, min_lr=0.01)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch_optimizer, factor=0.5, patience=2, cooldown=1, min_lr=0.01
+    )
     metrics = np.random.default_rng(0).uniform(0.5, 1.0, 60).cumsum()[::-1] % 3
     for metric in metrics:
         ours.step(metric)
@@ -217,13 +273,18 @@ def advanced(name, steps=5):
 
 
 def scheduler_snapshot(scheduler):
-    return repr({k: v for k, v in vars(scheduler).items() if k not in ("optimizer", "schedulers")}), \
-        [scheduler_snapshot(s) for s in getattr(scheduler, "schedulers", [])]
+    return repr({k: v for k, v in vars(scheduler).items() if k not in ("optimizer", "schedulers")}), [
+        scheduler_snapshot(s) for s in getattr(scheduler, "schedulers", [])
+    ]
 
 
 def test_every_exported_scheduler_is_covered():
-    exported = {n for n in sp.__all__ if isinstance(getattr(sp, n), type)
-                and (issubclass(getattr(sp, n), sp.LRScheduler) or n == "ReduceLROnPlateau")}
+    exported = {
+        n
+        for n in sp.__all__
+        if isinstance(getattr(sp, n), type)
+        and (issubclass(getattr(sp, n), sp.LRScheduler) or n == "ReduceLROnPlateau")
+    }
     assert exported - {"LRScheduler"} == set(SCHEDULERS)
 
 
@@ -279,22 +340,39 @@ def test_every_bad_field_is_refused_and_nothing_changes(name):
     assert callable(scheduler.step) and refused > 10
 
 
-@pytest.mark.parametrize("name,field,value,message", [
-    ("StepLR", "step_size", 0, "step_size must be a positive integer, got 0"),
-    ("StepLR", "gamma", -1, "gamma must be a finite number > 0, got -1"),
-    ("StepLR", "base_lrs", [0.1, -1], r"base_lrs\[1\] must be a finite number >= 0, got -1"),
-    ("StepLR", "last_epoch", 10**400, "last_epoch must be an integer >= -1"),
-    ("OneCycleLR", "last_epoch", 31, "last_epoch must be at most total_steps = 30"),
-    ("OneCycleLR", "use_betas", True, "use_betas must be False for SGD"),
-    ("OneCycleLR", "phases", [[5.0, "initial_lr", "__class__", "max_momentum", "base_momentum"],
-                              [29.0, "max_lr", "min_lr", "base_momentum", "max_momentum"]], r"phases\[0\] must be"),
-    ("OneCycleLR", "phases", [[0.0, "initial_lr", "max_lr", "max_momentum", "base_momentum"],
-                              [29.0, "max_lr", "min_lr", "base_momentum", "max_momentum"]], "none at step 0"),
-    ("MultiStepLR", "milestones", [5, 2], "milestones must be increasing"),
-    ("SequentialLR", "milestones", [2, 4], "milestones must have 1 entries"),
-    ("ReduceLROnPlateau", "best", float("nan"), "best must be a number"),
-    ("ReduceLROnPlateau", "mode", "median", r"mode must be one of \['min', 'max'\]"),
-])
+@pytest.mark.parametrize(
+    "name,field,value,message",
+    [
+        ("StepLR", "step_size", 0, "step_size must be a positive integer, got 0"),
+        ("StepLR", "gamma", -1, "gamma must be a finite number > 0, got -1"),
+        ("StepLR", "base_lrs", [0.1, -1], r"base_lrs\[1\] must be a finite number >= 0, got -1"),
+        ("StepLR", "last_epoch", 10**400, "last_epoch must be an integer >= -1"),
+        ("OneCycleLR", "last_epoch", 31, "last_epoch must be at most total_steps = 30"),
+        ("OneCycleLR", "use_betas", True, "use_betas must be False for SGD"),
+        (
+            "OneCycleLR",
+            "phases",
+            [
+                [5.0, "initial_lr", "__class__", "max_momentum", "base_momentum"],
+                [29.0, "max_lr", "min_lr", "base_momentum", "max_momentum"],
+            ],
+            r"phases\[0\] must be",
+        ),
+        (
+            "OneCycleLR",
+            "phases",
+            [
+                [0.0, "initial_lr", "max_lr", "max_momentum", "base_momentum"],
+                [29.0, "max_lr", "min_lr", "base_momentum", "max_momentum"],
+            ],
+            "none at step 0",
+        ),
+        ("MultiStepLR", "milestones", [5, 2], "milestones must be increasing"),
+        ("SequentialLR", "milestones", [2, 4], "milestones must have 1 entries"),
+        ("ReduceLROnPlateau", "best", float("nan"), "best must be a number"),
+        ("ReduceLROnPlateau", "mode", "median", r"mode must be one of \['min', 'max'\]"),
+    ],
+)
 def test_bad_fields_get_a_clear_message(name, field, value, message):
     _, scheduler = advanced(name)
     with pytest.raises(ValueError, match=message):
@@ -322,17 +400,29 @@ def _groups(optimizer):
     return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
 
 
-@pytest.mark.parametrize("make", [
-    lambda o: sp.OneCycleLR(o, max_lr=[0.5, -1], total_steps=10),
-    lambda o: sp.OneCycleLR(o, max_lr=[0.5], total_steps=10),
-    lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=-7),
-    lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=10),
-    lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=3),  # groups lack max_lr
-    lambda o: sp.StepLR(o, 2, last_epoch=-7),
-    lambda o: sp.SequentialLR(o, [sp.StepLR(sgd(), 1), sp.StepLR(sgd(), 1)], [2]),
-    lambda o: sp.SequentialLR(o, [sp.StepLR(sgd(), 1)], [], last_epoch=-7),
-], ids=["max_lr<0", "max_lr-short", "onecycle-epoch<-1", "onecycle-epoch>=total", "onecycle-resume",
-        "step-epoch<-1", "sequential-foreign", "sequential-epoch<-1"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda o: sp.OneCycleLR(o, max_lr=[0.5, -1], total_steps=10),
+        lambda o: sp.OneCycleLR(o, max_lr=[0.5], total_steps=10),
+        lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=-7),
+        lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=10),
+        lambda o: sp.OneCycleLR(o, max_lr=0.5, total_steps=10, last_epoch=3),  # groups lack max_lr
+        lambda o: sp.StepLR(o, 2, last_epoch=-7),
+        lambda o: sp.SequentialLR(o, [sp.StepLR(sgd(), 1), sp.StepLR(sgd(), 1)], [2]),
+        lambda o: sp.SequentialLR(o, [sp.StepLR(sgd(), 1)], [], last_epoch=-7),
+    ],
+    ids=[
+        "max_lr<0",
+        "max_lr-short",
+        "onecycle-epoch<-1",
+        "onecycle-epoch>=total",
+        "onecycle-resume",
+        "step-epoch<-1",
+        "sequential-foreign",
+        "sequential-epoch<-1",
+    ],
+)
 def test_a_refused_scheduler_leaves_the_optimizer_as_it_was(make):
     optimizer = sgd(momentum=0.9, groups=2)
     before = _groups(optimizer)

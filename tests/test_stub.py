@@ -13,7 +13,8 @@ def stub_signatures():
     tree = ast.parse(path.read_text())
     return {
         node.name: [a.arg for a in node.args.args + node.args.kwonlyargs]
-        for node in tree.body if isinstance(node, ast.FunctionDef)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
     }
 
 

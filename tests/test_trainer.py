@@ -36,8 +36,17 @@ def make_trainer(seed=0, dropout=True, **kw):
     model = sp.Sequential(*layers, sp.Dense(32, 10, rng=seed + 1))
     optimizer = sp.Adam(model.parameters(), lr=3e-3)
     scheduler = sp.StepLR(optimizer, step_size=2, gamma=0.5)
-    return sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler,
-                      metrics=["accuracy"], batch_size=64, seed=seed, verbose=0, **kw)
+    return sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        optimizer,
+        scheduler=scheduler,
+        metrics=["accuracy"],
+        batch_size=64,
+        seed=seed,
+        verbose=0,
+        **kw,
+    )
 
 
 def test_fit_with_validation_split_records_history(digits):
@@ -110,10 +119,14 @@ def test_divergence_stops_with_epoch_and_batch_and_finite_weights():
     X = rng.standard_normal((256, 8)).astype(np.float32) * 100
     y = rng.standard_normal((256, 1)).astype(np.float32)
     model = sp.mlp([8, 16, 1], rng=0)
-    trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=10.0),
-                         batch_size=32, verbose=0, seed=0)
-    with pytest.raises(sp.TrainingDiverged, match=r"at epoch \d+, batch \d+; the model and the "
-                                                   r"optimizer are left as they were"):
+    trainer = sp.Trainer(
+        model, sp.MSELoss(), sp.SGD(model.parameters(), lr=10.0), batch_size=32, verbose=0, seed=0
+    )
+    with pytest.raises(
+        sp.TrainingDiverged,
+        match=r"at epoch \d+, batch \d+; the model and the "
+        r"optimizer are left as they were",
+    ):
         trainer.fit(X, y, epochs=20)
     assert all(np.all(np.isfinite(p.data)) for p in model.parameters())
 
@@ -131,8 +144,14 @@ def test_fit_runs_every_batch_through_the_one_train_step(monkeypatch, digits):
 
     monkeypatch.setattr(trainer_module, "train_step", counting_step)
     model = sp.mlp([64, 16, 10], rng=0)
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.1, momentum=0.9),
-                         batch_size=100, seed=3, verbose=0)
+    trainer = sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        sp.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        batch_size=100,
+        seed=3,
+        verbose=0,
+    )
     trainer.fit(X, y, epochs=2)
     assert len(calls) == 2 * 18 and all(guard is not None for guard in calls)  # ceil(1797 / 100) per epoch
 
@@ -148,8 +167,14 @@ def test_fit_runs_every_batch_through_the_one_train_step(monkeypatch, digits):
         assert array.tobytes() == by_hand.state_dict()[name].tobytes(), name
 
     calls.clear()
-    sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters()), batch_size=600,
-               check_finite=False, verbose=0).fit(X, y, epochs=1)
+    sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        sp.SGD(model.parameters()),
+        batch_size=600,
+        check_finite=False,
+        verbose=0,
+    ).fit(X, y, epochs=1)
     assert calls == [None] * 3  # no guard, nothing checked: the plain step
 
 
@@ -190,8 +215,14 @@ def test_divergence_leaves_buffers_generators_and_optimizer_as_before_the_failin
     X = rng.standard_normal((256, 4)).astype(np.float32)
     y = rng.integers(0, 2, 256)
     recorder = StateRecorder()
-    model = sp.Sequential(recorder, sp.Dense(4, 8, rng=0), sp.BatchNorm1d(8), sp.ReLU(),
-                          sp.Dropout(0.1, rng=0), sp.Dense(8, 2, rng=1))
+    model = sp.Sequential(
+        recorder,
+        sp.Dense(4, 8, rng=0),
+        sp.BatchNorm1d(8),
+        sp.ReLU(),
+        sp.Dropout(0.1, rng=0),
+        sp.Dense(8, 2, rng=1),
+    )
     optimizer = sp.SGD(model.parameters(), lr=1e6, momentum=0.9)
     recorder.model, recorder.optimizer = model, optimizer
     trainer = sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, batch_size=32, verbose=0, seed=0)
@@ -229,10 +260,12 @@ def test_divergence_undoes_the_buffers_of_any_layer(in_place):
     X = rng.standard_normal((64, 2)).astype(np.float32)
     counter = OverflowingCounter(in_place)
     model = sp.Sequential(counter, sp.Dense(2, 1, rng=0))
-    trainer = sp.Trainer(model, sp.MSELoss(), sp.Adam(model.parameters()), batch_size=16,
-                         shuffle=False, verbose=0)
-    with pytest.raises(sp.TrainingDiverged, match="running statistics stopped being finite at "
-                                                   "epoch 1, batch 4"):
+    trainer = sp.Trainer(
+        model, sp.MSELoss(), sp.Adam(model.parameters()), batch_size=16, shuffle=False, verbose=0
+    )
+    with pytest.raises(
+        sp.TrainingDiverged, match="running statistics stopped being finite at epoch 1, batch 4"
+    ):
         trainer.fit(X, X[:, :1], epochs=1)
     assert counter.total[0] == np.float32(3e38)
 
@@ -240,18 +273,17 @@ def test_divergence_undoes_the_buffers_of_any_layer(in_place):
 def test_an_update_that_overflows_the_weights_is_named_at_the_next_batch():
     X = np.full((64, 2), 10.0, np.float32)
     model = sp.mlp([2, 1], rng=0)
-    trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=1e38), batch_size=16,
-                         verbose=0)
-    with pytest.raises(sp.TrainingDiverged, match="the previous update already made the weights "
-                                                   "non-finite"):
+    trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=1e38), batch_size=16, verbose=0)
+    with pytest.raises(sp.TrainingDiverged, match="the previous update already made the weights non-finite"):
         trainer.fit(X, X[:, :1] + 100, epochs=1)
 
 
 def test_a_last_batch_of_one_under_batch_norm_is_refused_before_any_update():
     """It failed at the last batch, after the epoch's other updates had changed the model."""
     model = sp.Sequential(sp.Dense(4, 8, rng=0), sp.BatchNorm1d(8), sp.ReLU(), sp.Dense(8, 2, rng=1))
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.1),
-                         batch_size=32, verbose=0)
+    trainer = sp.Trainer(
+        model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.1), batch_size=32, verbose=0
+    )
     X, y = np.random.default_rng(0).standard_normal((33, 4)), np.arange(33) % 2
     before = model.state_dict()
     with pytest.raises(ValueError, match="leaves a last batch of 1 of the 33 training samples"):
@@ -267,11 +299,13 @@ def test_a_last_batch_of_one_under_batch_norm_is_refused_before_any_update():
 def test_drop_last_with_fewer_samples_than_a_batch_is_refused():
     """It divided by zero: no batch, no loss. PyTorch's DataLoader gives no batch; fit refuses."""
     model = sp.mlp([2, 2], rng=0)
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters()), batch_size=64,
-                         drop_last=True, verbose=0)
+    trainer = sp.Trainer(
+        model, sp.CrossEntropyLoss(), sp.SGD(model.parameters()), batch_size=64, drop_last=True, verbose=0
+    )
     before = model.state_dict()
-    with pytest.raises(ValueError, match="batch_size must be at most the 10 training samples with "
-                                         "drop_last=True, got 64"):
+    with pytest.raises(
+        ValueError, match="batch_size must be at most the 10 training samples with drop_last=True, got 64"
+    ):
         trainer.fit(np.ones((10, 2)), np.arange(10) % 2, epochs=1)
     assert trainer.epoch == 0 and len(trainer.history.epochs) == 0
     for name, array in model.state_dict().items():
@@ -283,8 +317,15 @@ def test_scheduler_can_step_per_batch(digits):
     model = sp.mlp([64, 10], rng=0)
     optimizer = sp.SGD(model.parameters(), lr=0.1)
     scheduler = sp.ExponentialLR(optimizer, gamma=0.99)
-    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler,
-                         scheduler_interval="batch", batch_size=100, verbose=0)
+    trainer = sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        optimizer,
+        scheduler=scheduler,
+        scheduler_interval="batch",
+        batch_size=100,
+        verbose=0,
+    )
     trainer.fit(X, y, epochs=1)
     assert scheduler.last_epoch == 18  # ceil(1797 / 100) batches
 
@@ -337,12 +378,23 @@ def test_checkpoint_survives_a_process_killed_while_saving(tmp_path):
     np.testing.assert_array_equal(model[0].weight.data, sp.mlp([2000, 2000, 10], rng=0)[0].weight.data)
 
 
-@pytest.mark.parametrize("X,y,message", [
-    (np.array([[1.0, np.nan], [0.0, 1.0], [np.inf, 0.0]]), np.array([0, 1, 0]), r"NaN or infinite values in rows \[0, 2\]"),
-    (np.ones((3, 2)), np.array([0, 1]), "same number of samples, got 3 and 2"),
-    (np.ones((2, 2)), np.array([0.5, 1.0]), r"labels must be integers, got non-integer values in rows \[0\]"),
-    (np.ones((0, 2)), np.array([], dtype=int), "is empty"),
-])
+@pytest.mark.parametrize(
+    "X,y,message",
+    [
+        (
+            np.array([[1.0, np.nan], [0.0, 1.0], [np.inf, 0.0]]),
+            np.array([0, 1, 0]),
+            r"NaN or infinite values in rows \[0, 2\]",
+        ),
+        (np.ones((3, 2)), np.array([0, 1]), "same number of samples, got 3 and 2"),
+        (
+            np.ones((2, 2)),
+            np.array([0.5, 1.0]),
+            r"labels must be integers, got non-integer values in rows \[0\]",
+        ),
+        (np.ones((0, 2)), np.array([], dtype=int), "is empty"),
+    ],
+)
 def test_bad_data_gets_a_clear_error(X, y, message):
     model = sp.mlp([2, 2], rng=0)
     trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters()), verbose=0)
@@ -354,9 +406,13 @@ def test_bad_trainer_arguments_are_rejected():
     model = sp.mlp([2, 2], rng=0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), batch_size=0)
-    with pytest.raises(ValueError, match=r"metrics\[0\] must be one of \['accuracy', 'mse', 'mae', 'r2'\], got 'f1'"):
+    with pytest.raises(
+        ValueError, match=r"metrics\[0\] must be one of \['accuracy', 'mse', 'mae', 'r2'\], got 'f1'"
+    ):
         sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), metrics=["f1"])
-    with pytest.raises(ValueError, match=r"scheduler_interval must be one of \['epoch', 'batch'\], got 'step'"):
+    with pytest.raises(
+        ValueError, match=r"scheduler_interval must be one of \['epoch', 'batch'\], got 'step'"
+    ):
         sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), scheduler_interval="step")
     with pytest.raises(ValueError, match="check_finite must be True or False"):
         sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters()), check_finite="no")
@@ -378,8 +434,9 @@ def test_weights_round_trip_with_pytorch(tmp_path):
     ours = sp.Sequential(sp.Dense(4, 8, rng=0), sp.ReLU(), sp.BatchNorm1d(8), sp.Dense(8, 3, rng=1))
     ours(np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32))  # move running stats
     sp.save_weights(ours, tmp_path / "ours.safetensors")
-    theirs = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.BatchNorm1d(8),
-                                 torch.nn.Linear(8, 3))
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 3)
+    )
     theirs.load_state_dict(load_file(tmp_path / "ours.safetensors"))
     theirs.eval()
     ours.eval()

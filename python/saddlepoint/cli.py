@@ -86,8 +86,9 @@ def _option(kind, constraint: Real):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, "
-                                             f"got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a{'n integer' if kind is int else ' number'}, got {text!r}"
+            ) from None
         if not constraint.accepts(value):
             raise argparse.ArgumentTypeError(f"must be in {_interval(constraint)}, got {text}")
         return value
@@ -111,36 +112,78 @@ _open_fraction = _option(float, OPEN_FRACTION)
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """The data options shared by every command."""
 
-    parser.add_argument("--data", default="digits", metavar="NAME|PATH.csv",
-                        help=f"a bundled data set ({', '.join(sorted(BUNDLED))}; default digits) "
-                             "or a CSV file with a header row and numeric cells")
+    parser.add_argument(
+        "--data",
+        default="digits",
+        metavar="NAME|PATH.csv",
+        help=f"a bundled data set ({', '.join(sorted(BUNDLED))}; default digits) "
+        "or a CSV file with a header row and numeric cells",
+    )
     parser.add_argument("--target", help="the CSV column to predict (required with a CSV)")
-    parser.add_argument("--task", choices=("classification", "regression"),
-                        help="inferred by default: integer targets with few distinct values are classes")
-    parser.add_argument("--test-size", type=_open_fraction, default=0.25,
-                        help="fraction held out as the test split (default 0.25)")
-    parser.add_argument("--seed", type=_nonnegative(int), default=0, help="seed of splits, weights, shuffles and dropout (default 0)")
+    parser.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="inferred by default: integer targets with few distinct values are classes",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=_open_fraction,
+        default=0.25,
+        help="fraction held out as the test split (default 0.25)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_nonnegative(int),
+        default=0,
+        help="seed of splits, weights, shuffles and dropout (default 0)",
+    )
     parser.add_argument("--threads", type=_positive(int), help="kernel threads (default: one per core)")
 
 
 def add_model_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     """The model and training options shared by ``train`` and ``diagnose``."""
 
-    parser.add_argument("--hidden", type=_hidden_sizes, default=[128],
-                        help="comma-separated hidden layer sizes; 0 for a linear model (default 128)")
-    parser.add_argument("--activation", default="relu", choices=sorted(ACTIVATIONS),
-                        help="activation between dense layers (default relu)")
-    parser.add_argument("--batchnorm", action="store_true",
-                        help="batch normalization after each hidden dense layer (an epoch whose last "
-                             "batch would hold one sample leaves that sample out)")
-    parser.add_argument("--dropout", type=_dropout, default=0.0, help="dropout probability after each hidden layer")
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
-                        help="sgd, momentum (SGD with momentum 0.9), adagrad, rmsprop, adam or adamw (default adam)")
+    parser.add_argument(
+        "--hidden",
+        type=_hidden_sizes,
+        default=[128],
+        help="comma-separated hidden layer sizes; 0 for a linear model (default 128)",
+    )
+    parser.add_argument(
+        "--activation",
+        default="relu",
+        choices=sorted(ACTIVATIONS),
+        help="activation between dense layers (default relu)",
+    )
+    parser.add_argument(
+        "--batchnorm",
+        action="store_true",
+        help="batch normalization after each hidden dense layer (an epoch whose last "
+        "batch would hold one sample leaves that sample out)",
+    )
+    parser.add_argument(
+        "--dropout", type=_dropout, default=0.0, help="dropout probability after each hidden layer"
+    )
+    parser.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=OPTIMIZERS,
+        help="sgd, momentum (SGD with momentum 0.9), adagrad, rmsprop, adam or adamw (default adam)",
+    )
     parser.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate (default 1e-3)")
-    parser.add_argument("--weight-decay", type=_nonnegative(float), default=0.0, help="L2 penalty (decoupled for adamw; default 0)")
+    parser.add_argument(
+        "--weight-decay",
+        type=_nonnegative(float),
+        default=0.0,
+        help="L2 penalty (decoupled for adamw; default 0)",
+    )
     parser.add_argument("--batch-size", type=_positive(int), default=32, help="mini-batch size (default 32)")
-    parser.add_argument("--epochs", type=_positive(int), default=epochs,
-                        help=f"passes over the training data (default {epochs})")
+    parser.add_argument(
+        "--epochs",
+        type=_positive(int),
+        default=epochs,
+        help=f"passes over the training data (default {epochs})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -148,44 +191,90 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="saddlepoint", description="Train neural networks fast on the CPU.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
-        "train", help="train an MLP and report its test score",
+        "train",
+        help="train an MLP and report its test score",
         description="Train an MLP (dense layers) with mini-batches on a bundled data set or a CSV; "
-                    "print progress to stderr and the final table to stdout; write a run folder.")
+        "print progress to stderr and the final table to stdout; write a run folder.",
+    )
     add_data_options(train)
     add_model_options(train, epochs=30)
-    train.add_argument("--schedule", default="none", choices=SCHEDULES,
-                       help="learning-rate schedule over the epochs (default none)")
-    train.add_argument("--warmup", type=_nonnegative(int), default=0, metavar="EPOCHS",
-                       help="linear warmup epochs before the schedule (default 0)")
-    train.add_argument("--val-fraction", type=_fraction, default=0.1,
-                       help="fraction of the training split used for validation (default 0.1)")
-    train.add_argument("--early-stopping", type=_nonnegative(int), default=0, metavar="PATIENCE",
-                       help="stop after this many epochs without a better validation loss, "
-                            "restoring the best weights (default 0: off)")
+    train.add_argument(
+        "--schedule",
+        default="none",
+        choices=SCHEDULES,
+        help="learning-rate schedule over the epochs (default none)",
+    )
+    train.add_argument(
+        "--warmup",
+        type=_nonnegative(int),
+        default=0,
+        metavar="EPOCHS",
+        help="linear warmup epochs before the schedule (default 0)",
+    )
+    train.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.1,
+        help="fraction of the training split used for validation (default 0.1)",
+    )
+    train.add_argument(
+        "--early-stopping",
+        type=_nonnegative(int),
+        default=0,
+        metavar="PATIENCE",
+        help="stop after this many epochs without a better validation loss, "
+        "restoring the best weights (default 0: off)",
+    )
     train.add_argument("--out", type=Path, help="run folder (default runs/train-<time>)")
 
     diagnose = commands.add_parser(
-        "diagnose", help="find out why training goes wrong (the course's guidance and critical points)",
+        "diagnose",
+        help="find out why training goes wrong (the course's guidance and critical points)",
         description="Train the MLP and reference models (a linear one and one a layer deeper), give "
-                    "the course's verdict (model bias, optimization, overfitting, mismatch or "
-                    "healthy) with its evidence and remedies, classify the point training ended at "
-                    "with the Hessian (local minimum, saddle point, ...), and write a report folder.")
+        "the course's verdict (model bias, optimization, overfitting, mismatch or "
+        "healthy) with its evidence and remedies, classify the point training ended at "
+        "with the Hessian (local minimum, saddle point, ...), and write a report folder.",
+    )
     add_data_options(diagnose)
-    diagnose.add_argument("--test", metavar="PATH.csv",
-                          help="a separate test CSV with the same columns (for the mismatch check); "
-                               "by default --test-size of --data is held out")
+    diagnose.add_argument(
+        "--test",
+        metavar="PATH.csv",
+        help="a separate test CSV with the same columns (for the mismatch check); "
+        "by default --test-size of --data is held out",
+    )
     add_model_options(diagnose, epochs=50)
-    diagnose.add_argument("--larger", type=_hidden_sizes, metavar="SIZES",
-                          help="hidden sizes of the larger reference model (default: --hidden with "
-                               "its last layer repeated once more)")
-    diagnose.add_argument("--val-fraction", type=_fraction, default=0.2,
-                          help="fraction of the training split used for validation (default 0.2)")
-    diagnose.add_argument("--hessian-samples", type=_positive(int), default=1000,
-                          help="training samples the Hessian analysis uses (default 1000)")
-    diagnose.add_argument("--max-hvps", type=_positive(int), default=5000,
-                          help="Hessian-vector products each Hessian analysis may use (default 5000)")
-    diagnose.add_argument("--time-limit", type=_positive(float), default=60.0, metavar="SECONDS",
-                          help="wall time each Hessian or landscape analysis may use (default 60)")
+    diagnose.add_argument(
+        "--larger",
+        type=_hidden_sizes,
+        metavar="SIZES",
+        help="hidden sizes of the larger reference model (default: --hidden with "
+        "its last layer repeated once more)",
+    )
+    diagnose.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.2,
+        help="fraction of the training split used for validation (default 0.2)",
+    )
+    diagnose.add_argument(
+        "--hessian-samples",
+        type=_positive(int),
+        default=1000,
+        help="training samples the Hessian analysis uses (default 1000)",
+    )
+    diagnose.add_argument(
+        "--max-hvps",
+        type=_positive(int),
+        default=5000,
+        help="Hessian-vector products each Hessian analysis may use (default 5000)",
+    )
+    diagnose.add_argument(
+        "--time-limit",
+        type=_positive(float),
+        default=60.0,
+        metavar="SECONDS",
+        help="wall time each Hessian or landscape analysis may use (default 60)",
+    )
     diagnose.add_argument("--out", type=Path, help="report folder (default runs/diagnose-<time>)")
     return parser
 
@@ -221,8 +310,7 @@ def _split(X, y, fraction: float, seed: int, stratify: bool, what: str):
     from sklearn.model_selection import train_test_split
 
     try:
-        return train_test_split(X, y, test_size=fraction, random_state=seed,
-                                stratify=y if stratify else None)
+        return train_test_split(X, y, test_size=fraction, random_state=seed, stratify=y if stratify else None)
     except ValueError as e:
         raise UsageError(f"{what} {fraction} cannot split {len(X)} samples: {e}") from None
 
@@ -234,8 +322,9 @@ def split_and_standardize(X, y, args, classification: bool, test=None):
     from sklearn.preprocessing import StandardScaler
 
     if test is None:
-        X_train, X_test, y_train, y_test = _split(X, y, args.test_size, args.seed, classification,
-                                                  "--test-size")
+        X_train, X_test, y_train, y_test = _split(
+            X, y, args.test_size, args.seed, classification, "--test-size"
+        )
     else:
         (X_train, y_train), (X_test, y_test) = (X, y), test
     scaler = StandardScaler().fit(X_train)
@@ -251,9 +340,11 @@ def _check_float32_range(X, split: str) -> None:
     too_large = np.abs(X) > np.finfo(np.float32).max
     if too_large.any():
         row, column = np.argwhere(too_large)[0]
-        raise UsageError(f"feature column {column + 1}, standardized with the training split's mean "
-                         f"and scale, reaches {X[row, column]:.4g} in the {split} split: beyond "
-                         f"float32, the network's numbers")
+        raise UsageError(
+            f"feature column {column + 1}, standardized with the training split's mean "
+            f"and scale, reaches {X[row, column]:.4g} in the {split} split: beyond "
+            f"float32, the network's numbers"
+        )
 
 
 def fit_samples(y_train, args, classification: bool) -> int:
@@ -261,8 +352,9 @@ def fit_samples(y_train, args, classification: bool) -> int:
     (on indices) so that its problems show before training."""
     if not args.val_fraction:
         return len(y_train)
-    fit, _, _, _ = _split(np.arange(len(y_train)), y_train, args.val_fraction, 0, classification,
-                          "--val-fraction")
+    fit, _, _, _ = _split(
+        np.arange(len(y_train)), y_train, args.val_fraction, 0, classification, "--val-fraction"
+    )
     return len(fit)
 
 
@@ -295,9 +387,11 @@ def check_model_memory(sizes: list[int], args, option: str = "--hidden") -> None
     needed = 4 * (copies * n_parameters + activations) + 8 * largest  # float32; float64 initial draw
     available = available_memory()
     if available is not None and needed > available:
-        raise UsageError(f"{option} {','.join(map(str, sizes[1:-1]))} makes a network of "
-                         f"{n_parameters:,} parameters that needs about {_gib(needed)} of memory; "
-                         f"{_gib(available)} is available")
+        raise UsageError(
+            f"{option} {','.join(map(str, sizes[1:-1]))} makes a network of "
+            f"{n_parameters:,} parameters that needs about {_gib(needed)} of memory; "
+            f"{_gib(available)} is available"
+        )
 
 
 def prepare_out_dir(out: Path | None, kind: str) -> Path:
@@ -330,8 +424,9 @@ def set_threads(args) -> None:
 
 def model_config(n_in, hidden, n_out, args) -> dict:
     """The config of the network the model options describe (see ``nn.mlp_config``)."""
-    return nn.mlp_config([n_in, *hidden, n_out], args.activation, batch_norm=args.batchnorm,
-                         dropout=args.dropout)
+    return nn.mlp_config(
+        [n_in, *hidden, n_out], args.activation, batch_norm=args.batchnorm, dropout=args.dropout
+    )
 
 
 def build_model(n_in, hidden, n_out, args, rng):
@@ -406,11 +501,24 @@ def run_train(args) -> int:
     except ValueError as e:  # a hyperparameter the constructors refuse
         raise UsageError(str(e)) from None
     callbacks = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping > 0 else []
-    trainer = Trainer(model, loss, optimizer, scheduler=scheduler, scheduler_interval=interval,
-                      metrics=metrics, batch_size=args.batch_size, drop_last=drop_last,
-                      callbacks=callbacks, verbose=0 if args.quiet else 1, seed=args.seed)
-    print(f"training {args.data} ({task}): {len(X_train)} train / {len(X_test)} test samples, "
-          f"layers {sizes}, {args.optimizer} lr {args.lr}, {get_num_threads()} threads", file=sys.stderr)
+    trainer = Trainer(
+        model,
+        loss,
+        optimizer,
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        metrics=metrics,
+        batch_size=args.batch_size,
+        drop_last=drop_last,
+        callbacks=callbacks,
+        verbose=0 if args.quiet else 1,
+        seed=args.seed,
+    )
+    print(
+        f"training {args.data} ({task}): {len(X_train)} train / {len(X_test)} test samples, "
+        f"layers {sizes}, {args.optimizer} lr {args.lr}, {get_num_threads()} threads",
+        file=sys.stderr,
+    )
     start = time.perf_counter()
     try:
         history = trainer.fit(X_train, y_train, epochs=args.epochs, validation_split=args.val_fraction or 0.0)
@@ -419,16 +527,20 @@ def run_train(args) -> int:
     seconds = time.perf_counter() - start
     outputs = trainer.predict(X_test)
     if not np.isfinite(outputs).all():
-        raise UsageError("the trained model's outputs on the test split are not finite; "
-                         "try a lower --lr")
+        raise UsageError("the trained model's outputs on the test split are not finite; try a lower --lr")
     rows = [("epochs", str(len(history.epochs))), ("train loss", f"{history['loss'][-1]:.4f}")]
     if classification:
         test_loss = loss(outputs, y_test)
-        rows += [("test loss", f"{test_loss:.4f}"), ("test accuracy", f"{metric_value('accuracy', outputs, y_test):.4f}")]
+        rows += [
+            ("test loss", f"{test_loss:.4f}"),
+            ("test accuracy", f"{metric_value('accuracy', outputs, y_test):.4f}"),
+        ]
     else:
         predictions = targets.decode(outputs)[:, 0]
-        rows += [("test RMSE", f"{np.sqrt(np.mean((predictions - y_test) ** 2)):.4g}"),
-                 ("test R2", f"{metric_value('r2', predictions.reshape(-1, 1), y_test.reshape(-1, 1)):.4f}")]
+        rows += [
+            ("test RMSE", f"{np.sqrt(np.mean((predictions - y_test) ** 2)):.4g}"),
+            ("test R2", f"{metric_value('r2', predictions.reshape(-1, 1), y_test.reshape(-1, 1)):.4f}"),
+        ]
     rows += [("seconds", f"{seconds:.2f}"), ("run folder", str(out))]
     try:
         write_run_folder(out, args, sizes, task, history, model, dict(rows))
@@ -452,6 +564,7 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2) + "\n")
     save_weights(model, out / "weights.safetensors")
     save_model(model, out / "model.safetensors")
+
     def draw(ax):
         for key in ("loss", "val_loss"):
             if key in history:
@@ -463,7 +576,6 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
 
 
 def run_diagnose(args) -> int:
-
 
     set_threads(args)  # --threads governs saddlepoint's pool and NumPy's BLAS alike
     import scipy.linalg  # noqa: F401  (loads SciPy's own BLAS now, so that the limit reaches it)
@@ -485,7 +597,9 @@ def _diagnose(args, threads: int) -> int:
             raise UsageError("--test needs --data to be a CSV file with the same columns")
         X_test, y_test, _ = load_csv(args.test, args.target)
         if X_test.shape[1] != X.shape[1]:
-            raise UsageError(f"--test {args.test} has {X_test.shape[1]} feature columns, --data has {X.shape[1]}")
+            raise UsageError(
+                f"--test {args.test} has {X_test.shape[1]} feature columns, --data has {X.shape[1]}"
+            )
         test = (X_test, y_test)
     X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification, test)
     fit_samples(y_train, args, classification)
@@ -496,21 +610,36 @@ def _diagnose(args, threads: int) -> int:
     check_model_memory([n_in, *larger_hidden, n_out], args, "--larger")
     out = prepare_out_dir(args.out, "diagnose")
     model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
-    print(f"diagnosing {args.data} ({task}): layers {[n_in, *args.hidden, n_out]} against a linear model "
-          f"and layers {[n_in, *larger_hidden, n_out]}, {args.optimizer} lr {args.lr}, {args.epochs} "
-          f"epochs, {threads} threads", file=sys.stderr)
+    print(
+        f"diagnosing {args.data} ({task}): layers {[n_in, *args.hidden, n_out]} against a linear model "
+        f"and layers {[n_in, *larger_hidden, n_out]}, {args.optimizer} lr {args.lr}, {args.epochs} "
+        f"epochs, {threads} threads",
+        file=sys.stderr,
+    )
     guidance = diagnose.guide(
-        model, X_train, y_train, validation_split=args.val_fraction, test_data=(X_test, y_test),
+        model,
+        X_train,
+        y_train,
+        validation_split=args.val_fraction,
+        test_data=(X_test, y_test),
         larger=lambda: build_model(n_in, larger_hidden, n_out, args, np.random.default_rng(args.seed)),
-        task=task, optimizer=lambda params: build_optimizer(params, args), epochs=args.epochs,
-        batch_size=args.batch_size, seed=args.seed, verbose=0 if args.quiet else 1)
+        task=task,
+        optimizer=lambda params: build_optimizer(params, args),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
     if guidance.train_data is None:  # guide() always returns the data its models trained on
         raise RuntimeError("diagnose.guide returned no training data to analyse")
     X_fit, y_fit = guidance.train_data
-    pick = np.random.default_rng(args.seed).permutation(len(X_fit))[:args.hessian_samples]
+    pick = np.random.default_rng(args.seed).permutation(len(X_fit))[: args.hessian_samples]
     analysed = (model, guidance.loss, X_fit[pick], y_fit[pick])
-    print(f"analysing the Hessian at the end of training (at most {args.max_hvps} Hessian-vector "
-          f"products and {args.time_limit:g} s per analysis)", file=sys.stderr)
+    print(
+        f"analysing the Hessian at the end of training (at most {args.max_hvps} Hessian-vector "
+        f"products and {args.time_limit:g} s per analysis)",
+        file=sys.stderr,
+    )
     limits = {"time_limit": args.time_limit, "progress": False if args.quiet else None}
     critical = diagnose.critical_point(*analysed, max_hvps=args.max_hvps, seed=args.seed, **limits)
     landscape = diagnose.loss_landscape_2d(*analysed, steps=21, seed=args.seed, **limits)
@@ -518,15 +647,25 @@ def _diagnose(args, threads: int) -> int:
     if critical.kind == "saddle point":  # a kind only a critical point gets
         escape = diagnose.escape_saddle(*analysed, max_hvps=args.max_hvps, seed=args.seed, **limits)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    diagnose.write_report(out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape,
-                          landscape, config)
-    rows = [("verdict", guidance.verdict), ("because", guidance.reason),
-            ("critical point", f"{critical.headline()} ({critical.method} Hessian, "
-                               f"{critical.n_parameters} parameters)"),
-            ("gradient norm", f"{critical.gradient_norm:.3g}"),
-            ("minimum ratio", "not estimated (no budget left for it)" if math.isnan(critical.minimum_ratio)
-             else f"{critical.minimum_ratio:.3f}"),
-            ("Hessian analysis", critical.convergence())]
+    diagnose.write_report(
+        out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape, landscape, config
+    )
+    rows = [
+        ("verdict", guidance.verdict),
+        ("because", guidance.reason),
+        (
+            "critical point",
+            f"{critical.headline()} ({critical.method} Hessian, {critical.n_parameters} parameters)",
+        ),
+        ("gradient norm", f"{critical.gradient_norm:.3g}"),
+        (
+            "minimum ratio",
+            "not estimated (no budget left for it)"
+            if math.isnan(critical.minimum_ratio)
+            else f"{critical.minimum_ratio:.3f}",
+        ),
+        ("Hessian analysis", critical.convergence()),
+    ]
     if escape is not None:
         rows.append(("saddle escape", str(escape)))
     rows.append(("report folder", str(out)))

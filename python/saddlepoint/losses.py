@@ -183,7 +183,9 @@ class CrossEntropyLoss(Loss):
             try:
                 weight = np.array(weight, dtype=np.float64)
             except (TypeError, ValueError, OverflowError):
-                raise ValueError(f"weight must be a 1-D array of finite values >= 0, got {weight!r}") from None
+                raise ValueError(
+                    f"weight must be a 1-D array of finite values >= 0, got {weight!r}"
+                ) from None
             if weight.ndim != 1 or not np.all(np.isfinite(weight)) or np.any(weight < 0):
                 raise ValueError(f"weight must be a 1-D array of finite values >= 0, got {weight}")
         self.weight = weight

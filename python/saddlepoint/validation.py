@@ -111,8 +111,9 @@ class Real(Constraint):
 
     def check(self, name: str, value):
         if _is_real_number(value) and _too_large_for_float(value):
-            raise ValueError(f"{name} must be {self.description} that fits a float, got an integer "
-                             f"too large for one")
+            raise ValueError(
+                f"{name} must be {self.description} that fits a float, got an integer too large for one"
+            )
         return super().check(name, value)
 
     def normalize(self, value) -> float:
@@ -200,8 +201,15 @@ class SequenceOf(Constraint):
     per something ("parameter group"). An item that does not fit is named by its index:
     ``ValueError("milestones[1] must be a positive integer, got 0")``."""
 
-    def __init__(self, item: Constraint, length: int | None = None, increasing: bool = False,
-                 as_list: bool = False, ties: bool = False, per: str | None = None):
+    def __init__(
+        self,
+        item: Constraint,
+        length: int | None = None,
+        increasing: bool = False,
+        as_list: bool = False,
+        ties: bool = False,
+        per: str | None = None,
+    ):
         self.item, self.length, self.increasing, self.as_list = item, length, increasing, as_list
         self.ties = ties
         count = f"{length} " if length is not None else ""

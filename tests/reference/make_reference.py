@@ -67,6 +67,7 @@ def option_id(options):
 
 # --- optimizers --------------------------------------------------------------------------------
 
+
 def optimizer_cases():
     """tests/test_optim.py's CASES (every option combination it checks against torch.optim),
     then defaults, other betas/alpha/eps and parameter groups."""
@@ -78,20 +79,51 @@ def optimizer_cases():
                     for maximize in (False, True):
                         if nesterov and (momentum == 0 or dampening != 0):
                             continue
-                        cases.append(("SGD", dict(lr=0.05, momentum=momentum, dampening=dampening,
-                                                  nesterov=nesterov, weight_decay=wd, maximize=maximize)))
+                        cases.append(
+                            (
+                                "SGD",
+                                dict(
+                                    lr=0.05,
+                                    momentum=momentum,
+                                    dampening=dampening,
+                                    nesterov=nesterov,
+                                    weight_decay=wd,
+                                    maximize=maximize,
+                                ),
+                            )
+                        )
     for decay in (0.0, 0.01):
         for wd in (0.0, 0.1):
             for init in (0.0, 0.1):
                 for maximize in (False, True):
-                    cases.append(("Adagrad", dict(lr=0.1, lr_decay=decay, weight_decay=wd,
-                                                  initial_accumulator_value=init, maximize=maximize)))
+                    cases.append(
+                        (
+                            "Adagrad",
+                            dict(
+                                lr=0.1,
+                                lr_decay=decay,
+                                weight_decay=wd,
+                                initial_accumulator_value=init,
+                                maximize=maximize,
+                            ),
+                        )
+                    )
     for centered in (False, True):
         for momentum in (0.0, 0.9):
             for wd in (0.0, 0.1):
                 for maximize in (False, True):
-                    cases.append(("RMSprop", dict(lr=0.01, centered=centered, momentum=momentum,
-                                                  weight_decay=wd, maximize=maximize)))
+                    cases.append(
+                        (
+                            "RMSprop",
+                            dict(
+                                lr=0.01,
+                                centered=centered,
+                                momentum=momentum,
+                                weight_decay=wd,
+                                maximize=maximize,
+                            ),
+                        )
+                    )
     for name in ("Adam", "AdamW"):
         for amsgrad in (False, True):
             for wd in (0.0, 0.1):
@@ -99,32 +131,61 @@ def optimizer_cases():
                     cases.append((name, dict(lr=0.01, amsgrad=amsgrad, weight_decay=wd, maximize=maximize)))
     live = len(cases)
     cases += [(name, dict(lr=0.01)) for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")]
-    cases += [("Adam", dict(lr=0.02, betas=[0.8, 0.99], eps=1e-6)),
-              ("AdamW", dict(lr=0.02, betas=[0.5, 0.9], eps=1e-4, amsgrad=True)),
-              ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, centered=True)),
-              ("Adagrad", dict(lr=0.1, eps=1e-6, lr_decay=0.1))]
-    return [dict(id=f"{name}-{option_id(o)}" if option_id(o) else f"{name}-defaults",
-                 optimizer=name, options=o, groups=None, live=i < live)
-            for i, (name, o) in enumerate(cases)]
+    cases += [
+        ("Adam", dict(lr=0.02, betas=[0.8, 0.99], eps=1e-6)),
+        ("AdamW", dict(lr=0.02, betas=[0.5, 0.9], eps=1e-4, amsgrad=True)),
+        ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, centered=True)),
+        ("Adagrad", dict(lr=0.1, eps=1e-6, lr_decay=0.1)),
+    ]
+    return [
+        dict(
+            id=f"{name}-{option_id(o)}" if option_id(o) else f"{name}-defaults",
+            optimizer=name,
+            options=o,
+            groups=None,
+            live=i < live,
+        )
+        for i, (name, o) in enumerate(cases)
+    ]
 
 
 def grouped_optimizer_cases():
     """Two parameter groups with their own hyperparameters (parameter i in group i)."""
     return [
-        dict(id="SGD-groups", optimizer="SGD", options=dict(lr=0.05, momentum=0.9), live=False,
-             groups=[dict(params=[0]), dict(params=[1], lr=0.01, nesterov=True, weight_decay=0.1)]),
-        dict(id="Adam-groups", optimizer="Adam", options=dict(lr=0.01), live=False,
-             groups=[dict(params=[0], amsgrad=True), dict(params=[1], lr=0.001, betas=[0.5, 0.6])]),
-        dict(id="RMSprop-groups", optimizer="RMSprop", options=dict(lr=0.01), live=False,
-             groups=[dict(params=[0], momentum=0.5), dict(params=[1], centered=True, alpha=0.5)]),
+        dict(
+            id="SGD-groups",
+            optimizer="SGD",
+            options=dict(lr=0.05, momentum=0.9),
+            live=False,
+            groups=[dict(params=[0]), dict(params=[1], lr=0.01, nesterov=True, weight_decay=0.1)],
+        ),
+        dict(
+            id="Adam-groups",
+            optimizer="Adam",
+            options=dict(lr=0.01),
+            live=False,
+            groups=[dict(params=[0], amsgrad=True), dict(params=[1], lr=0.001, betas=[0.5, 0.6])],
+        ),
+        dict(
+            id="RMSprop-groups",
+            optimizer="RMSprop",
+            options=dict(lr=0.01),
+            live=False,
+            groups=[dict(params=[0], momentum=0.5), dict(params=[1], centered=True, alpha=0.5)],
+        ),
     ]
 
 
 def run_torch_optimizer(case, start, grads):
     params = [torch.tensor(s, requires_grad=True) for s in start]
-    groups = params if case["groups"] is None else [
-        {**{k: v for k, v in g.items() if k != "params"}, "params": [params[i] for i in g["params"]]}
-        for g in case["groups"]]
+    groups = (
+        params
+        if case["groups"] is None
+        else [
+            {**{k: v for k, v in g.items() if k != "params"}, "params": [params[i] for i in g["params"]]}
+            for g in case["groups"]
+        ]
+    )
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in case["options"].items()}
     for g in groups if case["groups"] else []:
         if "betas" in g:
@@ -141,25 +202,40 @@ def run_torch_optimizer(case, start, grads):
 
 
 def make_optim():
-    area = Area("optim", 12_001, steps=OPTIM_STEPS, shapes=[[3, 4], [5]],
-                note="inputs/<dtype>/start<i> and grads<i> (one gradient per step) are shared by "
-                     "all cases; <case>/<dtype> holds the parameters after every step, flattened and "
-                     "concatenated: (steps, 17)")
+    area = Area(
+        "optim",
+        12_001,
+        steps=OPTIM_STEPS,
+        shapes=[[3, 4], [5]],
+        note="inputs/<dtype>/start<i> and grads<i> (one gradient per step) are shared by "
+        "all cases; <case>/<dtype> holds the parameters after every step, flattened and "
+        "concatenated: (steps, 17)",
+    )
     inputs = {}
     for key, dtype in DTYPES.items():
         start = [area.rng.standard_normal(s).astype(dtype) for s in [(3, 4), (5,)]]
         grads = [area.rng.standard_normal((OPTIM_STEPS, *s.shape)).astype(dtype) for s in start]
         inputs[key] = start, grads
-        area.put(f"inputs/{key}", **{f"start{i}": s for i, s in enumerate(start)},
-                 **{f"grads{i}": g for i, g in enumerate(grads)})
+        area.put(
+            f"inputs/{key}",
+            **{f"start{i}": s for i, s in enumerate(start)},
+            **{f"grads{i}": g for i, g in enumerate(grads)},
+        )
     for case in optimizer_cases() + grouped_optimizer_cases():
-        area.add(case, **{key: np.concatenate([t.reshape(OPTIM_STEPS, -1) for t in
-                                               run_torch_optimizer(case, *inputs[key])], axis=1)
-                          for key in DTYPES})
+        area.add(
+            case,
+            **{
+                key: np.concatenate(
+                    [t.reshape(OPTIM_STEPS, -1) for t in run_torch_optimizer(case, *inputs[key])], axis=1
+                )
+                for key in DTYPES
+            },
+        )
     return area
 
 
 # --- schedulers --------------------------------------------------------------------------------
+
 
 def torch_scheduler(spec, optimizer):
     """PyTorch's scheduler for a spec; LinearWarmup and InverseSqrtLR have no PyTorch class and
@@ -171,8 +247,12 @@ def torch_scheduler(spec, optimizer):
         children = [torch_scheduler(child, optimizer) for child in spec["schedulers"]]
         return schedulers.SequentialLR(optimizer, children, kwargs["milestones"])
     if name == "LinearWarmup":  # linear from start_factor·base at 0 to base at warmup_steps
-        return schedulers.LinearLR(optimizer, start_factor=kwargs.get("start_factor", 0.1),
-                                   end_factor=1.0, total_iters=kwargs["warmup_steps"])
+        return schedulers.LinearLR(
+            optimizer,
+            start_factor=kwargs.get("start_factor", 0.1),
+            end_factor=1.0,
+            total_iters=kwargs["warmup_steps"],
+        )
     if name == "InverseSqrtLR":  # base · min(s / warmup, sqrt(warmup / s)) with s = t + 1
         warmup = kwargs["warmup_steps"]
         return schedulers.LambdaLR(optimizer, lambda t: min((t + 1) / warmup, math.sqrt(warmup / (t + 1))))
@@ -189,6 +269,7 @@ ADAM_TWO_GROUPS = dict(name="Adam", groups=[dict(lr=0.01), dict(lr=0.001, betas=
 def scheduler_cases():
     """tests/test_schedule.py's live cases (30 steps of SGD(lr=0.1, momentum=0.9)) first, then
     other arguments, two groups, Adam's betas, chains and the two schedules without a twin."""
+
     def case(id, spec, optimizer=SGD_TWO_GROUPS, live=False):
         return dict(id=id, scheduler=spec, optimizer=optimizer, live=live)
 
@@ -196,22 +277,32 @@ def scheduler_cases():
         return dict(name=name, kwargs=kwargs)
 
     warmup_cosine = s("SequentialLR", milestones=[5])
-    warmup_cosine["schedulers"] = [s("LinearLR", start_factor=0.1, end_factor=1.0, total_iters=5),
-                                   s("CosineAnnealingLR", T_max=20, eta_min=0.001)]
+    warmup_cosine["schedulers"] = [
+        s("LinearLR", start_factor=0.1, end_factor=1.0, total_iters=5),
+        s("CosineAnnealingLR", T_max=20, eta_min=0.001),
+    ]
     three = s("SequentialLR", milestones=[4, 10])
-    three["schedulers"] = [s("LinearLR", start_factor=0.5, total_iters=4),
-                           s("StepLR", step_size=3, gamma=0.5),
-                           s("ExponentialLR", gamma=0.9)]
+    three["schedulers"] = [
+        s("LinearLR", start_factor=0.5, total_iters=4),
+        s("StepLR", step_size=3, gamma=0.5),
+        s("ExponentialLR", gamma=0.9),
+    ]
     warmup_then_sqrt = s("SequentialLR", milestones=[6])
-    warmup_then_sqrt["schedulers"] = [s("LinearWarmup", warmup_steps=6, start_factor=0.2),
-                                      s("CosineAnnealingLR", T_max=24)]
+    warmup_then_sqrt["schedulers"] = [
+        s("LinearWarmup", warmup_steps=6, start_factor=0.2),
+        s("CosineAnnealingLR", T_max=24),
+    ]
     return [
         case("StepLR-live", s("StepLR", step_size=3, gamma=0.5), SGD_ONE_GROUP, True),
         case("MultiStepLR-live", s("MultiStepLR", milestones=[2, 5], gamma=0.1), SGD_ONE_GROUP, True),
         case("ExponentialLR-live", s("ExponentialLR", gamma=0.9), SGD_ONE_GROUP, True),
         case("CosineAnnealingLR-live", s("CosineAnnealingLR", T_max=10, eta_min=0.01), SGD_ONE_GROUP, True),
-        case("LinearLR-live", s("LinearLR", start_factor=0.25, end_factor=1.0, total_iters=4),
-             SGD_ONE_GROUP, True),
+        case(
+            "LinearLR-live",
+            s("LinearLR", start_factor=0.25, end_factor=1.0, total_iters=4),
+            SGD_ONE_GROUP,
+            True,
+        ),
         case("OneCycleLR-live", s("OneCycleLR", max_lr=1.0, total_steps=30), SGD_ONE_GROUP, True),
         case("StepLR-default-gamma", s("StepLR", step_size=2)),
         case("MultiStepLR-repeated-milestone", s("MultiStepLR", milestones=[3, 3, 7], gamma=0.5)),
@@ -219,10 +310,29 @@ def scheduler_cases():
         case("CosineAnnealingLR-eta_min-0", s("CosineAnnealingLR", T_max=7)),
         case("LinearLR-defaults", s("LinearLR")),
         case("LinearLR-decay", s("LinearLR", start_factor=1.0, end_factor=0.1, total_iters=10)),
-        case("OneCycleLR-linear", s("OneCycleLR", max_lr=[1.0, 0.5], total_steps=30, pct_start=0.25,
-                                    anneal_strategy="linear", base_momentum=0.8, max_momentum=0.9)),
-        case("OneCycleLR-three-phase", s("OneCycleLR", max_lr=0.5, total_steps=30, three_phase=True,
-                                         div_factor=10.0, final_div_factor=100.0)),
+        case(
+            "OneCycleLR-linear",
+            s(
+                "OneCycleLR",
+                max_lr=[1.0, 0.5],
+                total_steps=30,
+                pct_start=0.25,
+                anneal_strategy="linear",
+                base_momentum=0.8,
+                max_momentum=0.9,
+            ),
+        ),
+        case(
+            "OneCycleLR-three-phase",
+            s(
+                "OneCycleLR",
+                max_lr=0.5,
+                total_steps=30,
+                three_phase=True,
+                div_factor=10.0,
+                final_div_factor=100.0,
+            ),
+        ),
         case("OneCycleLR-no-momentum", s("OneCycleLR", max_lr=0.3, total_steps=30, cycle_momentum=False)),
         case("OneCycleLR-adam-betas", s("OneCycleLR", max_lr=0.01, total_steps=30), ADAM_TWO_GROUPS),
         case("SequentialLR-warmup-cosine", warmup_cosine),
@@ -235,23 +345,35 @@ def scheduler_cases():
 
 def plateau_cases():
     """ReduceLROnPlateau on a metric sequence: the live test's case first."""
+
     def case(id, optimizer, live=False, **kwargs):
-        return dict(id=id, scheduler=dict(name="ReduceLROnPlateau", kwargs=kwargs), optimizer=optimizer,
-                    live=live)
+        return dict(
+            id=id, scheduler=dict(name="ReduceLROnPlateau", kwargs=kwargs), optimizer=optimizer, live=live
+        )
+
     one = dict(name="SGD", groups=[dict(lr=1.0)])
     two = dict(name="SGD", groups=[dict(lr=1.0), dict(lr=0.1)])
     return [
         case("ReduceLROnPlateau-live", one, True, factor=0.5, patience=2, cooldown=1, min_lr=0.01),
         case("ReduceLROnPlateau-defaults", two),
-        case("ReduceLROnPlateau-max-abs", two, mode="max", threshold_mode="abs", threshold=0.05, patience=1,
-             factor=0.3, min_lr=[0.05, 0.0]),
+        case(
+            "ReduceLROnPlateau-max-abs",
+            two,
+            mode="max",
+            threshold_mode="abs",
+            threshold=0.05,
+            patience=1,
+            factor=0.3,
+            min_lr=[0.05, 0.0],
+        ),
         case("ReduceLROnPlateau-patience-0-eps", one, patience=0, factor=0.9, eps=0.02, threshold=0.0),
     ]
 
 
 def torch_optimizer_for(spec):
-    groups = [{**g, "params": [torch.zeros(2, dtype=torch.float64, requires_grad=True)]}
-              for g in spec["groups"]]
+    groups = [
+        {**g, "params": [torch.zeros(2, dtype=torch.float64, requires_grad=True)]} for g in spec["groups"]
+    ]
     for g in groups:
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
@@ -263,10 +385,14 @@ def first_momentum(group):
 
 
 def make_schedule():
-    area = Area("schedule", 12_002, steps=SCHEDULE_STEPS,
-                note="<case>/lr and <case>/momentum (beta1 for Adam) are (steps, groups): each group's "
-                     "value before step t, as the optimizer would use it; for ReduceLROnPlateau the "
-                     "value after step(metrics[t])")
+    area = Area(
+        "schedule",
+        12_002,
+        steps=SCHEDULE_STEPS,
+        note="<case>/lr and <case>/momentum (beta1 for Adam) are (steps, groups): each group's "
+        "value before step t, as the optimizer would use it; for ReduceLROnPlateau the "
+        "value after step(metrics[t])",
+    )
     for case in scheduler_cases():
         optimizer = torch_optimizer_for(case["optimizer"])
         scheduler = torch_scheduler(case["scheduler"], optimizer)
@@ -292,6 +418,7 @@ def make_schedule():
 
 # --- losses ------------------------------------------------------------------------------------
 
+
 def loss_inputs(rng, case):
     """Inputs with the edge cases each loss has: ties for L1, large logits for the others."""
     kind, shape = case["loss"], tuple(case["shape"])
@@ -316,8 +443,15 @@ def loss_inputs(rng, case):
 
 def loss_cases():
     def ce(id, **kwargs):
-        return dict(id=f"CrossEntropyLoss-{id}", loss="CrossEntropyLoss", shape=[10, 4], kwargs=kwargs,
-                    probabilities="probabilities" in id, large="large" in id)
+        return dict(
+            id=f"CrossEntropyLoss-{id}",
+            loss="CrossEntropyLoss",
+            shape=[10, 4],
+            kwargs=kwargs,
+            probabilities="probabilities" in id,
+            large="large" in id,
+        )
+
     weight = [0.5, 2.0, 1.0, 0.1]
     return [
         dict(id="MSELoss-2d", loss="MSELoss", shape=[6, 3], kwargs={}),
@@ -350,8 +484,12 @@ def torch_loss(case, tdtype):
 
 
 def make_loss():
-    area = Area("loss", 12_003, note="mean reduction only (saddlepoint's losses are means); <case>/<dtype>/"
-                                     "input, target, loss (the value) and grad (of the input)")
+    area = Area(
+        "loss",
+        12_003,
+        note="mean reduction only (saddlepoint's losses are means); <case>/<dtype>/"
+        "input, target, loss (the value) and grad (of the input)",
+    )
     for case in loss_cases():
         x, target = loss_inputs(area.rng, case)
         arrays = {}
@@ -361,17 +499,32 @@ def make_loss():
             tt = torch.tensor(target) if labels else torch.tensor(target.astype(dtype))
             loss = torch_loss(case, TORCH_DTYPES[key])(xt, tt)
             loss.backward()
-            arrays.update({f"{key}/input": x.astype(dtype), f"{key}/target": numpy_of(tt),
-                           f"{key}/loss": numpy_of(loss), f"{key}/grad": numpy_of(xt.grad)})
+            arrays.update(
+                {
+                    f"{key}/input": x.astype(dtype),
+                    f"{key}/target": numpy_of(tt),
+                    f"{key}/loss": numpy_of(loss),
+                    f"{key}/grad": numpy_of(xt.grad),
+                }
+            )
         area.add(case, **arrays)
     return area
 
 
 # --- layers ------------------------------------------------------------------------------------
 
-TORCH_LAYER = {"Linear": "Linear", "ReLU": "ReLU", "LeakyReLU": "LeakyReLU", "Sigmoid": "Sigmoid",
-               "Tanh": "Tanh", "HardSigmoid": "Hardsigmoid", "Identity": "Identity", "Dropout": "Dropout",
-               "BatchNorm1d": "BatchNorm1d", "LayerNorm": "LayerNorm"}
+TORCH_LAYER = {
+    "Linear": "Linear",
+    "ReLU": "ReLU",
+    "LeakyReLU": "LeakyReLU",
+    "Sigmoid": "Sigmoid",
+    "Tanh": "Tanh",
+    "HardSigmoid": "Hardsigmoid",
+    "Identity": "Identity",
+    "Dropout": "Dropout",
+    "BatchNorm1d": "BatchNorm1d",
+    "LayerNorm": "LayerNorm",
+}
 PARAMETRIC = ("Linear", "BatchNorm1d", "LayerNorm")
 
 
@@ -393,30 +546,78 @@ def activation_input(rng, layer):
 
 
 def layer_cases():
-    cases = [dict(id="Linear", layer="Linear", kwargs=dict(in_features=5, out_features=4), shape=[6, 5]),
-             dict(id="Linear-no-bias", layer="Linear", kwargs=dict(in_features=5, out_features=4, bias=False),
-                  shape=[6, 5])]
-    for layer, kwargs in [("ReLU", {}), ("LeakyReLU", {}), ("LeakyReLU", dict(negative_slope=0.2)),
-                          ("Sigmoid", {}), ("Tanh", {}), ("HardSigmoid", {}), ("Identity", {}),
-                          ("Dropout", dict(p=0.5))]:
+    cases = [
+        dict(id="Linear", layer="Linear", kwargs=dict(in_features=5, out_features=4), shape=[6, 5]),
+        dict(
+            id="Linear-no-bias",
+            layer="Linear",
+            kwargs=dict(in_features=5, out_features=4, bias=False),
+            shape=[6, 5],
+        ),
+    ]
+    for layer, kwargs in [
+        ("ReLU", {}),
+        ("LeakyReLU", {}),
+        ("LeakyReLU", dict(negative_slope=0.2)),
+        ("Sigmoid", {}),
+        ("Tanh", {}),
+        ("HardSigmoid", {}),
+        ("Identity", {}),
+        ("Dropout", dict(p=0.5)),
+    ]:
         id = layer + ("-" + option_id(kwargs) if kwargs else "") + ("-eval" if layer == "Dropout" else "")
         cases.append(dict(id=id, layer=layer, kwargs=kwargs, shape=[6, 5], eval=layer == "Dropout"))
     for shape in ([32, 6], [8, 6, 5]):
         tag = f"{len(shape)}d"
-        cases += [dict(id=f"BatchNorm1d-{tag}", layer="BatchNorm1d",
-                       kwargs=dict(num_features=6, momentum=0.2), shape=shape, train_steps=3, live=True),
-                  dict(id=f"BatchNorm1d-{tag}-cumulative", layer="BatchNorm1d",
-                       kwargs=dict(num_features=6, momentum=None, eps=1e-3), shape=shape, train_steps=3)]
-    cases += [dict(id="BatchNorm1d-2d-no-affine", layer="BatchNorm1d",
-                   kwargs=dict(num_features=6, affine=False), shape=[16, 6], train_steps=2),
-              dict(id="BatchNorm1d-3d-no-running-stats", layer="BatchNorm1d",
-                   kwargs=dict(num_features=6, track_running_stats=False), shape=[4, 6, 3], train_steps=2),
-              dict(id="LayerNorm-3x4", layer="LayerNorm", kwargs=dict(normalized_shape=[3, 4]),
-                   shape=[5, 3, 4], live=True),
-              dict(id="LayerNorm-6-eps", layer="LayerNorm", kwargs=dict(normalized_shape=[6], eps=1e-3),
-                   shape=[7, 6]),
-              dict(id="LayerNorm-no-affine", layer="LayerNorm",
-                   kwargs=dict(normalized_shape=[2, 5], elementwise_affine=False), shape=[3, 4, 2, 5])]
+        cases += [
+            dict(
+                id=f"BatchNorm1d-{tag}",
+                layer="BatchNorm1d",
+                kwargs=dict(num_features=6, momentum=0.2),
+                shape=shape,
+                train_steps=3,
+                live=True,
+            ),
+            dict(
+                id=f"BatchNorm1d-{tag}-cumulative",
+                layer="BatchNorm1d",
+                kwargs=dict(num_features=6, momentum=None, eps=1e-3),
+                shape=shape,
+                train_steps=3,
+            ),
+        ]
+    cases += [
+        dict(
+            id="BatchNorm1d-2d-no-affine",
+            layer="BatchNorm1d",
+            kwargs=dict(num_features=6, affine=False),
+            shape=[16, 6],
+            train_steps=2,
+        ),
+        dict(
+            id="BatchNorm1d-3d-no-running-stats",
+            layer="BatchNorm1d",
+            kwargs=dict(num_features=6, track_running_stats=False),
+            shape=[4, 6, 3],
+            train_steps=2,
+        ),
+        dict(
+            id="LayerNorm-3x4",
+            layer="LayerNorm",
+            kwargs=dict(normalized_shape=[3, 4]),
+            shape=[5, 3, 4],
+            live=True,
+        ),
+        dict(
+            id="LayerNorm-6-eps", layer="LayerNorm", kwargs=dict(normalized_shape=[6], eps=1e-3), shape=[7, 6]
+        ),
+        dict(
+            id="LayerNorm-no-affine",
+            layer="LayerNorm",
+            kwargs=dict(normalized_shape=[2, 5], elementwise_affine=False),
+            shape=[3, 4, 2, 5],
+        ),
+    ]
     return cases
 
 
@@ -428,8 +629,10 @@ def set_parameters(module, arrays):
 
 def parameter_arrays(rng, module, dtype):
     """Random weights (not the initial ones/zeros, so the affine terms are exercised)."""
-    return {name: (rng.standard_normal(tuple(p.shape)) * 0.5 + (name == "weight")).astype(dtype)
-            for name, p in module.named_parameters()}
+    return {
+        name: (rng.standard_normal(tuple(p.shape)) * 0.5 + (name == "weight")).astype(dtype)
+        for name, p in module.named_parameters()
+    }
 
 
 def forward_backward(layer, x, dy):
@@ -441,8 +644,11 @@ def forward_backward(layer, x, dy):
 
 def run_simple_layer(rng, case, key, dtype, arrays):
     layer = torch_layer(case, key)
-    x = (activation_input(rng, case["layer"]) if case["layer"] not in PARAMETRIC
-         else rng.standard_normal(case["shape"])).astype(dtype)
+    x = (
+        activation_input(rng, case["layer"])
+        if case["layer"] not in PARAMETRIC
+        else rng.standard_normal(case["shape"])
+    ).astype(dtype)
     params = parameter_arrays(rng, layer, dtype)
     set_parameters(layer, params)
     if case.get("eval"):
@@ -465,8 +671,9 @@ def run_batch_norm(rng, case, key, dtype, arrays):
     xs = np.stack([rng.standard_normal(shape) * 2 + step for step in range(steps)]).astype(dtype)
     dys = rng.standard_normal((steps, *shape)).astype(dtype)
     outs, dxs = zip(*(forward_backward(layer, x, dy) for x, dy in zip(xs, dys)))
-    arrays.update({f"{key}/x": xs, f"{key}/dy": dys, f"{key}/out": np.stack(outs),
-                   f"{key}/dx": np.stack(dxs)})
+    arrays.update(
+        {f"{key}/x": xs, f"{key}/dy": dys, f"{key}/out": np.stack(outs), f"{key}/dx": np.stack(dxs)}
+    )
     arrays.update({f"{key}/{name}": a for name, a in params.items()})
     arrays.update({f"{key}/{name}_grad": numpy_of(p.grad) for name, p in layer.named_parameters()})
     arrays.update({f"{key}/{name}": numpy_of(b) for name, b in layer.named_buffers()})
@@ -478,9 +685,13 @@ def run_batch_norm(rng, case, key, dtype, arrays):
 
 
 def make_layer():
-    area = Area("layer", 12_004, note="<case>/<dtype>/x, dy, out, dx, the parameters set before the "
-                                      "forward pass and their gradients; BatchNorm1d: one row of x, dy, "
-                                      "out, dx per train step, then the buffers and eval_*")
+    area = Area(
+        "layer",
+        12_004,
+        note="<case>/<dtype>/x, dy, out, dx, the parameters set before the "
+        "forward pass and their gradients; BatchNorm1d: one row of x, dy, "
+        "out, dx per train step, then the buffers and eval_*",
+    )
     for case in layer_cases():
         arrays = {}
         for key, dtype in DTYPES.items():
@@ -492,15 +703,27 @@ def make_layer():
 
 # --- clipping ----------------------------------------------------------------------------------
 
+
 def clip_cases():
-    cases = [dict(id=f"clip_grad_norm_-{norm}", function="clip_grad_norm_",
-                  kwargs=dict(max_norm=0.5, norm_type=norm), live=norm in ("2.0", "inf"))
-             for norm in ("1.0", "2.0", "3.0", "inf")]
-    cases += [dict(id="clip_grad_norm_-no-clip", function="clip_grad_norm_", kwargs=dict(max_norm=1e3)),
-              dict(id="clip_grad_norm_-0.5-norm", function="clip_grad_norm_",
-                   kwargs=dict(max_norm=2.0, norm_type="0.5")),
-              dict(id="clip_grad_value_-0.5", function="clip_grad_value_", kwargs=dict(clip_value=0.5)),
-              dict(id="clip_grad_value_-0", function="clip_grad_value_", kwargs=dict(clip_value=0.0))]
+    cases = [
+        dict(
+            id=f"clip_grad_norm_-{norm}",
+            function="clip_grad_norm_",
+            kwargs=dict(max_norm=0.5, norm_type=norm),
+            live=norm in ("2.0", "inf"),
+        )
+        for norm in ("1.0", "2.0", "3.0", "inf")
+    ]
+    cases += [
+        dict(id="clip_grad_norm_-no-clip", function="clip_grad_norm_", kwargs=dict(max_norm=1e3)),
+        dict(
+            id="clip_grad_norm_-0.5-norm",
+            function="clip_grad_norm_",
+            kwargs=dict(max_norm=2.0, norm_type="0.5"),
+        ),
+        dict(id="clip_grad_value_-0.5", function="clip_grad_value_", kwargs=dict(clip_value=0.5)),
+        dict(id="clip_grad_value_-0", function="clip_grad_value_", kwargs=dict(clip_value=0.0)),
+    ]
     return cases
 
 
@@ -511,11 +734,17 @@ def clip_kwargs(kwargs):
 
 def make_clip():
     shapes = [[3, 4], [4], [500]]
-    area = Area("clip", 12_005, shapes=shapes,
-                note="inputs/<dtype>/grad<i> are the gradients before clipping, shared by all cases; "
-                     "<case>/<dtype>/grad<i> after, and total (clip_grad_norm_'s return value)")
-    grads = {key: [(area.rng.standard_normal(s) * 0.1).astype(dtype) for s in shapes]
-             for key, dtype in DTYPES.items()}
+    area = Area(
+        "clip",
+        12_005,
+        shapes=shapes,
+        note="inputs/<dtype>/grad<i> are the gradients before clipping, shared by all cases; "
+        "<case>/<dtype>/grad<i> after, and total (clip_grad_norm_'s return value)",
+    )
+    grads = {
+        key: [(area.rng.standard_normal(s) * 0.1).astype(dtype) for s in shapes]
+        for key, dtype in DTYPES.items()
+    }
     for key in DTYPES:
         area.put(f"inputs/{key}", **{f"grad{i}": g for i, g in enumerate(grads[key])})
     for case in clip_cases():
@@ -534,13 +763,19 @@ def make_clip():
 
 # --- training a small network ------------------------------------------------------------------
 
-MLP = [dict(layer="Linear", kwargs=dict(in_features=8, out_features=16)), dict(layer="ReLU"),
-       dict(layer="Linear", kwargs=dict(in_features=16, out_features=3))]
+MLP = [
+    dict(layer="Linear", kwargs=dict(in_features=8, out_features=16)),
+    dict(layer="ReLU"),
+    dict(layer="Linear", kwargs=dict(in_features=16, out_features=3)),
+]
 # No bias before BatchNorm1d: its gradient is zero up to rounding, which Adam or RMSprop would
 # blow up into steps of random sign (in both libraries, differently).
-NORMALIZED = [dict(layer="Linear", kwargs=dict(in_features=8, out_features=16, bias=False)),
-              dict(layer="BatchNorm1d", kwargs=dict(num_features=16)), dict(layer="Tanh"),
-              dict(layer="Linear", kwargs=dict(in_features=16, out_features=3))]
+NORMALIZED = [
+    dict(layer="Linear", kwargs=dict(in_features=8, out_features=16, bias=False)),
+    dict(layer="BatchNorm1d", kwargs=dict(num_features=16)),
+    dict(layer="Tanh"),
+    dict(layer="Linear", kwargs=dict(in_features=16, out_features=3)),
+]
 
 
 def torch_model(layers, key):
@@ -566,18 +801,27 @@ def train_cases():
         dict(id="mlp-SGD-momentum", model=MLP, optimizer="SGD", options=dict(lr=0.05, momentum=0.9)),
         dict(id="mlp-Adam", model=MLP, optimizer="Adam", options=dict(lr=0.01)),
         dict(id="mlp-AdamW-amsgrad", model=MLP, optimizer="AdamW", options=dict(lr=0.01, amsgrad=True)),
-        dict(id="batchnorm-SGD-nesterov", model=NORMALIZED, optimizer="SGD",
-             options=dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)),
-        dict(id="batchnorm-Adam", model=NORMALIZED, optimizer="Adam",
-             options=dict(lr=0.01, weight_decay=1e-3)),
+        dict(
+            id="batchnorm-SGD-nesterov",
+            model=NORMALIZED,
+            optimizer="SGD",
+            options=dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+        ),
+        dict(
+            id="batchnorm-Adam", model=NORMALIZED, optimizer="Adam", options=dict(lr=0.01, weight_decay=1e-3)
+        ),
     ]
 
 
 def make_train():
-    area = Area("train", 12_006, steps=TRAIN_STEPS,
-                note="inputs/<dtype>/x and y (64 samples, 3 classes); <case>/<dtype>/init/<name> is the "
-                     "state dict before training, final/<name> after, losses the loss of every step "
-                     "(CrossEntropyLoss, full batch: forward, zero_grad, backward, step)")
+    area = Area(
+        "train",
+        12_006,
+        steps=TRAIN_STEPS,
+        note="inputs/<dtype>/x and y (64 samples, 3 classes); <case>/<dtype>/init/<name> is the "
+        "state dict before training, final/<name> after, losses the loss of every step "
+        "(CrossEntropyLoss, full batch: forward, zero_grad, backward, step)",
+    )
     x, y = area.rng.standard_normal((64, 8)), area.rng.integers(0, 3, 64)
     for key, dtype in DTYPES.items():
         area.put(f"inputs/{key}", x=x.astype(dtype), y=y)
@@ -587,8 +831,9 @@ def make_train():
             model = torch_model(case["model"], key)
             init = initial_state(area.rng, model, dtype)
             model.load_state_dict({k: torch.from_numpy(v) for k, v in init.items()})
-            optimizer = getattr(torch.optim, case["optimizer"])(model.parameters(), foreach=False,
-                                                                **case["options"])
+            optimizer = getattr(torch.optim, case["optimizer"])(
+                model.parameters(), foreach=False, **case["options"]
+            )
             losses = []
             xt, yt = torch.tensor(x.astype(dtype)), torch.tensor(y)
             for _ in range(TRAIN_STEPS):
@@ -605,9 +850,12 @@ def make_train():
     return area
 
 
-WEIGHT_FILE_MODEL = [dict(layer="Linear", kwargs=dict(in_features=4, out_features=8)), dict(layer="ReLU"),
-                     dict(layer="BatchNorm1d", kwargs=dict(num_features=8)),
-                     dict(layer="Linear", kwargs=dict(in_features=8, out_features=3))]
+WEIGHT_FILE_MODEL = [
+    dict(layer="Linear", kwargs=dict(in_features=4, out_features=8)),
+    dict(layer="ReLU"),
+    dict(layer="BatchNorm1d", kwargs=dict(num_features=8)),
+    dict(layer="Linear", kwargs=dict(in_features=8, out_features=3)),
+]
 
 
 def add_weight_file(area):
@@ -622,11 +870,15 @@ def add_weight_file(area):
     model.eval()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, HERE / "torch_weights.safetensors")
     x = area.rng.standard_normal((5, 4)).astype(np.float32)
-    area.add(dict(id="weight-file", model=WEIGHT_FILE_MODEL, file="torch_weights.safetensors", live=True),
-             x=x, out=numpy_of(model(torch.tensor(x))))
+    area.add(
+        dict(id="weight-file", model=WEIGHT_FILE_MODEL, file="torch_weights.safetensors", live=True),
+        x=x,
+        out=numpy_of(model(torch.tensor(x))),
+    )
 
 
 # --- curvature ---------------------------------------------------------------------------------
+
 
 def flat_hessian_vector_product(model, loss_fn, x, y, vector):
     params = list(model.parameters())
@@ -639,26 +891,56 @@ def flat_hessian_vector_product(model, loss_fn, x, y, vector):
 
 
 def curvature_cases():
-    relu = [dict(layer="Linear", kwargs=dict(in_features=8, out_features=100)), dict(layer="ReLU"),
-            dict(layer="Linear", kwargs=dict(in_features=100, out_features=3))]
+    relu = [
+        dict(layer="Linear", kwargs=dict(in_features=8, out_features=100)),
+        dict(layer="ReLU"),
+        dict(layer="Linear", kwargs=dict(in_features=100, out_features=3)),
+    ]
 
     def tanh(outputs):
-        return [dict(layer="Linear", kwargs=dict(in_features=3, out_features=4)), dict(layer="Tanh"),
-                dict(layer="Linear", kwargs=dict(in_features=4, out_features=outputs))]
+        return [
+            dict(layer="Linear", kwargs=dict(in_features=3, out_features=4)),
+            dict(layer="Tanh"),
+            dict(layer="Linear", kwargs=dict(in_features=4, out_features=outputs)),
+        ]
+
     return [
-        dict(id="relu-mlp-cross-entropy-hvp", model=relu, loss="CrossEntropyLoss", kwargs={}, samples=1000,
-             what="hessian_vector_product", live=True),
-        dict(id="relu-mlp-weighted-cross-entropy-hvp", model=relu, loss="CrossEntropyLoss",
-             kwargs=dict(weight=[1.0, 3.0, 0.5]), samples=300, what="hessian_vector_product"),
-        dict(id="tanh-mlp-cross-entropy-hessian", model=tanh(3), loss="CrossEntropyLoss", kwargs={},
-             samples=20, what="hessian"),
+        dict(
+            id="relu-mlp-cross-entropy-hvp",
+            model=relu,
+            loss="CrossEntropyLoss",
+            kwargs={},
+            samples=1000,
+            what="hessian_vector_product",
+            live=True,
+        ),
+        dict(
+            id="relu-mlp-weighted-cross-entropy-hvp",
+            model=relu,
+            loss="CrossEntropyLoss",
+            kwargs=dict(weight=[1.0, 3.0, 0.5]),
+            samples=300,
+            what="hessian_vector_product",
+        ),
+        dict(
+            id="tanh-mlp-cross-entropy-hessian",
+            model=tanh(3),
+            loss="CrossEntropyLoss",
+            kwargs={},
+            samples=20,
+            what="hessian",
+        ),
         dict(id="tanh-mlp-mse-hessian", model=tanh(2), loss="MSELoss", kwargs={}, samples=20, what="hessian"),
     ]
 
 
 def make_curvature():
-    area = Area("curvature", 12_007, note="float64; <case>/init/<name> the weights, x, y, and v with "
-                                          "hvp = H v, or the full hessian in parameters_to_vector order")
+    area = Area(
+        "curvature",
+        12_007,
+        note="float64; <case>/init/<name> the weights, x, y, and v with "
+        "hvp = H v, or the full hessian in parameters_to_vector order",
+    )
     for case in curvature_cases():
         model = torch_model(case["model"], "f64")
         init = initial_state(area.rng, model, np.float64)
@@ -685,11 +967,20 @@ def make_curvature():
 
 def main():
     torch.set_num_threads(1)
-    areas = [make_optim(), make_schedule(), make_loss(), make_layer(), make_clip(), make_train(),
-             make_curvature()]
+    areas = [
+        make_optim(),
+        make_schedule(),
+        make_loss(),
+        make_layer(),
+        make_clip(),
+        make_train(),
+        make_curvature(),
+    ]
     meta = {
         "generator": "tests/reference/make_reference.py",
-        "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
         "areas": {area.name: area.describe() for area in areas},
     }
     for area in areas:

@@ -45,54 +45,167 @@ def calls(dtype, b, i, o, c, length):
     optim = dict(lr=0.1, weight_decay=0.01, maximize=False)
     return [
         ("dense_forward", dict(x=a(b, i), weight=a(o, i), bias=a(o), out=a(b, o)), ("out",)),
-        ("dense_backward", dict(x=a(b, i), weight=a(o, i), grad_output=a(b, o), grad_weight=a(o, i),
-                                grad_bias=a(o), grad_input=a(b, i), accumulate=True),
-         ("grad_weight", "grad_bias", "grad_input")),
+        (
+            "dense_backward",
+            dict(
+                x=a(b, i),
+                weight=a(o, i),
+                grad_output=a(b, o),
+                grad_weight=a(o, i),
+                grad_bias=a(o),
+                grad_input=a(b, i),
+                accumulate=True,
+            ),
+            ("grad_weight", "grad_bias", "grad_input"),
+        ),
         ("activation_forward", dict(kind="leaky_relu", x=a(b, i), out=a(b, i), negative_slope=0.1), ("out",)),
-        ("activation_backward", dict(kind="sigmoid", x=a(b, i), output=a(b, i), grad_output=a(b, i),
-                                     grad_input=a(b, i), negative_slope=0.01), ("grad_input",)),
+        (
+            "activation_backward",
+            dict(
+                kind="sigmoid",
+                x=a(b, i),
+                output=a(b, i),
+                grad_output=a(b, i),
+                grad_input=a(b, i),
+                negative_slope=0.01,
+            ),
+            ("grad_input",),
+        ),
         ("mse_loss", dict(input=a(b, i), target=a(b, i), grad_input=a(b, i)), ("grad_input",)),
         ("l1_loss", dict(input=a(b, i), target=a(b, i), grad_input=a(b, i)), ("grad_input",)),
-        ("binary_cross_entropy_with_logits", dict(input=a(b, i), target=pos(b, i) / 2, grad_input=a(b, i)),
-         ("grad_input",)),
-        ("cross_entropy", dict(input=a(b, c), target=labels(b, c), grad_input=a(b, c), weight=pos(c),
-                               label_smoothing=0.1), ("grad_input",)),
-        ("cross_entropy", dict(input=a(b, c), target=probs(b, c), grad_input=a(b, c), weight=None,
-                               label_smoothing=0.0), ("grad_input",)),
+        (
+            "binary_cross_entropy_with_logits",
+            dict(input=a(b, i), target=pos(b, i) / 2, grad_input=a(b, i)),
+            ("grad_input",),
+        ),
+        (
+            "cross_entropy",
+            dict(input=a(b, c), target=labels(b, c), grad_input=a(b, c), weight=pos(c), label_smoothing=0.1),
+            ("grad_input",),
+        ),
+        (
+            "cross_entropy",
+            dict(input=a(b, c), target=probs(b, c), grad_input=a(b, c), weight=None, label_smoothing=0.0),
+            ("grad_input",),
+        ),
         ("softmax", dict(x=a(b, c), out=a(b, c)), ("out",)),
         ("log_softmax", dict(x=a(b, c), out=a(b, c)), ("out",)),
         ("one_hot", dict(labels=labels(b, c), out=a(b, c)), ("out",)),
-        ("sgd_step", dict(param=a(i), grad=a(i), momentum_buffer=a(i), momentum=0.9, dampening=0.0,
-                          nesterov=True, first_step=False, **optim), ("param", "momentum_buffer")),
-        ("adagrad_step", dict(param=a(i), grad=a(i), sum=pos(i), clr=0.1, eps=1e-10, weight_decay=0.0,
-                              maximize=False), ("param", "sum")),
-        ("rmsprop_step", dict(param=a(i), grad=a(i), square_avg=pos(i), grad_avg=a(i) / 10,
-                              momentum_buffer=a(i), alpha=0.99, eps=1e-8, momentum=0.9, **optim),
-         ("param", "square_avg", "grad_avg", "momentum_buffer")),
-        ("adam_step", dict(param=a(o, i), grad=a(o, i), exp_avg=a(o, i), exp_avg_sq=pos(o, i),
-                           max_exp_avg_sq=pos(o, i), beta1=0.9, beta2=0.999, eps=1e-8,
-                           decoupled_weight_decay=True, step_size=0.1, bias_correction2_sqrt=0.5, **optim),
-         ("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")),
+        (
+            "sgd_step",
+            dict(
+                param=a(i),
+                grad=a(i),
+                momentum_buffer=a(i),
+                momentum=0.9,
+                dampening=0.0,
+                nesterov=True,
+                first_step=False,
+                **optim,
+            ),
+            ("param", "momentum_buffer"),
+        ),
+        (
+            "adagrad_step",
+            dict(param=a(i), grad=a(i), sum=pos(i), clr=0.1, eps=1e-10, weight_decay=0.0, maximize=False),
+            ("param", "sum"),
+        ),
+        (
+            "rmsprop_step",
+            dict(
+                param=a(i),
+                grad=a(i),
+                square_avg=pos(i),
+                grad_avg=a(i) / 10,
+                momentum_buffer=a(i),
+                alpha=0.99,
+                eps=1e-8,
+                momentum=0.9,
+                **optim,
+            ),
+            ("param", "square_avg", "grad_avg", "momentum_buffer"),
+        ),
+        (
+            "adam_step",
+            dict(
+                param=a(o, i),
+                grad=a(o, i),
+                exp_avg=a(o, i),
+                exp_avg_sq=pos(o, i),
+                max_exp_avg_sq=pos(o, i),
+                beta1=0.9,
+                beta2=0.999,
+                eps=1e-8,
+                decoupled_weight_decay=True,
+                step_size=0.1,
+                bias_correction2_sqrt=0.5,
+                **optim,
+            ),
+            ("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+        ),
         ("norm_part", dict(x=a(b, i), norm_type=2.0), ()),
         ("all_finite", dict(x=a(b, i)), ()),
         ("scale_", dict(x=a(b, i), factor=0.5), ("x",)),
         ("clamp_", dict(x=a(b, i), clip_value=0.5), ("x",)),
         ("batch_norm_statistics", dict(x=a(b, c, length), mean=a(c), var=a(c)), ("mean", "var")),
-        ("batch_norm_forward_train", dict(x=a(b, c, length), weight=a(c), bias=a(c), eps=1e-5, factor=0.1,
-                                          running_mean=a(c), running_var=pos(c), out=a(b, c, length),
-                                          save_mean=a(c), save_invstd=a(c)),
-         ("running_mean", "running_var", "out", "save_mean", "save_invstd")),
-        ("batch_norm_normalize", dict(x=a(b, c), mean=a(c), invstd=pos(c), weight=a(c), bias=a(c),
-                                      out=a(b, c)), ("out",)),
-        ("batch_norm_backward", dict(x=a(b, c, length), grad_output=a(b, c, length), mean=a(c), invstd=pos(c),
-                                     weight=a(c), batch_stats=True, grad_input=a(b, c, length),
-                                     grad_weight=a(c), grad_bias=a(c)),
-         ("grad_input", "grad_weight", "grad_bias")),
-        ("layer_norm_forward", dict(x=a(b, i), features=i, weight=a(i), bias=a(i), eps=1e-5,
-                                    out=a(b, i), mean=a(b), invstd=a(b)), ("out", "mean", "invstd")),
-        ("layer_norm_backward", dict(x=a(b, i), grad_output=a(b, i), features=i, mean=a(b),
-                                     invstd=pos(b), weight=a(i), grad_input=a(b, i), grad_weight=a(i),
-                                     grad_bias=a(i)), ("grad_input", "grad_weight", "grad_bias")),
+        (
+            "batch_norm_forward_train",
+            dict(
+                x=a(b, c, length),
+                weight=a(c),
+                bias=a(c),
+                eps=1e-5,
+                factor=0.1,
+                running_mean=a(c),
+                running_var=pos(c),
+                out=a(b, c, length),
+                save_mean=a(c),
+                save_invstd=a(c),
+            ),
+            ("running_mean", "running_var", "out", "save_mean", "save_invstd"),
+        ),
+        (
+            "batch_norm_normalize",
+            dict(x=a(b, c), mean=a(c), invstd=pos(c), weight=a(c), bias=a(c), out=a(b, c)),
+            ("out",),
+        ),
+        (
+            "batch_norm_backward",
+            dict(
+                x=a(b, c, length),
+                grad_output=a(b, c, length),
+                mean=a(c),
+                invstd=pos(c),
+                weight=a(c),
+                batch_stats=True,
+                grad_input=a(b, c, length),
+                grad_weight=a(c),
+                grad_bias=a(c),
+            ),
+            ("grad_input", "grad_weight", "grad_bias"),
+        ),
+        (
+            "layer_norm_forward",
+            dict(
+                x=a(b, i), features=i, weight=a(i), bias=a(i), eps=1e-5, out=a(b, i), mean=a(b), invstd=a(b)
+            ),
+            ("out", "mean", "invstd"),
+        ),
+        (
+            "layer_norm_backward",
+            dict(
+                x=a(b, i),
+                grad_output=a(b, i),
+                features=i,
+                mean=a(b),
+                invstd=pos(b),
+                weight=a(i),
+                grad_input=a(b, i),
+                grad_weight=a(i),
+                grad_bias=a(i),
+            ),
+            ("grad_input", "grad_weight", "grad_bias"),
+        ),
         ("dropout_forward", dict(x=a(b, i), p=0.5, seed=7, out=a(b, i), mask=a(b, i)), ("out", "mask")),
         ("gather_rows", dict(x=a(b + 2, i), indices=labels(b, b + 2), out=a(b, i)), ("out",)),
         ("get_num_threads", dict(), ()),
@@ -106,14 +219,34 @@ def functions():
 
 
 # Hostile stand-ins for one argument.
-SCALARS = [float("nan"), float("inf"), -float("inf"), -1, 0, -0.0, 1.5, 10**400, -(10**400), 2**64, -(2**63) - 1,
-           "x", None, True, [1.0], np.float32(1), np.int64(-3)]
+SCALARS = [
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    -1,
+    0,
+    -0.0,
+    1.5,
+    10**400,
+    -(10**400),
+    2**64,
+    -(2**63) - 1,
+    "x",
+    None,
+    True,
+    [1.0],
+    np.float32(1),
+    np.int64(-3),
+]
 NON_ARRAYS = [None, 1.0, "x", [1.0, 2.0], [[1.0]], (), {}, object()]
 
 
 def hostile_arrays(x):
     """Hostile versions of array ``x``: (label, array) pairs."""
-    yield "f32" if x.dtype == np.float64 else "f64", x.astype(np.float32 if x.dtype == np.float64 else np.float64)
+    yield (
+        "f32" if x.dtype == np.float64 else "f64",
+        x.astype(np.float32 if x.dtype == np.float64 else np.float64),
+    )
     for dt in (np.int64, np.int32, np.float16, np.bool_, np.uint8, object, np.complex128):
         if x.dtype != dt:
             yield f"dtype {np.dtype(dt).name}", x.astype(dt)
@@ -228,19 +361,33 @@ class Sweep:
                     if offset >= x.nbytes or y.size == 0:
                         continue
                     xv, yv = shared(x, y, offset)
-                    self.call(name, fresh(kwargs, other, xv) | {w: yv}, f"{w} over {other} +{offset}B",
-                              must_reject=True)
+                    self.call(
+                        name,
+                        fresh(kwargs, other, xv) | {w: yv},
+                        f"{w} over {other} +{offset}B",
+                        must_reject=True,
+                    )
                 xc = x.copy()
                 alias = strided_alias(xc, y)
                 if alias is not None:
-                    self.call(name, fresh(kwargs, w, alias) | {other: xc}, f"{w} as_strided over {other}",
-                              must_reject=True)
+                    self.call(
+                        name,
+                        fresh(kwargs, w, alias) | {other: xc},
+                        f"{w} as_strided over {other}",
+                        must_reject=True,
+                    )
             # The written argument twice, as itself.
             for other in arrays:
-                if other != w and kwargs[other].shape == kwargs[w].shape and kwargs[other].dtype == kwargs[w].dtype \
-                        and kwargs[w].size:
+                if (
+                    other != w
+                    and kwargs[other].shape == kwargs[w].shape
+                    and kwargs[other].dtype == kwargs[w].dtype
+                    and kwargs[w].size
+                ):
                     same = kwargs[w].copy()
-                    self.call(name, fresh(kwargs) | {w: same, other: same}, f"{w} is {other}", must_reject=True)
+                    self.call(
+                        name, fresh(kwargs) | {w: same, other: same}, f"{w} is {other}", must_reject=True
+                    )
 
     def sweep_zero_sizes(self, dtype):
         for key in SIZES:
@@ -264,8 +411,13 @@ def random_calls(sweep, examples):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.data())
     def one_call(data):
         sizes = {k: data.draw(st.integers(0, 4), label=k) for k in SIZES}
@@ -284,15 +436,29 @@ def random_calls(sweep, examples):
             w = data.draw(st.sampled_from(written), label="written")
             other = data.draw(st.sampled_from([k for k in arrays if k != w]), label="other")
             x, y = kwargs[other], kwargs[w]
-            if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype != object \
-                    and y.dtype != object and x.size and y.size:
+            if (
+                isinstance(x, np.ndarray)
+                and isinstance(y, np.ndarray)
+                and x.dtype != object
+                and y.dtype != object
+                and x.size
+                and y.size
+            ):
                 offset = 8 * data.draw(st.integers(0, max(x.nbytes // 8 - 1, 0)), label="offset")
                 kwargs[other], kwargs[w] = shared(np.ascontiguousarray(x), np.ascontiguousarray(y), offset)
         overlapping = any(
-            isinstance(kwargs[w], np.ndarray) and isinstance(kwargs[o], np.ndarray) and kwargs[w].size
-            and kwargs[o].size and kwargs[w].dtype != object and kwargs[o].dtype != object
+            isinstance(kwargs[w], np.ndarray)
+            and isinstance(kwargs[o], np.ndarray)
+            and kwargs[w].size
+            and kwargs[o].size
+            and kwargs[w].dtype != object
+            and kwargs[o].dtype != object
             and np.shares_memory(kwargs[w], kwargs[o])
-            for w in written if w in kwargs for o in arrays if o != w and o in kwargs)
+            for w in written
+            if w in kwargs
+            for o in arrays
+            if o != w and o in kwargs
+        )
         sweep.call(name, kwargs, f"random {sorted(sizes.items())} {dtype.__name__}", must_reject=overlapping)
 
     one_call()
@@ -309,8 +475,13 @@ def report(sweep) -> int:
 def run_in_child(script: str, *args: str) -> int:
     """Runs a sweep script in a child process, so that a crash fails the calling test instead of
     killing pytest; asserts it passed and returns how many cases it ran."""
-    result = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
-                            timeout=300, env=dict(os.environ, RUST_BACKTRACE="0"))
+    result = subprocess.run(
+        [sys.executable, script, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, RUST_BACKTRACE="0"),
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"the sweep failed (exit status {result.returncode}):\n{output[-8000:]}"
     ran = re.search(r"^cases (\d+)$", result.stdout, re.M)

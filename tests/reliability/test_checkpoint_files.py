@@ -18,13 +18,26 @@ from state_snapshot import snapshot
 
 
 def make_trainer(seed):
-    model = sp.Sequential(sp.Dense(5, 6, rng=seed), sp.BatchNorm1d(6), sp.ReLU(), sp.Dropout(0.2, rng=seed),
-                          sp.Dense(6, 3, rng=seed + 1))
+    model = sp.Sequential(
+        sp.Dense(5, 6, rng=seed),
+        sp.BatchNorm1d(6),
+        sp.ReLU(),
+        sp.Dropout(0.2, rng=seed),
+        sp.Dense(6, 3, rng=seed + 1),
+    )
     params = model.parameters()
     optimizer = sp.Adam([{"params": params[:2]}, {"params": params[2:], "lr": 2e-3}], lr=1e-2, amsgrad=True)
     scheduler = sp.OneCycleLR(optimizer, max_lr=[0.01, 0.02], total_steps=100)
-    return sp.Trainer(model, sp.CrossEntropyLoss(), optimizer, scheduler=scheduler,
-                      scheduler_interval="batch", batch_size=8, seed=seed, verbose=0)
+    return sp.Trainer(
+        model,
+        sp.CrossEntropyLoss(),
+        optimizer,
+        scheduler=scheduler,
+        scheduler_interval="batch",
+        batch_size=8,
+        seed=seed,
+        verbose=0,
+    )
 
 
 def train(trainer, epochs):
@@ -40,13 +53,16 @@ def files(tmp_path_factory):
     trainer = train(make_trainer(0), 2)
     trainer.save_checkpoint(folder / "good.safetensors")
     sp.save_weights(trainer.model, folder / "weights.safetensors")
-    return {"checkpoint": (folder / "good.safetensors").read_bytes(),
-            "weights": (folder / "weights.safetensors").read_bytes(), "folder": folder}
+    return {
+        "checkpoint": (folder / "good.safetensors").read_bytes(),
+        "weights": (folder / "weights.safetensors").read_bytes(),
+        "folder": folder,
+    }
 
 
 def split(data: bytes):
     n = int.from_bytes(data[:8], "little")
-    return json.loads(data[8:8 + n]), data[8 + n:]
+    return json.loads(data[8 : 8 + n]), data[8 + n :]
 
 
 def build(header, body: bytes, length=None) -> bytes:
@@ -91,8 +107,12 @@ class Loads:
         t = self.trainer
         yield "Trainer.load_checkpoint", lambda: t.load_checkpoint(self.path)
         if not trainer_only:
-            yield "load_checkpoint", lambda: sp.load_checkpoint(self.path, model=t.model, optimizer=t.optimizer,
-                                                                scheduler=t.scheduler)
+            yield (
+                "load_checkpoint",
+                lambda: sp.load_checkpoint(
+                    self.path, model=t.model, optimizer=t.optimizer, scheduler=t.scheduler
+                ),
+            )
             yield "load_weights", lambda: sp.load_weights(t.model, self.path)
 
     def refused(self, name: str, data: bytes, trainer_only=False) -> None:
@@ -142,8 +162,14 @@ def test_good_files_load(files, loads):
 def test_truncated_files(files, loads, kind):
     data = files[kind]
     header_end = 8 + int.from_bytes(data[:8], "little")
-    offsets = sorted({*range(0, 16), *range(16, header_end + 2, 11), header_end - 1,
-                      *np.linspace(header_end, len(data) - 1, 40).astype(int).tolist()})
+    offsets = sorted(
+        {
+            *range(0, 16),
+            *range(16, header_end + 2, 11),
+            header_end - 1,
+            *np.linspace(header_end, len(data) - 1, 40).astype(int).tolist(),
+        }
+    )
     for cut in offsets:
         loads.refused(f"{kind} cut at {cut}", data[:cut])
 
@@ -152,8 +178,19 @@ def test_truncated_files(files, loads, kind):
 def test_bad_header_lengths(files, loads, kind):
     header, body = split(files[kind])
     raw = json.dumps(header).encode()
-    for length in (0, 1, 2, 7, len(raw) - 1, len(raw) + 1, len(raw) + len(body) + 1, 100_000_001,
-                   2**32, 2**63, 2**64 - 1):
+    for length in (
+        0,
+        1,
+        2,
+        7,
+        len(raw) - 1,
+        len(raw) + 1,
+        len(raw) + len(body) + 1,
+        100_000_001,
+        2**32,
+        2**63,
+        2**64 - 1,
+    ):
         loads.refused(f"{kind} header length {length}", build(raw, body, length))
 
 
@@ -162,11 +199,20 @@ def test_bad_json_headers(files, loads, kind):
     header, body = split(files[kind])
     raw = json.dumps(header).encode()
     for name, bad in {
-        "empty": b"", "open brace": b"{", "array": b"[]", "null": b"null", "string": b'"x"',
-        "no tensors": b"{}", "not utf-8": b'{"\xff\xfe": 1}', "trailing garbage": raw + b"}}",
-        "deep nesting": b"[" * 5000 + b"]" * 5000, "metadata a number": json.dumps({**header, "__metadata__": 5}).encode(),
+        "empty": b"",
+        "open brace": b"{",
+        "array": b"[]",
+        "null": b"null",
+        "string": b'"x"',
+        "no tensors": b"{}",
+        "not utf-8": b'{"\xff\xfe": 1}',
+        "trailing garbage": raw + b"}}",
+        "deep nesting": b"[" * 5000 + b"]" * 5000,
+        "metadata a number": json.dumps({**header, "__metadata__": 5}).encode(),
         "metadata values not strings": json.dumps({**header, "__metadata__": {"saddlepoint": 5}}).encode(),
-        "tensor entry a string": json.dumps({**header, next(k for k in header if k != "__metadata__"): "x"}).encode(),
+        "tensor entry a string": json.dumps(
+            {**header, next(k for k in header if k != "__metadata__"): "x"}
+        ).encode(),
         "binary": bytes(range(256)),
     }.items():
         loads.refused(f"{kind} header {name}", build(bad, body))
@@ -177,7 +223,9 @@ def tensor_names(header):
 
 
 def first_float_tensor(header):
-    return next(k for k in tensor_names(header) if header[k]["dtype"] == "F32" and len(header[k]["shape"]) == 2)
+    return next(
+        k for k in tensor_names(header) if header[k]["dtype"] == "F32" and len(header[k]["shape"]) == 2
+    )
 
 
 @pytest.mark.parametrize("kind", ["checkpoint", "weights"])
@@ -214,11 +262,27 @@ def test_wrong_dtypes(files, loads, kind):
     header, _ = split(files[kind])
     weight = first_float_tensor(header)
     counter = next(k for k in tensor_names(header) if k.endswith("num_batches_tracked"))
-    for name, dtype in [(weight, "I32"), (weight, "U32"), (weight, "F64"), (weight, "F16"), (weight, "BF16"),
-                        (weight, "BOOL"), (weight, "U8"), (weight, "X"), (weight, ""), (weight, 5), (weight, None),
-                        (counter, "F64"), (counter, "U64"), (counter, "I32"), (counter, "C64")]:
-        loads.refused(f"{kind} {name} dtype {dtype!r}",
-                      with_header(files[kind], lambda h: h[name].__setitem__("dtype", dtype)))
+    for name, dtype in [
+        (weight, "I32"),
+        (weight, "U32"),
+        (weight, "F64"),
+        (weight, "F16"),
+        (weight, "BF16"),
+        (weight, "BOOL"),
+        (weight, "U8"),
+        (weight, "X"),
+        (weight, ""),
+        (weight, 5),
+        (weight, None),
+        (counter, "F64"),
+        (counter, "U64"),
+        (counter, "I32"),
+        (counter, "C64"),
+    ]:
+        loads.refused(
+            f"{kind} {name} dtype {dtype!r}",
+            with_header(files[kind], lambda h: h[name].__setitem__("dtype", dtype)),
+        )
 
 
 @pytest.mark.parametrize("kind", ["checkpoint", "weights"])
@@ -226,13 +290,28 @@ def test_wrong_shapes(files, loads, kind):
     header, _ = split(files[kind])
     weight = first_float_tensor(header)
     rows, cols = header[weight]["shape"]
-    vector = next(k for k in tensor_names(header) if len(header[k]["shape"]) == 1 and header[k]["shape"][0] > 1)
-    for name, shape in [(weight, [cols, rows]), (weight, [rows * cols]), (weight, [rows, cols, 1]),
-                        (weight, [1, rows, cols]), (weight, []), (weight, [-1, cols]), (weight, [rows, "x"]),
-                        (weight, [rows, 1.5]), (weight, "x"), (weight, [2**40, 2**40]), (weight, [0, cols]),
-                        (vector, [1, header[vector]["shape"][0]]), (vector, [])]:
-        loads.refused(f"{kind} {name} shape {shape!r}",
-                      with_header(files[kind], lambda h: h[name].__setitem__("shape", shape)))
+    vector = next(
+        k for k in tensor_names(header) if len(header[k]["shape"]) == 1 and header[k]["shape"][0] > 1
+    )
+    for name, shape in [
+        (weight, [cols, rows]),
+        (weight, [rows * cols]),
+        (weight, [rows, cols, 1]),
+        (weight, [1, rows, cols]),
+        (weight, []),
+        (weight, [-1, cols]),
+        (weight, [rows, "x"]),
+        (weight, [rows, 1.5]),
+        (weight, "x"),
+        (weight, [2**40, 2**40]),
+        (weight, [0, cols]),
+        (vector, [1, header[vector]["shape"][0]]),
+        (vector, []),
+    ]:
+        loads.refused(
+            f"{kind} {name} shape {shape!r}",
+            with_header(files[kind], lambda h: h[name].__setitem__("shape", shape)),
+        )
 
 
 @pytest.mark.parametrize("kind", ["checkpoint", "weights"])
@@ -252,6 +331,7 @@ def test_wrong_tensor_sets_and_values(files, loads, kind):
         def change(t):
             t[name] = t[name].copy()
             t[name].flat[0] = value
+
         return change
 
     variants = {
@@ -268,23 +348,34 @@ def test_wrong_tensor_sets_and_values(files, loads, kind):
     }
     if kind == "checkpoint":
         state = "optimizer.0.exp_avg_sq"
-        variants.update({
-            "negative exp_avg_sq": poison(state, -1.0),
-            "NaN exp_avg": poison("optimizer.0.exp_avg", np.nan),
-            "exp_avg of another shape": put("optimizer.0.exp_avg", np.zeros(3, np.float32)),
-            "integer exp_avg": lambda t: t.__setitem__("optimizer.0.exp_avg", t["optimizer.0.exp_avg"].astype(np.int32)),
-            "optimizer index not a number": lambda t: t.__setitem__("optimizer.x.exp_avg", t.pop("optimizer.0.exp_avg")),
-            "optimizer name without state": lambda t: t.__setitem__("optimizer.0", t.pop("optimizer.0.exp_avg")),
-            "state of an unknown parameter": put("optimizer.99.exp_avg", np.zeros(3, np.float32)),
-            "unknown state": put("optimizer.0.__dict__", np.zeros((6, 5), np.float32)),
-            "float64 exp_avg beyond float32": lambda t: t.__setitem__("optimizer.0.exp_avg", np.full((6, 5), 1e300)),
-        })
+        variants.update(
+            {
+                "negative exp_avg_sq": poison(state, -1.0),
+                "NaN exp_avg": poison("optimizer.0.exp_avg", np.nan),
+                "exp_avg of another shape": put("optimizer.0.exp_avg", np.zeros(3, np.float32)),
+                "integer exp_avg": lambda t: t.__setitem__(
+                    "optimizer.0.exp_avg", t["optimizer.0.exp_avg"].astype(np.int32)
+                ),
+                "optimizer index not a number": lambda t: t.__setitem__(
+                    "optimizer.x.exp_avg", t.pop("optimizer.0.exp_avg")
+                ),
+                "optimizer name without state": lambda t: t.__setitem__(
+                    "optimizer.0", t.pop("optimizer.0.exp_avg")
+                ),
+                "state of an unknown parameter": put("optimizer.99.exp_avg", np.zeros(3, np.float32)),
+                "unknown state": put("optimizer.0.__dict__", np.zeros((6, 5), np.float32)),
+                "float64 exp_avg beyond float32": lambda t: t.__setitem__(
+                    "optimizer.0.exp_avg", np.full((6, 5), 1e300)
+                ),
+            }
+        )
     for label, change in variants.items():
         loads.refused(f"{kind} {label}", with_tensors(files[kind], change))
 
 
 def metadata_variants():
     """(label, change, trainer_only): one bad value for each metadata field, several for most."""
+
     def set_at(*path):
         def setter(value):
             def change(meta):
@@ -292,7 +383,9 @@ def metadata_variants():
                 for k in path[:-1]:
                     d = d[k]
                 d[path[-1]] = value
+
             return change
+
         return setter
 
     def pop_at(*path):
@@ -301,6 +394,7 @@ def metadata_variants():
             for k in path[:-1]:
                 d = d[k]
             d.pop(path[-1])
+
         return change
 
     nan, inf = float("nan"), float("inf")
@@ -308,52 +402,93 @@ def metadata_variants():
     for field in ("format", "version", "epoch", "rng_states", "history", "optimizer", "scheduler"):
         out.append((f"no {field}", pop_at(field), False))
     for field, values in {
-        "format": ["x", 5, None], "version": [2, "1", 1.0, True, None], "epoch": [-1, 1.5, "3", True, None, [1], 2**70],
-        "rng_states": [[], None, "x"], "history": [[], None, {"loss": "x"}, {"loss": [None]}, {"loss": [True]}, {"loss": [[1]]}],
-        "optimizer": [[], None, {}, {"param_groups": []}], "scheduler": [[], None, "x"], "extra": [1],
+        "format": ["x", 5, None],
+        "version": [2, "1", 1.0, True, None],
+        "epoch": [-1, 1.5, "3", True, None, [1], 2**70],
+        "rng_states": [[], None, "x"],
+        "history": [[], None, {"loss": "x"}, {"loss": [None]}, {"loss": [True]}, {"loss": [[1]]}],
+        "optimizer": [[], None, {}, {"param_groups": []}],
+        "scheduler": [[], None, "x"],
+        "extra": [1],
     }.items():
         out += [(f"{field}={v!r}", set_at(field)(v), False) for v in values]
     for name, values in {
         "trainer": [None, {}, {"bit_generator": "MT19937"}, {"bit_generator": "PCG64", "state": "x"}],
-        "split_seed": [-1, "x", 2**40, None, 1.5], "model.3": [None, {"bit_generator": "PCG64"}],
+        "split_seed": [-1, "x", 2**40, None, 1.5],
+        "model.3": [None, {"bit_generator": "PCG64"}],
     }.items():
         out += [(f"rng_states[{name}]={v!r}"[:80], set_at("rng_states", name)(v), True) for v in values]
     out.append(("no rng_states[trainer]", pop_at("rng_states", "trainer"), True))
     out.append(("no rng_states[split_seed]", pop_at("rng_states", "split_seed"), True))
     for key, values in {
-        "lr": [-1, nan, inf, "x", None, True], "betas": [[2, 3], [0.9], "ab", [nan, 0.9], None], "eps": [-1, nan, "x"],
-        "weight_decay": [-1, inf], "amsgrad": ["yes", 2, None], "maximize": [-1, "no"], "params": [[0, 0], [0], ["a"], "x", None],
-        "initial_lr": [-1, "x"], "max_lr": [nan], "base_momentum": [1.5], "max_momentum": [-0.1],
+        "lr": [-1, nan, inf, "x", None, True],
+        "betas": [[2, 3], [0.9], "ab", [nan, 0.9], None],
+        "eps": [-1, nan, "x"],
+        "weight_decay": [-1, inf],
+        "amsgrad": ["yes", 2, None],
+        "maximize": [-1, "no"],
+        "params": [[0, 0], [0], ["a"], "x", None],
+        "initial_lr": [-1, "x"],
+        "max_lr": [nan],
+        "base_momentum": [1.5],
+        "max_momentum": [-0.1],
         "foo": [[1, 2]],  # not a hyperparameter of Adam's
     }.items():
-        out += [(f"param_groups[0][{key}]={v!r}", set_at("optimizer", "param_groups", 0, key)(v), False) for v in values]
+        out += [
+            (f"param_groups[0][{key}]={v!r}", set_at("optimizer", "param_groups", 0, key)(v), False)
+            for v in values
+        ]
     for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "params"):
         out.append((f"no param_groups[0][{key}]", pop_at("optimizer", "param_groups", 0, key), False))
-    out += [("param_groups one group", lambda m: m["optimizer"]["param_groups"].pop(), False),
-            ("param_groups three groups", lambda m: m["optimizer"]["param_groups"].append(m["optimizer"]["param_groups"][0]), False),
-            ("param_groups not a list", set_at("optimizer", "param_groups")({}), False),
-            ("param_group not a dict", set_at("optimizer", "param_groups", 1)([1]), False),
-            ("scalars not a dict", set_at("optimizer", "scalars")([]), False),
-            ("scalars index a word", lambda m: m["optimizer"]["scalars"].__setitem__("a", {"step": 1}), False),
-            ("scalars index negative", lambda m: m["optimizer"]["scalars"].__setitem__("-1", {"step": 1}), False),
-            ("scalars of an unknown parameter", lambda m: m["optimizer"]["scalars"].__setitem__("99", {"step": 1}), False),
-            ("scalars entry not a dict", set_at("optimizer", "scalars", "0")(3), False),
-            ("no step", pop_at("optimizer", "scalars", "0", "step"), False),
-            ("unknown scalar", set_at("optimizer", "scalars", "0", "__class__")(1), False),
-            ("exp_avg also a scalar", set_at("optimizer", "scalars", "0", "exp_avg")(1), False)]
-    out += [(f"step={v!r}", set_at("optimizer", "scalars", "0", "step")(v), False)
-            for v in (-1, 1.5, "x", None, True, 2**64, [1])]
-    scheduler_junk = {"total_steps": [0, -1, "x", 1.5], "anneal_strategy": ["x", None], "cycle_momentum": ["yes", 1],
-                      "use_betas": [False, "x"], "phases": [[], "x", [[1, 2, 3, 4, 5]], [[0.0, "initial_lr", "max_lr",
-                                                                                        "max_momentum", "base_momentum"]]],
-                      "base_lrs": [[-1, 0.1], [0.1], "x", [nan, 0.1]], "last_epoch": [-2, "x", 1.5, 101, None],
-                      "_last_lr": [[inf, 0.1], None]}
+    out += [
+        ("param_groups one group", lambda m: m["optimizer"]["param_groups"].pop(), False),
+        (
+            "param_groups three groups",
+            lambda m: m["optimizer"]["param_groups"].append(m["optimizer"]["param_groups"][0]),
+            False,
+        ),
+        ("param_groups not a list", set_at("optimizer", "param_groups")({}), False),
+        ("param_group not a dict", set_at("optimizer", "param_groups", 1)([1]), False),
+        ("scalars not a dict", set_at("optimizer", "scalars")([]), False),
+        ("scalars index a word", lambda m: m["optimizer"]["scalars"].__setitem__("a", {"step": 1}), False),
+        ("scalars index negative", lambda m: m["optimizer"]["scalars"].__setitem__("-1", {"step": 1}), False),
+        (
+            "scalars of an unknown parameter",
+            lambda m: m["optimizer"]["scalars"].__setitem__("99", {"step": 1}),
+            False,
+        ),
+        ("scalars entry not a dict", set_at("optimizer", "scalars", "0")(3), False),
+        ("no step", pop_at("optimizer", "scalars", "0", "step"), False),
+        ("unknown scalar", set_at("optimizer", "scalars", "0", "__class__")(1), False),
+        ("exp_avg also a scalar", set_at("optimizer", "scalars", "0", "exp_avg")(1), False),
+    ]
+    out += [
+        (f"step={v!r}", set_at("optimizer", "scalars", "0", "step")(v), False)
+        for v in (-1, 1.5, "x", None, True, 2**64, [1])
+    ]
+    scheduler_junk = {
+        "total_steps": [0, -1, "x", 1.5],
+        "anneal_strategy": ["x", None],
+        "cycle_momentum": ["yes", 1],
+        "use_betas": [False, "x"],
+        "phases": [
+            [],
+            "x",
+            [[1, 2, 3, 4, 5]],
+            [[0.0, "initial_lr", "max_lr", "max_momentum", "base_momentum"]],
+        ],
+        "base_lrs": [[-1, 0.1], [0.1], "x", [nan, 0.1]],
+        "last_epoch": [-2, "x", 1.5, 101, None],
+        "_last_lr": [[inf, 0.1], None],
+    }
     for key, values in scheduler_junk.items():
         out += [(f"scheduler[{key}]={v!r}"[:80], set_at("scheduler", key)(v), False) for v in values]
         out.append((f"no scheduler[{key}]", pop_at("scheduler", key), False))
-    out += [("scheduler[get_lr] replaced", set_at("scheduler", "get_lr")("x"), False),
-            ("scheduler[__dict__]", set_at("scheduler", "__dict__")({}), False),
-            ("scheduler[optimizer]", set_at("scheduler", "optimizer")(None), False)]
+    out += [
+        ("scheduler[get_lr] replaced", set_at("scheduler", "get_lr")("x"), False),
+        ("scheduler[__dict__]", set_at("scheduler", "__dict__")({}), False),
+        ("scheduler[optimizer]", set_at("scheduler", "optimizer")(None), False),
+    ]
     return out
 
 
@@ -369,7 +504,9 @@ def test_metadata_nested_too_deeply_for_json_is_refused(files, loads):
         return "[" * depth + "]" * depth
 
     meta = json.loads(split(files["checkpoint"])[0]["__metadata__"]["saddlepoint"])
-    deep_history = json.dumps({**meta, "history": "HISTORY"}).replace('"HISTORY"', '{"loss": ' + nested(200000) + "}")
+    deep_history = json.dumps({**meta, "history": "HISTORY"}).replace(
+        '"HISTORY"', '{"loss": ' + nested(200000) + "}"
+    )
     for label, text in {"a nested list": nested(200000), "a nested history": deep_history}.items():
         data = with_header(files["checkpoint"], lambda h: h["__metadata__"].__setitem__("saddlepoint", text))
         loads.refused(f"metadata {label}", data)

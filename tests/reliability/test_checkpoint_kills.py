@@ -32,12 +32,15 @@ def make_trainer(seed=0):
 rng = np.random.default_rng(0)
 X, y = rng.standard_normal((64, 64)), rng.integers(0, 10, 64)
 """
-CHILD = SETUP + """
+CHILD = (
+    SETUP
+    + """
 import sys
 trainer = make_trainer()
 trainer.callbacks.append(sp.ModelCheckpoint(sys.argv[1]))
 trainer.fit(X, y, epochs=int(sys.argv[2]))
 """
+)
 EPOCHS = 400  # more than a child reaches before it is killed
 KILLS = 10
 

@@ -44,39 +44,108 @@ MALFORMED = [
     ("quoted delimiter", with_row(3, '"1,5",2,0'), [], ["{f} line 3, column 'a': '1,5' is not a number"]),
     ("quoted newline", with_row(5, '1,"2\n3",0'), [], ["{f} line 5, column 'b': '2\\n3' is not a number"]),
     ("unclosed quote", with_row(6, '"1,2,0'), [], ["{f} line 6 has 1 cells, the header has 3"]),
-    ("cell over the csv field limit", with_row(9, "1," + "2" * 131_073 + ",0"), [],
-     ["{f} line 9: a cell is longer than 131072 characters"]),
-    ("huge number", with_row(9, "1," + "9" * 100_000 + ",0"), [],
-     ["{f} line 9, column 'b': '99999", "(100000 characters) is not a finite number"]),
-    ("beyond float32", with_row(9, "1,-" + "9" * 60 + ",0"), [],
-     ["{f} line 9, column 'b': '-999", "is beyond the range of the model's numbers (±3.403e+38)"]),
+    (
+        "cell over the csv field limit",
+        with_row(9, "1," + "2" * 131_073 + ",0"),
+        [],
+        ["{f} line 9: a cell is longer than 131072 characters"],
+    ),
+    (
+        "huge number",
+        with_row(9, "1," + "9" * 100_000 + ",0"),
+        [],
+        ["{f} line 9, column 'b': '99999", "(100000 characters) is not a finite number"],
+    ),
+    (
+        "beyond float32",
+        with_row(9, "1,-" + "9" * 60 + ",0"),
+        [],
+        ["{f} line 9, column 'b': '-999", "is beyond the range of the model's numbers (±3.403e+38)"],
+    ),
     ("text cell", with_row(8, "1,two,0"), [], ["{f} line 8, column 'b': 'two' is not a number"]),
     ("empty cell", with_row(8, "1,,0"), [], ["{f} line 8, column 'b': '' is not a number"]),
     ("NUL byte", with_row(2, "1\x00,2,0"), [], ["{f} line 2, column 'a': '1\\x00' is not a number"]),
-    *[(f"{value} feature", with_row(10, f"{value},2,0"), [],
-       [f"{{f}} line 10, column 'a': '{value}' is not a finite number"])
-      for value in ("nan", "NaN", "inf", "-inf", "Infinity", "1e400")],
-    *[(f"{value} target", with_row(12, f"1,2,{value}"), ["--task", "regression"],
-       [f"{{f}} line 12, column 'y': '{value}' is not a finite number"])
-      for value in ("nan", "inf", "-1e999")],
-    ("single class", numbers(16, target=lambda i: 3), [], ["{f}: the target column 'y' holds a single class (3)"]),
-    ("constant regression target", numbers(16, target=lambda i: 0.5), ["--task", "regression"],
-     ["{f}: the target column 'y' is constant (0.5)"]),
-    ("fractional classes", numbers(16, target=lambda i: i % 2 + 0.5), ["--task", "classification"],
-     ["{f}: the target column 'y' needs integer class labels"]),
-    ("missing target column", "a,b,z\n1,2,0\n", [], ["{f} has no column 'y'; its columns are ['a', 'b', 'z']"]),
-    ("duplicate column", "a,a,y\n1,2,0\n", [], ["{f} line 1: the column name 'a' appears twice (columns 1 and 2)"]),
+    *[
+        (
+            f"{value} feature",
+            with_row(10, f"{value},2,0"),
+            [],
+            [f"{{f}} line 10, column 'a': '{value}' is not a finite number"],
+        )
+        for value in ("nan", "NaN", "inf", "-inf", "Infinity", "1e400")
+    ],
+    *[
+        (
+            f"{value} target",
+            with_row(12, f"1,2,{value}"),
+            ["--task", "regression"],
+            [f"{{f}} line 12, column 'y': '{value}' is not a finite number"],
+        )
+        for value in ("nan", "inf", "-1e999")
+    ],
+    (
+        "single class",
+        numbers(16, target=lambda i: 3),
+        [],
+        ["{f}: the target column 'y' holds a single class (3)"],
+    ),
+    (
+        "constant regression target",
+        numbers(16, target=lambda i: 0.5),
+        ["--task", "regression"],
+        ["{f}: the target column 'y' is constant (0.5)"],
+    ),
+    (
+        "fractional classes",
+        numbers(16, target=lambda i: i % 2 + 0.5),
+        ["--task", "classification"],
+        ["{f}: the target column 'y' needs integer class labels"],
+    ),
+    (
+        "missing target column",
+        "a,b,z\n1,2,0\n",
+        [],
+        ["{f} has no column 'y'; its columns are ['a', 'b', 'z']"],
+    ),
+    (
+        "duplicate column",
+        "a,a,y\n1,2,0\n",
+        [],
+        ["{f} line 1: the column name 'a' appears twice (columns 1 and 2)"],
+    ),
     ("empty column name", "a,,y\n1,2,0\n", [], ["{f} line 1, column 2: the header cell is empty"]),
     ("binary junk", bytes(range(256)) * 4, [], ["{f} line 2: byte 0x80 is not UTF-8 text"]),
     ("PNG header", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", [], ["{f} line 1: byte 0x89 is not UTF-8 text"]),
-    ("Latin-1 text", "a,b,y\n1,2,0\ncaf\xe9,2,1\n".encode("latin-1"), [],
-     ["{f} line 3: byte 0xe9 is not UTF-8 text"]),
-    ("no training sample left", numbers(4, target=lambda i: i + 0.5), ["--test-size", "0.99"],
-     ["--test-size 0.99 cannot split 4 samples"]),
-    ("no validation sample left", numbers(2, target=lambda i: i + 0.5), [], ["--val-fraction 0.1 cannot split 1 samples"]),
-    ("a class of one sample", numbers(9, target=lambda i: int(i == 0)), [],
-     ["--test-size 0.25 cannot split 9 samples", "only 1 member"]),
-    ("validation split too small", numbers(6), ["--val-fraction", "0.1"], ["--val-fraction 0.1 cannot split 4 samples"]),
+    (
+        "Latin-1 text",
+        "a,b,y\n1,2,0\ncaf\xe9,2,1\n".encode("latin-1"),
+        [],
+        ["{f} line 3: byte 0xe9 is not UTF-8 text"],
+    ),
+    (
+        "no training sample left",
+        numbers(4, target=lambda i: i + 0.5),
+        ["--test-size", "0.99"],
+        ["--test-size 0.99 cannot split 4 samples"],
+    ),
+    (
+        "no validation sample left",
+        numbers(2, target=lambda i: i + 0.5),
+        [],
+        ["--val-fraction 0.1 cannot split 1 samples"],
+    ),
+    (
+        "a class of one sample",
+        numbers(9, target=lambda i: int(i == 0)),
+        [],
+        ["--test-size 0.25 cannot split 9 samples", "only 1 member"],
+    ),
+    (
+        "validation split too small",
+        numbers(6),
+        ["--val-fraction", "0.1"],
+        ["--val-fraction 0.1 cannot split 4 samples"],
+    ),
     ("no target option", numbers(16), ["--target", ""], ["--target COLUMN is required with a CSV file"]),
 ]
 
@@ -131,9 +200,11 @@ def unreadable(tmp_path) -> list:
 def test_files_that_are_not_readable_tables(tmp_path, capsys, cases, monkeypatch):
     folder = tmp_path / "x.csv"
     folder.mkdir()
-    checks = [(folder, "x.csv is a directory, not a CSV file"),
-              (tmp_path / "missing.csv", "missing.csv does not exist"),
-              *unreadable(tmp_path)]
+    checks = [
+        (folder, "x.csv is a directory, not a CSV file"),
+        (tmp_path / "missing.csv", "missing.csv does not exist"),
+        *unreadable(tmp_path),
+    ]
     for path, fragment in checks:
         assert_one_line_error(train(path, capsys), [str(path), fragment])
         cases.add()
@@ -159,37 +230,53 @@ def read_only_folder(tmp_path) -> Path:
     return folder if not os.access(folder, os.W_OK) else Path("/sys")
 
 
-@pytest.mark.parametrize("option,value,fragment", [
-    ("--early-stopping", "-1", "argument --early-stopping: must be in [0, inf), got -1"),
-    ("--warmup", "-1", "argument --warmup: must be in [0, inf), got -1"),
-    ("--lr", "0", "argument --lr: must be in (0, inf), got 0"),
-    ("--lr", "nan", "argument --lr: must be in (0, inf), got nan"),
-    ("--lr", "inf", "argument --lr: must be in (0, inf), got inf"),
-    ("--weight-decay", "-0.1", "argument --weight-decay: must be in [0, inf), got -0.1"),
-    ("--weight-decay", "nan", "argument --weight-decay: must be in [0, inf), got nan"),
-    ("--batch-size", "0", "argument --batch-size: must be in (0, inf), got 0"),
-    ("--batch-size", "2.5", "argument --batch-size: expected an integer, got '2.5'"),
-    ("--epochs", "-3", "argument --epochs: must be in (0, inf), got -3"),
-    ("--seed", "-1", "argument --seed: must be in [0, inf), got -1"),
-    ("--dropout", "1", "argument --dropout: must be in [0, 1), got 1"),
-    ("--test-size", "0", "argument --test-size: must be in (0, 1), got 0"),
-    ("--val-fraction", "1.5", "argument --val-fraction: must be in [0, 1), got 1.5"),
-    ("--hidden", "8,-1", "argument --hidden: sizes must be >= 0, got '8,-1'"),
-    ("--hidden", "wide", "argument --hidden: must be comma-separated integers, got 'wide'"),
-    ("--hidden", "1000000,1000000", "--hidden 1000000,1000000 makes a network of 1,000,006,000,002 "
-                                    "parameters that needs about"),
-    ("--optimizer", "lbfgs", "argument --optimizer: invalid choice: 'lbfgs'"),
-    ("--threads", "0", "argument --threads: must be in (0, inf), got 0"),
-    ("--bogus", "1", "unrecognized arguments: --bogus 1"),
-    ("--out", "{table}", "is an existing file, not a folder"),
-    ("--out", "{table}/run", "cannot be written: Not a directory"),
-    ("--out", "{read_only}/run", "cannot be written"),
-])
+@pytest.mark.parametrize(
+    "option,value,fragment",
+    [
+        ("--early-stopping", "-1", "argument --early-stopping: must be in [0, inf), got -1"),
+        ("--warmup", "-1", "argument --warmup: must be in [0, inf), got -1"),
+        ("--lr", "0", "argument --lr: must be in (0, inf), got 0"),
+        ("--lr", "nan", "argument --lr: must be in (0, inf), got nan"),
+        ("--lr", "inf", "argument --lr: must be in (0, inf), got inf"),
+        ("--weight-decay", "-0.1", "argument --weight-decay: must be in [0, inf), got -0.1"),
+        ("--weight-decay", "nan", "argument --weight-decay: must be in [0, inf), got nan"),
+        ("--batch-size", "0", "argument --batch-size: must be in (0, inf), got 0"),
+        ("--batch-size", "2.5", "argument --batch-size: expected an integer, got '2.5'"),
+        ("--epochs", "-3", "argument --epochs: must be in (0, inf), got -3"),
+        ("--seed", "-1", "argument --seed: must be in [0, inf), got -1"),
+        ("--dropout", "1", "argument --dropout: must be in [0, 1), got 1"),
+        ("--test-size", "0", "argument --test-size: must be in (0, 1), got 0"),
+        ("--val-fraction", "1.5", "argument --val-fraction: must be in [0, 1), got 1.5"),
+        ("--hidden", "8,-1", "argument --hidden: sizes must be >= 0, got '8,-1'"),
+        ("--hidden", "wide", "argument --hidden: must be comma-separated integers, got 'wide'"),
+        (
+            "--hidden",
+            "1000000,1000000",
+            "--hidden 1000000,1000000 makes a network of 1,000,006,000,002 parameters that needs about",
+        ),
+        ("--optimizer", "lbfgs", "argument --optimizer: invalid choice: 'lbfgs'"),
+        ("--threads", "0", "argument --threads: must be in (0, inf), got 0"),
+        ("--bogus", "1", "unrecognized arguments: --bogus 1"),
+        ("--out", "{table}", "is an existing file, not a folder"),
+        ("--out", "{table}/run", "cannot be written: Not a directory"),
+        ("--out", "{read_only}/run", "cannot be written"),
+    ],
+)
 def test_bad_options_give_one_line_and_exit_2(tmp_path, capsys, cases, option, value, fragment):
     table = write(tmp_path / "t.csv", numbers(16))
     value = value.format(table=table, read_only=read_only_folder(tmp_path))
-    argv = ["train", "--data", str(table), "--target", "y", *FAST, "--out", str(tmp_path / "run"),
-            option, value]
+    argv = [
+        "train",
+        "--data",
+        str(table),
+        "--target",
+        "y",
+        *FAST,
+        "--out",
+        str(tmp_path / "run"),
+        option,
+        value,
+    ]
     code = main(argv)
     captured = capsys.readouterr()
     assert_one_line_error((code, captured.out, captured.err.strip().splitlines()), [fragment])
@@ -200,10 +287,16 @@ def test_bad_options_give_one_line_and_exit_2(tmp_path, capsys, cases, option, v
 VALID = [
     ("plain", numbers(24), "test accuracy"),
     ("Windows line ends", numbers(24).replace("\n", "\r\n"), "test accuracy"),
-    ("byte-order mark, target first", "\ufeffy,a\n" + "".join(f"{i % 2},{i}\n" for i in range(24)),
-     "test accuracy"),
-    ("quoted numbers and spaces", "a,b,y\n" + "".join(f'" {i}", {i % 3} ,"{i % 2}"\n' for i in range(24)),
-     "test accuracy"),
+    (
+        "byte-order mark, target first",
+        "\ufeffy,a\n" + "".join(f"{i % 2},{i}\n" for i in range(24)),
+        "test accuracy",
+    ),
+    (
+        "quoted numbers and spaces",
+        "a,b,y\n" + "".join(f'" {i}", {i % 3} ,"{i % 2}"\n' for i in range(24)),
+        "test accuracy",
+    ),
     ("blank lines and no final newline", numbers(24).replace("\n", "\n\n").rstrip("\n"), "test accuracy"),
     ("regression target", numbers(24, target=lambda i: f"{i * 0.37:.3f}"), "test R2"),
     ("quoted header with a comma", '"a,1",b,y\n' + numbers(24).split("\n", 1)[1], "test accuracy"),
@@ -218,8 +311,32 @@ def test_valid_tables_still_train(tmp_path, capsys, cases):
         cases.add()
 
 
-PIECES = st.sampled_from(["0", "7", "-", ".", "e", "1e3", "nan", "inf", "x", "y", "é", " ", '"',
-                          ",", "\n", "\r\n", "\n\n", "\ufeff", "\x00", '"1,2"', '"3\n4"', "1" * 60])
+PIECES = st.sampled_from(
+    [
+        "0",
+        "7",
+        "-",
+        ".",
+        "e",
+        "1e3",
+        "nan",
+        "inf",
+        "x",
+        "y",
+        "é",
+        " ",
+        '"',
+        ",",
+        "\n",
+        "\r\n",
+        "\n\n",
+        "\ufeff",
+        "\x00",
+        '"1,2"',
+        '"3\n4"',
+        "1" * 60,
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -254,14 +371,31 @@ def test_installed_command_in_a_subprocess(tmp_path, cases):
     """The console entry point, as a shell runs it: a few cases end to end."""
     folder = tmp_path / "x.csv"
     folder.mkdir()
-    runs = [(write(tmp_path / "empty.csv", b""), 2, "is empty"),
-            (folder, 2, "is a directory"),
-            (write(tmp_path / "nan.csv", with_row(4, "1,2,nan")), 2, "line 4, column 'y'"),
-            (write(tmp_path / "ok.csv", numbers(24)), 0, "training")]
+    runs = [
+        (write(tmp_path / "empty.csv", b""), 2, "is empty"),
+        (folder, 2, "is a directory"),
+        (write(tmp_path / "nan.csv", with_row(4, "1,2,nan")), 2, "line 4, column 'y'"),
+        (write(tmp_path / "ok.csv", numbers(24)), 0, "training"),
+    ]
     for path, status, fragment in runs:
-        result = subprocess.run([sys.executable, "-m", "saddlepoint.cli", "train", "--data", str(path),
-                                 "--target", "y", *FAST, "--out", str(tmp_path / "run")],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "saddlepoint.cli",
+                "train",
+                "--data",
+                str(path),
+                "--target",
+                "y",
+                *FAST,
+                "--out",
+                str(tmp_path / "run"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         lines = result.stderr.strip().splitlines()
         assert result.returncode == status and len(lines) == 1 and fragment in lines[0], result
         assert "Traceback" not in result.stderr

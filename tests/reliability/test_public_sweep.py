@@ -24,6 +24,7 @@ def test_public_api_takes_hostile_arguments_without_crashing_or_changing_state(c
 
 # ----------------------------------------------------------------------------- the child process
 
+
 def _snapshot(*objects):
     """Copies of everything a rejected call must leave alone."""
     state = []
@@ -44,8 +45,12 @@ def _same(a, b):
         return False
     for x, y in zip(a, b):
         if isinstance(x, np.ndarray):
-            if not (isinstance(y, np.ndarray) and x.shape == y.shape and x.dtype == y.dtype
-                    and x.tobytes() == y.tobytes()):
+            if not (
+                isinstance(y, np.ndarray)
+                and x.shape == y.shape
+                and x.dtype == y.dtype
+                and x.tobytes() == y.tobytes()
+            ):
                 return False
         elif x != y:
             return False
@@ -77,8 +82,14 @@ class PublicSweep:
         for v in self.core_sweep.NON_ARRAYS:
             yield f"non-array {v!r}", v
         first, rest = x.shape[0], x.shape[1:]
-        for shape in [(first + 1, *rest), x.shape[:-1] or (1,), (*x.shape, 2), (0, *rest), (*x.shape[:-1], 0),
-                      (*x.shape[:-1], x.shape[-1] + 1)]:
+        for shape in [
+            (first + 1, *rest),
+            x.shape[:-1] or (1,),
+            (*x.shape, 2),
+            (0, *rest),
+            (*x.shape[:-1], 0),
+            (*x.shape[:-1], x.shape[-1] + 1),
+        ]:
             yield f"shape {shape}", np.ones(shape, x.dtype)
 
     # --------------------------------------------------------------------------------- layers
@@ -89,13 +100,18 @@ class PublicSweep:
         return {
             "Dense": lambda: sp.Dense(4, 3, rng=rng),
             "Dense(bias=False, float64)": lambda: sp.Dense(4, 3, bias=False, dtype=np.float64, rng=rng),
-            "ReLU": sp.ReLU, "Sigmoid": sp.Sigmoid, "HardSigmoid": sp.HardSigmoid, "Tanh": sp.Tanh,
-            "Identity": sp.Identity, "LeakyReLU": lambda: sp.LeakyReLU(0.1),
+            "ReLU": sp.ReLU,
+            "Sigmoid": sp.Sigmoid,
+            "HardSigmoid": sp.HardSigmoid,
+            "Tanh": sp.Tanh,
+            "Identity": sp.Identity,
+            "LeakyReLU": lambda: sp.LeakyReLU(0.1),
             "BatchNorm1d": lambda: sp.BatchNorm1d(4),
             "LayerNorm": lambda: sp.LayerNorm(4),
             "Dropout": lambda: sp.Dropout(0.5, rng=rng),
-            "Sequential": lambda: sp.Sequential(sp.Dense(4, 3, rng=rng), sp.BatchNorm1d(3), sp.ReLU(),
-                                                sp.Dense(3, 2, rng=rng)),
+            "Sequential": lambda: sp.Sequential(
+                sp.Dense(4, 3, rng=rng), sp.BatchNorm1d(3), sp.ReLU(), sp.Dense(3, 2, rng=rng)
+            ),
             "mlp": lambda: sp.mlp([4, 5, 2], rng=0),
         }
 
@@ -111,14 +127,21 @@ class PublicSweep:
                     continue
                 for label, bad in self.hostile(x):
                     fresh = make().train(training)
-                    self.call(f"{name}(train={training}) forward [{label}]", lambda: fresh.forward(bad), fresh)
+                    self.call(
+                        f"{name}(train={training}) forward [{label}]", lambda: fresh.forward(bad), fresh
+                    )
                     fresh.forward(x)
-                    self.call(f"{name}(train={training}) backward after [{label}]",
-                              lambda: fresh.backward(np.ones_like(y)), fresh)
+                    self.call(
+                        f"{name}(train={training}) backward after [{label}]",
+                        lambda: fresh.backward(np.ones_like(y)),
+                        fresh,
+                    )
                 for label, bad in self.hostile(y):
                     fresh = make().train(training)
                     fresh.forward(x)
-                    self.call(f"{name}(train={training}) backward [{label}]", lambda: fresh.backward(bad), fresh)
+                    self.call(
+                        f"{name}(train={training}) backward [{label}]", lambda: fresh.backward(bad), fresh
+                    )
 
     def sweep_zero_sizes(self):
         """Empty batches for every layer, and empty lengths for batch norm on (N, C, L) data."""
@@ -129,23 +152,34 @@ class PublicSweep:
                     layer = make().train(training)
                     dtype = next((p.dtype for p in layer.parameters()), np.dtype(np.float32))
                     x = np.ones(shape, dtype)
-                    y = self.call(f"{name}(train={training}) forward {shape}", lambda: layer.forward(x), layer)
+                    y = self.call(
+                        f"{name}(train={training}) forward {shape}", lambda: layer.forward(x), layer
+                    )
                     if y is not None:
-                        self.call(f"{name}(train={training}) backward {shape}",
-                                  lambda: layer.backward(np.ones_like(y)), layer)
+                        self.call(
+                            f"{name}(train={training}) backward {shape}",
+                            lambda: layer.backward(np.ones_like(y)),
+                            layer,
+                        )
 
     def sweep_constructors(self):
         import saddlepoint as sp
 
         scalars = self.core_sweep.SCALARS
         constructors = {
-            "Dense": (lambda **k: sp.Dense(**{"in_features": 2, "out_features": 3, **k}),
-                      ["in_features", "out_features", "bias", "dtype", "rng"]),
+            "Dense": (
+                lambda **k: sp.Dense(**{"in_features": 2, "out_features": 3, **k}),
+                ["in_features", "out_features", "bias", "dtype", "rng"],
+            ),
             "LeakyReLU": (lambda **k: sp.LeakyReLU(**k), ["negative_slope"]),
-            "BatchNorm1d": (lambda **k: sp.BatchNorm1d(**{"num_features": 3, **k}),
-                            ["num_features", "eps", "momentum", "affine", "track_running_stats"]),
-            "LayerNorm": (lambda **k: sp.LayerNorm(**{"normalized_shape": 3, **k}),
-                          ["normalized_shape", "eps", "elementwise_affine"]),
+            "BatchNorm1d": (
+                lambda **k: sp.BatchNorm1d(**{"num_features": 3, **k}),
+                ["num_features", "eps", "momentum", "affine", "track_running_stats"],
+            ),
+            "LayerNorm": (
+                lambda **k: sp.LayerNorm(**{"normalized_shape": 3, **k}),
+                ["normalized_shape", "eps", "elementwise_affine"],
+            ),
             "Dropout": (lambda **k: sp.Dropout(**k), ["p", "rng"]),
             "CrossEntropyLoss": (lambda **k: sp.CrossEntropyLoss(**k), ["weight", "label_smoothing"]),
             "mlp": (lambda **k: sp.mlp(**{"sizes": [2, 3], **k}), ["sizes", "activation", "dtype"]),
@@ -202,7 +236,9 @@ class PublicSweep:
             for key in list(kwargs) + ["betas", "eps", "weight_decay", "maximize"]:
                 for bad in self.core_sweep.SCALARS + [(2, 3), (0.9,), [0.9, 0.999]]:
                     model = sp.Dense(3, 2, rng=0)
-                    self.call(f"{name}({key}={bad!r:.30})", lambda: cls(model.parameters(), **{**kwargs, key: bad}))
+                    self.call(
+                        f"{name}({key}={bad!r:.30})", lambda: cls(model.parameters(), **{**kwargs, key: bad})
+                    )
             for bad in [[], [np.ones(3)], None, 5, "x"]:
                 self.call(f"{name}(params={bad!r:.30})", lambda: cls(bad, **kwargs))
             for step_first in (False, True):
@@ -213,6 +249,7 @@ class PublicSweep:
                     optimizer.step()
                 grad = model.weight.grad.copy()
                 for label, bad in self.hostile(grad):
+
                     def step():
                         model.weight._grad = bad  # a gradient replaced behind the API's back
                         model.weight._grad_is_zero = False
@@ -220,26 +257,46 @@ class PublicSweep:
                             optimizer.step()
                         finally:
                             model.weight._grad = grad.copy()
+
                     self.call(f"{name}.step(grad [{label}], after step={step_first})", step, model, optimizer)
 
     def schedulers(self, optimizer):
         import saddlepoint as sp
 
         return {
-            "StepLR": (lambda **k: sp.StepLR(optimizer, **{"step_size": 2, **k}), ["step_size", "gamma", "last_epoch"]),
-            "MultiStepLR": (lambda **k: sp.MultiStepLR(optimizer, **{"milestones": [1, 3], **k}),
-                            ["milestones", "gamma"]),
+            "StepLR": (
+                lambda **k: sp.StepLR(optimizer, **{"step_size": 2, **k}),
+                ["step_size", "gamma", "last_epoch"],
+            ),
+            "MultiStepLR": (
+                lambda **k: sp.MultiStepLR(optimizer, **{"milestones": [1, 3], **k}),
+                ["milestones", "gamma"],
+            ),
             "ExponentialLR": (lambda **k: sp.ExponentialLR(optimizer, **{"gamma": 0.9, **k}), ["gamma"]),
-            "CosineAnnealingLR": (lambda **k: sp.CosineAnnealingLR(optimizer, **{"T_max": 5, **k}),
-                                  ["T_max", "eta_min"]),
-            "LinearLR": (lambda **k: sp.LinearLR(optimizer, **k), ["start_factor", "end_factor", "total_iters"]),
-            "LinearWarmup": (lambda **k: sp.LinearWarmup(optimizer, **{"warmup_steps": 3, **k}),
-                             ["warmup_steps", "start_factor"]),
-            "InverseSqrtLR": (lambda **k: sp.InverseSqrtLR(optimizer, **{"warmup_steps": 3, **k}), ["warmup_steps"]),
-            "OneCycleLR": (lambda **k: sp.OneCycleLR(optimizer, **{"max_lr": 0.1, "total_steps": 10, **k}),
-                           ["max_lr", "total_steps", "pct_start", "anneal_strategy"]),
-            "ReduceLROnPlateau": (lambda **k: sp.ReduceLROnPlateau(optimizer, **k),
-                                  ["mode", "factor", "patience", "threshold", "cooldown", "min_lr", "eps"]),
+            "CosineAnnealingLR": (
+                lambda **k: sp.CosineAnnealingLR(optimizer, **{"T_max": 5, **k}),
+                ["T_max", "eta_min"],
+            ),
+            "LinearLR": (
+                lambda **k: sp.LinearLR(optimizer, **k),
+                ["start_factor", "end_factor", "total_iters"],
+            ),
+            "LinearWarmup": (
+                lambda **k: sp.LinearWarmup(optimizer, **{"warmup_steps": 3, **k}),
+                ["warmup_steps", "start_factor"],
+            ),
+            "InverseSqrtLR": (
+                lambda **k: sp.InverseSqrtLR(optimizer, **{"warmup_steps": 3, **k}),
+                ["warmup_steps"],
+            ),
+            "OneCycleLR": (
+                lambda **k: sp.OneCycleLR(optimizer, **{"max_lr": 0.1, "total_steps": 10, **k}),
+                ["max_lr", "total_steps", "pct_start", "anneal_strategy"],
+            ),
+            "ReduceLROnPlateau": (
+                lambda **k: sp.ReduceLROnPlateau(optimizer, **k),
+                ["mode", "factor", "patience", "threshold", "cooldown", "min_lr", "eps"],
+            ),
         }
 
     def sweep_schedulers(self):

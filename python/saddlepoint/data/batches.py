@@ -9,8 +9,9 @@ import numpy as np
 from ..validation import positive_int
 
 
-def minibatches(n_samples: int, batch_size: int, rng=None, shuffle: bool = True,
-                drop_last: bool = False) -> Iterator[np.ndarray]:
+def minibatches(
+    n_samples: int, batch_size: int, rng=None, shuffle: bool = True, drop_last: bool = False
+) -> Iterator[np.ndarray]:
     """Index arrays of the mini-batches of one epoch.
 
     With ``shuffle`` the order is a fresh permutation drawn from ``rng`` (a
@@ -25,4 +26,4 @@ def minibatches(n_samples: int, batch_size: int, rng=None, shuffle: bool = True,
     order = np.random.default_rng(rng).permutation(n_samples) if shuffle else np.arange(n_samples)
     stop = n_samples - n_samples % batch_size if drop_last else n_samples
     for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]

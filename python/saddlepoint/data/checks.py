@@ -37,16 +37,19 @@ def check_data(X, y, classification: bool | None = None, name: str = "X"):
     else:
         bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
     if bad is not None and bad.any():
-        raise ValueError(f"{name} has NaN or infinite values in rows {np.flatnonzero(bad)[:10].tolist()}"
-                         f"{' ...' if bad.sum() > 10 else ''}")
+        raise ValueError(
+            f"{name} has NaN or infinite values in rows {np.flatnonzero(bad)[:10].tolist()}"
+            f"{' ...' if bad.sum() > 10 else ''}"
+        )
     if y.dtype.kind == "f":
         bad_y = ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
         if bad_y.any():
             raise ValueError(f"y has NaN or infinite values in rows {np.flatnonzero(bad_y)[:10].tolist()}")
         if classification and not np.all(y == np.round(y)):
             rows = np.flatnonzero(y.reshape(len(y), -1)[:, 0] != np.round(y.reshape(len(y), -1)[:, 0]))
-            raise ValueError(f"classification labels must be integers, got non-integer values in rows "
-                             f"{rows[:10].tolist()}")
+            raise ValueError(
+                f"classification labels must be integers, got non-integer values in rows {rows[:10].tolist()}"
+            )
     elif y.dtype.kind not in "iub":
         raise TypeError(f"y must hold numbers, got dtype {y.dtype}")
     return X, y

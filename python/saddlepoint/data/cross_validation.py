@@ -36,8 +36,18 @@ class CrossValidationResult:
         return f"{len(self.scores)}-fold {self.metric}: {self.mean:.4f} ± {self.std:.4f} ({folds})"
 
 
-def cross_validate(make_trainer, X, y, *, epochs: int, cv=5, shuffle: bool = True, seed=0,
-                   metric: str = "accuracy", preprocess=None) -> CrossValidationResult:
+def cross_validate(
+    make_trainer,
+    X,
+    y,
+    *,
+    epochs: int,
+    cv=5,
+    shuffle: bool = True,
+    seed=0,
+    metric: str = "accuracy",
+    preprocess=None,
+) -> CrossValidationResult:
     """N-fold cross validation (the course's way to choose a model without touching the test set).
 
     Parameters

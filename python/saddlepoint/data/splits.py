@@ -37,8 +37,9 @@ class PreparedData:
     encoder: TargetEncoder | None = None
 
 
-def prepare_data(X, y, validation_data=None, validation_split: float = 0.2, test_data=None,
-                 task: str | None = None, seed=0) -> PreparedData:
+def prepare_data(
+    X, y, validation_data=None, validation_split: float = 0.2, test_data=None, task: str | None = None, seed=0
+) -> PreparedData:
     """Checks the data, infers the task, holds out a validation split (stratified where every
     class fits on both sides) and encodes the targets (:class:`TargetEncoder`); ``test`` is
     ``(None, None)`` without ``test_data``."""
@@ -48,22 +49,37 @@ def prepare_data(X, y, validation_data=None, validation_split: float = 0.2, test
     task, y = task_of(y, task)
     if validation_data is None:
         fraction = _VALIDATION_SPLIT.check("validation_split", validation_split)
-        X, X_val, y, y_val = train_test_split(X, y, test_size=fraction, random_state=seed,
-                                              stratify=_stratify(task, y, fraction))
+        X, X_val, y, y_val = train_test_split(
+            X, y, test_size=fraction, random_state=seed, stratify=_stratify(task, y, fraction)
+        )
     else:
         X_val, y_val = check_data(*split_pair("validation_data", validation_data), name="validation X")
-    X_test, y_test = (check_data(*split_pair("test_data", test_data), name="test X") if test_data is not None
-                      else (None, None))
+    X_test, y_test = (
+        check_data(*split_pair("test_data", test_data), name="test X")
+        if test_data is not None
+        else (None, None)
+    )
     for name, other in (("validation_data", X_val), ("test_data", X_test)):
         if other is not None and other.shape[1:] != X.shape[1:]:
-            raise ValueError(f"{name} must have features of shape {X.shape[1:]} like X, got {other.shape[1:]}")
+            raise ValueError(
+                f"{name} must have features of shape {X.shape[1:]} like X, got {other.shape[1:]}"
+            )
     encoder = TargetEncoder.fit(task, y, y_val, y_test)
     y, y_val, y_test = encoder.encode(y), encoder.encode(y_val), encoder.encode(y_test)
     baseline = encoder.baseline(y)
     if not baseline > 0:
         raise ValueError("y must vary: a single class or a constant target leaves nothing to learn")
-    return PreparedData(task, (X, y), (X_val, y_val), (X_test, y_test), encoder.loss(), encoder.metric,
-                        encoder.n_out, baseline, encoder)
+    return PreparedData(
+        task,
+        (X, y),
+        (X_val, y_val),
+        (X_test, y_test),
+        encoder.loss(),
+        encoder.metric,
+        encoder.n_out,
+        baseline,
+        encoder,
+    )
 
 
 def _stratify(task: str, y, fraction: float):

@@ -54,8 +54,9 @@ def _read_text(path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise TableError(f"{path} line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text; "
-                         f"save the table as UTF-8 CSV") from None
+        raise TableError(
+            f"{path} line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text; save the table as UTF-8 CSV"
+        ) from None
 
 
 def _read_rows(path, text: str) -> list[tuple[int, list[str]]]:
@@ -71,8 +72,9 @@ def _read_rows(path, text: str) -> list[tuple[int, list[str]]]:
             return rows
         except csv.Error as e:
             if "field larger than field limit" in str(e):
-                raise TableError(f"{path} line {line}: a cell is longer than "
-                                 f"{csv.field_size_limit()} characters") from None
+                raise TableError(
+                    f"{path} line {line}: a cell is longer than {csv.field_size_limit()} characters"
+                ) from None
             raise TableError(f"{path} line {line}: {e}") from None
         rows.append((line, row))
 
@@ -85,8 +87,10 @@ def _check_header(path, header: list[str], target: str) -> None:
         if name == "":
             raise TableError(f"{path} line 1, column {j + 1}: the header cell is empty")
         if name in header[:j]:
-            raise TableError(f"{path} line 1: the column name {_short(name)} appears twice "
-                             f"(columns {header.index(name) + 1} and {j + 1})")
+            raise TableError(
+                f"{path} line 1: the column name {_short(name)} appears twice "
+                f"(columns {header.index(name) + 1} and {j + 1})"
+            )
 
 
 def _parse_number(path, line: int, column: str, cell: str, limit: float) -> float:
@@ -98,8 +102,9 @@ def _parse_number(path, line: int, column: str, cell: str, limit: float) -> floa
     if not math.isfinite(value):
         raise TableError(f"{where}: {_short(cell.strip())} is not a finite number")
     if abs(value) > limit:
-        raise TableError(f"{where}: {_short(cell.strip())} is beyond the range of the model's "
-                         f"numbers (±{limit:.4g})")
+        raise TableError(
+            f"{where}: {_short(cell.strip())} is beyond the range of the model's numbers (±{limit:.4g})"
+        )
     return value
 
 

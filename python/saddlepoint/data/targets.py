@@ -46,8 +46,10 @@ def task_of(y, task: str | None = None) -> tuple[str, np.ndarray]:
     task = check_task(task or (infer_task(y.ravel()) if labels else "regression"))
     if task == "classification":
         if not labels:
-            raise ValueError(f"y must hold one class label per sample for classification, got "
-                             f"shape {y.shape}; pass labels, not one-hot rows")
+            raise ValueError(
+                f"y must hold one class label per sample for classification, got "
+                f"shape {y.shape}; pass labels, not one-hot rows"
+            )
         y = y.ravel()
     return task, y
 

@@ -59,8 +59,14 @@ class Budget:
     Use as a context manager: it limits BLAS to one thread and closes the progress bar.
     """
 
-    def __init__(self, max_hvps: int = MAX_HVPS, time_limit: float = TIME_LIMIT, progress=None,
-                 description: str = "Hessian", unit: str = "HVP"):
+    def __init__(
+        self,
+        max_hvps: int = MAX_HVPS,
+        time_limit: float = TIME_LIMIT,
+        progress=None,
+        description: str = "Hessian",
+        unit: str = "HVP",
+    ):
         self.max_hvps, self.time_limit = check_budget(max_hvps, time_limit)
         self._caps = (self.max_hvps, self.time_limit)  # lowered for a while by portion()
         self._purpose: str | None = None  # what the lowered caps are for
@@ -76,9 +82,9 @@ class Budget:
     def __enter__(self):
         self._blas = one_blas_thread()
         if self.show:
-
-            self._bar = tqdm(total=self.max_hvps, desc=self.description, unit=self.unit,
-                             file=sys.stderr, leave=False)
+            self._bar = tqdm(
+                total=self.max_hvps, desc=self.description, unit=self.unit, file=sys.stderr, leave=False
+            )
         return self
 
     def __exit__(self, *exc):
@@ -151,7 +157,9 @@ class Budget:
     def _limit_reached(self, wanted: int = 0) -> str:
         """The limit that refuses ``wanted`` more units: the whole one, or a portion's share."""
         time_up = self.time_left() <= 0
-        limit = f"time limit of {self.time_limit:g} s" if time_up else f"budget of {self.max_hvps} {self.unit}s"
+        limit = (
+            f"time limit of {self.time_limit:g} s" if time_up else f"budget of {self.max_hvps} {self.unit}s"
+        )
         whole = self.seconds >= self.time_limit if time_up else self.used + wanted > self.max_hvps
         return limit if self._purpose is None or whole else f"share of the {limit} given to {self._purpose}"
 

@@ -85,12 +85,12 @@ class _Run:
         """Ritz values (ascending), their residuals ``||H y − θ y|| = β_m |s_m|`` (exact with
         full reorthogonalization) and the eigenvectors ``S`` of ``T``."""
         m = self.steps
-        off = np.asarray(self.betas[:m - 1])
+        off = np.asarray(self.betas[: m - 1])
         values, S = np.linalg.eigh(np.diag(self.alphas) + np.diag(off, 1) + np.diag(off, -1))
         return values, abs(self.betas[m - 1]) * np.abs(S[m - 1]), S
 
     def ritz_vector(self, s: np.ndarray) -> np.ndarray:
-        return self.basis[:self.steps].T @ s
+        return self.basis[: self.steps].T @ s
 
 
 def _lanczos(objective, budget, starts: np.ndarray, steps: int, done=None) -> tuple[list, bool]:
@@ -111,7 +111,7 @@ def _lanczos(objective, budget, starts: np.ndarray, steps: int, done=None) -> tu
         still = []
         for r, w in zip(active, W):
             run = runs[r]
-            Q = run.basis[:step + 1]
+            Q = run.basis[: step + 1]
             run.alphas.append(float(w @ Q[-1]))
             for _ in range(2):  # twice is enough to keep the basis orthogonal in floating point
                 w = w - Q.T @ (Q @ w)
@@ -145,13 +145,22 @@ class _Extremes:
 def _pick(values, which: str, k: int) -> np.ndarray:
     n = len(values)
     k = min(k, n)
-    return {"LA": np.arange(n - k, n), "SA": np.arange(k),
-            "BE": np.unique(np.r_[np.arange(k // 2), np.arange(n - (k - k // 2), n)])}[which]
+    return {
+        "LA": np.arange(n - k, n),
+        "SA": np.arange(k),
+        "BE": np.unique(np.r_[np.arange(k // 2), np.arange(n - (k - k // 2), n)]),
+    }[which]
 
 
-def extreme_eigenpairs(objective: Objective, budget, which: str, k: int, seed,
-                        residual_tolerance: float = RESIDUAL_TOLERANCE,
-                        max_steps: int = MAX_LANCZOS_STEPS) -> _Extremes:
+def extreme_eigenpairs(
+    objective: Objective,
+    budget,
+    which: str,
+    k: int,
+    seed,
+    residual_tolerance: float = RESIDUAL_TOLERANCE,
+    max_steps: int = MAX_LANCZOS_STEPS,
+) -> _Extremes:
     """``k`` Ritz pairs, ascending: the largest (``"LA"``), the smallest (``"SA"``) or from both
     ends (``"BE"``), by one Lanczos run that stops when their residuals are at most
     ``residual_tolerance`` times the largest |Ritz value|, after ``max_steps`` steps, or when
@@ -228,9 +237,14 @@ class Eigenvalues:
         return self.values[index]
 
     def to_dict(self) -> dict:
-        return {"values": [float(v) for v in self.values], "residuals": [float(r) for r in self.residuals],
-                "converged": self.converged, "hvps": self.hvps, "seconds": self.seconds,
-                "stopped": self.stopped}
+        return {
+            "values": [float(v) for v in self.values],
+            "residuals": [float(r) for r in self.residuals],
+            "converged": self.converged,
+            "hvps": self.hvps,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+        }
 
     def __str__(self) -> str:
         pairs = ", ".join(f"{v:.6g} (residual {r:.2g})" for v, r in zip(self.values, self.residuals))
@@ -244,9 +258,20 @@ def _convergence(converged: bool, stopped, hvps: int, seconds: float) -> str:
     return f"NOT converged: stopped by the {stopped} ({work})" if stopped else f"not converged ({work})"
 
 
-def top_eigenvalues(model, loss, X, y, k: int = 1, which: str = "largest", seed=0, *,
-                    residual_tolerance: float = RESIDUAL_TOLERANCE, max_hvps: int = MAX_HVPS,
-                    time_limit: float = TIME_LIMIT, progress=None) -> Eigenvalues:
+def top_eigenvalues(
+    model,
+    loss,
+    X,
+    y,
+    k: int = 1,
+    which: str = "largest",
+    seed=0,
+    *,
+    residual_tolerance: float = RESIDUAL_TOLERANCE,
+    max_hvps: int = MAX_HVPS,
+    time_limit: float = TIME_LIMIT,
+    progress=None,
+) -> Eigenvalues:
     """The ``k`` largest (``which="largest"``) or smallest (``"smallest"``) Hessian eigenvalues,
     ascending, by Lanczos on Hessian-vector products; the sharpness of a minimum is the largest.
 
@@ -262,10 +287,17 @@ def top_eigenvalues(model, loss, X, y, k: int = 1, which: str = "largest", seed=
     if not 1 <= k < objective.size:
         raise ValueError(f"k must be in [1, {objective.size - 1}] for this model, got {k}")
     with Budget(max_hvps, time_limit, progress, "top eigenvalues") as budget:
-        found = extreme_eigenpairs(objective, budget, "LA" if which == "largest" else "SA", k, seed,
-                                    residual_tolerance)
-        return Eigenvalues(found.values, found.residuals, found.converged, budget.used,
-                           round(budget.seconds, 3), found.stopped)
+        found = extreme_eigenpairs(
+            objective, budget, "LA" if which == "largest" else "SA", k, seed, residual_tolerance
+        )
+        return Eigenvalues(
+            found.values,
+            found.residuals,
+            found.converged,
+            budget.used,
+            round(budget.seconds, 3),
+            found.stopped,
+        )
 
 
 @dataclass
@@ -286,13 +318,25 @@ class TraceEstimate:
         return asdict(self)
 
     def __str__(self) -> str:
-        return (f"Hessian trace ≈ {self.trace:.6g} ± {self.standard_error:.2g} (standard error, "
-                f"{self.samples} of {self.requested} samples); "
-                + _convergence(self.converged, self.stopped, self.hvps, self.seconds))
+        return (
+            f"Hessian trace ≈ {self.trace:.6g} ± {self.standard_error:.2g} (standard error, "
+            f"{self.samples} of {self.requested} samples); "
+            + _convergence(self.converged, self.stopped, self.hvps, self.seconds)
+        )
 
 
-def trace(model, loss, X, y, samples: int = 100, seed=0, *, max_hvps: int = MAX_HVPS,
-          time_limit: float = TIME_LIMIT, progress=None) -> TraceEstimate:
+def trace(
+    model,
+    loss,
+    X,
+    y,
+    samples: int = 100,
+    seed=0,
+    *,
+    max_hvps: int = MAX_HVPS,
+    time_limit: float = TIME_LIMIT,
+    progress=None,
+) -> TraceEstimate:
     """Hutchinson's stochastic estimate of the Hessian's trace (``samples`` Hessian-vector
     products, fewer when ``max_hvps`` or ``time_limit`` runs out first: the result says so)."""
     if samples < 2:
@@ -315,9 +359,16 @@ def trace(model, loss, X, y, samples: int = 100, seed=0, *, max_hvps: int = MAX_
         if len(draws) < 2:
             raise RuntimeError(f"the {budget.stop_reason()} allows fewer than 2 samples; raise it")
         done = len(draws) == samples
-        return TraceEstimate(float(np.mean(draws)), float(np.std(draws, ddof=1) / math.sqrt(len(draws))),
-                             len(draws), samples, done, budget.used, round(budget.seconds, 3),
-                             None if done else budget.stop_reason())
+        return TraceEstimate(
+            float(np.mean(draws)),
+            float(np.std(draws, ddof=1) / math.sqrt(len(draws))),
+            len(draws),
+            samples,
+            done,
+            budget.used,
+            round(budget.seconds, 3),
+            None if done else budget.stop_reason(),
+        )
 
 
 @dataclass
@@ -344,15 +395,25 @@ class SpectralDensity:
         return float(np.sum(self.weights[self.nodes > threshold]) / np.sum(self.weights))
 
     def to_dict(self) -> dict:
-        return {"nodes": self.nodes.tolist(), "weights": self.weights.tolist(), "sigma": self.sigma,
-                "runs": self.runs, "steps": list(self.steps), "converged": self.converged,
-                "hvps": self.hvps, "seconds": self.seconds, "stopped": self.stopped}
+        return {
+            "nodes": self.nodes.tolist(),
+            "weights": self.weights.tolist(),
+            "sigma": self.sigma,
+            "runs": self.runs,
+            "steps": list(self.steps),
+            "converged": self.converged,
+            "hvps": self.hvps,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+        }
 
     def __str__(self) -> str:
-        return (f"Hessian spectral density (SLQ, {self.runs} runs of {min(self.steps, default=0)}"
-                f"–{max(self.steps, default=0)} Lanczos steps), eigenvalues from {self.nodes.min():.4g} "
-                f"to {self.nodes.max():.4g}; "
-                + _convergence(self.converged, self.stopped, self.hvps, self.seconds))
+        return (
+            f"Hessian spectral density (SLQ, {self.runs} runs of {min(self.steps, default=0)}"
+            f"–{max(self.steps, default=0)} Lanczos steps), eigenvalues from {self.nodes.min():.4g} "
+            f"to {self.nodes.max():.4g}; "
+            + _convergence(self.converged, self.stopped, self.hvps, self.seconds)
+        )
 
     def plot(self, ax=None):
         """Draws the density on a log scale; needs matplotlib."""
@@ -360,21 +421,34 @@ class SpectralDensity:
 
         ax = ax or plt.figure().gca()
         ax.semilogy(self.grid, np.maximum(self.density, 1e-12))
-        ax.set(xlabel="Hessian eigenvalue", ylabel="density",
-               title="Hessian spectral density (SLQ)")
+        ax.set(xlabel="Hessian eigenvalue", ylabel="density", title="Hessian spectral density (SLQ)")
         return ax
 
 
-def spectral_density(model, loss, X, y, steps: int = 100, vectors: int = 10, grid_points: int = 400,
-                     sigma: float | None = None, seed=0, *, max_hvps: int = MAX_HVPS,
-                     time_limit: float = TIME_LIMIT, progress=None) -> SpectralDensity:
+def spectral_density(
+    model,
+    loss,
+    X,
+    y,
+    steps: int = 100,
+    vectors: int = 10,
+    grid_points: int = 400,
+    sigma: float | None = None,
+    seed=0,
+    *,
+    max_hvps: int = MAX_HVPS,
+    time_limit: float = TIME_LIMIT,
+    progress=None,
+) -> SpectralDensity:
     """The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019):
     ``vectors`` runs of ``steps`` Lanczos iterations (fewer when ``max_hvps`` or
     ``time_limit`` runs out first: the result says so); ``sigma`` defaults to 1% of the
     spectrum's width."""
     if steps < 1 or vectors < 1 or grid_points < 2:
-        raise ValueError(f"steps and vectors must be at least 1 and grid_points at least 2, got "
-                         f"{steps}, {vectors} and {grid_points}")
+        raise ValueError(
+            f"steps and vectors must be at least 1 and grid_points at least 2, got "
+            f"{steps}, {vectors} and {grid_points}"
+        )
     if sigma is not None and not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
     objective = _objective(model, loss, X, y)
@@ -415,8 +489,19 @@ def _density(objective: Objective, budget, steps=100, vectors=10, grid_points=40
     gauss = np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
     taken = [run.steps for run in runs]
     complete = len(runs) == vectors and not cut
-    return SpectralDensity(nodes, weights, grid, gauss @ weights, sigma, len(runs), taken, complete,
-                           budget.used, round(budget.seconds, 3), None if complete else budget.stop_reason())
+    return SpectralDensity(
+        nodes,
+        weights,
+        grid,
+        gauss @ weights,
+        sigma,
+        len(runs),
+        taken,
+        complete,
+        budget.used,
+        round(budget.seconds, 3),
+        None if complete else budget.stop_reason(),
+    )
 
 
 @dataclass
@@ -474,9 +559,11 @@ class CriticalPoint:
 
     def convergence(self) -> str:
         """Whether the eigenvalues converged, with the residuals and the work done."""
-        residuals = ("" if self.residuals is None else
-                     f"Ritz residuals {self.residuals[0]:.2g} (smallest), {self.residuals[-1]:.2g} "
-                     f"(largest); ")
+        residuals = (
+            ""
+            if self.residuals is None
+            else f"Ritz residuals {self.residuals[0]:.2g} (smallest), {self.residuals[-1]:.2g} (largest); "
+        )
         text = residuals + _convergence(self.converged, self.stopped, self.hvps, self.seconds)
         if self.converged and self.stopped:  # the extremes converged, the density did not finish
             text += f"; the SLQ density of the minimum ratio was cut short by the {self.stopped}"
@@ -490,30 +577,42 @@ class CriticalPoint:
         unconfirmed = "" if proven else " (unconfirmed: Lanczos did not converge)"
         if self.critical:
             return self.kind + unconfirmed
-        return (f"not a critical point (gradient norm {self.gradient_norm:.3g}); {self.curvature} "
-                f"curvature{unconfirmed}")
+        return (
+            f"not a critical point (gradient norm {self.gradient_norm:.3g}); {self.curvature} "
+            f"curvature{unconfirmed}"
+        )
 
     def __str__(self) -> str:
-        lines = [f"{self.headline()} ({self.method} Hessian from {self.hessian_vector_product} "
-                 f"Hessian-vector products, {self.n_parameters} parameters)",
-                 f"  loss {self.loss:.6g}, gradient norm {self.gradient_norm:.3g}"
-                 + ("" if self.critical else ": the gradient is not small, so the second-order "
-                    "test does not apply; the curvature below describes the slope only")]
+        lines = [
+            f"{self.headline()} ({self.method} Hessian from {self.hessian_vector_product} "
+            f"Hessian-vector products, {self.n_parameters} parameters)",
+            f"  loss {self.loss:.6g}, gradient norm {self.gradient_norm:.3g}"
+            + (
+                ""
+                if self.critical
+                else ": the gradient is not small, so the second-order "
+                "test does not apply; the curvature below describes the slope only"
+            ),
+        ]
         lam = self.eigenvalues
-        lines.append(f"  eigenvalues from {lam[0]:.4g} to {lam[-1]:.4g}; |λ| ≤ {self.tolerance:.2g} "
-                     f"counts as zero")
+        lines.append(
+            f"  eigenvalues from {lam[0]:.4g} to {lam[-1]:.4g}; |λ| ≤ {self.tolerance:.2g} counts as zero"
+        )
         if self.positive is not None:
-            lines.append(f"  {self.positive} positive, {self.negative} negative, "
-                         f"{self.near_zero} near zero")
+            lines.append(f"  {self.positive} positive, {self.negative} negative, {self.near_zero} near zero")
         estimate = " (SLQ estimate)" if self.method == "lanczos" else ""
         if math.isnan(self.minimum_ratio):
             lines.append("  minimum ratio not estimated: nothing was left of the budget for the SLQ density")
         else:
-            lines.append(f"  minimum ratio (fraction of positive eigenvalues) {self.minimum_ratio:.3f}{estimate}")
+            lines.append(
+                f"  minimum ratio (fraction of positive eigenvalues) {self.minimum_ratio:.3f}{estimate}"
+            )
         lines.append("  " + self.convergence())
         if self.method == "lanczos" and not self.converged:
-            lines.append("  a Ritz value bounds the spectrum from inside: a negative smallest one proves "
-                         "negative curvature, a positive one proves nothing until it converges")
+            lines.append(
+                "  a Ritz value bounds the spectrum from inside: a negative smallest one proves "
+                "negative curvature, a positive one proves nothing until it converges"
+            )
         return "\n".join(lines)
 
 
@@ -534,10 +633,22 @@ def _curvature(has_positive: bool, has_negative: bool, has_zero: bool) -> str:
     return f"{sign} semidefinite" if has_zero else f"{sign} definite"
 
 
-def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-4,
-                   gradient_tolerance: float = 1e-3, max_full: int = MAX_FULL_HESSIAN,
-                   residual_tolerance: float = RESIDUAL_TOLERANCE, max_hvps: int = MAX_HVPS,
-                   time_limit: float = TIME_LIMIT, progress=None, seed=0) -> CriticalPoint:
+def critical_point(
+    model,
+    loss,
+    X,
+    y,
+    *,
+    method: str = "auto",
+    rtol: float = 1e-4,
+    gradient_tolerance: float = 1e-3,
+    max_full: int = MAX_FULL_HESSIAN,
+    residual_tolerance: float = RESIDUAL_TOLERANCE,
+    max_hvps: int = MAX_HVPS,
+    time_limit: float = TIME_LIMIT,
+    progress=None,
+    seed=0,
+) -> CriticalPoint:
     """Classifies the point ``model`` sits at on the mean loss over ``(X, y)``.
 
     ``method="full"`` computes every eigenvalue (``n`` Hessian-vector products, batched, and an
@@ -555,8 +666,9 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
         raise ValueError(f"method must be 'auto', 'full' or 'lanczos', got {method!r}")
     if not 0 < rtol < 1:
         raise ValueError(f"rtol must be in (0, 1), got {rtol}")
-    check_params({"residual_tolerance": residual_tolerance, "gradient_tolerance": gradient_tolerance},
-                 TOLERANCES)
+    check_params(
+        {"residual_tolerance": residual_tolerance, "gradient_tolerance": gradient_tolerance}, TOLERANCES
+    )
     check_budget(max_hvps, time_limit)
     objective = _objective(model, loss, X, y)
     value, grad = objective.gradient()
@@ -564,25 +676,37 @@ def critical_point(model, loss, X, y, *, method: str = "auto", rtol: float = 1e-
     n = objective.size
     with Budget(max_hvps, time_limit, progress, "Hessian") as budget:
         if method == "full" and n > max_hvps:
-            raise ValueError(f"method='full' needs {n} Hessian-vector products, more than "
-                             f"max_hvps={max_hvps}")
+            raise ValueError(
+                f"method='full' needs {n} Hessian-vector products, more than max_hvps={max_hvps}"
+            )
         spectrum = None
         if method == "full" or (method == "auto" and n <= max_full and n <= max_hvps):
             try:
                 spectrum = _full_spectrum(objective, budget, rtol)
             except _TooSlow as slow:
                 if method == "full":
-                    raise ValueError(f"method='full' would take about {slow.args[0]:.0f} s more, beyond "
-                                     f"time_limit={time_limit:g} s; raise time_limit or use "
-                                     f"method='lanczos' (or 'auto')") from None
+                    raise ValueError(
+                        f"method='full' would take about {slow.args[0]:.0f} s more, beyond "
+                        f"time_limit={time_limit:g} s; raise time_limit or use "
+                        f"method='lanczos' (or 'auto')"
+                    ) from None
                 budget.first_batch()  # Lanczos takes over: it gets at least its first product
         if spectrum is None:
             spectrum = _lanczos_spectrum(objective, budget, rtol, residual_tolerance, seed)
     signs, fields_ = spectrum
     kind = _kind(*signs) if norm <= gradient_tolerance else "not a critical point"
-    return CriticalPoint(kind, _curvature(*signs), value, norm, norm <= gradient_tolerance,
-                         n_parameters=n, hessian_vector_product=objective.hvp_method,
-                         hvps=budget.used, seconds=round(budget.seconds, 3), **fields_)
+    return CriticalPoint(
+        kind,
+        _curvature(*signs),
+        value,
+        norm,
+        norm <= gradient_tolerance,
+        n_parameters=n,
+        hessian_vector_product=objective.hvp_method,
+        hvps=budget.used,
+        seconds=round(budget.seconds, 3),
+        **fields_,
+    )
 
 
 def _full_spectrum(objective, budget, rtol):
@@ -592,8 +716,17 @@ def _full_spectrum(objective, budget, rtol):
     pos, neg = int(np.sum(eigenvalues > tol)), int(np.sum(eigenvalues < -tol))
     zero = n - pos - neg
     return (pos > 0, neg > 0, zero > 0), dict(
-        minimum_ratio=pos / n, eigenvalues=eigenvalues, positive=pos, negative=neg, near_zero=zero,
-        tolerance=float(tol), method="full", residuals=None, converged=True, stopped=None)
+        minimum_ratio=pos / n,
+        eigenvalues=eigenvalues,
+        positive=pos,
+        negative=neg,
+        near_zero=zero,
+        tolerance=float(tol),
+        method="full",
+        residuals=None,
+        converged=True,
+        stopped=None,
+    )
 
 
 def _lanczos_spectrum(objective, budget, rtol, residual_tolerance, seed):
@@ -609,10 +742,18 @@ def _lanczos_spectrum(objective, budget, rtol, residual_tolerance, seed):
     # The extremes bound the spectrum; zeros inside it cannot be counted without all of it.
     signs = (high > tol, low < -tol, not (low > tol or high < -tol))
     return signs, dict(
-        minimum_ratio=float(ratio), eigenvalues=np.array([low, high]), positive=None, negative=None,
-        near_zero=None, tolerance=float(tol), method="lanczos",
+        minimum_ratio=float(ratio),
+        eigenvalues=np.array([low, high]),
+        positive=None,
+        negative=None,
+        near_zero=None,
+        tolerance=float(tol),
+        method="lanczos",
         residuals=np.array([extremes.residuals[0], extremes.residuals[-1]]),
-        converged=extremes.converged, stopped=stopped, density=density)
+        converged=extremes.converged,
+        stopped=stopped,
+        density=density,
+    )
 
 
 @dataclass
@@ -633,16 +774,31 @@ class EscapeResult:
 
     def __str__(self) -> str:
         if not self.escaped:
-            return (f"no escape: smallest eigenvalue {self.eigenvalue:.4g}, no step along its "
-                    f"eigenvector lowered the loss {self.loss_before:.6g}")
-        return (f"escaped along the eigenvector of λ = {self.eigenvalue:.4g}: step {self.step:+.4g}, "
-                f"loss {self.loss_before:.6g} -> {self.loss_after:.6g}")
+            return (
+                f"no escape: smallest eigenvalue {self.eigenvalue:.4g}, no step along its "
+                f"eigenvector lowered the loss {self.loss_before:.6g}"
+            )
+        return (
+            f"escaped along the eigenvector of λ = {self.eigenvalue:.4g}: step {self.step:+.4g}, "
+            f"loss {self.loss_before:.6g} -> {self.loss_after:.6g}"
+        )
 
 
-def escape_saddle(model, loss, X, y, *, max_step: float | None = None, rtol: float = 1e-4,
-                  max_full: int = MAX_FULL_HESSIAN, residual_tolerance: float = RESIDUAL_TOLERANCE,
-                  max_hvps: int = MAX_HVPS, time_limit: float = TIME_LIMIT, progress=None,
-                  seed=0) -> EscapeResult:
+def escape_saddle(
+    model,
+    loss,
+    X,
+    y,
+    *,
+    max_step: float | None = None,
+    rtol: float = 1e-4,
+    max_full: int = MAX_FULL_HESSIAN,
+    residual_tolerance: float = RESIDUAL_TOLERANCE,
+    max_hvps: int = MAX_HVPS,
+    time_limit: float = TIME_LIMIT,
+    progress=None,
+    seed=0,
+) -> EscapeResult:
     """Moves ``model`` out of a saddle point along the eigenvector of the most negative Hessian
     eigenvalue, as the course prescribes.
 
@@ -686,8 +842,9 @@ def escape_saddle(model, loss, X, y, *, max_step: float | None = None, rtol: flo
                 best_step, best_loss = float(step), value
     if best_step != 0.0:
         vector_to_parameters(theta + best_step * direction, model.parameters())
-    return EscapeResult(float(eigenvalue), best_step, before, best_loss, best_step != 0.0, direction,
-                        residual)
+    return EscapeResult(
+        float(eigenvalue), best_step, before, best_loss, best_step != 0.0, direction, residual
+    )
 
 
 class SaddleEscape(Callback):
@@ -698,8 +855,15 @@ class SaddleEscape(Callback):
     :func:`escape_saddle`. Each escape is kept in ``escapes`` as ``(epoch, EscapeResult)``.
     """
 
-    def __init__(self, X, y, patience: int = 3, min_delta: float = 1e-4,
-                 gradient_tolerance: float = 1e-3, max_escapes: int = 10):
+    def __init__(
+        self,
+        X,
+        y,
+        patience: int = 3,
+        min_delta: float = 1e-4,
+        gradient_tolerance: float = 1e-3,
+        max_escapes: int = 10,
+    ):
         self.X, self.y = X, y
         self.patience, self.min_delta = int(patience), float(min_delta)
         self.gradient_tolerance, self.max_escapes = float(gradient_tolerance), int(max_escapes)

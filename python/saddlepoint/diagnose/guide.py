@@ -34,8 +34,7 @@ VERDICTS = ("model bias", "optimization", "overfitting", "mismatch", "healthy")
 REMEDIES = {
     "model bias": [
         "make the model more flexible: more input features, more hidden units, more layers",
-        "the best function the model can express is not good enough; a better optimizer will not "
-        "change that",
+        "the best function the model can express is not good enough; a better optimizer will not change that",
     ],
     "optimization": [
         "use momentum or an adaptive learning rate (Adam, RMSProp)",
@@ -57,9 +56,7 @@ REMEDIES = {
         "more training on the current data does not help: it does not describe the test data",
         "check how the splits were made (time, source, writer, device)",
     ],
-    "healthy": [
-        "nothing to fix: report the test score, measured once, at the end",
-    ],
+    "healthy": ["nothing to fix: report the test score, measured once, at the end"],
 }
 
 
@@ -101,9 +98,11 @@ class FeatureShift:
 
     def __str__(self) -> str:
         top = ", ".join(f"#{i} ({s:.2f})" for i, s in self.top_features)
-        return (f"classifier AUC {self.auc:.3f}, standardized mean difference max {self.max_smd:.3f} "
-                f"mean {self.mean_smd:.3f} (largest: {top}): "
-                + ("shifted" if self.shifted else "no shift detected"))
+        return (
+            f"classifier AUC {self.auc:.3f}, standardized mean difference max {self.max_smd:.3f} "
+            f"mean {self.mean_smd:.3f} (largest: {top}): "
+            + ("shifted" if self.shifted else "no shift detected")
+        )
 
 
 def feature_shift(X_a, X_b, seed=0, max_samples: int = 2000) -> FeatureShift:
@@ -116,8 +115,10 @@ def feature_shift(X_a, X_b, seed=0, max_samples: int = 2000) -> FeatureShift:
     X_a = np.asarray(X_a, dtype=np.float64).reshape(len(X_a), -1)
     X_b = np.asarray(X_b, dtype=np.float64).reshape(len(X_b), -1)
     if X_a.shape[1] != X_b.shape[1] or min(len(X_a), len(X_b)) < 2:
-        raise ValueError(f"X_a and X_b must have at least 2 rows and the same features, got shapes "
-                         f"{X_a.shape} and {X_b.shape}")
+        raise ValueError(
+            f"X_a and X_b must have at least 2 rows and the same features, got shapes "
+            f"{X_a.shape} and {X_b.shape}"
+        )
     pooled = np.sqrt((X_a.var(axis=0) + X_b.var(axis=0)) / 2)
     gap = np.abs(X_a.mean(axis=0) - X_b.mean(axis=0))
     smd = np.divide(gap, pooled, out=np.where(gap > 0, np.inf, 0.0), where=pooled > 0)
@@ -127,8 +128,17 @@ def feature_shift(X_a, X_b, seed=0, max_samples: int = 2000) -> FeatureShift:
     folds = min(5, len(a), len(b))
     Z, labels = np.vstack([a, b]), np.r_[np.zeros(len(a)), np.ones(len(b))]
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    auc = float(np.mean(cross_val_score(classifier, Z, labels, scoring="roc_auc",
-                                        cv=StratifiedKFold(folds, shuffle=True, random_state=seed))))
+    auc = float(
+        np.mean(
+            cross_val_score(
+                classifier,
+                Z,
+                labels,
+                scoring="roc_auc",
+                cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+            )
+        )
+    )
     top = [(int(i), float(smd[i])) for i in np.argsort(-smd)[:5]]
     max_smd = float(np.max(smd))
     return FeatureShift(auc, max_smd, float(np.mean(smd)), top, bool(auc >= 0.7 or max_smd >= 0.5))
@@ -167,23 +177,32 @@ class Guidance:
 
     def table(self) -> str:
         """The models' losses and metrics as a Markdown table."""
-        rows = ["| model | parameters | train loss | validation loss | test loss "
-                f"| train {self.metric} | validation {self.metric} | test {self.metric} |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        rows = [
+            "| model | parameters | train loss | validation loss | test loss "
+            f"| train {self.metric} | validation {self.metric} | test {self.metric} |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
 
         def number(x, digits=4):
             return "—" if x is None else f"{x:.{digits}f}"
 
         for r in self.models.values():
-            rows.append(f"| {r.name} | {r.n_parameters} | {number(r.train_loss)} | {number(r.val_loss)} "
-                        f"| {number(r.test_loss)} | {number(r.train_metric)} | {number(r.val_metric)} "
-                        f"| {number(r.test_metric)} |")
+            rows.append(
+                f"| {r.name} | {r.n_parameters} | {number(r.train_loss)} | {number(r.val_loss)} "
+                f"| {number(r.test_loss)} | {number(r.train_metric)} | {number(r.val_metric)} "
+                f"| {number(r.test_metric)} |"
+            )
         return "\n".join(rows)
 
     def __str__(self) -> str:
-        lines = [f"verdict: {self.verdict}", f"because {self.reason}", "",
-                 f"losses (a loss above {self.threshold:g} × the constant-prediction baseline "
-                 f"{self.baseline_loss:.4g} is large):", self.table()]
+        lines = [
+            f"verdict: {self.verdict}",
+            f"because {self.reason}",
+            "",
+            f"losses (a loss above {self.threshold:g} × the constant-prediction baseline "
+            f"{self.baseline_loss:.4g} is large):",
+            self.table(),
+        ]
         if self.shift is not None:
             lines += ["", f"training vs test features: {self.shift}"]
         lines += ["", "what to do:"] + [f"- {r}" for r in self.remedies]
@@ -200,8 +219,9 @@ class Guidance:
             epochs = r.history.get("epoch", [])
             ax.plot(epochs, r.history.get("loss", []), color=color, label=f"{r.name} train")
             if "val_loss" in r.history:
-                ax.plot(epochs, r.history["val_loss"], color=color, linestyle="--",
-                        label=f"{r.name} validation")
+                ax.plot(
+                    epochs, r.history["val_loss"], color=color, linestyle="--", label=f"{r.name} validation"
+                )
         ax.set(xlabel="epoch", ylabel="loss", yscale="log", title=f"verdict: {self.verdict}")
         ax.legend(fontsize="small")
         return ax
@@ -218,8 +238,10 @@ def _build(spec, n_in: int, n_out: int, dtype):
         if not isinstance(model, Module):
             raise TypeError(f"a model factory must return a saddlepoint Module, got {type(model).__name__}")
         return model
-    raise TypeError(f"a model must be a saddlepoint Module, a function returning one, or 'linear', "
-                    f"got {type(spec).__name__}")
+    raise TypeError(
+        f"a model must be a saddlepoint Module, a function returning one, or 'linear', "
+        f"got {type(spec).__name__}"
+    )
 
 
 def _train_and_score(name: str, trainer, splits: dict, epochs: int, baseline: float) -> ModelReport:
@@ -236,11 +258,17 @@ def _train_and_score(name: str, trainer, splits: dict, epochs: int, baseline: fl
     scores = {}
     for split, data in splits.items():
         score = trainer.evaluate(*data)
-        scores.update({f"{split}_loss": score["loss"], f"{split}_ratio": score["loss"] / baseline,
-                       f"{split}_metric": score[metric]})
+        scores.update(
+            {
+                f"{split}_loss": score["loss"],
+                f"{split}_ratio": score["loss"] / baseline,
+                f"{split}_metric": score[metric],
+            }
+        )
     n_parameters = sum(p.data.size for p in trainer.model.parameters())
-    return ModelReport(name, n_parameters, seconds=seconds, history=trainer.history.to_dict(),
-                       diverged=diverged, **scores)
+    return ModelReport(
+        name, n_parameters, seconds=seconds, history=trainer.history.to_dict(), diverged=diverged, **scores
+    )
 
 
 def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str, str]:
@@ -251,58 +279,75 @@ def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str,
         return a.train_loss < b.train_loss * (1 - margin)
 
     if model.diverged:
-        return "optimization", (f"training diverged: {model.diverged}; the learning rate is too "
-                                f"large for this model, or the model needs normalization")
+        return "optimization", (
+            f"training diverged: {model.diverged}; the learning rate is too "
+            f"large for this model, or the model needs normalization"
+        )
     if model.train_ratio > threshold:
         if simpler is not None and lower(simpler, model):
             return "optimization", (
                 f"the simpler reference model reaches a training loss of {simpler.train_loss:.4g}, below "
                 f"the model's {model.train_loss:.4g}; the model can express everything the simpler one "
-                f"can, so its optimization failed to find good parameters")
+                f"can, so its optimization failed to find good parameters"
+            )
         if larger is not None and lower(model, larger) and larger.train_ratio > threshold:
             return "optimization", (
                 f"the larger model's training loss {larger.train_loss:.4g} is higher than the "
-                f"model's {model.train_loss:.4g}, though it can express more; its optimization fails")
+                f"model's {model.train_loss:.4g}, though it can express more; its optimization fails"
+            )
         if larger is not None and lower(larger, model):
             return "model bias", (
                 f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the "
                 f"baseline) and the larger model gets it down to {larger.train_loss:.4g}: the model is "
-                f"too simple to fit the data")
+                f"too simple to fit the data"
+            )
         if larger is not None:
             # A loss is lower-is-better: say which way the larger model's loss went.
             if larger.train_loss < model.train_loss:
-                compared = (f"the larger model's training loss {larger.train_loss:.4g} is lower, but "
-                            f"by less than the {margin:.0%} margin that counts as fitting better")
+                compared = (
+                    f"the larger model's training loss {larger.train_loss:.4g} is lower, but "
+                    f"by less than the {margin:.0%} margin that counts as fitting better"
+                )
             else:
-                compared = (f"the larger model's training loss {larger.train_loss:.4g} is no lower "
-                            f"than the model's")
+                compared = (
+                    f"the larger model's training loss {larger.train_loss:.4g} is no lower than the model's"
+                )
             return "model bias", (
                 f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the "
                 f"baseline) and no model compared fits the training data clearly better ({compared}); "
-                f"if the features do not determine the target, more features are what helps")
+                f"if the features do not determine the target, more features are what helps"
+            )
         return "model bias", (
             f"the training loss {model.train_loss:.4g} is large ({model.train_ratio:.2f} × the baseline); "
             f"no larger model could be built or was given, so an optimization issue is not ruled "
-            f"out (give larger=)")
+            f"out (give larger=)"
+        )
     if model.val_ratio > threshold and model.val_loss > model.train_loss:
         return "overfitting", (
             f"the training loss {model.train_loss:.4g} is small ({model.train_ratio:.3f} × the "
             f"baseline) but the validation loss {model.val_loss:.4g} is large "
-            f"({model.val_ratio:.3f} × the baseline)")
+            f"({model.val_ratio:.3f} × the baseline)"
+        )
     if model.test_ratio is not None and model.test_ratio > threshold and model.test_loss > model.train_loss:
-        fine = (f"training and validation losses are small ({model.train_loss:.4g}, "
-                f"{model.val_loss:.4g}) but the test loss is {model.test_loss:.4g}")
+        fine = (
+            f"training and validation losses are small ({model.train_loss:.4g}, "
+            f"{model.val_loss:.4g}) but the test loss is {model.test_loss:.4g}"
+        )
         if shift is not None and shift.shifted:
-            return "mismatch", (f"{fine}, and the test features are distributed differently from the "
-                                f"training features ({shift})")
+            return "mismatch", (
+                f"{fine}, and the test features are distributed differently from the "
+                f"training features ({shift})"
+            )
         return "mismatch", (
             f"{fine}; the features show no shift ({shift}), so the relation between features and "
             f"target may differ in the test data, or the validation split is too small (or was used "
-            f"for too many choices) to stand for unseen data")
+            f"for too many choices) to stand for unseen data"
+        )
     return "healthy", (
         f"the training loss {model.train_loss:.4g} and validation loss {model.val_loss:.4g} are small "
         f"({model.train_ratio:.3f} and {model.val_ratio:.3f} × the baseline)"
-        + (f" and so is the test loss {model.test_loss:.4g}" if model.test_loss is not None else ""))
+        + (f" and so is the test loss {model.test_loss:.4g}" if model.test_loss is not None else "")
+    )
 
 
 def wider(model):
@@ -320,10 +365,25 @@ def wider(model):
     return None if wide is None else from_config(wide, rng=0)
 
 
-def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, test_data=None,
-          simpler="linear", larger="auto", task: str | None = None, optimizer=None,
-          epochs: int = 50, batch_size: int = 32, threshold: float = 0.1, margin: float = 0.1,
-          seed=0, verbose: int = 0) -> Guidance:
+def guide(
+    model,
+    X,
+    y,
+    *,
+    validation_data=None,
+    validation_split: float = 0.2,
+    test_data=None,
+    simpler="linear",
+    larger="auto",
+    task: str | None = None,
+    optimizer=None,
+    epochs: int = 50,
+    batch_size: int = 32,
+    threshold: float = 0.1,
+    margin: float = 0.1,
+    seed=0,
+    verbose: int = 0,
+) -> Guidance:
     """Trains ``model`` and the reference models and diagnoses the model as the course does.
 
     Parameters
@@ -367,8 +427,16 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
         if spec is None:
             continue
         net = main if name == "model" else _build(spec, n_in, n_out, np.float32)
-        trainer = Trainer(net, loss, make_optimizer(net.parameters()), metrics=[metric],
-                          batch_size=batch_size, seed=seed, verbose=verbose, dtype=model_dtype(net))
+        trainer = Trainer(
+            net,
+            loss,
+            make_optimizer(net.parameters()),
+            metrics=[metric],
+            batch_size=batch_size,
+            seed=seed,
+            verbose=verbose,
+            dtype=model_dtype(net),
+        )
         reports[name] = _train_and_score(name, trainer, splits, epochs, baseline)
         trained[name] = net
     shift = feature_shift(X, X_test, seed=seed) if X_test is not None else None
@@ -376,11 +444,25 @@ def guide(model, X, y, *, validation_data=None, validation_split: float = 0.2, t
     remedies = list(REMEDIES[verdict])
     falling = _still_falling(reports["model"].history.get("loss", []))
     if falling is not None and verdict in ("model bias", "optimization"):
-        reason += (f"; but the model's training loss was still falling ({falling:.0%} over its "
-                   f"last epochs), so train longer before acting on this")
+        reason += (
+            f"; but the model's training loss was still falling ({falling:.0%} over its "
+            f"last epochs), so train longer before acting on this"
+        )
         remedies.insert(0, "train longer (more epochs, or a larger learning rate) and diagnose again")
-    return Guidance(verdict, reason, remedies, data.task, metric, baseline, threshold,
-                    reports, shift, trained, loss, (X, y))
+    return Guidance(
+        verdict,
+        reason,
+        remedies,
+        data.task,
+        metric,
+        baseline,
+        threshold,
+        reports,
+        shift,
+        trained,
+        loss,
+        (X, y),
+    )
 
 
 def _still_falling(losses, window: int = 5, fraction: float = 0.01) -> float | None:
@@ -388,6 +470,6 @@ def _still_falling(losses, window: int = 5, fraction: float = 0.01) -> float | N
     ``window`` to the last ones, when it is more than ``fraction``; else None."""
     if len(losses) < 2 * window:
         return None
-    before, last = np.mean(losses[-2 * window:-window]), np.mean(losses[-window:])
+    before, last = np.mean(losses[-2 * window : -window]), np.mean(losses[-window:])
     fall = (before - last) / before if before > 0 else 0.0
     return float(fall) if fall > fraction else None

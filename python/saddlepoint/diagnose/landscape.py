@@ -37,8 +37,10 @@ from .objective import Objective, parameters_to_vector
 def _point(source, objective: Objective, name: str) -> np.ndarray:
     point = parameters_to_vector(source) if isinstance(source, Module) else np.asarray(source, np.float64)
     if point.shape != (objective.size,):
-        raise ValueError(f"{name} must be a model of the same architecture or a vector of "
-                         f"{objective.size} values, got shape {point.shape}")
+        raise ValueError(
+            f"{name} must be a model of the same architecture or a vector of "
+            f"{objective.size} values, got shape {point.shape}"
+        )
     return point.astype(np.float64)
 
 
@@ -54,12 +56,19 @@ class Landscape1D:
     stopped: str | None = None
 
     def to_dict(self) -> dict:
-        return {"alphas": self.alphas.tolist(), "losses": self.losses.tolist(),
-                "complete": self.complete, "seconds": self.seconds, "stopped": self.stopped}
+        return {
+            "alphas": self.alphas.tolist(),
+            "losses": self.losses.tolist(),
+            "complete": self.complete,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+        }
 
     def __str__(self) -> str:
-        return (f"loss along a line: {len(self.alphas)} points, losses from {np.nanmin(self.losses):.6g} "
-                f"to {np.nanmax(self.losses):.6g}; {_finished(self)}")
+        return (
+            f"loss along a line: {len(self.alphas)} points, losses from {np.nanmin(self.losses):.6g} "
+            f"to {np.nanmax(self.losses):.6g}; {_finished(self)}"
+        )
 
     def plot(self, ax=None):
         """Draws the loss along the line; needs matplotlib."""
@@ -73,8 +82,19 @@ class Landscape1D:
         return ax
 
 
-def loss_landscape_1d(model, loss, X, y, start, end, *, steps: int = 51, margin: float = 0.25,
-                      time_limit: float = TIME_LIMIT, progress=None) -> Landscape1D:
+def loss_landscape_1d(
+    model,
+    loss,
+    X,
+    y,
+    start,
+    end,
+    *,
+    steps: int = 51,
+    margin: float = 0.25,
+    time_limit: float = TIME_LIMIT,
+    progress=None,
+) -> Landscape1D:
     """The loss along the line from ``start`` to ``end`` (models of ``model``'s architecture or
     parameter vectors), for α from ``-margin`` to ``1 + margin``, within ``time_limit``
     seconds (``progress``: a bar on stderr; None: when stderr is a terminal)."""
@@ -84,8 +104,9 @@ def loss_landscape_1d(model, loss, X, y, start, end, *, steps: int = 51, margin:
     objective = Objective(model, loss, X, y)
     a, b = _point(start, objective, "start"), _point(end, objective, "end")
     alphas = np.linspace(-margin, 1 + margin, steps)
-    losses, complete, seconds, stopped = _evaluate([(1 - t) * a + t * b for t in alphas], objective,
-                                                   time_limit, progress, "landscape 1-D")
+    losses, complete, seconds, stopped = _evaluate(
+        [(1 - t) * a + t * b for t in alphas], objective, time_limit, progress, "landscape 1-D"
+    )
     return Landscape1D(alphas, losses, complete, seconds, stopped)
 
 
@@ -120,7 +141,8 @@ def filter_normalized_direction(model, rng) -> np.ndarray:
         weights = p.data.reshape(p.data.shape[0], -1).astype(np.float64)
         d = rng.standard_normal(weights.shape)
         d *= np.linalg.norm(weights, axis=1, keepdims=True) / np.maximum(
-            np.linalg.norm(d, axis=1, keepdims=True), 1e-300)
+            np.linalg.norm(d, axis=1, keepdims=True), 1e-300
+        )
         parts.append(d.ravel())
     return np.concatenate(parts)
 
@@ -139,31 +161,53 @@ class Landscape2D:
     stopped: str | None = None
 
     def to_dict(self) -> dict:
-        return {"alphas": self.alphas.tolist(), "betas": self.betas.tolist(),
-                "losses": self.losses.tolist(), "complete": self.complete, "seconds": self.seconds,
-                "stopped": self.stopped}
+        return {
+            "alphas": self.alphas.tolist(),
+            "betas": self.betas.tolist(),
+            "losses": self.losses.tolist(),
+            "complete": self.complete,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+        }
 
     def __str__(self) -> str:
-        return (f"loss on a {len(self.alphas)}×{len(self.betas)} grid: from {np.nanmin(self.losses):.6g} "
-                f"to {np.nanmax(self.losses):.6g}; {_finished(self)}")
+        return (
+            f"loss on a {len(self.alphas)}×{len(self.betas)} grid: from {np.nanmin(self.losses):.6g} "
+            f"to {np.nanmax(self.losses):.6g}; {_finished(self)}"
+        )
 
     def plot(self, ax=None, levels: int = 30):
         """Draws contours of the (log) loss around the center; needs matplotlib."""
         import matplotlib.pyplot as plt
 
         ax = ax or plt.figure().gca()
-        contour = ax.contour(self.alphas, self.betas, np.log10(np.maximum(self.losses.T, 1e-12)),
-                             levels=levels)
+        contour = ax.contour(
+            self.alphas, self.betas, np.log10(np.maximum(self.losses.T, 1e-12)), levels=levels
+        )
         ax.figure.colorbar(contour, ax=ax, label="log10 loss")
         ax.plot([0], [0], "r*", markersize=10)
-        ax.set(xlabel="direction 1", ylabel="direction 2",
-               title="loss around the point (filter-normalized directions)")
+        ax.set(
+            xlabel="direction 1",
+            ylabel="direction 2",
+            title="loss around the point (filter-normalized directions)",
+        )
         return ax
 
 
-def loss_landscape_2d(model, loss, X, y, *, center=None, directions=None, span: float = 1.0,
-                      steps: int = 21, seed=0, time_limit: float = TIME_LIMIT,
-                      progress=None) -> Landscape2D:
+def loss_landscape_2d(
+    model,
+    loss,
+    X,
+    y,
+    *,
+    center=None,
+    directions=None,
+    span: float = 1.0,
+    steps: int = 21,
+    seed=0,
+    time_limit: float = TIME_LIMIT,
+    progress=None,
+) -> Landscape2D:
     """The loss on a ``steps × steps`` grid of ``[-span, span]²`` around ``center`` (default:
     ``model``'s parameters) along two ``directions`` (default: filter-normalized random ones),
     within ``time_limit`` seconds (``progress``: a bar on stderr; None: when stderr is a
@@ -182,8 +226,9 @@ def loss_landscape_2d(model, loss, X, y, *, center=None, directions=None, span: 
     grid = np.linspace(-span, span, steps)
     points = [center + a * directions[0] + b * directions[1] for a in grid for b in grid]
     losses, complete, seconds, stopped = _evaluate(points, objective, time_limit, progress, "landscape 2-D")
-    return Landscape2D(grid, grid.copy(), losses.reshape(steps, steps), directions, complete, seconds,
-                       stopped)
+    return Landscape2D(
+        grid, grid.copy(), losses.reshape(steps, steps), directions, complete, seconds, stopped
+    )
 
 
 @dataclass
@@ -208,15 +253,28 @@ class Sharpness:
 
     def __str__(self) -> str:
         state = "converged" if self.converged else f"NOT converged: stopped by the {self.stopped}"
-        return (f"top eigenvalue {self.top_eigenvalue:.4g} (residual {self.top_residual:.2g}, {state}, "
-                f"{self.hvps} Hessian-vector products); loss +{self.perturbed_increase:.4g} on average "
-                f"(+{self.perturbed_max_increase:.4g} at most) under {self.samples} perturbations of "
-                f"relative size {self.radius:g}")
+        return (
+            f"top eigenvalue {self.top_eigenvalue:.4g} (residual {self.top_residual:.2g}, {state}, "
+            f"{self.hvps} Hessian-vector products); loss +{self.perturbed_increase:.4g} on average "
+            f"(+{self.perturbed_max_increase:.4g} at most) under {self.samples} perturbations of "
+            f"relative size {self.radius:g}"
+        )
 
 
-def sharpness(model, loss, X, y, *, radius: float = 0.05, samples: int = 10, seed=0,
-              residual_tolerance: float = RESIDUAL_TOLERANCE, max_hvps: int = MAX_HVPS,
-              time_limit: float = TIME_LIMIT, progress=None) -> Sharpness:
+def sharpness(
+    model,
+    loss,
+    X,
+    y,
+    *,
+    radius: float = 0.05,
+    samples: int = 10,
+    seed=0,
+    residual_tolerance: float = RESIDUAL_TOLERANCE,
+    max_hvps: int = MAX_HVPS,
+    time_limit: float = TIME_LIMIT,
+    progress=None,
+) -> Sharpness:
     """How sharp the minimum ``model`` sits in is (see :class:`Sharpness`); the top eigenvalue
     by Lanczos under ``max_hvps`` Hessian-vector products and ``time_limit`` seconds."""
     if not radius > 0 or samples < 1:
@@ -237,8 +295,18 @@ def sharpness(model, loss, X, y, *, radius: float = 0.05, samples: int = 10, see
             d = rng.standard_normal(size)
             parts.append(d * (radius * norm / max(float(np.linalg.norm(d)), 1e-300)))
         increases.append(objective.loss_at(objective.point + np.concatenate(parts)) - base)
-    return Sharpness(base, top, float(np.mean(increases)), float(np.max(increases)), radius, samples,
-                     float(found.residuals[-1]), found.converged, budget.used, found.stopped)
+    return Sharpness(
+        base,
+        top,
+        float(np.mean(increases)),
+        float(np.max(increases)),
+        radius,
+        samples,
+        float(found.residuals[-1]),
+        found.converged,
+        budget.used,
+        found.stopped,
+    )
 
 
 @dataclass
@@ -262,16 +330,20 @@ class BatchSizeStudy:
         return json.dumps(self.to_dict(), indent=2)
 
     def __str__(self) -> str:
-        head = (f"{'batch':>6} {'epochs':>6} {'s/epoch':>9} {'ms/update':>10} {'updates':>8} "
-                f"{'train loss':>11} {'val loss':>9} {'train ' + self.metric:>15} "
-                f"{'val ' + self.metric:>13} {'top eig':>9} {'residual':>9} {'perturbed +loss':>16}")
+        head = (
+            f"{'batch':>6} {'epochs':>6} {'s/epoch':>9} {'ms/update':>10} {'updates':>8} "
+            f"{'train loss':>11} {'val loss':>9} {'train ' + self.metric:>15} "
+            f"{'val ' + self.metric:>13} {'top eig':>9} {'residual':>9} {'perturbed +loss':>16}"
+        )
         lines = [f"batch-size study, {self.epochs} epochs each; {_finished(self)}", head]
         for r in self.rows:
-            lines.append(f"{r['batch_size']:>6} {r['epochs_trained']:>6} {r['seconds_per_epoch']:>9.3f} "
-                         f"{1e3 * r['seconds_per_update']:>10.3f} {r['updates_per_epoch']:>8} "
-                         f"{r['train_loss']:>11.4f} {r['val_loss']:>9.4f} {r['train_metric']:>15.4f} "
-                         f"{r['val_metric']:>13.4f} {r['top_eigenvalue']:>9.4g} "
-                         f"{r['top_residual']:>9.2g} {r['perturbed_increase']:>16.4g}")
+            lines.append(
+                f"{r['batch_size']:>6} {r['epochs_trained']:>6} {r['seconds_per_epoch']:>9.3f} "
+                f"{1e3 * r['seconds_per_update']:>10.3f} {r['updates_per_epoch']:>8} "
+                f"{r['train_loss']:>11.4f} {r['val_loss']:>9.4f} {r['train_metric']:>15.4f} "
+                f"{r['val_metric']:>13.4f} {r['top_eigenvalue']:>9.4g} "
+                f"{r['top_residual']:>9.2g} {r['perturbed_increase']:>16.4g}"
+            )
         return "\n".join(lines)
 
 
@@ -286,11 +358,25 @@ class _Deadline(Callback):
             trainer.stop_training = True
 
 
-def batch_size_study(model_factory, X, y, *, batch_sizes=(16, 64, 256, 1024), validation_data=None,
-                     validation_split: float = 0.2, task: str | None = None, optimizer=None,
-                     epochs: int = 20, radius: float = 0.05, perturbations: int = 10,
-                     sharpness_samples: int = 1000, max_hvps: int = MAX_HVPS,
-                     time_limit: float = 600.0, progress=None, seed=0) -> BatchSizeStudy:
+def batch_size_study(
+    model_factory,
+    X,
+    y,
+    *,
+    batch_sizes=(16, 64, 256, 1024),
+    validation_data=None,
+    validation_split: float = 0.2,
+    task: str | None = None,
+    optimizer=None,
+    epochs: int = 20,
+    radius: float = 0.05,
+    perturbations: int = 10,
+    sharpness_samples: int = 1000,
+    max_hvps: int = MAX_HVPS,
+    time_limit: float = 600.0,
+    progress=None,
+    seed=0,
+) -> BatchSizeStudy:
     """Trains a fresh ``model_factory()`` once per batch size, for the same number of epochs
     with the same optimizer, and measures each run (see :class:`BatchSizeStudy`).
 
@@ -302,8 +388,9 @@ def batch_size_study(model_factory, X, y, *, batch_sizes=(16, 64, 256, 1024), va
     """
 
     if isinstance(model_factory, Module) or not callable(model_factory):
-        raise TypeError(f"model_factory must be a function returning a fresh Module, got "
-                        f"{type(model_factory).__name__}")
+        raise TypeError(
+            f"model_factory must be a function returning a fresh Module, got {type(model_factory).__name__}"
+        )
     sizes = [int(b) for b in batch_sizes]
     if not sizes or min(sizes) < 1:
         raise ValueError(f"batch_sizes must be positive integers, got {list(batch_sizes)}")
@@ -318,27 +405,59 @@ def batch_size_study(model_factory, X, y, *, batch_sizes=(16, 64, 256, 1024), va
             if not budget.allows(1):
                 break
             model = model_factory()
-            trainer = Trainer(model, loss, make_optimizer(model.parameters()), metrics=[metric],
-                              batch_size=batch_size, seed=seed, verbose=0, dtype=model_dtype(model),
-                              callbacks=[_Deadline(budget)])
+            trainer = Trainer(
+                model,
+                loss,
+                make_optimizer(model.parameters()),
+                metrics=[metric],
+                batch_size=batch_size,
+                seed=seed,
+                verbose=0,
+                dtype=model_dtype(model),
+                callbacks=[_Deadline(budget)],
+            )
             begin = time.perf_counter()
             trainer.fit(X, y, epochs)
             trained = max(1, trainer.epoch)
             seconds = (time.perf_counter() - begin) / trained
             train, val = trainer.evaluate(X, y), trainer.evaluate(X_val, y_val)
-            sharp = sharpness(model, loss, X[pick], y[pick], radius=radius, samples=perturbations,
-                              seed=seed, max_hvps=max_hvps,
-                              time_limit=max(budget.time_left(), 0.05 * time_limit),
-                              progress=False)
+            sharp = sharpness(
+                model,
+                loss,
+                X[pick],
+                y[pick],
+                radius=radius,
+                samples=perturbations,
+                seed=seed,
+                max_hvps=max_hvps,
+                time_limit=max(budget.time_left(), 0.05 * time_limit),
+                progress=False,
+            )
             updates = math.ceil(len(X) / batch_size)
-            rows.append({"batch_size": batch_size, "epochs_trained": trainer.epoch,
-                         "seconds_per_epoch": seconds, "seconds_per_update": seconds / updates,
-                         "updates_per_epoch": updates, "train_loss": train["loss"],
-                         "val_loss": val["loss"], "train_metric": train[metric],
-                         "val_metric": val[metric], "top_eigenvalue": sharp.top_eigenvalue,
-                         "top_residual": sharp.top_residual, "top_converged": sharp.converged,
-                         "perturbed_increase": sharp.perturbed_increase})
+            rows.append(
+                {
+                    "batch_size": batch_size,
+                    "epochs_trained": trainer.epoch,
+                    "seconds_per_epoch": seconds,
+                    "seconds_per_update": seconds / updates,
+                    "updates_per_epoch": updates,
+                    "train_loss": train["loss"],
+                    "val_loss": val["loss"],
+                    "train_metric": train[metric],
+                    "val_metric": val[metric],
+                    "top_eigenvalue": sharp.top_eigenvalue,
+                    "top_residual": sharp.top_residual,
+                    "top_converged": sharp.converged,
+                    "perturbed_increase": sharp.perturbed_increase,
+                }
+            )
             budget.spend(1)
         complete = len(rows) == len(sizes) and all(r["epochs_trained"] == epochs for r in rows)
-        return BatchSizeStudy(metric, epochs, rows, complete, round(budget.seconds, 3),
-                              None if complete else budget.stop_reason())
+        return BatchSizeStudy(
+            metric,
+            epochs,
+            rows,
+            complete,
+            round(budget.seconds, 3),
+            None if complete else budget.stop_reason(),
+        )

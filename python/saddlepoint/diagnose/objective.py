@@ -43,8 +43,9 @@ def vector_to_parameters(vector, parameters) -> None:
     vector = np.asarray(vector)
     size = sum(p.data.size for p in parameters)
     if vector.ndim != 1 or vector.size != size:
-        raise ValueError(f"vector must be 1-D with {size} values (one per parameter entry), "
-                         f"got shape {vector.shape}")
+        raise ValueError(
+            f"vector must be 1-D with {size} values (one per parameter entry), got shape {vector.shape}"
+        )
     if not np.all(np.isfinite(vector)):
         raise ValueError("vector must be finite, got NaN or infinity")
     span = flat_span(parameters)
@@ -53,7 +54,7 @@ def vector_to_parameters(vector, parameters) -> None:
         return
     start = 0
     for p in parameters:
-        np.copyto(p.data, vector[start:start + p.data.size].reshape(p.data.shape), casting="unsafe")
+        np.copyto(p.data, vector[start : start + p.data.size].reshape(p.data.shape), casting="unsafe")
         start += p.data.size
 
 
@@ -93,8 +94,9 @@ class Objective:
         self.X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
         self.y = np.asarray(y)
         if len(self.X) == 0 or len(self.X) != len(self.y):
-            raise ValueError(f"X and y must hold the same number (> 0) of samples, got {len(self.X)} "
-                             f"and {len(self.y)}")
+            raise ValueError(
+                f"X and y must hold the same number (> 0) of samples, got {len(self.X)} and {len(self.y)}"
+            )
         if not np.all(np.isfinite(self.X)):
             raise ValueError("X holds NaN or infinity")
         if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
@@ -111,9 +113,11 @@ class Objective:
         #: ``"Name (layer '1')"``, or None when every layer has one.
         self.hvp_missing = rop.without_r_operator(self.model)
         if hvp == "exact" and self.hvp_missing is not None:
-            raise ValueError(f"hvp='exact' needs a model of Dense, built-in activation, normalization and "
-                             f"Dropout layers, or others with r_forward and r_backward; "
-                             f"{self.hvp_missing} has none: use 'finite differences'")
+            raise ValueError(
+                f"hvp='exact' needs a model of Dense, built-in activation, normalization and "
+                f"Dropout layers, or others with r_forward and r_backward; "
+                f"{self.hvp_missing} has none: use 'finite differences'"
+            )
         #: Whether :meth:`hessian_vector_product` is exact (R-operator) rather than central
         #: differences of the analytic gradient; ``hvp_method`` says the same in words.
         self.exact_hvp = self.hvp_missing is None and hvp != "finite differences"
@@ -174,8 +178,9 @@ class Objective:
         """
         v = np.asarray(v, dtype=np.float64)
         if v.shape != (self.size,):
-            raise ValueError(f"v must have shape ({self.size},), one value per parameter entry, "
-                             f"got {v.shape}")
+            raise ValueError(
+                f"v must have shape ({self.size},), one value per parameter entry, got {v.shape}"
+            )
         theta = self.point if theta is None else np.asarray(theta, dtype=np.float64)
         norm = float(np.linalg.norm(v))
         if norm == 0.0:
@@ -204,14 +209,14 @@ class Objective:
         if not self.exact_hvp:
             return np.array([self.hessian_vector_product(v, theta) for v in V])
         k = self.directions_per_pass()
-        return np.concatenate([self._exact_products(V[i:i + k], theta) for i in range(0, len(V), k)])
+        return np.concatenate([self._exact_products(V[i : i + k], theta) for i in range(0, len(V), k)])
 
     def _exact_products(self, V, theta) -> np.ndarray:
         """``H V`` for the rows of ``V`` (k, n), as rows (k, n), by the R-operator."""
         vector_to_parameters(theta, self.parameters)
         directions, start = {}, 0
         for name, p in zip(self._names, self.parameters):
-            directions[name] = V[:, start:start + p.data.size].reshape((len(V),) + p.data.shape)
+            directions[name] = V[:, start : start + p.data.size].reshape((len(V),) + p.data.shape)
             start += p.data.size
         blocks = rop.hessian_vector_products(self.model, self.loss, self._chunks(), directions)
         return np.concatenate([blocks[name].reshape(len(V), -1) for name in self._names], axis=1)
@@ -219,9 +224,12 @@ class Objective:
     def _warn_once(self) -> None:
         if self._warn_fallback:
             self._warn_fallback = False
-            warnings.warn(f"{self.hvp_missing} has no R-operator pair (r_forward/r_backward): "
-                          f"Hessian-vector products are central differences of the gradient, not "
-                          f"exact", stacklevel=3)
+            warnings.warn(
+                f"{self.hvp_missing} has no R-operator pair (r_forward/r_backward): "
+                f"Hessian-vector products are central differences of the gradient, not "
+                f"exact",
+                stacklevel=3,
+            )
 
     def directions_per_pass(self) -> int:
         """How many Hessian columns one R-operator pass computes: about 64 MiB of activations."""

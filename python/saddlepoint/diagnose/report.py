@@ -9,8 +9,9 @@ from pathlib import Path
 from ..plot import save_plot
 
 
-def write_report(out: Path, title: str, guidance, critical, escape=None, landscape=None,
-                 config: dict | None = None) -> list[str]:
+def write_report(
+    out: Path, title: str, guidance, critical, escape=None, landscape=None, config: dict | None = None
+) -> list[str]:
     """Writes the report files into ``out``; returns the names of the files written."""
     out.mkdir(parents=True, exist_ok=True)
     plots = _write_plots(out, guidance, critical, landscape)
@@ -20,9 +21,17 @@ def write_report(out: Path, title: str, guidance, critical, escape=None, landsca
     if landscape is not None:
         report["landscape"] = {k: v for k, v in landscape.to_dict().items() if k != "losses"}
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    lines = [f"# {title}", "", f"**Verdict: {guidance.verdict}**, because {guidance.reason}.", "",
-             f"A loss above {guidance.threshold:g} × the constant-prediction baseline "
-             f"({guidance.baseline_loss:.4g}) counts as large.", "", guidance.table(), ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"**Verdict: {guidance.verdict}**, because {guidance.reason}.",
+        "",
+        f"A loss above {guidance.threshold:g} × the constant-prediction baseline "
+        f"({guidance.baseline_loss:.4g}) counts as large.",
+        "",
+        guidance.table(),
+        "",
+    ]
     if guidance.shift is not None:
         lines += [f"Training vs test features: {guidance.shift}.", ""]
     lines += ["## What to do", ""] + [f"- {r}" for r in guidance.remedies] + [""]
@@ -31,9 +40,11 @@ def write_report(out: Path, title: str, guidance, critical, escape=None, landsca
         lines += [f"Escape along the negative-curvature direction: {escape}.", ""]
     if landscape is not None and not landscape.complete:
         lines += [f"The loss landscape is incomplete: {landscape}.", ""]
-    for name, caption in (("learning_curves.png", "Learning curves"),
-                          ("hessian_spectrum.png", "Hessian spectrum"),
-                          ("landscape.png", "Loss landscape around the trained model")):
+    for name, caption in (
+        ("learning_curves.png", "Learning curves"),
+        ("hessian_spectrum.png", "Hessian spectrum"),
+        ("landscape.png", "Loss landscape around the trained model"),
+    ):
         if name in plots:
             lines += [f"![{caption}]({name})", ""]
     (out / "report.md").write_text("\n".join(lines))
@@ -44,8 +55,11 @@ def _write_plots(out: Path, guidance, critical, landscape) -> list[str]:
 
     def histogram(ax):
         ax.hist(critical.eigenvalues, bins=80, log=True)
-        ax.set(xlabel="Hessian eigenvalue", ylabel="count",
-               title=f"{critical.headline()}; minimum ratio {critical.minimum_ratio:.3f}")
+        ax.set(
+            xlabel="Hessian eigenvalue",
+            ylabel="count",
+            title=f"{critical.headline()}; minimum ratio {critical.minimum_ratio:.3f}",
+        )
 
     plots = {"learning_curves.png": guidance.plot_learning_curves}
     if critical.method == "full":

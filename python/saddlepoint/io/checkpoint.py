@@ -46,13 +46,26 @@ def save_weights(model, path) -> None:
     atomic_write(path, save(state, metadata={"format": "pt"}))
 
 
-def save_checkpoint(path, *, model, optimizer=None, scheduler=None, epoch: int = 0,
-                    rng_states: dict | None = None, history: dict | None = None) -> None:
+def save_checkpoint(
+    path,
+    *,
+    model,
+    optimizer=None,
+    scheduler=None,
+    epoch: int = 0,
+    rng_states: dict | None = None,
+    history: dict | None = None,
+) -> None:
     """Writes model, optimizer and scheduler state, epoch, random-generator states and history
     to one safetensors file, atomically."""
     tensors = {f"model.{name}": contiguous(a) for name, a in model.state_dict().items()}
-    meta = {"format": FORMAT, "version": VERSION, "epoch": int(epoch),
-            "rng_states": rng_states or {}, "history": history or {}}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "epoch": int(epoch),
+        "rng_states": rng_states or {},
+        "history": history or {},
+    }
     if optimizer is not None:
         opt_state = optimizer.state_dict()
         scalars: dict = {}
@@ -131,21 +144,38 @@ def _checked_meta(path, metadata: dict) -> dict:
     check(meta.keys() <= _META_FIELDS, f"fields must be among {sorted(_META_FIELDS)}", sorted(meta))
     missing = sorted({"version", "epoch", "rng_states", "history"} - meta.keys())
     check(not missing, "lacks fields", missing)
-    check(meta["version"] == VERSION and _is_int(meta["version"]),
-          f"version must be {VERSION} (this saddlepoint reads that one)", meta["version"])
-    check(_is_int(meta["epoch"]) and 0 <= meta["epoch"] < 2**63, "epoch must be an integer in [0, 2**63)",
-          meta["epoch"])
+    check(
+        meta["version"] == VERSION and _is_int(meta["version"]),
+        f"version must be {VERSION} (this saddlepoint reads that one)",
+        meta["version"],
+    )
+    check(
+        _is_int(meta["epoch"]) and 0 <= meta["epoch"] < 2**63,
+        "epoch must be an integer in [0, 2**63)",
+        meta["epoch"],
+    )
     check(isinstance(meta["rng_states"], dict), "rng_states must be a dict", meta["rng_states"])
     history = meta["history"]
-    check(isinstance(history, dict) and all(
-        isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-        for v in history.values()), "history must map names to lists of numbers", history)
+    check(
+        isinstance(history, dict)
+        and all(
+            isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+            for v in history.values()
+        ),
+        "history must map names to lists of numbers",
+        history,
+    )
     if "optimizer" in meta:
         opt = meta["optimizer"]
-        check(isinstance(opt, dict) and set(opt) == {"param_groups", "scalars"}
-              and isinstance(opt["param_groups"], list) and isinstance(opt["scalars"], dict)
-              and all(isinstance(v, dict) for v in opt["scalars"].values()),
-              "optimizer must be {'param_groups': [...], 'scalars': {index: {...}}}", opt)
+        check(
+            isinstance(opt, dict)
+            and set(opt) == {"param_groups", "scalars"}
+            and isinstance(opt["param_groups"], list)
+            and isinstance(opt["scalars"], dict)
+            and all(isinstance(v, dict) for v in opt["scalars"].values()),
+            "optimizer must be {'param_groups': [...], 'scalars': {index: {...}}}",
+            opt,
+        )
     if "scheduler" in meta:
         check(isinstance(meta["scheduler"], dict), "scheduler must be a dict", meta["scheduler"])
     return meta
@@ -180,7 +210,7 @@ def _stager(obj):
     stage = getattr(obj, "stage_state_dict", None)
     if stage is not None:
         return stage
-    return lambda state: (lambda: obj.load_state_dict(state))
+    return lambda state: lambda: obj.load_state_dict(state)
 
 
 def stage_checkpoint(path, *, model, optimizer=None, scheduler=None) -> StagedCheckpoint:
@@ -192,7 +222,7 @@ def stage_checkpoint(path, *, model, optimizer=None, scheduler=None) -> StagedCh
     unknown = sorted(k for k in tensors if not k.startswith(("model.", "optimizer.")))
     if unknown:
         raise ValueError(f"{path}: tensors {unknown[:5]} are neither model.* nor optimizer.*")
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     staged = StagedCheckpoint(meta["epoch"], meta["rng_states"], meta["history"])
     staged.commits.append(stage_model_state(path, model, model_state))
     if optimizer is not None:
@@ -225,8 +255,9 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None) -> dict:
 def checked_seed(path, name: str, value) -> int:
     """``value`` if it is a seed (an integer in [0, 2**32)), else ValueError naming the file."""
     if not (_is_int(value) and 0 <= value < 2**32):
-        raise ValueError(f"{path}: checkpoint rng_states[{name!r}] must be an integer in "
-                         f"[0, 2**32), got {value!r}")
+        raise ValueError(
+            f"{path}: checkpoint rng_states[{name!r}] must be an integer in [0, 2**32), got {value!r}"
+        )
     return value
 
 
@@ -237,6 +268,8 @@ def checked_generator_state(path, name: str, generator: np.random.Generator, sta
     try:
         trial.state = state
     except Exception as e:  # NumPy's setters raise several kinds; only the trial object saw it
-        raise ValueError(f"{path}: checkpoint rng_states[{name!r}] is not a state of a "
-                         f"{type(trial).__name__} generator: {e}") from None
+        raise ValueError(
+            f"{path}: checkpoint rng_states[{name!r}] is not a state of a "
+            f"{type(trial).__name__} generator: {e}"
+        ) from None
     return dict(trial.state)

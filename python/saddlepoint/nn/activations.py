@@ -78,18 +78,21 @@ class Activation(Module):
 @register_layer
 class Identity(Activation):
     """``y = x``."""
+
     kind = "identity"
 
 
 @register_layer
 class ReLU(Activation):
     """``y = max(x, 0)``; the derivative at 0 is 0, as in PyTorch."""
+
     kind = "relu"
 
 
 @register_layer
 class Sigmoid(Activation):
     """``y = 1 / (1 + exp(-x))``."""
+
     kind = "sigmoid"
 
     def second_derivative(self, x, y, d1):
@@ -99,12 +102,14 @@ class Sigmoid(Activation):
 @register_layer
 class HardSigmoid(Activation):
     """``y = relu6(x + 3) / 6``, PyTorch's ``Hardsigmoid``: the course's piecewise-linear sigmoid."""
+
     kind = "hard_sigmoid"
 
 
 @register_layer
 class Tanh(Activation):
     """``y = tanh(x)``."""
+
     kind = "tanh"
 
     def second_derivative(self, x, y, d1):
@@ -114,6 +119,7 @@ class Tanh(Activation):
 @register_layer
 class LeakyReLU(Activation):
     """``y = x`` for ``x > 0``, ``negative_slope * x`` otherwise."""
+
     kind = "leaky_relu"
     config_fields = ("negative_slope",)
 

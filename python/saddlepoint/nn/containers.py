@@ -80,12 +80,14 @@ class Sequential(Module):
             if not hasattr(layer, "r_forward"):
                 raise TypeError(f"layer {i} ({type(layer).__name__}) has no r_forward/r_backward pair")
         for i, layer in enumerate(self.layers):
-            x, rx = layer.r_forward(x, rx, {k[len(f"{i}."):]: b for k, b in v.items() if k.startswith(f"{i}.")})
+            x, rx = layer.r_forward(
+                x, rx, {k[len(f"{i}.") :]: b for k, b in v.items() if k.startswith(f"{i}.")}
+            )
         return x, rx
 
     def r_backward(self, g, rg, v, rgrads):
         for i in reversed(range(len(self.layers))):
-            own = [{k[len(f"{i}."):]: b for k, b in d.items() if k.startswith(f"{i}.")} for d in (v, rgrads)]
+            own = [{k[len(f"{i}.") :]: b for k, b in d.items() if k.startswith(f"{i}.")} for d in (v, rgrads)]
             g, rg = self.layers[i].r_backward(g, rg, *own)
         return (g, rg) if self._grad_input else (None, None)
 
@@ -105,4 +107,3 @@ class Sequential(Module):
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
-

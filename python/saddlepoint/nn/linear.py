@@ -36,8 +36,7 @@ class Dense(Module):
     _x: np.ndarray | None  # input of the last forward, for backward
     _rx: np.ndarray | None  # R{x} of the last r_forward, for r_backward
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 dtype=np.float32, rng=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=np.float32, rng=None):
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
         dtype = float_dtype(dtype)
@@ -54,9 +53,7 @@ class Dense(Module):
     def forward(self, x):
         x = as_layer_input(x, self.weight.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(
-                f"x must have shape (batch, {self.in_features}), got {x.shape}"
-            )
+            raise ValueError(f"x must have shape (batch, {self.in_features}), got {x.shape}")
         out = np.empty((x.shape[0], self.out_features), dtype=x.dtype)
         bias = None if self.bias is None else self.bias.data
         _core.dense_forward(x, self.weight.data, bias, out)
@@ -79,8 +76,9 @@ class Dense(Module):
             if accumulate_bias != accumulate:  # one was zeroed, the other not: accumulate both
                 (grad_bias if accumulate else grad_weight).fill(0)
                 accumulate = True
-        _core.dense_backward(x, self.weight.data, grad_output, grad_weight, grad_bias,
-                             grad_input, accumulate=accumulate)
+        _core.dense_backward(
+            x, self.weight.data, grad_output, grad_weight, grad_bias, grad_input, accumulate=accumulate
+        )
         return grad_input
 
     # --- R-operator (see Module): every product is one of this layer's own kernels ----------
@@ -115,12 +113,19 @@ class Dense(Module):
         rg_in = None if grad_input is None else np.empty((len(blocks),) + grad_input.shape, grad_input.dtype)
         along_direction = None if grad_input is None else np.empty_like(grad_input)
         for j in range(len(blocks)):
-            _core.dense_backward(x, W, np.ascontiguousarray(rg[j]), r_weight[j],
-                                 None if r_bias is None else r_bias[j],
-                                 None if rg_in is None else rg_in[j], accumulate=True)
+            _core.dense_backward(
+                x,
+                W,
+                np.ascontiguousarray(rg[j]),
+                r_weight[j],
+                None if r_bias is None else r_bias[j],
+                None if rg_in is None else rg_in[j],
+                accumulate=True,
+            )
             if rx is not None:
-                _core.dense_backward(np.ascontiguousarray(rx[j]), W, g, r_weight[j], None, None,
-                                     accumulate=True)
+                _core.dense_backward(
+                    np.ascontiguousarray(rx[j]), W, g, r_weight[j], None, None, accumulate=True
+                )
             if rg_in is not None:
                 _core.dense_backward(x, np.ascontiguousarray(blocks[j]), g, None, None, along_direction)
                 rg_in[j] += along_direction
@@ -142,12 +147,19 @@ class Dense(Module):
         self.requires_grad_input(value)
 
     def config(self) -> dict:
-        return layer_config(self, in_features=self.in_features, out_features=self.out_features,
-                            bias=self.bias is not None, dtype=self.weight.dtype)
+        return layer_config(
+            self,
+            in_features=self.in_features,
+            out_features=self.out_features,
+            bias=self.bias is not None,
+            dtype=self.weight.dtype,
+        )
 
     def __repr__(self) -> str:
-        return (f"Dense(in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}, dtype={self.weight.dtype})")
+        return (
+            f"Dense(in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}, dtype={self.weight.dtype})"
+        )
 
 
 Linear = Dense

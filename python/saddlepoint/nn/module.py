@@ -41,8 +41,9 @@ def _checked_state_entry(name: str, value, target: np.ndarray) -> np.ndarray:
     else:  # an integer count: no sign change or wrap-around
         fits, kind = np.can_cast(source.dtype, target.dtype, casting="safe"), "an integer"
     if not fits:
-        raise TypeError(f"state_dict[{name!r}] must have {kind} dtype like {target.dtype}, "
-                        f"got {source.dtype}")
+        raise TypeError(
+            f"state_dict[{name!r}] must have {kind} dtype like {target.dtype}, got {source.dtype}"
+        )
     if target.dtype.kind in "iu" and source.size and source.min() < 0:
         # Integer state is a count (num_batches_tracked); a negative one breaks momentum=None.
         raise ValueError(f"state_dict[{name!r}] is a count and must be >= 0, got {source.min()}")
@@ -223,14 +224,14 @@ class Module:
         """Checks ``state_dict`` as :meth:`load_state_dict` does and returns a function that
         copies it in; the function cannot fail, so callers can stage several objects first."""
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}")
+            raise TypeError(
+                f"state_dict must be a mapping of names to arrays, got {type(state_dict).__name__}"
+            )
         own = self._state_arrays()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(
-                f"state_dict does not match the model: missing {missing}, unexpected {unexpected}"
-            )
+            raise KeyError(f"state_dict does not match the model: missing {missing}, unexpected {unexpected}")
         staged = []
         for name, target in own.items():
             if name in state_dict:
@@ -239,6 +240,7 @@ class Module:
         def commit():
             for target, source in staged:
                 np.copyto(target, source, casting="same_kind")
+
         return commit
 
     # --- description (nn/spec.py) ----------------------------------------------------------------

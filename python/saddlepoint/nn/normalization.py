@@ -45,8 +45,16 @@ class BatchNorm1d(Module):
     # (x, mean, invstd, use_batch_stats) of the last forward, for backward.
     _saved: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, *, dtype=np.float32):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        dtype=np.float32,
+    ):
         self.num_features = positive_int("num_features", num_features)
         eps = positive_float("eps", eps)
         if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
@@ -66,8 +74,10 @@ class BatchNorm1d(Module):
     def _check_input(self, x):
         x = as_layer_input(x, self._dtype)
         if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
-            raise ValueError(f"x must have shape (batch, {self.num_features}) or "
-                             f"(batch, {self.num_features}, length), got {x.shape}")
+            raise ValueError(
+                f"x must have shape (batch, {self.num_features}) or "
+                f"(batch, {self.num_features}, length), got {x.shape}"
+            )
         return x
 
     def forward(self, x):
@@ -82,20 +92,31 @@ class BatchNorm1d(Module):
             if self.training and x.shape[0] * (x.shape[2] if x.ndim == 3 else 1) < 2:
                 raise ValueError(
                     f"BatchNorm1d needs more than 1 value per channel in training, got input of "
-                    f"shape {x.shape}; use a batch of at least 2 or call eval()")
+                    f"shape {x.shape}; use a batch of at least 2 or call eval()"
+                )
             update = self.training and self.track_running_stats
             if update:
                 seen = int(self.num_batches_tracked) + 1
                 factor = 1.0 / seen if self.momentum is None else float(self.momentum)
             _core.batch_norm_forward_train(
-                x, weight, bias, self.eps, factor if update else 0.0,
-                self.running_mean if update else None, self.running_var if update else None,
-                out, mean, invstd)
+                x,
+                weight,
+                bias,
+                self.eps,
+                factor if update else 0.0,
+                self.running_mean if update else None,
+                self.running_var if update else None,
+                out,
+                mean,
+                invstd,
+            )
             if update:
                 self.num_batches_tracked += 1
         else:
             np.copyto(mean, self.running_mean)
-            np.copyto(invstd, 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps), casting="same_kind")
+            np.copyto(
+                invstd, 1.0 / np.sqrt(self.running_var.astype(np.float64) + self.eps), casting="same_kind"
+            )
             _core.batch_norm_normalize(x, mean, invstd, weight, bias, out)
         self._saved = (x, mean, invstd, use_batch_stats)
         return out
@@ -111,9 +132,16 @@ class BatchNorm1d(Module):
         grad_input = np.empty_like(x)
         weight, bias = self.weight, self.bias
         _core.batch_norm_backward(
-            x, grad_output, mean, invstd, None if weight is None else weight.data,
-            use_batch_stats, grad_input, None if weight is None else weight.grad,
-            None if bias is None else bias.grad)
+            x,
+            grad_output,
+            mean,
+            invstd,
+            None if weight is None else weight.data,
+            use_batch_stats,
+            grad_input,
+            None if weight is None else weight.grad,
+            None if bias is None else bias.grad,
+        )
         return grad_input
 
     # --- R-operator (see Module): exact with running or with batch statistics ----------------
@@ -123,8 +151,9 @@ class BatchNorm1d(Module):
         shape = (1, -1) + (1,) * (x.ndim - 2)  # a per-channel vector over (N, C[, L])
         xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
         over = (0,) + tuple(range(2, x.ndim))  # samples and positions
-        ry, self._r_saved = _r_affine_forward(self, xhat, invstd.reshape(shape), rx, v,
-                                              over if use_batch_stats else None, shape)
+        ry, self._r_saved = _r_affine_forward(
+            self, xhat, invstd.reshape(shape), rx, v, over if use_batch_stats else None, shape
+        )
         return y, ry
 
     def r_backward(self, g, rg, v, rgrads):
@@ -133,13 +162,21 @@ class BatchNorm1d(Module):
         return grad_input, _r_affine_backward(self, self._r_saved, np.asarray(g), rg, v, rgrads, over)
 
     def config(self) -> dict:
-        return layer_config(self, num_features=self.num_features, eps=self.eps, momentum=self.momentum,
-                            affine=self.affine, track_running_stats=self.track_running_stats,
-                            dtype=self._dtype)
+        return layer_config(
+            self,
+            num_features=self.num_features,
+            eps=self.eps,
+            momentum=self.momentum,
+            affine=self.affine,
+            track_running_stats=self.track_running_stats,
+            dtype=self._dtype,
+        )
 
     def __repr__(self) -> str:
-        return (f"BatchNorm1d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats})")
+        return (
+            f"BatchNorm1d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats})"
+        )
 
 
 @register_layer
@@ -154,9 +191,14 @@ class LayerNorm(Module):
     # (x, mean, invstd) of the last forward, for backward.
     _saved: tuple[np.ndarray, np.ndarray, np.ndarray] | None
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, *,
-                 dtype=np.float32):
-        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    def __init__(
+        self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, *, dtype=np.float32
+    ):
+        shape = (
+            (normalized_shape,)
+            if isinstance(normalized_shape, (int, np.integer))
+            else tuple(normalized_shape)
+        )
         if not shape:
             raise ValueError("normalized_shape must not be empty")
         self.normalized_shape = tuple(positive_int("normalized_shape", d) for d in shape)
@@ -172,8 +214,9 @@ class LayerNorm(Module):
         x = as_layer_input(x, self._dtype)
         k = len(self.normalized_shape)
         if x.ndim <= k or x.shape[-k:] != self.normalized_shape:
-            raise ValueError(f"x must have shape (..., {', '.join(map(str, self.normalized_shape))}), "
-                             f"got {x.shape}")
+            raise ValueError(
+                f"x must have shape (..., {', '.join(map(str, self.normalized_shape))}), got {x.shape}"
+            )
         rows = x.size // self._features
         out = np.empty_like(x)
         mean, invstd = np.empty(rows, self._dtype), np.empty(rows, self._dtype)
@@ -194,10 +237,16 @@ class LayerNorm(Module):
         grad_input = np.empty_like(x)
         weight, bias = self.weight, self.bias
         _core.layer_norm_backward(
-            x, grad_output, self._features, mean, invstd,
-            None if weight is None else weight.data.reshape(-1), grad_input,
+            x,
+            grad_output,
+            self._features,
+            mean,
+            invstd,
+            None if weight is None else weight.data.reshape(-1),
+            grad_input,
             None if weight is None else weight.grad.reshape(-1),
-            None if bias is None else bias.grad.reshape(-1))
+            None if bias is None else bias.grad.reshape(-1),
+        )
         return grad_input
 
     # --- R-operator (see Module): statistics over each sample's trailing dimensions -------------
@@ -207,19 +256,32 @@ class LayerNorm(Module):
         lead = x.ndim - len(self.normalized_shape)
         shape = x.shape[:lead] + (1,) * len(self.normalized_shape)
         xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
-        ry, self._r_saved = _r_affine_forward(self, xhat, invstd.reshape(shape), rx, v,
-                                              tuple(range(lead, x.ndim)), (1,) * lead + self.normalized_shape)
+        ry, self._r_saved = _r_affine_forward(
+            self,
+            xhat,
+            invstd.reshape(shape),
+            rx,
+            v,
+            tuple(range(lead, x.ndim)),
+            (1,) * lead + self.normalized_shape,
+        )
         return y, ry
 
     def r_backward(self, g, rg, v, rgrads):
         grad_input = self.backward(g)
         lead = grad_input.ndim - len(self.normalized_shape)
-        return grad_input, _r_affine_backward(self, self._r_saved, np.asarray(g), rg, v, rgrads,
-                                              tuple(range(lead)))
+        return grad_input, _r_affine_backward(
+            self, self._r_saved, np.asarray(g), rg, v, rgrads, tuple(range(lead))
+        )
 
     def config(self) -> dict:
-        return layer_config(self, normalized_shape=self.normalized_shape, eps=self.eps,
-                            elementwise_affine=self.weight is not None, dtype=self._dtype)
+        return layer_config(
+            self,
+            normalized_shape=self.normalized_shape,
+            eps=self.eps,
+            elementwise_affine=self.weight is not None,
+            dtype=self._dtype,
+        )
 
     def __repr__(self) -> str:
         return f"LayerNorm({self.normalized_shape}, eps={self.eps})"
@@ -232,6 +294,7 @@ class LayerNorm(Module):
 # and the input gradient g_in = s·(ĝ − mean(ĝ) − x̂·mean(x̂·ĝ)) for ĝ = γ·g has
 #   R{g_in} = R{s}/s·g_in + s·(R{ĝ} − mean(R{ĝ}) − R{x̂}·mean(x̂·ĝ) − x̂·mean(R{x̂}·ĝ + x̂·R{ĝ})).
 # Arrays of R-derivatives carry the k directions first, so their axes are those of x plus one.
+
 
 def _shifted(axes):
     return tuple(a + 1 for a in axes)

@@ -52,8 +52,10 @@ class Parameter:
         """Copies ``value`` into the gradient array (which stays a view of the flat buffer)."""
         value = np.asarray(value)
         if value.shape != self.data.shape or value.dtype != self.data.dtype:
-            raise ValueError(f"grad must have shape {self.data.shape} and dtype {self.data.dtype}, "
-                             f"got {value.shape} and {value.dtype}")
+            raise ValueError(
+                f"grad must have shape {self.data.shape} and dtype {self.data.dtype}, "
+                f"got {value.shape} and {value.dtype}"
+            )
         if self._grad.shape != self.data.shape or self._grad.dtype != self.data.dtype:
             self._grad = np.empty_like(self.data)  # replaced behind the API's back: start anew
         np.copyto(self._grad, value)
@@ -143,13 +145,13 @@ class Span(NamedTuple):
 
     @property
     def data(self) -> np.ndarray:
-        return self.buffer.data[self.start:self.stop]
+        return self.buffer.data[self.start : self.stop]
 
     @property
     def grad(self) -> np.ndarray:
         """The gradients' span, as is: read each parameter's ``grad`` first to write the zeros
         that ``zero_grad`` left pending."""
-        return self.buffer.grad[self.start:self.stop]
+        return self.buffer.grad[self.start : self.stop]
 
 
 def pack_parameters(parameters: Iterable[Parameter]) -> list[FlatBuffer]:

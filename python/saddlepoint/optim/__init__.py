@@ -17,7 +17,24 @@ from .schedules import (
 )
 
 __all__ = [
-    "SGD", "Adagrad", "Adam", "AdamW", "CosineAnnealingLR", "ExponentialLR", "InverseSqrtLR", "LRScheduler",
-    "LinearLR", "LinearWarmup", "MultiStepLR", "OneCycleLR", "Optimizer", "RMSprop", "ReduceLROnPlateau",
-    "SequentialLR", "StepLR", "clip_grad_norm_", "clip_grad_value_", "grad_norm",
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "InverseSqrtLR",
+    "LRScheduler",
+    "LinearLR",
+    "LinearWarmup",
+    "MultiStepLR",
+    "OneCycleLR",
+    "Optimizer",
+    "RMSprop",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "grad_norm",
 ]

@@ -29,8 +29,9 @@ def grad_norm(parameters, norm_type: float = 2.0) -> float:
     return math.fsum(parts) ** (1.0 / norm_type)
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False) -> float:
+def clip_grad_norm_(
+    parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False
+) -> float:
     """Scales all gradients by ``max_norm / (total_norm + 1e-6)`` when that is below 1.
 
     Returns the total norm before clipping. With ``error_if_nonfinite`` a NaN or infinite

@@ -29,8 +29,10 @@ STEP = Integer(0, MAX_STEP).described("an integer in [0, 2**63)")
 # whenever a group is.
 SCHEDULER_RATES = ("initial_lr", "max_lr", "min_lr")
 SCHEDULER_MOMENTA = ("base_momentum", "max_momentum")
-SCHEDULER_CONSTRAINTS = {**dict.fromkeys(SCHEDULER_RATES, NONNEGATIVE),
-                         **dict.fromkeys(SCHEDULER_MOMENTA, UNIT_INTERVAL)}
+SCHEDULER_CONSTRAINTS = {
+    **dict.fromkeys(SCHEDULER_RATES, NONNEGATIVE),
+    **dict.fromkeys(SCHEDULER_MOMENTA, UNIT_INTERVAL),
+}
 
 
 def _check(condition: bool, message: str) -> None:
@@ -42,8 +44,10 @@ def _check_grad(p: Parameter) -> None:
     """The gradient a fused update will read: an aligned C-contiguous array like the parameter."""
     g = p.grad
     if not isinstance(g, np.ndarray) or g.dtype != p.data.dtype:
-        raise TypeError(f"grad must be a numpy.ndarray of dtype {p.data.dtype}, got "
-                        f"{getattr(g, 'dtype', type(g).__name__)}")
+        raise TypeError(
+            f"grad must be a numpy.ndarray of dtype {p.data.dtype}, got "
+            f"{getattr(g, 'dtype', type(g).__name__)}"
+        )
     if g.shape != p.data.shape:
         raise ValueError(f"grad must have shape {p.data.shape}, got {g.shape}")
     if not (g.flags.c_contiguous and g.flags.aligned):
@@ -109,15 +113,19 @@ class Optimizer:
             if not isinstance(p, Parameter):
                 raise TypeError(f"params[{i}] must be a saddlepoint Parameter, got {type(p).__name__}")
             # Twice in one list, p would be updated twice per step.
-            _check(id(p) not in first_index,
-                   f"params[{i}] is the same Parameter as params[{first_index.get(id(p))}]: "
-                   f"a parameter may appear only once in an optimizer")
+            _check(
+                id(p) not in first_index,
+                f"params[{i}] is the same Parameter as params[{first_index.get(id(p))}]: "
+                f"a parameter may appear only once in an optimizer",
+            )
             first_index[id(p)] = i
         for g, other in enumerate(self.param_groups):
             for p in other["params"]:
-                _check(id(p) not in first_index,
-                       f"params[{first_index.get(id(p))}] appears in more than one parameter "
-                       f"group (it is in group {g} already)")
+                _check(
+                    id(p) not in first_index,
+                    f"params[{first_index.get(id(p))}] appears in more than one parameter "
+                    f"group (it is in group {g} already)",
+                )
         full = self._checked_group({**self.defaults, **group, "params": params})
         self.param_groups.append(full)
 
@@ -214,8 +222,10 @@ class Optimizer:
     def _pack_state(self, params: list, states: list, key: str, values: list):
         """Binds ``states[i][key]`` to views of one new flat array holding their values, and
         returns ``(flat, views)``; None if an entry is not an array like its parameter."""
-        if not all(isinstance(a, np.ndarray) and a.shape == p.data.shape and a.dtype == p.data.dtype
-                   for a, p in zip(values, params)):
+        if not all(
+            isinstance(a, np.ndarray) and a.shape == p.data.shape and a.dtype == p.data.dtype
+            for a, p in zip(values, params)
+        ):
             return None
         return self._bind_views(params, states, key, np.concatenate([a.ravel() for a in values]))
 
@@ -253,7 +263,8 @@ class Optimizer:
             groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
         state = {
             index[p]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-            for p, s in self.state.items() if p in index
+            for p, s in self.state.items()
+            if p in index
         }
         return {"state": state, "param_groups": groups}
 
@@ -269,12 +280,18 @@ class Optimizer:
     def stage_state_dict(self, state_dict: dict):
         """Checks ``state_dict`` as :meth:`load_state_dict` does (ValueError) and returns a
         function that installs it, which cannot fail."""
-        _check(isinstance(state_dict, Mapping) and {"state", "param_groups"} <= set(state_dict),
-               "state_dict must be a dict with 'state' and 'param_groups'")
+        _check(
+            isinstance(state_dict, Mapping) and {"state", "param_groups"} <= set(state_dict),
+            "state_dict must be a dict with 'state' and 'param_groups'",
+        )
         groups = state_dict["param_groups"]
-        _check(isinstance(groups, (list, tuple)), f"state_dict['param_groups'] must be a list, got {groups!r}")
-        _check(len(groups) == len(self.param_groups),
-               f"state_dict has {len(groups)} parameter groups, the optimizer {len(self.param_groups)}")
+        _check(
+            isinstance(groups, (list, tuple)), f"state_dict['param_groups'] must be a list, got {groups!r}"
+        )
+        _check(
+            len(groups) == len(self.param_groups),
+            f"state_dict has {len(groups)} parameter groups, the optimizer {len(self.param_groups)}",
+        )
         new_groups, params = [], {}
         for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
             new_groups.append(self._staged_group(i, saved, own))
@@ -293,6 +310,7 @@ class Optimizer:
             for own, new in zip(self.param_groups, new_groups):
                 own.update(new)
             self.state = new_state
+
         return commit
 
     def _staged_group(self, i: int, saved, own: dict) -> dict:
@@ -300,18 +318,25 @@ class Optimizer:
         where = f"state_dict param_groups[{i}]"
         _check(isinstance(saved, Mapping), f"{where} must be a dict, got {saved!r}")
         ids = saved.get("params")
-        _check(isinstance(ids, (list, tuple))
-               and all(isinstance(k, int) and not isinstance(k, bool) for k in ids),
-               f"{where}['params'] must be a list of parameter indices, got {ids!r}")
-        _check(len(ids) == len(own["params"]),
-               f"parameter group {i} has {len(ids)} parameters in state_dict, "
-               f"{len(own['params'])} in the optimizer")
+        _check(
+            isinstance(ids, (list, tuple))
+            and all(isinstance(k, int) and not isinstance(k, bool) for k in ids),
+            f"{where}['params'] must be a list of parameter indices, got {ids!r}",
+        )
+        _check(
+            len(ids) == len(own["params"]),
+            f"parameter group {i} has {len(ids)} parameters in state_dict, "
+            f"{len(own['params'])} in the optimizer",
+        )
         missing = [k for k in self.defaults if k not in saved]
         _check(not missing, f"{where} lacks the hyperparameters {missing}")
         known = {*self.defaults, *own, *SCHEDULER_RATES, *SCHEDULER_MOMENTA}
         unknown = [k for k in saved if k not in known]
-        _check(not unknown, f"{where} holds unknown hyperparameters {unknown[:5]}; expected "
-                            f"those among {sorted(known - {'params'})}")
+        _check(
+            not unknown,
+            f"{where} holds unknown hyperparameters {unknown[:5]}; expected "
+            f"those among {sorted(known - {'params'})}",
+        )
         try:
             return self._checked_group({**own, **{k: v for k, v in saved.items() if k != "params"}})
         except ValueError as e:
@@ -324,9 +349,11 @@ class Optimizer:
             known = (*self._required_state, *self._optional_state)
             unknown = [k for k in entry if k not in known]
             missing = [k for k in self._required_state if k not in entry]
-            _check(not unknown and not missing,
-                   f"{where} must hold {list(self._required_state)} (and may hold "
-                   f"{list(self._optional_state)}), got unknown {unknown}, missing {missing}")
+            _check(
+                not unknown and not missing,
+                f"{where} must hold {list(self._required_state)} (and may hold "
+                f"{list(self._optional_state)}), got unknown {unknown}, missing {missing}",
+            )
         restored: dict[str, int | np.ndarray] = {}
         for name, value in entry.items():
             if name == "step":
@@ -337,20 +364,28 @@ class Optimizer:
         return restored
 
     def _staged_array(self, where: str, name: str, value, p: Parameter) -> np.ndarray:
-        _check(isinstance(value, np.ndarray) or hasattr(value, "__array__"),
-               f"{where} must be an array, got {type(value).__name__}")
+        _check(
+            isinstance(value, np.ndarray) or hasattr(value, "__array__"),
+            f"{where} must be an array, got {type(value).__name__}",
+        )
         value = np.asarray(value)
         if p.data.ndim == 0 and value.shape == (1,):
             value = value.reshape(())  # written before 0-d arrays were saved as such
         _check(value.shape == p.shape, f"{where} must have shape {p.shape}, got {value.shape}")
-        _check(value.dtype.kind == "f" and np.can_cast(value.dtype, p.dtype, casting="same_kind"),
-               f"{where} must have a float dtype like {p.dtype}, got {value.dtype}")
+        _check(
+            value.dtype.kind == "f" and np.can_cast(value.dtype, p.dtype, casting="same_kind"),
+            f"{where} must have a float dtype like {p.dtype}, got {value.dtype}",
+        )
         with np.errstate(over="ignore"):  # checked below: a float64 1e300 is inf in float32
             value = np.array(value, dtype=p.dtype, order="C", copy=True)
-        _check(bool(np.isfinite(value).all()),
-               f"{where} holds NaN or infinite values (or values beyond the range of {p.dtype})")
-        _check(name not in self._nonnegative_state or bool((value >= 0).all()),
-               f"{where} is a sum of squares and must be >= 0, got {value.min() if value.size else value}")
+        _check(
+            bool(np.isfinite(value).all()),
+            f"{where} holds NaN or infinite values (or values beyond the range of {p.dtype})",
+        )
+        _check(
+            name not in self._nonnegative_state or bool((value >= 0).all()),
+            f"{where} is a sum of squares and must be >= 0, got {value.min() if value.size else value}",
+        )
         return value
 
     def __repr__(self) -> str:
@@ -390,21 +425,45 @@ class SGD(Optimizer):
     maximize : bool, default False
     """
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0, maximize: bool = False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      nesterov=nesterov, weight_decay=weight_decay,
-                                      maximize=maximize))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                nesterov=nesterov,
+                weight_decay=weight_decay,
+                maximize=maximize,
+            ),
+        )
 
     _optional_state = ("momentum_buffer",)
     _elementwise = True
-    constraints = {"lr": NONNEGATIVE, "momentum": UNIT_INTERVAL, "dampening": UNIT_INTERVAL,
-                   "weight_decay": NONNEGATIVE, "nesterov": FLAG, "maximize": FLAG}
+    constraints = {
+        "lr": NONNEGATIVE,
+        "momentum": UNIT_INTERVAL,
+        "dampening": UNIT_INTERVAL,
+        "weight_decay": NONNEGATIVE,
+        "nesterov": FLAG,
+        "maximize": FLAG,
+    }
 
     def _validate(self, group):
-        _check(not group["nesterov"] or (group["momentum"] > 0 and group["dampening"] == 0),
-               f"nesterov needs momentum > 0 and dampening = 0, got momentum={group['momentum']}, "
-               f"dampening={group['dampening']}")
+        _check(
+            not group["nesterov"] or (group["momentum"] > 0 and group["dampening"] == 0),
+            f"nesterov needs momentum > 0 and dampening = 0, got momentum={group['momentum']}, "
+            f"dampening={group['dampening']}",
+        )
 
     def _update_group(self, params, states, group):
         buffers = None
@@ -416,10 +475,18 @@ class SGD(Optimizer):
                     state["momentum_buffer"] = np.zeros_like(p.data)
                     first_step[i] = True
                 buffers.append(state["momentum_buffer"])
-        _core.sgd_step([p.data for p in params], [p.grad for p in params], buffers, lr=float(group["lr"]),
-                       momentum=float(group["momentum"]), dampening=float(group["dampening"]),
-                       nesterov=bool(group["nesterov"]), weight_decay=float(group["weight_decay"]),
-                       maximize=bool(group["maximize"]), first_step=first_step)
+        _core.sgd_step(
+            [p.data for p in params],
+            [p.grad for p in params],
+            buffers,
+            lr=float(group["lr"]),
+            momentum=float(group["momentum"]),
+            dampening=float(group["dampening"]),
+            nesterov=bool(group["nesterov"]),
+            weight_decay=float(group["weight_decay"]),
+            maximize=bool(group["maximize"]),
+            first_step=first_step,
+        )
 
 
 class Adagrad(Optimizer):
@@ -444,19 +511,40 @@ class Adagrad(Optimizer):
     maximize : bool, default False
     """
 
-    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10,
-                 maximize: bool = False):
-        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value,
-                                      eps=eps, maximize=maximize))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lr_decay=lr_decay,
+                weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value,
+                eps=eps,
+                maximize=maximize,
+            ),
+        )
 
     _required_state = ("step", "sum")
     _elementwise = True
     _nonnegative_state = ("sum",)
 
-    constraints = {"lr": NONNEGATIVE, "lr_decay": NONNEGATIVE, "weight_decay": NONNEGATIVE,
-                   "initial_accumulator_value": NONNEGATIVE, "eps": NONNEGATIVE, "maximize": FLAG}
+    constraints = {
+        "lr": NONNEGATIVE,
+        "lr_decay": NONNEGATIVE,
+        "weight_decay": NONNEGATIVE,
+        "initial_accumulator_value": NONNEGATIVE,
+        "eps": NONNEGATIVE,
+        "maximize": FLAG,
+    }
 
     def _init_state(self, p, group):
         return {"step": 0, "sum": np.full_like(p.data, group["initial_accumulator_value"])}
@@ -466,9 +554,15 @@ class Adagrad(Optimizer):
         for state in states:
             state["step"] += 1
             clr.append(float(group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])))
-        _core.adagrad_step([p.data for p in params], [p.grad for p in params], [s["sum"] for s in states],
-                           clr=clr, eps=float(group["eps"]), weight_decay=float(group["weight_decay"]),
-                           maximize=bool(group["maximize"]))
+        _core.adagrad_step(
+            [p.data for p in params],
+            [p.grad for p in params],
+            [s["sum"] for s in states],
+            clr=clr,
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            maximize=bool(group["maximize"]),
+        )
 
 
 class RMSprop(Optimizer):
@@ -493,19 +587,43 @@ class RMSprop(Optimizer):
     maximize : bool, default False
     """
 
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
-                 maximize: bool = False):
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered, maximize=maximize))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                alpha=alpha,
+                eps=eps,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                centered=centered,
+                maximize=maximize,
+            ),
+        )
 
     _required_state = ("step", "square_avg")
     _elementwise = True
     _optional_state = ("momentum_buffer", "grad_avg")
     _nonnegative_state = ("square_avg",)
-    constraints = {"lr": NONNEGATIVE, "alpha": UNIT_INTERVAL, "eps": NONNEGATIVE,
-                   "weight_decay": NONNEGATIVE, "momentum": UNIT_INTERVAL, "centered": FLAG,
-                   "maximize": FLAG}
+    constraints = {
+        "lr": NONNEGATIVE,
+        "alpha": UNIT_INTERVAL,
+        "eps": NONNEGATIVE,
+        "weight_decay": NONNEGATIVE,
+        "momentum": UNIT_INTERVAL,
+        "centered": FLAG,
+        "maximize": FLAG,
+    }
 
     def _init_state(self, p, group):
         state = {"step": 0, "square_avg": np.zeros_like(p.data)}
@@ -523,12 +641,18 @@ class RMSprop(Optimizer):
             if group["centered"] and "grad_avg" not in state:
                 state["grad_avg"] = np.zeros_like(p.data)
         _core.rmsprop_step(
-            [p.data for p in params], [p.grad for p in params], [s["square_avg"] for s in states],
+            [p.data for p in params],
+            [p.grad for p in params],
+            [s["square_avg"] for s in states],
             [s["grad_avg"] for s in states] if group["centered"] else None,
             [s["momentum_buffer"] for s in states] if group["momentum"] > 0 else None,
-            lr=float(group["lr"]), alpha=float(group["alpha"]), eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]), momentum=float(group["momentum"]),
-            maximize=bool(group["maximize"]))
+            lr=float(group["lr"]),
+            alpha=float(group["alpha"]),
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            momentum=float(group["momentum"]),
+            maximize=bool(group["maximize"]),
+        )
 
 
 class Adam(Optimizer):
@@ -555,10 +679,20 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize))
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize),
+        )
 
     _required_state = ("step", "exp_avg", "exp_avg_sq")
     _elementwise = True
@@ -567,7 +701,11 @@ class Adam(Optimizer):
     constraints = {
         "lr": NONNEGATIVE,
         "betas": SequenceOf(UNIT_INTERVAL, length=2).described("a pair (beta1, beta2) of numbers in [0, 1)"),
-        "eps": NONNEGATIVE, "weight_decay": NONNEGATIVE, "amsgrad": FLAG, "maximize": FLAG}
+        "eps": NONNEGATIVE,
+        "weight_decay": NONNEGATIVE,
+        "amsgrad": FLAG,
+        "maximize": FLAG,
+    }
 
     def _init_state(self, p, group):
         state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
@@ -587,12 +725,21 @@ class Adam(Optimizer):
             step_size.append(lr / (1 - beta1**t))
             bias_correction2_sqrt.append(math.sqrt(1 - beta2**t))
         _core.adam_step(
-            [p.data for p in params], [p.grad for p in params], [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states], [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else None,
-            lr=lr, beta1=beta1, beta2=beta2, eps=float(group["eps"]),
-            weight_decay=float(group["weight_decay"]), decoupled_weight_decay=self._decoupled,
-            maximize=bool(group["maximize"]), step_size=step_size,
-            bias_correction2_sqrt=bias_correction2_sqrt)
+            [p.data for p in params],
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else None,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=float(group["eps"]),
+            weight_decay=float(group["weight_decay"]),
+            decoupled_weight_decay=self._decoupled,
+            maximize=bool(group["maximize"]),
+            step_size=step_size,
+            bias_correction2_sqrt=bias_correction2_sqrt,
+        )
 
 
 class AdamW(Adam):
@@ -602,6 +749,14 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)

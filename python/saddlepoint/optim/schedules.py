@@ -16,16 +16,7 @@ import copy
 import math
 from typing import Mapping
 
-from ..validation import (
-    Constraint,
-    Flag,
-    Integer,
-    OneOf,
-    Real,
-    SequenceOf,
-    check_params,
-    is_finite_number,
-)
+from ..validation import Constraint, Flag, Integer, OneOf, Real, SequenceOf, check_params, is_finite_number
 from .optimizers import MAX_STEP, SCHEDULER_MOMENTA, SCHEDULER_RATES, Optimizer
 
 # The constraints of the schedulers' settings (validation.py). The constructors and
@@ -88,6 +79,7 @@ class _State:
         def commit():
             for name, value in values.items():
                 setattr(self, name, value)
+
         return commit
 
     def _checked_fields(self, state_dict) -> dict:
@@ -151,8 +143,10 @@ class LRScheduler(_State):
             finite = False
         if not finite:
             self.last_epoch -= 1
-            raise ValueError(f"{type(self).__name__}'s learning rate leaves the float range at "
-                             f"step {self.last_epoch + 1}; check its factors (e.g. gamma <= 1)")
+            raise ValueError(
+                f"{type(self).__name__}'s learning rate leaves the float range at "
+                f"step {self.last_epoch + 1}; check its factors (e.g. gamma <= 1)"
+            )
         self._write(lrs)
 
     def _write(self, lrs) -> None:
@@ -238,8 +232,14 @@ class LinearLR(LRScheduler):
     end_factor: float
     total_iters: int
 
-    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-                 total_iters: int = 5, last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ):
         self._set_params(start_factor=start_factor, end_factor=end_factor, total_iters=total_iters)
         super().__init__(optimizer, last_epoch)
 
@@ -254,8 +254,7 @@ class LinearWarmup(LinearLR):
     step ``warmup_steps`` and stays there. Follow it with a decay through :class:`SequentialLR`.
     """
 
-    def __init__(self, optimizer, warmup_steps: int, start_factor: float = 0.1,
-                 last_epoch: int = -1):
+    def __init__(self, optimizer, warmup_steps: int, start_factor: float = 0.1, last_epoch: int = -1):
         super().__init__(optimizer, start_factor, 1.0, warmup_steps, last_epoch)
 
 
@@ -294,8 +293,10 @@ class SequentialLR(LRScheduler):
         _check_optimizer(optimizer)
         schedulers = _check_schedulers(optimizer, schedulers)
         if not isinstance(milestones, (list, tuple)) or len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"milestones must be a list of {len(schedulers) - 1} steps (one fewer "
-                             f"than schedulers), got {milestones!r}")
+            raise ValueError(
+                f"milestones must be a list of {len(schedulers) - 1} steps (one fewer "
+                f"than schedulers), got {milestones!r}"
+            )
         self._set_params(milestones=milestones)
         self.schedulers = schedulers
         EPOCH.check("last_epoch", last_epoch)  # every check before the groups change
@@ -303,11 +304,11 @@ class SequentialLR(LRScheduler):
             group["lr"] = base
         super().__init__(optimizer, last_epoch)
 
-
     def _check_fields(self, values):
         if len(values["milestones"]) != len(self.schedulers) - 1:
-            raise ValueError(f"milestones must have {len(self.schedulers) - 1} entries, "
-                             f"got {values['milestones']}")
+            raise ValueError(
+                f"milestones must have {len(self.schedulers) - 1} entries, got {values['milestones']}"
+            )
 
     def get_lr(self):
         i = bisect.bisect_right(self.milestones, self.last_epoch)
@@ -324,20 +325,22 @@ class SequentialLR(LRScheduler):
             raise ValueError(f"{where} must be a dict with 'schedulers'")
         saved = state_dict["schedulers"]
         if not isinstance(saved, (list, tuple)) or len(saved) != len(self.schedulers):
-            raise ValueError(f"{where}['schedulers'] must list the states of "
-                             f"{len(self.schedulers)} schedulers, got {saved!r}")
+            raise ValueError(
+                f"{where}['schedulers'] must list the states of "
+                f"{len(self.schedulers)} schedulers, got {saved!r}"
+            )
         commits = []
         for i, (scheduler, state) in enumerate(zip(self.schedulers, saved)):
             try:
                 commits.append(scheduler.stage_state_dict(state))
             except ValueError as e:
                 raise ValueError(f"{where}['schedulers'][{i}]: {e}") from None
-        commits.append(super().stage_state_dict(
-            {k: v for k, v in state_dict.items() if k != "schedulers"}))
+        commits.append(super().stage_state_dict({k: v for k, v in state_dict.items() if k != "schedulers"}))
 
         def commit():
             for install in commits:
                 install()
+
         return commit
 
 
@@ -372,16 +375,25 @@ class _Phases(Constraint):
             raise ValueError(f"{name} must be {self.description}, got {value!r}")
         phases, previous_end = [], 0.0
         for i, phase in enumerate(value):
-            if (not isinstance(phase, (list, tuple)) or len(phase) != 5 or not is_finite_number(phase[0])
-                    or phase[1] not in SCHEDULER_RATES or phase[2] not in SCHEDULER_RATES
-                    or phase[3] not in SCHEDULER_MOMENTA or phase[4] not in SCHEDULER_MOMENTA):
-                raise ValueError(f"{name}[{i}] must be (end_step, lr_from, lr_to, momentum_from, "
-                                 f"momentum_to) with rates from {list(SCHEDULER_RATES)} and momenta "
-                                 f"from {list(SCHEDULER_MOMENTA)}, got {phase!r}")
+            if (
+                not isinstance(phase, (list, tuple))
+                or len(phase) != 5
+                or not is_finite_number(phase[0])
+                or phase[1] not in SCHEDULER_RATES
+                or phase[2] not in SCHEDULER_RATES
+                or phase[3] not in SCHEDULER_MOMENTA
+                or phase[4] not in SCHEDULER_MOMENTA
+            ):
+                raise ValueError(
+                    f"{name}[{i}] must be (end_step, lr_from, lr_to, momentum_from, "
+                    f"momentum_to) with rates from {list(SCHEDULER_RATES)} and momenta "
+                    f"from {list(SCHEDULER_MOMENTA)}, got {phase!r}"
+                )
             end = float(phase[0])
             if end == previous_end or (i > 0 and end < previous_end):
-                raise ValueError(f"{name} must have increasing end steps, none at step 0, got "
-                                 f"{[p[0] for p in value]}")
+                raise ValueError(
+                    f"{name} must have increasing end steps, none at step 0, got {[p[0] for p in value]}"
+                )
             phases.append((end, *phase[1:]))
             previous_end = end
         return phases
@@ -399,8 +411,9 @@ def _check_one_cycle_groups(groups, cycle_momentum: bool) -> None:
     needed = set(SCHEDULER_RATES) | (set(SCHEDULER_MOMENTA) if cycle_momentum else set())
     for i, group in enumerate(groups):
         if not needed <= set(group):
-            raise ValueError(f"parameter group {i} lacks {sorted(needed - set(group))}, "
-                             f"which OneCycleLR needs")
+            raise ValueError(
+                f"parameter group {i} lacks {sorted(needed - set(group))}, which OneCycleLR needs"
+            )
 
 
 class OneCycleLR(LRScheduler):
@@ -418,21 +431,53 @@ class OneCycleLR(LRScheduler):
     phases: list[tuple]
 
     #: The settings kept in state_dict; ``init_constraints``: the constructor's other arguments.
-    constraints = {"total_steps": POSITIVE_INT, "anneal_strategy": OneOf("cos", "linear"),
-              "cycle_momentum": FLAG, "use_betas": FLAG, "phases": _Phases()}
-    init_constraints = {"pct_start": OPEN_UNIT, "div_factor": POSITIVE, "final_div_factor": POSITIVE,
-            "three_phase": Flag(numeric=True), "last_epoch": EPOCH}
+    constraints = {
+        "total_steps": POSITIVE_INT,
+        "anneal_strategy": OneOf("cos", "linear"),
+        "cycle_momentum": FLAG,
+        "use_betas": FLAG,
+        "phases": _Phases(),
+    }
+    init_constraints = {
+        "pct_start": OPEN_UNIT,
+        "div_factor": POSITIVE,
+        "final_div_factor": POSITIVE,
+        "three_phase": Flag(numeric=True),
+        "last_epoch": EPOCH,
+    }
 
-    def __init__(self, optimizer, max_lr, total_steps: int, pct_start: float = 0.3,
-                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
-                 base_momentum: float = 0.85, max_momentum: float = 0.95,
-                 div_factor: float = 25.0, final_div_factor: float = 1e4,
-                 three_phase: bool = False, last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer,
+        max_lr,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ):
         _check_optimizer(optimizer)
-        self._set_params(total_steps=total_steps, anneal_strategy=anneal_strategy,
-                         cycle_momentum=cycle_momentum, use_betas="betas" in optimizer.defaults)
-        args = check_params(dict(pct_start=pct_start, div_factor=div_factor, final_div_factor=final_div_factor,
-                                 three_phase=three_phase, last_epoch=last_epoch), self.init_constraints)
+        self._set_params(
+            total_steps=total_steps,
+            anneal_strategy=anneal_strategy,
+            cycle_momentum=cycle_momentum,
+            use_betas="betas" in optimizer.defaults,
+        )
+        args = check_params(
+            dict(
+                pct_start=pct_start,
+                div_factor=div_factor,
+                final_div_factor=final_div_factor,
+                three_phase=three_phase,
+                last_epoch=last_epoch,
+            ),
+            self.init_constraints,
+        )
         pct_start, last_epoch = args["pct_start"], args["last_epoch"]
         div_factor, final_div_factor = args["div_factor"], args["final_div_factor"]
         groups = optimizer.param_groups
@@ -446,37 +491,52 @@ class OneCycleLR(LRScheduler):
             max_momentum = MOMENTUM.check("max_momentum", max_momentum)
         end = float(pct_start * self.total_steps)
         if args["three_phase"]:
-            phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                      (2 * end - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
-                      (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+            phases = [
+                (end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (2 * end - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                (self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
         else:
-            phases = [(end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                      (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+            phases = [
+                (end - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
+            ]
         try:
             self.phases = self.constraints["phases"].check("phases", phases)
         except ValueError:
-            raise ValueError(f"pct_start={pct_start} and total_steps={total_steps} leave a phase of "
-                             f"no steps; use more steps or another pct_start") from None
+            raise ValueError(
+                f"pct_start={pct_start} and total_steps={total_steps} leave a phase of "
+                f"no steps; use more steps or another pct_start"
+            ) from None
         if last_epoch != -1:  # resuming: the groups must hold the cycle's rates already
             _check_one_cycle_groups(groups, self.cycle_momentum)
         else:  # every check is done: now the groups change
             for group, peak in zip(groups, max_lrs):
-                group.update(initial_lr=peak / div_factor, max_lr=peak,
-                             min_lr=peak / div_factor / final_div_factor, lr=peak / div_factor)
+                group.update(
+                    initial_lr=peak / div_factor,
+                    max_lr=peak,
+                    min_lr=peak / div_factor / final_div_factor,
+                    lr=peak / div_factor,
+                )
                 if self.cycle_momentum:
                     group.update(base_momentum=base_momentum, max_momentum=max_momentum)
         super().__init__(optimizer, last_epoch)
 
-
     def _check_fields(self, values):
         if values["use_betas"] != ("betas" in self.optimizer.defaults):
-            raise ValueError(f"use_betas must be {not values['use_betas']} for {type(self.optimizer).__name__}")
+            raise ValueError(
+                f"use_betas must be {not values['use_betas']} for {type(self.optimizer).__name__}"
+            )
         if values["phases"][-1][0] != values["total_steps"] - 1:
-            raise ValueError(f"the last phase must end at total_steps - 1 = {values['total_steps'] - 1}, "
-                             f"got {values['phases'][-1][0]}")
+            raise ValueError(
+                f"the last phase must end at total_steps - 1 = {values['total_steps'] - 1}, "
+                f"got {values['phases'][-1][0]}"
+            )
         if values["last_epoch"] > values["total_steps"]:
-            raise ValueError(f"last_epoch must be at most total_steps = {values['total_steps']}, "
-                             f"got {values['last_epoch']}")
+            raise ValueError(
+                f"last_epoch must be at most total_steps = {values['total_steps']}, "
+                f"got {values['last_epoch']}"
+            )
         _check_one_cycle_groups(self.optimizer.param_groups, values["cycle_momentum"])
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
@@ -525,17 +585,33 @@ class ReduceLROnPlateau(_State):
     cooldown: int
     eps: float
 
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
-                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
-                 cooldown: int = 0, min_lr=0.0, eps: float = 1e-8):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr=0.0,
+        eps: float = 1e-8,
+    ):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a saddlepoint Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         groups = optimizer.param_groups
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
         min_lrs = per_group(NONNEGATIVE, optimizer).check("min_lr", min_lrs)  # before any is set
-        self._set_params(mode=mode, threshold_mode=threshold_mode, factor=factor, patience=patience,
-                         threshold=threshold, cooldown=cooldown, eps=eps)
+        self._set_params(
+            mode=mode,
+            threshold_mode=threshold_mode,
+            factor=factor,
+            patience=patience,
+            threshold=threshold,
+            cooldown=cooldown,
+            eps=eps,
+        )
         self.min_lrs = min_lrs
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
@@ -543,13 +619,27 @@ class ReduceLROnPlateau(_State):
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in groups]
 
-    constraints = {"mode": OneOf("min", "max"), "threshold_mode": OneOf("rel", "abs"), "factor": OPEN_UNIT,
-              "patience": COUNT, "threshold": NONNEGATIVE, "cooldown": COUNT, "eps": NONNEGATIVE}
+    constraints = {
+        "mode": OneOf("min", "max"),
+        "threshold_mode": OneOf("rel", "abs"),
+        "factor": OPEN_UNIT,
+        "patience": COUNT,
+        "threshold": NONNEGATIVE,
+        "cooldown": COUNT,
+        "eps": NONNEGATIVE,
+    }
 
     def _fields(self):
         rates = per_group(NONNEGATIVE, self.optimizer)
-        return {**self.constraints, "min_lrs": rates, "best": BEST, "num_bad_epochs": COUNT,
-                "cooldown_counter": COUNT, "last_epoch": COUNT, "_last_lr": rates}
+        return {
+            **self.constraints,
+            "min_lrs": rates,
+            "best": BEST,
+            "num_bad_epochs": COUNT,
+            "cooldown_counter": COUNT,
+            "last_epoch": COUNT,
+            "_last_lr": rates,
+        }
 
     def is_better(self, current: float, best: float) -> bool:
         if self.mode == "min":

@@ -9,6 +9,16 @@ from .step import predict, train_step
 from .trainer import Trainer, TrainingDiverged
 
 __all__ = [
-    "METRICS", "Callback", "EarlyStopping", "History", "LRFinderResult", "ModelCheckpoint", "Trainer",
-    "TrainingDiverged", "lr_find", "metric_value", "predict", "train_step",
+    "METRICS",
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "LRFinderResult",
+    "ModelCheckpoint",
+    "Trainer",
+    "TrainingDiverged",
+    "lr_find",
+    "metric_value",
+    "predict",
+    "train_step",
 ]

@@ -34,14 +34,33 @@ class EarlyStopping(Callback):
     """Stops when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
     epochs; with ``restore_best`` the model gets the weights of its best epoch back."""
 
-    constraints = {"monitor": _LOG_KEY, "patience": Integer(0), "min_delta": Real(0),
-                   "mode": OneOf("min", "max"), "restore_best": Flag(numeric=True)}
+    constraints = {
+        "monitor": _LOG_KEY,
+        "patience": Integer(0),
+        "min_delta": Real(0),
+        "mode": OneOf("min", "max"),
+        "restore_best": Flag(numeric=True),
+    }
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
-                 mode: str = "min", restore_best: bool = True):
-        checked = check_params(dict(monitor=monitor, patience=patience, min_delta=min_delta, mode=mode,
-                                    restore_best=restore_best), self.constraints)
-        self.monitor, self.patience, self.min_delta = checked["monitor"], checked["patience"], checked["min_delta"]
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "min",
+        restore_best: bool = True,
+    ):
+        checked = check_params(
+            dict(
+                monitor=monitor, patience=patience, min_delta=min_delta, mode=mode, restore_best=restore_best
+            ),
+            self.constraints,
+        )
+        self.monitor, self.patience, self.min_delta = (
+            checked["monitor"],
+            checked["patience"],
+            checked["min_delta"],
+        )
         self.mode, self.restore_best = checked["mode"], checked["restore_best"]
 
     def on_train_begin(self, trainer):
@@ -50,11 +69,14 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, but the epoch logged only "
-                           f"{sorted(logs)}; pass validation data or monitor 'loss'")
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r}, but the epoch logged only "
+                f"{sorted(logs)}; pass validation data or monitor 'loss'"
+            )
         value = logs[self.monitor]
-        improved = (value < self.best - self.min_delta if self.mode == "min"
-                    else value > self.best + self.min_delta)
+        improved = (
+            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        )
         if improved:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
@@ -77,7 +99,9 @@ class ModelCheckpoint(Callback):
     constraints = {"monitor": _LOG_KEY, "mode": OneOf("min", "max"), "save_best_only": Flag(numeric=True)}
 
     def __init__(self, path, monitor: str = "val_loss", mode: str = "min", save_best_only: bool = False):
-        checked = check_params(dict(monitor=monitor, mode=mode, save_best_only=save_best_only), self.constraints)
+        checked = check_params(
+            dict(monitor=monitor, mode=mode, save_best_only=save_best_only), self.constraints
+        )
         self.path, self.monitor, self.mode = path, checked["monitor"], checked["mode"]
         self.save_best_only = checked["save_best_only"]
         self.best = math.inf if self.mode == "min" else -math.inf

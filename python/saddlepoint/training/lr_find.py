@@ -13,8 +13,12 @@ from .step import train_step
 
 #: The constraints of :func:`lr_find`'s arguments (besides ``start_lr < end_lr``).
 LR_FIND_CONSTRAINTS = {
-    "start_lr": Real(0, closed="neither"), "end_lr": Real(0, closed="neither"), "num_steps": Integer(10),
-    "batch_size": Integer(1), "smoothing": Real(0, 1, closed="right"), "diverge_factor": Real(1, closed="neither"),
+    "start_lr": Real(0, closed="neither"),
+    "end_lr": Real(0, closed="neither"),
+    "num_steps": Integer(10),
+    "batch_size": Integer(1),
+    "smoothing": Real(0, 1, closed="right"),
+    "diverge_factor": Real(1, closed="neither"),
 }
 
 
@@ -37,22 +41,37 @@ class LRFinderResult:
 
         ax = ax or plt.figure().gca()
         ax.plot(self.lrs, self.losses, label="smoothed loss")
-        ax.axvline(self.suggestion, color="tab:red", linestyle="--",
-                   label=f"suggested lr = {self.suggestion:.3g}")
+        ax.axvline(
+            self.suggestion, color="tab:red", linestyle="--", label=f"suggested lr = {self.suggestion:.3g}"
+        )
         ax.set(xscale="log", xlabel="learning rate", ylabel="training loss")
         ax.legend()
         return ax
 
     def __str__(self) -> str:
-        return (f"lr_find: tried {len(self.lrs)} rates from {self.lrs[0]:.3g} to {self.lrs[-1]:.3g}"
-                f"{' (stopped when the loss diverged)' if self.stopped_early else ''}; "
-                f"suggested lr {self.suggestion:.3g} (steepest descent of the loss), "
-                f"loss lowest at {self.lr_at_min_loss:.3g}")
+        return (
+            f"lr_find: tried {len(self.lrs)} rates from {self.lrs[0]:.3g} to {self.lrs[-1]:.3g}"
+            f"{' (stopped when the loss diverged)' if self.stopped_early else ''}; "
+            f"suggested lr {self.suggestion:.3g} (steepest descent of the loss), "
+            f"loss lowest at {self.lr_at_min_loss:.3g}"
+        )
 
 
-def lr_find(model, loss_fn, optimizer, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
-            num_steps: int = 200, batch_size: int = 32, smoothing: float = 0.05,
-            diverge_factor: float = 4.0, rng=None) -> LRFinderResult:
+def lr_find(
+    model,
+    loss_fn,
+    optimizer,
+    X,
+    y,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 200,
+    batch_size: int = 32,
+    smoothing: float = 0.05,
+    diverge_factor: float = 4.0,
+    rng=None,
+) -> LRFinderResult:
     """The learning-rate range test (Smith, "Cyclical Learning Rates", 2017).
 
     Trains for up to ``num_steps`` mini-batches while the rate grows exponentially from
@@ -67,12 +86,27 @@ def lr_find(model, loss_fn, optimizer, X, y, *, start_lr: float = 1e-7, end_lr: 
     and is still stable. ``lr_at_min_loss`` is usually already too large to train with; a tenth
     of it is the other common rule of thumb.
     """
-    checked = check_params(dict(start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, batch_size=batch_size,
-                                smoothing=smoothing, diverge_factor=diverge_factor), LR_FIND_CONSTRAINTS)
+    checked = check_params(
+        dict(
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            batch_size=batch_size,
+            smoothing=smoothing,
+            diverge_factor=diverge_factor,
+        ),
+        LR_FIND_CONSTRAINTS,
+    )
     start_lr, end_lr, num_steps = checked["start_lr"], checked["end_lr"], checked["num_steps"]
-    batch_size, smoothing, diverge_factor = checked["batch_size"], checked["smoothing"], checked["diverge_factor"]
+    batch_size, smoothing, diverge_factor = (
+        checked["batch_size"],
+        checked["smoothing"],
+        checked["diverge_factor"],
+    )
     if not start_lr < end_lr:
-        raise ValueError(f"start_lr and end_lr must satisfy 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+        raise ValueError(
+            f"start_lr and end_lr must satisfy 0 < start_lr < end_lr, got {start_lr} and {end_lr}"
+        )
     rng = np.random.default_rng(rng)
     model_state, optimizer_state = model.state_dict(), optimizer.state_dict()
     growth = (end_lr / start_lr) ** (1.0 / (num_steps - 1))
@@ -108,13 +142,16 @@ def lr_find(model, loss_fn, optimizer, X, y, *, start_lr: float = 1e-7, end_lr: 
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
     if len(lrs) < 10:
-        raise RuntimeError(f"the loss diverged after {len(lrs)} steps, at lr={start_lr * growth ** len(lrs):.3g}; "
-                           f"lower start_lr")
+        raise RuntimeError(
+            f"the loss diverged after {len(lrs)} steps, at lr={start_lr * growth ** len(lrs):.3g}; "
+            f"lower start_lr"
+        )
     lrs_arr, smoothed_arr = np.array(lrs), np.array(smoothed)
     lowest = int(np.argmin(smoothed_arr))
     first = len(lrs) // 10
     slopes = np.gradient(smoothed_arr, np.log(lrs_arr))
-    window = slopes[first:max(lowest, first + 1)]
+    window = slopes[first : max(lowest, first + 1)]
     steepest = first + int(np.argmin(window))
-    return LRFinderResult(lrs_arr, smoothed_arr, np.array(raw), float(lrs_arr[steepest]),
-                          float(lrs_arr[lowest]), stopped_early)
+    return LRFinderResult(
+        lrs_arr, smoothed_arr, np.array(raw), float(lrs_arr[steepest]), float(lrs_arr[lowest]), stopped_early
+    )

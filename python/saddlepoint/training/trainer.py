@@ -49,13 +49,18 @@ class _BatchRollback:
         self.params = model.parameters()
         modules = [module for _, module in _modules(model)]
         # [module, name, the buffer array, its copy]; a layer may replace the array itself.
-        self.buffers = [[module, name, array, np.array(array)] for module in modules
-                        if hasattr(module, "named_buffers")
-                        for name, array in module.named_buffers(recurse=False)]
-        self.float_buffers = [(module, name) for module, name, _, copy in self.buffers
-                              if copy.dtype.kind == "f"]
-        self.generators = [module.rng for module in modules
-                           if isinstance(getattr(module, "rng", None), np.random.Generator)]
+        self.buffers = [
+            [module, name, array, np.array(array)]
+            for module in modules
+            if hasattr(module, "named_buffers")
+            for name, array in module.named_buffers(recurse=False)
+        ]
+        self.float_buffers = [
+            (module, name) for module, name, _, copy in self.buffers if copy.dtype.kind == "f"
+        ]
+        self.generators = [
+            module.rng for module in modules if isinstance(getattr(module, "rng", None), np.random.Generator)
+        ]
         self.generator_states: list = []
 
     def save(self) -> None:
@@ -116,8 +121,10 @@ class _Batches:
     def gather(self, idx: np.ndarray):
         n = len(idx)
         if n not in self.buffers:
-            self.buffers[n] = (np.empty((n, *self.X.shape[1:]), self.X.dtype),
-                               np.empty((n, *self.y.shape[1:]), self.y.dtype))
+            self.buffers[n] = (
+                np.empty((n, *self.X.shape[1:]), self.X.dtype),
+                np.empty((n, *self.y.shape[1:]), self.y.dtype),
+            )
         xb, yb = self.buffers[n]
         if self.X.ndim == 2:
             _core.gather_rows(self.X, idx, xb)
@@ -151,25 +158,59 @@ class Trainer:
 
     #: The constraints of the constructor's settings (and of ``fit``'s ``validation_split``).
     constraints = {
-        "scheduler_interval": OneOf("epoch", "batch"), "metrics": SequenceOf(OneOf(*METRICS)),
-        "batch_size": Integer(1), "shuffle": Flag(numeric=True), "drop_last": Flag(numeric=True),
-        "check_finite": Flag(numeric=True), "verbose": Flag(numeric=True),
+        "scheduler_interval": OneOf("epoch", "batch"),
+        "metrics": SequenceOf(OneOf(*METRICS)),
+        "batch_size": Integer(1),
+        "shuffle": Flag(numeric=True),
+        "drop_last": Flag(numeric=True),
+        "check_finite": Flag(numeric=True),
+        "verbose": Flag(numeric=True),
         "validation_split": Real(0, 1, closed="neither"),
     }
 
-    def __init__(self, model, loss, optimizer, *, scheduler=None, scheduler_interval: str = "epoch",
-                 metrics=(), batch_size: int = 32, shuffle: bool = True, drop_last: bool = False,
-                 callbacks=(), augment=None, check_finite: bool = True, verbose: int = 1,
-                 seed=None, dtype=np.float32):
-        checked = check_params(dict(scheduler_interval=scheduler_interval, metrics=metrics, batch_size=batch_size,
-                                    shuffle=shuffle, drop_last=drop_last, check_finite=check_finite,
-                                    verbose=verbose), self.constraints)
+    def __init__(
+        self,
+        model,
+        loss,
+        optimizer,
+        *,
+        scheduler=None,
+        scheduler_interval: str = "epoch",
+        metrics=(),
+        batch_size: int = 32,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        callbacks=(),
+        augment=None,
+        check_finite: bool = True,
+        verbose: int = 1,
+        seed=None,
+        dtype=np.float32,
+    ):
+        checked = check_params(
+            dict(
+                scheduler_interval=scheduler_interval,
+                metrics=metrics,
+                batch_size=batch_size,
+                shuffle=shuffle,
+                drop_last=drop_last,
+                check_finite=check_finite,
+                verbose=verbose,
+            ),
+            self.constraints,
+        )
         if augment is not None and not callable(augment):
-            raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, got {type(augment).__name__}")
+            raise TypeError(
+                f"augment must be a callable (X_batch, rng) -> X_batch, got {type(augment).__name__}"
+            )
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.scheduler, self.scheduler_interval = scheduler, checked["scheduler_interval"]
         self.metrics, self.batch_size = checked["metrics"], checked["batch_size"]
-        self.shuffle, self.drop_last, self.callbacks = checked["shuffle"], checked["drop_last"], list(callbacks)
+        self.shuffle, self.drop_last, self.callbacks = (
+            checked["shuffle"],
+            checked["drop_last"],
+            list(callbacks),
+        )
         self.augment, self.check_finite, self.verbose = augment, checked["check_finite"], checked["verbose"]
         self.rng = np.random.default_rng(seed)
         # The validation split has its own seed, so every fit() call (and a resumed run) holds
@@ -196,19 +237,25 @@ class Trainer:
         epochs = positive_int("epochs", epochs)
         X, y = self._prepare(X, y)
         if validation_data is None and validation_split:
-            validation_split = self.constraints["validation_split"].check("validation_split", validation_split)
+            validation_split = self.constraints["validation_split"].check(
+                "validation_split", validation_split
+            )
             from sklearn.model_selection import train_test_split
 
             stratify = y if self._classification() and y.ndim == 1 else None
-            X, X_val, y, y_val = train_test_split(X, y, test_size=validation_split,
-                                                  random_state=self.split_seed,
-                                                  stratify=stratify)
+            X, X_val, y, y_val = train_test_split(
+                X, y, test_size=validation_split, random_state=self.split_seed, stratify=stratify
+            )
             validation_data = (X_val, y_val)
         if validation_data is not None:
-            validation_data = self._prepare(*split_pair("validation_data", validation_data), name="validation X")
+            validation_data = self._prepare(
+                *split_pair("validation_data", validation_data), name="validation X"
+            )
         if self.drop_last and len(X) < self.batch_size:
-            raise ValueError(f"batch_size must be at most the {len(X)} training samples with "
-                             f"drop_last=True, got {self.batch_size}: every batch would be dropped")
+            raise ValueError(
+                f"batch_size must be at most the {len(X)} training samples with "
+                f"drop_last=True, got {self.batch_size}: every batch would be dropped"
+            )
         self._check_last_batch(len(X), X.ndim)
         batches = _Batches(X, y)
         self.stop_training = False
@@ -245,7 +292,8 @@ class Trainer:
             raise ValueError(
                 f"batch_size {self.batch_size} leaves a last batch of 1 of the {n_samples} "
                 f"training samples, which BatchNorm1d cannot normalize in training; pass "
-                f"drop_last=True or another batch_size")
+                f"drop_last=True or another batch_size"
+            )
 
     def _progress(self, epochs):
         if not self.verbose or not sys.stderr.isatty():
@@ -261,8 +309,9 @@ class Trainer:
         model, loss_fn, optimizer = self.model, self.loss, self.optimizer
         batch_scheduler = self.scheduler if self.scheduler_interval == "batch" else None
         total, count = 0.0, 0
-        for b, idx in enumerate(minibatches(len(batches.X), self.batch_size, self.rng,
-                                            self.shuffle, self.drop_last), start=1):
+        for b, idx in enumerate(
+            minibatches(len(batches.X), self.batch_size, self.rng, self.shuffle, self.drop_last), start=1
+        ):
             xb, yb = batches.gather(idx)
             if rollback is not None:
                 rollback.save()
@@ -285,11 +334,14 @@ class Trainer:
         """Undoes the failing batch and raises :class:`TrainingDiverged`."""
         rollback.restore()
         if all(_core.all_finite(p.data) for p in rollback.params):
-            raise TrainingDiverged(f"{what}; the model and the optimizer are left as they were "
-                                   f"before this batch") from None
+            raise TrainingDiverged(
+                f"{what}; the model and the optimizer are left as they were before this batch"
+            ) from None
         # Only an update that overflowed from finite gradients gets here (a huge learning rate).
-        raise TrainingDiverged(f"{what}; the previous update already made the weights non-finite "
-                               f"(the learning rate is far too large)") from None
+        raise TrainingDiverged(
+            f"{what}; the previous update already made the weights non-finite "
+            f"(the learning rate is far too large)"
+        ) from None
 
     def _step_epoch_scheduler(self, logs: dict) -> None:
         if self.scheduler is None:
@@ -324,22 +376,33 @@ class Trainer:
 
     def save_checkpoint(self, path) -> None:
         """Everything :meth:`load_checkpoint` needs to continue bit-identically."""
-        ckpt.save_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                             epoch=self.epoch, rng_states=self._rng_states(),
-                             history=self.history.values)
+        ckpt.save_checkpoint(
+            path,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            epoch=self.epoch,
+            rng_states=self._rng_states(),
+            history=self.history.values,
+        )
 
     def load_checkpoint(self, path) -> None:
         """Restores model, optimizer, scheduler, epoch, random states and history. The whole
         file is checked first: if any of it does not fit, ValueError and nothing changes."""
-        staged = ckpt.stage_checkpoint(path, model=self.model, optimizer=self.optimizer,
-                                       scheduler=self.scheduler)
+        staged = ckpt.stage_checkpoint(
+            path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler
+        )
         rng_states = staged.rng_states
         split_seed = ckpt.checked_seed(path, "split_seed", rng_states.get("split_seed"))
         generators = [("trainer", self.rng)] + [
-            (name, module.rng) for name, module in _modules(self.model)
-            if name in rng_states and isinstance(getattr(module, "rng", None), np.random.Generator)]
-        states = [(generator, ckpt.checked_generator_state(path, name, generator, rng_states.get(name)))
-                  for name, generator in generators]
+            (name, module.rng)
+            for name, module in _modules(self.model)
+            if name in rng_states and isinstance(getattr(module, "rng", None), np.random.Generator)
+        ]
+        states = [
+            (generator, ckpt.checked_generator_state(path, name, generator, rng_states.get(name)))
+            for name, generator in generators
+        ]
         history = History(staged.history)
         staged.commit()
         self.epoch = staged.epoch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from ..validation import float_dtype, positive_float, positive_int
+from ..validation import Integer, NoneOr, Real, check_params, float_dtype, positive_float, positive_int
 from .module import Module, as_layer_input
 from .parameter import Parameter
 from .spec import layer_config, register_layer
@@ -44,6 +44,11 @@ class BatchNorm1d(Module):
     bias: Parameter | None
     # (x, mean, invstd, use_batch_stats) of the last forward, for backward.
     _saved: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None
+    constraints = {
+        "num_features": Integer(1),
+        "eps": Real(0, closed="neither"),
+        "momentum": NoneOr(Real(0, 1)),
+    }
 
     def __init__(
         self,
@@ -55,12 +60,13 @@ class BatchNorm1d(Module):
         *,
         dtype=np.float32,
     ):
-        self.num_features = positive_int("num_features", num_features)
-        eps = positive_float("eps", eps)
-        if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
-            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        settings = check_params(
+            {"num_features": num_features, "eps": eps, "momentum": momentum}, self.constraints
+        )
+        self.num_features, self.eps, self.momentum = (
+            settings[k] for k in ("num_features", "eps", "momentum")
+        )
         dtype = float_dtype(dtype)
-        self.eps, self.momentum = float(eps), momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
         self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None

@@ -16,6 +16,7 @@ from ..data.batches import minibatches
 from ..data.checks import check_data, split_pair
 from ..data.targets import is_classification_loss, training_targets
 from ..io import checkpoint as ckpt
+from ..losses import BCEWithLogitsLoss, softmax
 from ..nn import BatchNorm1d
 from ..optim import ReduceLROnPlateau
 from ..validation import Flag, Integer, OneOf, Real, SequenceOf, check_params, positive_int
@@ -357,6 +358,20 @@ class Trainer:
         X = np.ascontiguousarray(np.asarray(X), dtype=self.dtype)
         return predict(self.model, X, batch_size)
 
+    def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities in eval mode: the softmax of the outputs (one column per class,
+        rows summing to 1) for cross-entropy, the sigmoid of each output for one logit or
+        ``BCEWithLogitsLoss``. ValueError for a loss that does not take class labels."""
+        if not self._classification():
+            raise ValueError(
+                f"predict_proba needs a classification loss (CrossEntropyLoss or "
+                f"BCEWithLogitsLoss), got {type(self.loss).__name__}; use predict"
+            )
+        outputs = self.predict(X, batch_size)
+        if isinstance(self.loss, BCEWithLogitsLoss) or outputs.shape[1] == 1:
+            return _sigmoid(outputs)
+        return softmax(outputs)
+
     def evaluate(self, X, y) -> dict:
         """``{"loss": ..., metric: ...}`` on ``(X, y)`` in eval mode."""
         X, y = self._prepare(X, y)
@@ -410,6 +425,11 @@ class Trainer:
         self.split_seed = split_seed
         for generator, state in states:
             generator.bit_generator.state = state
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, without overflow for large negative inputs."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def _modules(model, prefix: str = "model"):

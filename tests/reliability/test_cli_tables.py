@@ -36,7 +36,7 @@ def with_row(line: int, row: str, rows: int = 16) -> str:
 # file's path.
 MALFORMED = [
     ("empty file", b"", [], ["{f} is empty"]),
-    ("blank lines only", "\n\n\n", [], ["{f} has no column 'y'; its columns are []"]),
+    ("blank lines only", "\n\n\n", [], ["{f} is empty"]),
     ("header only", "a,b,y\n", [], ["{f} has a header but no data rows"]),
     ("header and blank rows", "a,b,y\n,,\n\n", [], ["{f} has a header but no data rows"]),
     ("ragged short row", with_row(4, "1,2"), [], ["{f} line 4 has 2 cells, the header has 3"]),
@@ -63,14 +63,17 @@ MALFORMED = [
         ["{f} line 9, column 'b': '-999", "is beyond the range of the model's numbers (±3.403e+38)"],
     ),
     ("text cell", with_row(8, "1,two,0"), [], ["{f} line 8, column 'b': 'two' is not a number"]),
-    ("empty cell", with_row(8, "1,,0"), [], ["{f} line 8, column 'b': '' is not a number"]),
+    ("empty cell", with_row(8, "1,,0"), [], ["{f} line 8, column 'b': a missing value"]),
     ("NUL byte", with_row(2, "1\x00,2,0"), [], ["{f} line 2, column 'a': '1\\x00' is not a number"]),
     *[
         (
             f"{value} feature",
             with_row(10, f"{value},2,0"),
             [],
-            [f"{{f}} line 10, column 'a': '{value}' is not a finite number"],
+            [
+                f"{{f}} line 10, column 'a': "
+                + ("a missing value" if value.lower() == "nan" else f"'{value}' is not a finite number")
+            ],
         )
         for value in ("nan", "NaN", "inf", "-inf", "Infinity", "1e400")
     ],
@@ -79,7 +82,10 @@ MALFORMED = [
             f"{value} target",
             with_row(12, f"1,2,{value}"),
             ["--task", "regression"],
-            [f"{{f}} line 12, column 'y': '{value}' is not a finite number"],
+            [
+                f"{{f}} line 12, column 'y': "
+                + ("a missing value" if value == "nan" else f"'{value}' is not a finite number")
+            ],
         )
         for value in ("nan", "inf", "-1e999")
     ],

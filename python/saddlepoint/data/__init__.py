@@ -6,7 +6,7 @@ from .batches import minibatches
 from .checks import check_data, infer_task
 from .cross_validation import CrossValidationResult, cross_validate
 from .splits import PreparedData, model_dtype, prepare_data
-from .tables import BUNDLED, TableError, load_bundled, load_csv
+from .tables import BUNDLED, TableError, load_bundled, load_bundled_frame, load_csv, read_table
 from .targets import TASKS, TargetEncoder, check_task, task_loss, task_of, training_targets
 
 __all__ = [
@@ -25,10 +25,12 @@ __all__ = [
     "cross_validate",
     "infer_task",
     "load_bundled",
+    "load_bundled_frame",
     "load_csv",
     "minibatches",
     "model_dtype",
     "prepare_data",
+    "read_table",
     "task_loss",
     "task_of",
     "training_targets",

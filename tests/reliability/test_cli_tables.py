@@ -71,7 +71,7 @@ MALFORMED = [
             with_row(10, f"{value},2,0"),
             [],
             [
-                f"{{f}} line 10, column 'a': "
+                "{f} line 10, column 'a': "
                 + ("a missing value" if value.lower() == "nan" else f"'{value}' is not a finite number")
             ],
         )
@@ -83,7 +83,7 @@ MALFORMED = [
             with_row(12, f"1,2,{value}"),
             ["--task", "regression"],
             [
-                f"{{f}} line 12, column 'y': "
+                "{f} line 12, column 'y': "
                 + ("a missing value" if value == "nan" else f"'{value}' is not a finite number")
             ],
         )

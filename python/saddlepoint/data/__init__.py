@@ -5,9 +5,19 @@ from .augment import Compose, GaussianNoise, RandomCrop, RandomHorizontalFlip
 from .batches import minibatches
 from .checks import check_data, infer_task
 from .cross_validation import CrossValidationResult, cross_validate
+from .preprocess import Preprocessor
 from .splits import PreparedData, model_dtype, prepare_data
 from .tables import BUNDLED, TableError, load_bundled, load_bundled_frame, load_csv, read_table
-from .targets import TASKS, TargetEncoder, check_task, task_loss, task_of, training_targets
+from .targets import (
+    TASKS,
+    TargetEncoder,
+    check_task,
+    drop_missing_target,
+    target_values,
+    task_loss,
+    task_of,
+    training_targets,
+)
 
 __all__ = [
     "BUNDLED",
@@ -16,6 +26,7 @@ __all__ = [
     "CrossValidationResult",
     "GaussianNoise",
     "PreparedData",
+    "Preprocessor",
     "RandomCrop",
     "RandomHorizontalFlip",
     "TableError",
@@ -23,6 +34,7 @@ __all__ = [
     "check_data",
     "check_task",
     "cross_validate",
+    "drop_missing_target",
     "infer_task",
     "load_bundled",
     "load_bundled_frame",
@@ -31,6 +43,7 @@ __all__ = [
     "model_dtype",
     "prepare_data",
     "read_table",
+    "target_values",
     "task_loss",
     "task_of",
     "training_targets",

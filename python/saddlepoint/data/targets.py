@@ -91,6 +91,36 @@ class TargetEncoder:
         return cls(task, mean=column.mean(axis=0), scale=np.where(scale > 0, scale, 1.0))
 
     @property
+    def labels(self) -> list:
+        """The class labels (index ``i`` is class ``i``) as plain Python values; ``[]`` for
+        regression."""
+        return [] if self.classes is None else self.classes.tolist()
+
+    def to_dict(self) -> dict:
+        """The encoding as JSON-ready values: ``task`` and the ``classes`` (the labels), or the
+        regression targets' ``mean`` and ``scale``."""
+        if self.classes is not None:
+            return {"task": self.task, "classes": self.labels}
+        mean, scale = self._standardization()
+        return {"task": self.task, "mean": mean.tolist(), "scale": scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TargetEncoder:
+        """The encoding :meth:`to_dict` wrote (a ValueError when it is not one)."""
+        task = check_task(data.get("task"))
+        if task == "classification":
+            classes = data.get("classes")
+            if not isinstance(classes, list) or len(classes) < 2:
+                raise ValueError(
+                    f"a classification encoding needs a list of 2 or more classes, got {classes!r}"
+                )
+            return cls(task, classes=np.array(classes))
+        mean, scale = (np.asarray(data.get(k), dtype=np.float64) for k in ("mean", "scale"))
+        if mean.ndim != 1 or mean.shape != scale.shape or not np.all(scale > 0):
+            raise ValueError("a regression encoding needs mean and positive scale lists of one length")
+        return cls(task, mean=mean, scale=scale)
+
+    @property
     def n_out(self) -> int:
         """The model outputs the task needs: one per class, or one per target column."""
         return len(self.classes) if self.classes is not None else len(self._standardization()[0])
@@ -114,7 +144,14 @@ class TargetEncoder:
         if y is None:
             return None
         if self.classes is not None:
-            return np.searchsorted(self.classes, np.asarray(y).ravel()).astype(np.int64, copy=False)
+            labels = np.asarray(y).ravel()
+            index = np.minimum(np.searchsorted(self.classes, labels), len(self.classes) - 1)
+            unknown = self.classes[index] != labels
+            if np.any(unknown):
+                raise ValueError(
+                    f"the label {_plain(labels[np.argmax(unknown)])!r} is not one of the classes {self.labels}"
+                )
+            return index.astype(np.int64, copy=False)
         mean, scale = self._standardization()
         return (_columns(y) - mean) / scale
 
@@ -140,3 +177,65 @@ def _columns(y) -> np.ndarray:
     """``y`` as float64 columns (a 1-D target is one column)."""
     array = np.asarray(y, dtype=np.float64)
     return array.reshape(-1, 1) if array.ndim == 1 else array
+
+
+def drop_missing_target(frame, target: str):
+    """``(frame, dropped)``: the rows of the DataFrame ``frame`` whose ``target`` cell is not
+    missing, and how many were dropped."""
+    missing = frame[target].isna().to_numpy()
+    return frame.loc[~missing], int(missing.sum())
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value it holds."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _label_text(label) -> str:
+    return repr(label) if isinstance(label, str) else str(label)
+
+
+def target_values(column, task: str | None = None, name: str = "target") -> tuple[str, np.ndarray]:
+    """``(task, y)`` for a target column without missing cells (a pandas Series or an array).
+
+    The task is ``task`` when given, else inferred: text and booleans are classification,
+    numbers follow :func:`~saddlepoint.data.checks.infer_task`. Class labels come as strings
+    (text), booleans, or int64 (whole numbers, even when stored as floats); regression targets
+    as float64. A ValueError names the column when the target cannot be learned: a single class
+    (or a constant regression target), fractional class labels, text for regression.
+    """
+    values = np.asarray(getattr(column, "to_numpy", lambda: column)())
+    if values.dtype == object:
+        kinds = {type(v) for v in values}
+        if kinds <= {bool, np.bool_}:
+            values = values.astype(bool)
+        elif kinds <= {str, np.str_}:
+            values = values.astype(str)
+        else:
+            try:
+                values = values.astype(np.float64)
+            except (TypeError, ValueError):
+                values = np.array([str(v) for v in values])
+    text = values.dtype.kind in "UOSb"
+    task = check_task(task) if task else ("classification" if text else infer_task(values))
+    if task == "classification":
+        if values.dtype.kind == "f":
+            if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+                raise ValueError(f"the target column {name!r} needs integer class labels for classification")
+            values = values.astype(np.int64)
+        distinct = np.unique(values)
+        if len(distinct) < 2:
+            raise ValueError(
+                f"the target column {name!r} holds a single class ({_label_text(distinct[0].item())}): "
+                "there is nothing to learn"
+            )
+        return task, values
+    if values.dtype.kind in "USb":
+        raise ValueError(
+            f"the target column {name!r} holds {'booleans' if values.dtype.kind == 'b' else 'text'} "
+            f"({_label_text(values[0].item())}); regression needs numbers"
+        )
+    values = values.astype(np.float64)
+    if len(values) and np.all(values == values[0]):
+        raise ValueError(f"the target column {name!r} is constant ({values[0]:g}): there is nothing to learn")
+    return task, values

@@ -463,3 +463,74 @@ def test_checkpoint_whose_optimizer_state_does_not_fit_changes_nothing(tmp_path,
         sp.load_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=optimizer)
     for name, array in model.state_dict().items():
         np.testing.assert_array_equal(array, before[name])
+
+
+def test_early_stopping_summary_says_when_it_fired_and_what_it_restored(digits, capsys):
+    X, y = digits
+    script = ScriptedMetric([3.0, 2.0, 1.0, 1.5, 2.5, 3.5, 4.0, 5.0])
+    stopper = sp.EarlyStopping(monitor="score", patience=2, verbose=True)
+    trainer = make_trainer(callbacks=[script, stopper])
+    trainer.fit(X, y, epochs=8)
+    assert (stopper.stopped_epoch, stopper.best_epoch, stopper.restored_epoch) == (6, 3, 3)
+    message = (
+        "early stopping at epoch 6: score was best at epoch 3 (1) and did not improve in the 3 "
+        "epochs after it; restored the weights of epoch 3"
+    )
+    assert stopper.summary() == message and capsys.readouterr().err == message + "\n"
+    assert stopper.summary("the score").startswith("early stopping at epoch 6: the score was best")
+
+
+def test_early_stopping_restores_the_best_weights_when_the_epochs_run_out_first(digits, capsys):
+    X, y = digits
+    script = ScriptedMetric([3.0, 2.0, 1.0, 1.5, 2.5])
+    stopper = sp.EarlyStopping(monitor="score", patience=5)
+    trainer = make_trainer(callbacks=[script, stopper])
+    trainer.fit(X, y, epochs=5)
+    assert trainer.epoch == 5 and stopper.stopped_epoch is None and stopper.restored_epoch == 3
+    for name, array in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(array, script.weights[3][name])
+    assert stopper.summary() == (
+        "early stopping did not fire within 5 epochs: score was best at epoch 3 (1); "
+        "restored the weights of epoch 3"
+    )
+    assert capsys.readouterr().err == ""  # verbose is off by default
+    kept = sp.EarlyStopping(monitor="score", patience=5, restore_best=False)
+    make_trainer(callbacks=[ScriptedMetric([3.0, 2.0, 1.0, 1.5, 2.5]), kept]).fit(X, y, epochs=5)
+    assert kept.restored_epoch is None and kept.summary().endswith("kept the weights of epoch 5")
+    improving = sp.EarlyStopping(monitor="score")
+    make_trainer(callbacks=[ScriptedMetric([3.0, 2.0, 1.0]), improving]).fit(X, y, epochs=3)
+    assert improving.summary() == (
+        "early stopping did not fire: score was still improving at the last epoch, 3 (1); "
+        "more epochs may help"
+    )
+
+
+def test_classification_scores_agree_with_scikit_learn(rng):
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+
+    from saddlepoint.training.metrics import classification_scores
+
+    y = rng.integers(0, 3, 200)
+    logits = rng.standard_normal((200, 3)) + 1.5 * np.eye(3)[y] * (rng.random(200) < 0.7)[:, None]
+    probabilities = sp.softmax(logits)
+    predicted = probabilities.argmax(axis=1)
+    scores = classification_scores(probabilities, y)
+    assert scores == {
+        "accuracy": pytest.approx(accuracy_score(y, predicted)),
+        "balanced_accuracy": pytest.approx(balanced_accuracy_score(y, predicted)),
+        "macro_f1": pytest.approx(f1_score(y, predicted, average="macro")),
+    }
+    binary = y % 2
+    two = sp.softmax(logits[:, :2])
+    scores = classification_scores(two, binary)
+    assert scores["roc_auc"] == pytest.approx(roc_auc_score(binary, two[:, 1]))
+    one = classification_scores(two[:, 1:], binary)  # one column: the probability of class 1
+    assert one == pytest.approx(scores)
+    # A class never predicted counts as F1 0 and recall 0, without a warning.
+    constant = np.tile([0.9, 0.1], (10, 1))
+    labels = np.array([0] * 8 + [1] * 2)
+    scores = classification_scores(constant, labels)
+    assert scores["balanced_accuracy"] == 0.5 and scores["macro_f1"] == pytest.approx((16 / 18) / 2)
+    assert scores["roc_auc"] == 0.5
+    with pytest.raises(ValueError, match="same number of rows"):
+        classification_scores(constant, labels[:5])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 from ..validation import Constraint, Flag, Integer, OneOf, Real, check_params
 
@@ -31,8 +32,16 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stops when ``monitor`` has not improved by more than ``min_delta`` for ``patience``
-    epochs; with ``restore_best`` the model gets the weights of its best epoch back."""
+    """Stops when ``monitor`` has not improved by more than ``min_delta`` for more than
+    ``patience`` epochs. With ``restore_best`` the model gets the weights of its best epoch back
+    at the end of the fit: when it stopped early, and when the fit ran out of epochs after its
+    best one. :meth:`summary` says what happened in a sentence; ``verbose`` prints it to stderr
+    at the end of the fit.
+
+    After a fit: ``best_epoch`` (the epoch of the best value, 0 before any), ``stopped_epoch``
+    (the epoch it stopped at, None when it did not fire) and ``restored_epoch`` (the epoch
+    whose weights the model got back, None when it kept its last ones).
+    """
 
     constraints = {
         "monitor": _LOG_KEY,
@@ -40,6 +49,7 @@ class EarlyStopping(Callback):
         "min_delta": Real(0),
         "mode": OneOf("min", "max"),
         "restore_best": Flag(numeric=True),
+        "verbose": Flag(numeric=True),
     }
 
     def __init__(
@@ -49,10 +59,16 @@ class EarlyStopping(Callback):
         min_delta: float = 0.0,
         mode: str = "min",
         restore_best: bool = True,
+        verbose: bool = False,
     ):
         checked = check_params(
             dict(
-                monitor=monitor, patience=patience, min_delta=min_delta, mode=mode, restore_best=restore_best
+                monitor=monitor,
+                patience=patience,
+                min_delta=min_delta,
+                mode=mode,
+                restore_best=restore_best,
+                verbose=verbose,
             ),
             self.constraints,
         )
@@ -62,10 +78,15 @@ class EarlyStopping(Callback):
             checked["min_delta"],
         )
         self.mode, self.restore_best = checked["mode"], checked["restore_best"]
+        self.verbose = checked["verbose"]
+        self.best_epoch, self.last_epoch = 0, 0
+        self.stopped_epoch: int | None = None
+        self.restored_epoch: int | None = None
 
     def on_train_begin(self, trainer):
         self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch, self.wait, self.best_state, self.stopped_epoch = 0, 0, None, None
+        self.best_epoch, self.last_epoch, self.wait, self.best_state = 0, 0, 0, None
+        self.stopped_epoch = self.restored_epoch = None
 
     def on_epoch_end(self, trainer, epoch, logs):
         if self.monitor not in logs:
@@ -74,6 +95,7 @@ class EarlyStopping(Callback):
                 f"{sorted(logs)}; pass validation data or monitor 'loss'"
             )
         value = logs[self.monitor]
+        self.last_epoch = epoch
         improved = (
             value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
         )
@@ -88,8 +110,39 @@ class EarlyStopping(Callback):
                 self.stopped_epoch = epoch
 
     def on_train_end(self, trainer):
-        if self.restore_best and self.best_state is not None and self.stopped_epoch is not None:
+        if self.restore_best and self.best_state is not None and self.best_epoch != self.last_epoch:
             trainer.model.load_state_dict(self.best_state)
+            self.restored_epoch = self.best_epoch
+        if self.verbose and self.last_epoch:
+            print(self.summary(), file=sys.stderr)
+
+    def summary(self, name: str | None = None) -> str:
+        """What happened, in one sentence: "early stopping at epoch 57: val_loss was best at
+        epoch 46 (0.0812) and did not improve in the 11 epochs after it; restored the weights
+        of epoch 46". ``name`` is what the sentence calls the monitored value (default: its
+        key)."""
+        name = name or self.monitor
+        if not self.last_epoch:
+            return "early stopping: no epoch trained yet"
+        if not self.best_epoch:
+            best = f"{name} never improved"
+        else:
+            best = f"{name} was best at epoch {self.best_epoch} ({self.best:.4g})"
+        if self.stopped_epoch is not None:
+            head = (
+                f"early stopping at epoch {self.stopped_epoch}: {best} and did not improve in the "
+                f"{self.stopped_epoch - self.best_epoch} epochs after it"
+            )
+        elif self.best_epoch == self.last_epoch:
+            return (
+                f"early stopping did not fire: {name} was still improving at the last epoch, "
+                f"{self.last_epoch} ({self.best:.4g}); more epochs may help"
+            )
+        else:
+            head = f"early stopping did not fire within {self.last_epoch} epochs: {best}"
+        if self.restored_epoch is not None:
+            return f"{head}; restored the weights of epoch {self.restored_epoch}"
+        return f"{head}; kept the weights of epoch {self.last_epoch}"
 
 
 class ModelCheckpoint(Callback):

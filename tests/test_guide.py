@@ -311,3 +311,32 @@ def test_each_verdicts_sentence_agrees_with_the_numbers_it_quotes():
     # training diverged: optimization, saying so
     verdict, reason, _ = decide(model=model_report("model", 0.02, diverged="loss is nan at epoch 3"))
     assert verdict == "optimization" and "diverged: loss is nan at epoch 3" in reason
+
+
+def test_feature_shift_names_the_shifted_columns(rng):
+    """The report said "#2"; given the columns' names it says which column."""
+    a = rng.standard_normal((300, 3))
+    b = rng.standard_normal((300, 3)) + [0, 0, 1.5]
+    names = ["age", "income", "city=Paris"]
+    shift = dg.feature_shift(a, b, feature_names=names)
+    assert shift.top_features[0][0] == 2 and shift.top_names[0] == "city=Paris"
+    assert sorted(shift.top_names) == sorted(names)
+    assert "(largest: city=Paris=" in str(shift) and "#" not in str(shift)
+    assert "(largest: #2=" in str(dg.feature_shift(a, b))  # without names: the column's index
+    with pytest.raises(ValueError, match="feature_names must name each of the 3 feature columns, got 2"):
+        dg.feature_shift(a, b, feature_names=["age", "income"])
+
+
+def test_guide_passes_feature_names_to_its_shift_report(rng):
+    X = rng.standard_normal((300, 3))
+    X_test = rng.standard_normal((100, 3)) + [0, 2.5, 0]
+    result = dg.guide(
+        sp.mlp([3, 8, 1], rng=0),
+        X,
+        smooth(X),
+        test_data=(X_test, smooth(X_test)),
+        epochs=2,
+        feature_names=["a", "b", "c"],
+    )
+    assert result.shift.top_names[0] == "b" and "(largest: b=" in str(result)
+    assert result.to_dict()["shift"]["top_names"][0] == "b"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+#: What the commands print (one line, on stderr) when they skip their plots.
+MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (pip install 'saddlepoint[plot]')"
+
 
 def save_plot(path, draw, figsize=(6.4, 4.4)) -> bool:
     """Calls ``draw(ax)`` on a new figure and saves it as a PNG at ``path`` with matplotlib's
-    file-only backend. Returns False, writing nothing, when matplotlib is not installed."""
+    file-only backend. Returns False, writing nothing, when matplotlib is not installed (the
+    commands then print :data:`MISSING_MATPLOTLIB`)."""
     try:
         import matplotlib
 

@@ -88,6 +88,8 @@ class FeatureShift:
     ``smd`` is each feature's standardized mean difference ``|μa − μb| / √((σa² + σb²)/2)``;
     ``auc`` the cross-validated ROC AUC of a logistic regression told to separate the samples
     (0.5: indistinguishable). ``shifted`` when ``auc ≥ 0.7`` or ``max(smd) ≥ 0.5``.
+    ``top_features`` holds ``(index, smd)`` of the five largest; ``top_names`` their names
+    (the ``feature_names`` given to :func:`feature_shift`, or ``#index`` without them).
     """
 
     auc: float
@@ -95,9 +97,11 @@ class FeatureShift:
     mean_smd: float
     top_features: list
     shifted: bool
+    top_names: list = field(default_factory=list)
 
     def __str__(self) -> str:
-        top = ", ".join(f"#{i} ({s:.2f})" for i, s in self.top_features)
+        names = self.top_names or [f"#{i}" for i, _ in self.top_features]
+        top = ", ".join(f"{name}={s:.2f}" for name, (_, s) in zip(names, self.top_features))
         return (
             f"classifier AUC {self.auc:.3f}, standardized mean difference max {self.max_smd:.3f} "
             f"mean {self.mean_smd:.3f} (largest: {top}): "
@@ -105,8 +109,9 @@ class FeatureShift:
         )
 
 
-def feature_shift(X_a, X_b, seed=0, max_samples: int = 2000) -> FeatureShift:
-    """Measures the shift between feature samples ``X_a`` (e.g. training) and ``X_b`` (test)."""
+def feature_shift(X_a, X_b, seed=0, max_samples: int = 2000, feature_names=None) -> FeatureShift:
+    """Measures the shift between feature samples ``X_a`` (e.g. training) and ``X_b`` (test);
+    ``feature_names`` (one per column) name the most shifted features in the report."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -119,6 +124,13 @@ def feature_shift(X_a, X_b, seed=0, max_samples: int = 2000) -> FeatureShift:
             f"X_a and X_b must have at least 2 rows and the same features, got shapes "
             f"{X_a.shape} and {X_b.shape}"
         )
+    if feature_names is not None:
+        feature_names = [str(name) for name in feature_names]
+        if len(feature_names) != X_a.shape[1]:
+            raise ValueError(
+                f"feature_names must name each of the {X_a.shape[1]} feature columns, got "
+                f"{len(feature_names)} names"
+            )
     pooled = np.sqrt((X_a.var(axis=0) + X_b.var(axis=0)) / 2)
     gap = np.abs(X_a.mean(axis=0) - X_b.mean(axis=0))
     smd = np.divide(gap, pooled, out=np.where(gap > 0, np.inf, 0.0), where=pooled > 0)
@@ -141,7 +153,8 @@ def feature_shift(X_a, X_b, seed=0, max_samples: int = 2000) -> FeatureShift:
     )
     top = [(int(i), float(smd[i])) for i in np.argsort(-smd)[:5]]
     max_smd = float(np.max(smd))
-    return FeatureShift(auc, max_smd, float(np.mean(smd)), top, bool(auc >= 0.7 or max_smd >= 0.5))
+    names = [feature_names[i] for i, _ in top] if feature_names is not None else []
+    return FeatureShift(auc, max_smd, float(np.mean(smd)), top, bool(auc >= 0.7 or max_smd >= 0.5), names)
 
 
 @dataclass
@@ -383,6 +396,7 @@ def guide(
     margin: float = 0.1,
     seed=0,
     verbose: int = 0,
+    feature_names=None,
 ) -> Guidance:
     """Trains ``model`` and the reference models and diagnoses the model as the course does.
 
@@ -406,6 +420,8 @@ def guide(
     threshold : a loss above ``threshold`` × the constant-prediction baseline is large
     margin : one model fits better than another when its training loss is lower by this
         fraction
+    feature_names : the names of ``X``'s columns, for the feature-shift report (default
+        ``#index``)
     """
 
     if not 0 < threshold < 1 or not 0 <= margin < 1:
@@ -439,7 +455,7 @@ def guide(
         )
         reports[name] = _train_and_score(name, trainer, splits, epochs, baseline)
         trained[name] = net
-    shift = feature_shift(X, X_test, seed=seed) if X_test is not None else None
+    shift = feature_shift(X, X_test, seed=seed, feature_names=feature_names) if X_test is not None else None
     verdict, reason = _decide(reports, threshold, margin, shift)
     remedies = list(REMEDIES[verdict])
     falling = _still_falling(reports["model"].history.get("loss", []))

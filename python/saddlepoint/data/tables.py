@@ -139,6 +139,11 @@ def _delimiter(path: Path, text: str) -> str:
     try:
         found = csv.Sniffer().sniff(head, delimiters=DELIMITERS).delimiter
     except csv.Error:
+        # Columns aligned with runs of spaces: every line splits into the same number of fields.
+        lines = [line for line in head.splitlines() if line.strip()]
+        widths = {len(line.split()) for line in lines}
+        if not any(d in head for d in DELIMITERS[:-1]) and len(widths) == 1 and widths.pop() > 1:
+            return " "
         return default
     header = next((line for line in head.splitlines() if line.strip()), "")
     # A space wins only when nothing else separates the header's names ("first name,age").

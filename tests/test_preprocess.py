@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import saddlepoint as sp
-from saddlepoint.data import TargetEncoder, drop_missing_target, target_values
+from saddlepoint.data import TargetEncoder, drop_missing_target, read_table, target_values
 from saddlepoint.data.preprocess import Preprocessor
 
 
@@ -231,3 +231,18 @@ def test_the_categorical_handling_matters_measurably():
     numeric_only = accuracy_of(["x", "noise1", "noise2"], train, test)
     assert with_categories >= 0.85 and numeric_only <= 0.75, (with_categories, numeric_only)
     assert with_categories - numeric_only >= 0.15, (with_categories, numeric_only)
+
+
+def test_a_csv_file_goes_through_read_table_and_the_preprocessor(tmp_path):
+    frame = mixed(60)
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + frame.to_csv(sep=";", index=False).encode())
+    read = read_table(path, target="label")
+    assert read.index.name == "line" and read.index[0] == 2
+    read, dropped = drop_missing_target(read, "label")
+    assert dropped == 1
+    pre = Preprocessor().fit(read, "label")
+    assert roles(pre)["joined"] == "datetime" and roles(pre)["member"] == "categorical"
+    assert roles(pre)["customer"] == "identifier" and roles(pre)["stars"] == "numeric"  # 5 values in 59 rows
+    loaded = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    np.testing.assert_array_equal(loaded.transform(read), pre.transform(read))

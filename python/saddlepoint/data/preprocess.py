@@ -16,7 +16,8 @@ Roles, decided on the training frame (the thresholds are the constants below):
   minutes as its fraction; only when the times vary), each then numeric.
 - **identifier** (a distinct value in at least :data:`IDENTIFIER_SHARE` of at least
   :data:`IDENTIFIER_MIN_ROWS` rows: text, or integers whose column name says identifier, such as
-  ``id``, ``user_id``, ``ID``, ``key``, or that count the rows 0, 1, 2, ... or 1, 2, 3, ...):
+  ``id``, ``user_id``, ``userId``, ``ID``, ``key``, ``index``, ``row``; other integers of distinct
+  values may be measurements, a year or a price, and stay numeric):
   dropped with a notice, their names kept in :attr:`Preprocessor.identifier_columns` for
   predictions' output.
 - **dropped**: constant or empty columns (with a notice), and columns left out by
@@ -49,7 +50,9 @@ DATE_SHARE = 0.95
 DATE_PARTS = ("year", "month", "day", "weekday", "days")
 FORMAT = "saddlepoint.preprocessor"
 VERSION = 1
-_ID_NAME = re.compile(r"(^|[^a-z])(id|ids|key|uuid|guid|index)($|[^a-z])|[a-z]Id$|ID$", re.IGNORECASE)
+_ID_NAME = re.compile(
+    r"(^|[^a-z])(id|ids|key|uuid|guid|index|idx|row|rownum)($|[^a-z])|[a-z]Id$|ID$|^#$", re.IGNORECASE
+)
 _NANOSECONDS_PER_DAY = 86_400 * 10**9
 
 
@@ -129,7 +132,10 @@ def _date_format(column) -> str | None:
     if present.empty or pd.to_numeric(present, errors="coerce").notna().mean() > 0.5:
         return None
     sample = present.iloc[:1000]
+    text = sample.map(_text)
     for date_format in ("ISO8601", "mixed"):
+        if date_format == "mixed" and (not text.str.contains(r"\d").all() or text.str.len().min() < 6):
+            return None  # dateutil reads "Jan" or "10-12" as dates; dates have digits and length
         parsed = _parse_dates(sample, date_format)
         if parsed.notna().mean() >= DATE_SHARE:
             return date_format
@@ -168,7 +174,7 @@ def _numbers(column, name: str) -> np.ndarray:
         bad = coerced.isna() & column.notna()
         row = bad.to_numpy().argmax()
         raise ValueError(
-            f"column {name!r}, row {column.index[row]}: {column.iloc[row]!r} is not a number "
+            f"column {name!r}, {column.index.name or 'row'} {column.index[row]}: {column.iloc[row]!r} is not a number "
             "(the column held numbers in training)"
         ) from None
 
@@ -324,10 +330,9 @@ class Preprocessor:
             return False
         if kind == "text":
             return True
-        if _ID_NAME.search(name):
-            return True
-        values = present.to_numpy(dtype=np.float64)
-        return bool(values[0] in (0, 1) and np.all(np.diff(values) == 1))  # a row counter
+        # Integers of distinct values can be measurements (a year per row, a price): only their
+        # name makes them identifiers.
+        return bool(_ID_NAME.search(name))
 
     def _finish_report(self) -> None:
         """The report's actions for the columns that make features, and :attr:`feature_names`."""
@@ -360,6 +365,7 @@ class Preprocessor:
         categorical columns as text (NaN where missing)."""
         import pandas as pd
 
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         missing = [n for n in self.columns if n not in frame.columns]
         if missing:
             have = ", ".join(repr(str(c)) for c in list(frame.columns)[:30])

@@ -87,7 +87,7 @@ def test_space_separated_and_decimal_commas(tmp_path):
 
 
 def test_missing_markers_become_nan(tmp_path):
-    markers = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"]
+    markers = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", "?"]
     path = tmp_path / "missing.csv"
     path.write_text("a,b,y\n" + "".join(f"{m},{i},x\n" for i, m in enumerate(markers)) + "7,9,z\n")
     frame = read_table(path)

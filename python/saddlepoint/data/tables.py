@@ -33,7 +33,9 @@ BUNDLED = {
 
 #: The delimiters :func:`read_table` chooses among (``csv.Sniffer`` on the head of the file).
 DELIMITERS = ",;\t| "
-#: The cells pandas reads as missing (its defaults): '', NA, N/A, NaN, nan, null, NULL, None, ...
+#: The cells read as missing: pandas' defaults ('', NA, N/A, NaN, nan, null, NULL, None, #N/A,
+#: ...) and these (the UCI repository's "?").
+EXTRA_MISSING = ["?"]
 #: Compressions read by suffix, after which the name's own suffix tells the format.
 COMPRESSIONS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
 PARQUET = (".parquet", ".pq")
@@ -220,6 +222,7 @@ def _read_text_table(path: Path, data: bytes):
     if not lines:
         raise TableError(f"{path} has a header but no data rows")
     options: dict = {"sep": r"\s+"} if delimiter == " " else {"sep": delimiter, "skipinitialspace": True}
+    options["na_values"] = EXTRA_MISSING
     if delimiter == ";" and _decimal_comma(text[:_HEAD]):
         options["decimal"] = ","
     try:
@@ -361,7 +364,7 @@ def read_table(path, target: str | None = None):
       byte-order mark; the delimiter found by ``csv.Sniffer`` among ``, ; tab | space`` (a tab
       for ``.tsv``, a comma otherwise when it finds none); quoted fields; a ``;`` table whose
       decimals are written 1,5 is read with decimal commas; blank lines skipped; pandas' missing
-      markers ('', NA, N/A, NaN, nan, null, NULL, None, #N/A, ...) become NaN. The index holds
+      markers ('', NA, N/A, NaN, nan, null, NULL, None, #N/A, ...) and "?" become NaN. The index holds
       the file line where each row starts (named ``"line"``), for messages.
     - ``.gz``, ``.bz2``, ``.xz`` and ``.zip`` (one file) are decompressed first (``t.csv.gz``).
     - ``.parquet`` and ``.pq`` are read by pyarrow (``pip install saddlepoint[parquet]``); the

@@ -15,15 +15,20 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import diagnose, nn, optim
 from ._core import get_num_threads, set_num_threads
-from .data import BUNDLED, TableError, TargetEncoder, infer_task, load_bundled, load_csv
-from .io import save_model, save_weights
+from .data import BUNDLED, TableError, TargetEncoder, drop_missing_target, target_values
+from .data.preprocess import Preprocessor
+from .data.tables import load_bundled_frame, read_table
+from .io import load_run, save_run, save_weights
+from .io.runs import check_columns, prediction_frame, write_columns
 from .nn import ACTIVATIONS, Dropout
 from .plot import save_plot
 from .training import EarlyStopping, Trainer, TrainingDiverged, metric_value
@@ -115,11 +120,19 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         default="digits",
-        metavar="NAME|PATH.csv",
-        help=f"a bundled data set ({', '.join(sorted(BUNDLED))}; default digits) "
-        "or a CSV file with a header row and numeric cells",
+        metavar="NAME|PATH",
+        help=f"a bundled data set ({', '.join(sorted(BUNDLED))}; default digits) or a table with "
+        "a header row: CSV or TSV (delimiter detected), .txt, .csv.gz or Parquet",
     )
-    parser.add_argument("--target", help="the CSV column to predict (required with a CSV)")
+    parser.add_argument("--target", help="the column to predict (required with a table file)")
+    parser.add_argument(
+        "--features",
+        type=_column_list,
+        metavar="COL,...",
+        help="the columns to learn from (default: every column but the target, identifiers and "
+        "the --drop ones)",
+    )
+    parser.add_argument("--drop", type=_column_list, metavar="COL,...", help="columns to leave out")
     parser.add_argument(
         "--task",
         choices=("classification", "regression"),
@@ -276,32 +289,64 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall time each Hessian or landscape analysis may use (default 60)",
     )
     diagnose.add_argument("--out", type=Path, help="report folder (default runs/diagnose-<time>)")
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict new rows with a trained run folder",
+        description="Apply a run folder's preprocessing and model (what saddlepoint train wrote) to "
+        "the rows of a table; write the input's identifier columns, then the predicted label and one "
+        "probability column per class (classification) or the predicted value (regression), as CSV.",
+    )
+    predict.add_argument("run", type=Path, metavar="RUN_FOLDER", help="a folder saddlepoint train wrote")
+    predict.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="the table to predict (CSV, TSV, .csv.gz or Parquet) with the columns the model was trained on",
+    )
+    predict.add_argument("--out", type=Path, metavar="PATH.csv", help="CSV file to write (default: stdout)")
+    predict.add_argument("--threads", type=_positive(int), help="kernel threads (default: one per core)")
     return parser
 
 
-def load_data(args):
-    """``(X, y, task)`` for the data options, checked: a table that can be read, a target that
-    fits the task (integer labels of at least 2 classes, or a target that is not constant)."""
-
+def read_data(args):
+    """``(frame, target, source)``: the table ``--data`` names (a bundled set, whose target column
+    is "target", or a file that ``read_table`` reads), the name of its target column and how
+    messages name it."""
     if args.data in BUNDLED:
-        X, y, task = load_bundled(args.data)
-        source = f"--data {args.data}"
-    elif args.data.lower().endswith(".csv"):
-        if not args.target:
-            raise UsageError("--target COLUMN is required with a CSV file")
-        X, y, _ = load_csv(args.data, args.target, dtype=np.float32)  # the network's numbers
-        task = infer_task(y)
-        source = f"{args.data}: the target column {args.target!r}"
-    else:
-        raise UsageError(f"--data must be one of {sorted(BUNDLED)} or a .csv file, got {args.data!r}")
-    task = args.task or task
-    values = np.unique(y)
-    if task == "classification" and not np.all(values == np.round(values)):
-        raise UsageError(f"{source} needs integer class labels for --task classification")
-    if len(values) < 2:
-        kind = "holds a single class" if task == "classification" else "is constant"
-        raise UsageError(f"{source} {kind} ({values[0]:g}): there is nothing to learn")
-    return X, y, task
+        return load_bundled_frame(args.data), "target", f"--data {args.data}"
+    path = Path(args.data)
+    if not path.exists() and not path.suffix:
+        raise UsageError(
+            f"--data must be one of {sorted(BUNDLED)} or a table file (CSV, TSV, .csv.gz, Parquet), "
+            f"got {args.data!r}"
+        )
+    if not args.target:
+        raise UsageError("--target COLUMN is required with a CSV file")
+    return read_table(args.data, args.target), args.target, args.data
+
+
+def _label_text(value) -> str:
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def select_target(frame, target: str, where: str, task: str | None):
+    """``(frame, y, task)``: the rows whose target is present (how many were dropped is
+    printed), the target as class labels (strings, booleans, integers) or float64 values, and
+    the task, checked (see ``data.targets.target_values``); ``where`` names the table."""
+    frame, dropped = drop_missing_target(frame, target)
+    if dropped:
+        print(
+            f"dropped {dropped} row{'s' if dropped > 1 else ''} whose target {target!r} is missing",
+            file=sys.stderr,
+        )
+    if len(frame) == 0:
+        raise UsageError(f"{where}: the target column {target!r} has no value in any row")
+    try:
+        task, y = target_values(frame[target], task, target)
+    except ValueError as e:
+        raise UsageError(f"{where}: {e}") from None
+    return frame, y, task
 
 
 def _split(X, y, fraction: float, seed: int, stratify: bool, what: str):
@@ -315,33 +360,95 @@ def _split(X, y, fraction: float, seed: int, stratify: bool, what: str):
         raise UsageError(f"{what} {fraction} cannot split {len(X)} samples: {e}") from None
 
 
-def split_and_standardize(X, y, args, classification: bool, test=None):
-    """``(X_train, X_test, y_train, y_test)``: ``test`` as given, or ``--test-size`` held out
-    (stratified for classes); features standardized with scikit-learn's ``StandardScaler``
-    fitted on the training split only."""
-    from sklearn.preprocessing import StandardScaler
+def _column_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
+
+def fit_preprocessor(frame, target: str, args):
+    """The :class:`Preprocessor` of ``--features``/``--drop`` fitted on ``frame`` (the training
+    split); its refusals (an unknown column, no feature left) as a :class:`UsageError`."""
+    preprocessor = Preprocessor(features=args.features, drop=args.drop)
+    try:
+        return preprocessor.fit(frame, target)
+    except TableError:
+        raise
+    except ValueError as e:
+        message = str(e)
+        if message.startswith(("features:", "drop:")):  # the option's own refusal
+            raise UsageError(f"--{message}") from None
+        raise UsageError(f"{args.data}: {message}") from None
+
+
+@dataclass
+class Split:
+    """The data after the split and the preprocessing: features as float32 arrays, targets
+    as they came (labels or values), the rows of the test split and their positions."""
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: Any  # class labels of any kind or float values, as the table holds them
+    y_test: Any
+    preprocessor: Preprocessor
+    test_frame: Any
+    n_fit: int  # training samples left after the validation split
+
+
+def split_and_preprocess(frame, y, target: str, args, classification: bool, test=None) -> Split:
+    """``test`` (a ``(frame, y)`` pair) as given, or ``--test-size`` held out (stratified for
+    classes); the preprocessing fitted on the training split only and applied to both."""
     if test is None:
-        X_train, X_test, y_train, y_test = _split(
-            X, y, args.test_size, args.seed, classification, "--test-size"
+        train_frame, test_frame, y_train, y_test = _split(
+            frame, y, args.test_size, args.seed, classification, "--test-size"
         )
     else:
-        (X_train, y_train), (X_test, y_test) = (X, y), test
-    scaler = StandardScaler().fit(X_train)
-    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        (train_frame, y_train), (test_frame, y_test) = (frame, y), test
+    n_fit = fit_samples(y_train, args, classification)  # its problems before the preprocessing's
+    preprocessor = fit_preprocessor(train_frame, target, args)
+    if test is not None:
+        check_columns(preprocessor, test_frame, f"--test {args.test}", "the model trained on --data")
+    X_train = preprocessor.transform(train_frame)
+    try:
+        X_test = preprocessor.transform(test_frame)
+    except ValueError as e:  # a word in a column of numbers
+        raise UsageError(f"--test {args.test}: {e}") from None
     for X_split, name in ((X_train, "training"), (X_test, "test")):
-        _check_float32_range(X_split, name)
-    return X_train, X_test, y_train, y_test
+        _check_float32_range(X_split, name, preprocessor.feature_names)
+    return Split(X_train, X_test, y_train, y_test, preprocessor, test_frame, n_fit)
 
 
-def _check_float32_range(X, split: str) -> None:
-    """Standardized features must fit the network's float32: a feature nearly constant in the
-    training split can put test values far beyond it."""
-    too_large = np.abs(X) > np.finfo(np.float32).max
-    if too_large.any():
-        row, column = np.argwhere(too_large)[0]
+def column_table(preprocessor, target: str, targets) -> list[tuple[str, str, str, str]]:
+    """The rows of the column table: the target, then what was done to each input column."""
+    if targets.classes is not None:
+        shown = ", ".join(_label_text(c) for c in targets.classes[:6])
+        what = f"{len(targets.classes)} classes: {shown}{', ...' if len(targets.classes) > 6 else ''}"
+    else:
+        what = "standardized; predictions in its units"
+    rows = [(target, "", "target", what)]
+    rows += [(str(r["name"]), str(r["dtype"]), str(r["role"]), str(r["action"])) for r in preprocessor.report]
+    return rows
+
+
+def print_column_table(rows, limit: int = 30) -> None:
+    """The column table on stderr, aligned; at most ``limit`` columns (the rest are counted)."""
+    file = sys.stderr
+    header = ("column", "dtype", "role", "what was done")
+    shown = [header, *rows[:limit]]
+    widths = [max(len(r[i]) for r in shown) for i in range(3)]
+    for r in shown:
+        print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip(), file=file)
+    if len(rows) > limit:
+        print(f"  ... and {len(rows) - limit} more columns (see columns.csv in the run folder)", file=file)
+
+
+def _check_float32_range(X, split: str, names=None) -> None:
+    """Preprocessed features must be finite float32 numbers, the network's: a feature nearly
+    constant in the training split can put test values far beyond float32 (infinity)."""
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, column = np.argwhere(~finite)[0]
+        name = repr(names[column]) if names is not None and column < len(names) else f"column {column + 1}"
         raise UsageError(
-            f"feature column {column + 1}, standardized with the training split's mean "
+            f"feature {name}, standardized with the training split's mean "
             f"and scale, reaches {X[row, column]:.4g} in the {split} split: beyond "
             f"float32, the network's numbers"
         )
@@ -475,13 +582,15 @@ def run_train(args) -> int:
     if args.early_stopping and not args.val_fraction:
         raise UsageError("--early-stopping needs a validation split: set --val-fraction > 0")
     set_threads(args)
-    X, y, task = load_data(args)
+    frame, target, source = read_data(args)
+    frame, y, task = select_target(frame, target, source, args.task)
     classification = task == "classification"
     if classification:  # labels 0..C-1 before the split, so that both splits know every class
         targets = TargetEncoder.fit(task, y)
         y = targets.encode(y)
-    X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification)
-    n_fit = fit_samples(y_train, args, classification)
+    data = split_and_preprocess(frame, y, target, args, classification)
+    X_train, X_test, y_train, y_test = data.X_train, data.X_test, data.y_train, data.y_test
+    n_fit = data.n_fit
     # Batch norm cannot train on a batch of one sample: leave such a last batch out.
     drop_last = args.batchnorm and n_fit % args.batch_size == 1
     if drop_last and n_fit < 2:
@@ -490,11 +599,12 @@ def run_train(args) -> int:
         targets = TargetEncoder.fit(task, y_train)
         y_train = targets.encode(y_train)
     n_out, loss, metrics = targets.n_out, targets.loss(), [targets.metric]
-    sizes = [X.shape[1], *args.hidden, n_out]
+    n_in = X_train.shape[1]
+    sizes = [n_in, *args.hidden, n_out]
     check_model_memory(sizes, args)
     out = prepare_out_dir(args.out, "train")
     try:
-        model = build_model(X.shape[1], args.hidden, n_out, args, np.random.default_rng(args.seed))
+        model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
         optimizer = build_optimizer(model.parameters(), args)
         steps_per_epoch = n_fit // args.batch_size if drop_last else -(-n_fit // args.batch_size)
         scheduler, interval = build_schedule(optimizer, args, steps_per_epoch)
@@ -514,6 +624,9 @@ def run_train(args) -> int:
         verbose=0 if args.quiet else 1,
         seed=args.seed,
     )
+    columns = column_table(data.preprocessor, target, targets)
+    if args.data not in BUNDLED:
+        print_column_table(columns)
     print(
         f"training {args.data} ({task}): {len(X_train)} train / {len(X_test)} test samples, "
         f"layers {sizes}, {args.optimizer} lr {args.lr}, {get_num_threads()} threads",
@@ -543,7 +656,7 @@ def run_train(args) -> int:
         ]
     rows += [("seconds", f"{seconds:.2f}"), ("run folder", str(out))]
     try:
-        write_run_folder(out, args, sizes, task, history, model, dict(rows))
+        write_run_folder(out, args, sizes, task, history, model, dict(rows), (data, targets, target, outputs))
     except OSError as e:
         raise UsageError(f"cannot write the run folder {out}: {e.strerror or e}") from None
     width = max(len(name) for name, _ in rows)
@@ -552,18 +665,34 @@ def run_train(args) -> int:
     return 0
 
 
-def write_run_folder(out: Path, args, sizes, task, history, model, results: dict) -> None:
-    """config.json, history.csv/json, weights.safetensors, model.safetensors (config and weights:
-    ``saddlepoint.load_model`` rebuilds the model from it alone) and, with matplotlib, loss.png."""
+def write_run_folder(out: Path, args, sizes, task, history, model, results: dict, test) -> None:
+    """A run folder that is a model (``saddlepoint.io.runs.save_run``: preprocessing.json,
+    model.safetensors, metrics.json, config.json, columns.json/csv), with history.csv/json,
+    weights.safetensors, test_predictions.csv (the test split's rows, by their position in the
+    table, as ``saddlepoint predict`` writes them) and, with matplotlib, loss.png. ``test`` is
+    ``(data, targets, target, outputs)``: the split, the target's encoding and name, and the
+    model's outputs on the test split."""
 
-    out.mkdir(parents=True, exist_ok=True)
+    data, targets, target, outputs = test
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     config.update(layers=sizes, task=task, results=results)
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_run(
+        out,
+        model=model,
+        preprocessor=data.preprocessor,
+        target_encoder=targets,
+        target=target,
+        metrics=metrics_of(results),
+        config=config,
+    )
     history.to_csv(out / "history.csv")
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=2) + "\n")
     save_weights(model, out / "weights.safetensors")
-    save_model(model, out / "model.safetensors")
+    ids = [name for name in data.preprocessor.identifier_columns if name in data.test_frame.columns]
+    predictions = prediction_frame(outputs, targets, target, data.test_frame[ids] if ids else None)
+    # The rows by where they are in the table: the file line (or Parquet row) read_table gives.
+    predictions.insert(0, data.test_frame.index.name or "row", data.test_frame.index.to_numpy())
+    predictions.to_csv(out / "test_predictions.csv", index=False)
 
     def draw(ax):
         for key in ("loss", "val_loss"):
@@ -573,6 +702,22 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
         ax.legend()
 
     save_plot(out / "loss.png", draw, figsize=(6, 4))
+
+
+def metrics_of(results: dict) -> dict:
+    """The final table as metrics.json holds it: numbers as numbers, a score that is not
+    defined (R² of one test sample) as null, text as text; the run folder left out."""
+    metrics: dict = {}
+    for name, value in results.items():
+        if name == "run folder":
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            metrics[name] = value
+            continue
+        metrics[name] = (int(number) if value.isdigit() else number) if math.isfinite(number) else None
+    return metrics
 
 
 def run_diagnose(args) -> int:
@@ -589,22 +734,25 @@ def _diagnose(args, threads: int) -> int:
 
     if not args.val_fraction:
         raise UsageError("diagnose needs a validation split: set --val-fraction > 0")
-    X, y, task = load_data(args)
+    if args.test and args.data in BUNDLED:
+        raise UsageError("--test needs --data to be a CSV file (or another table file) with the same columns")
+    frame, target, source = read_data(args)
+    frame, y, task = select_target(frame, target, source, args.task)
     classification = task == "classification"
     test = None
     if args.test:
-        if not args.data.lower().endswith(".csv"):
-            raise UsageError("--test needs --data to be a CSV file with the same columns")
-        X_test, y_test, _ = load_csv(args.test, args.target)
-        if X_test.shape[1] != X.shape[1]:
-            raise UsageError(
-                f"--test {args.test} has {X_test.shape[1]} feature columns, --data has {X.shape[1]}"
-            )
-        test = (X_test, y_test)
-    X_train, X_test, y_train, y_test = split_and_standardize(X, y, args, classification, test)
-    fit_samples(y_train, args, classification)
-    n_in = X.shape[1]
-    n_out = TargetEncoder.fit(task, y_train, y_test).n_out
+        test_frame = read_table(args.test, target)
+        test_frame, y_test, _ = select_target(test_frame, target, f"--test {args.test}", task)
+        test = (test_frame, y_test)
+    data = split_and_preprocess(frame, y, target, args, classification, test)
+    X_train, X_test, y_train, y_test = data.X_train, data.X_test, data.y_train, data.y_test
+    targets = TargetEncoder.fit(task, y_train, y_test)
+    if classification:  # class labels of any kind as 0..C-1, as the Trainer takes them
+        y_train, y_test = targets.encode(y_train), targets.encode(y_test)
+    n_in, n_out = X_train.shape[1], targets.n_out
+    columns = column_table(data.preprocessor, target, targets)
+    if args.data not in BUNDLED:
+        print_column_table(columns)
     larger_hidden = args.larger if args.larger is not None else [*args.hidden, (args.hidden or [64])[-1]]
     check_model_memory([n_in, *args.hidden, n_out], args)
     check_model_memory([n_in, *larger_hidden, n_out], args, "--larger")
@@ -624,6 +772,7 @@ def _diagnose(args, threads: int) -> int:
         test_data=(X_test, y_test),
         larger=lambda: build_model(n_in, larger_hidden, n_out, args, np.random.default_rng(args.seed)),
         task=task,
+        feature_names=data.preprocessor.feature_names,
         optimizer=lambda params: build_optimizer(params, args),
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -650,6 +799,7 @@ def _diagnose(args, threads: int) -> int:
     diagnose.write_report(
         out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape, landscape, config
     )
+    write_columns(out, data.preprocessor.report)
     rows = [
         ("verdict", guidance.verdict),
         ("because", guidance.reason),
@@ -676,12 +826,41 @@ def _diagnose(args, threads: int) -> int:
     return 0
 
 
+def run_predict(args) -> int:
+    """``saddlepoint predict``: the run folder's model applied to ``--data``, written as CSV."""
+
+    set_threads(args)
+    try:
+        run = load_run(args.run)
+    except ValueError as e:
+        raise UsageError(f"{args.run}: {e}" if str(args.run) not in str(e) else str(e)) from None
+    if args.out is not None and args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder, not a file")
+    predictions = run.predict(args.data)  # a missing column or an unreadable table: TableError
+    if args.out is None:
+        try:
+            predictions.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # a reader that stopped early (| head): not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    try:
+        predictions.to_csv(args.out, index=False)
+    except OSError as e:
+        raise UsageError(f"--out {args.out} cannot be written: {e.strerror or e}") from None
+    print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"train": run_train, "diagnose": run_diagnose, "predict": run_predict}
+
+
 def main(argv=None) -> int:
     """Runs the command; a user's mistake (:data:`USER_ERRORS`) becomes one line on stderr and
     exit status 2, whatever command or check raised it."""
     try:
         args = build_parser().parse_args(argv)
-        return run_diagnose(args) if args.command == "diagnose" else run_train(args)
+        return COMMANDS[args.command](args)
     except USER_ERRORS as e:
         message = " ".join(str(e).split())  # one line, whatever the message holds
         print(f"saddlepoint: error: {message}", file=sys.stderr)

@@ -1,6 +1,17 @@
-"""Files: weights, checkpoints and whole models in safetensors."""
+"""Files: weights, checkpoints and whole models in safetensors; run folders that are models."""
 
 from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from .models import load_model, save_model
+from .runs import Run, load_run, save_run
 
-__all__ = ["load_checkpoint", "load_model", "load_weights", "save_checkpoint", "save_model", "save_weights"]
+__all__ = [
+    "Run",
+    "load_checkpoint",
+    "load_model",
+    "load_run",
+    "load_weights",
+    "save_checkpoint",
+    "save_model",
+    "save_run",
+    "save_weights",
+]

@@ -28,7 +28,7 @@ from .data import BUNDLED, TableError, TargetEncoder, drop_missing_target, targe
 from .data.preprocess import Preprocessor
 from .data.tables import load_bundled_frame, read_table
 from .io import load_run, save_run, save_weights
-from .io.runs import check_columns, prediction_frame, write_columns
+from .io.runs import CSV_FLOAT_FORMAT, check_columns, prediction_frame, write_columns
 from .nn import ACTIVATIONS, Dropout
 from .plot import save_plot
 from .training import EarlyStopping, Trainer, TrainingDiverged, metric_value
@@ -416,14 +416,16 @@ def split_and_preprocess(frame, y, target: str, args, classification: bool, test
     return Split(X_train, X_test, y_train, y_test, preprocessor, test_frame, n_fit)
 
 
-def column_table(preprocessor, target: str, targets) -> list[tuple[str, str, str, str]]:
-    """The rows of the column table: the target, then what was done to each input column."""
+def column_table(preprocessor, target: str, targets, column) -> list[tuple[str, str, str, str]]:
+    """The rows of the column table: the target (``column``), then what was done to each input
+    column."""
     if targets.classes is not None:
         shown = ", ".join(_label_text(c) for c in targets.classes[:6])
         what = f"{len(targets.classes)} classes: {shown}{', ...' if len(targets.classes) > 6 else ''}"
     else:
         what = "standardized; predictions in its units"
-    rows = [(target, "", "target", what)]
+    dtype = "bool" if column.dtype == bool else "text" if column.dtype.kind in "OUS" else str(column.dtype)
+    rows = [(target, dtype, "target", what)]
     rows += [(str(r["name"]), str(r["dtype"]), str(r["role"]), str(r["action"])) for r in preprocessor.report]
     return rows
 
@@ -624,7 +626,7 @@ def run_train(args) -> int:
         verbose=0 if args.quiet else 1,
         seed=args.seed,
     )
-    columns = column_table(data.preprocessor, target, targets)
+    columns = column_table(data.preprocessor, target, targets, frame[target])
     if args.data not in BUNDLED:
         print_column_table(columns)
     print(
@@ -692,7 +694,7 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
     predictions = prediction_frame(outputs, targets, target, data.test_frame[ids] if ids else None)
     # The rows by where they are in the table: the file line (or Parquet row) read_table gives.
     predictions.insert(0, data.test_frame.index.name or "row", data.test_frame.index.to_numpy())
-    predictions.to_csv(out / "test_predictions.csv", index=False)
+    predictions.to_csv(out / "test_predictions.csv", index=False, float_format=CSV_FLOAT_FORMAT)
 
     def draw(ax):
         for key in ("loss", "val_loss"):
@@ -750,7 +752,7 @@ def _diagnose(args, threads: int) -> int:
     if classification:  # class labels of any kind as 0..C-1, as the Trainer takes them
         y_train, y_test = targets.encode(y_train), targets.encode(y_test)
     n_in, n_out = X_train.shape[1], targets.n_out
-    columns = column_table(data.preprocessor, target, targets)
+    columns = column_table(data.preprocessor, target, targets, frame[target])
     if args.data not in BUNDLED:
         print_column_table(columns)
     larger_hidden = args.larger if args.larger is not None else [*args.hidden, (args.hidden or [64])[-1]]
@@ -839,13 +841,13 @@ def run_predict(args) -> int:
     predictions = run.predict(args.data)  # a missing column or an unreadable table: TableError
     if args.out is None:
         try:
-            predictions.to_csv(sys.stdout, index=False)
+            predictions.to_csv(sys.stdout, index=False, float_format=CSV_FLOAT_FORMAT)
             sys.stdout.flush()
         except BrokenPipeError:  # a reader that stopped early (| head): not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     try:
-        predictions.to_csv(args.out, index=False)
+        predictions.to_csv(args.out, index=False, float_format=CSV_FLOAT_FORMAT)
     except OSError as e:
         raise UsageError(f"--out {args.out} cannot be written: {e.strerror or e}") from None
     print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)

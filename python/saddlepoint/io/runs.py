@@ -38,6 +38,8 @@ METRICS = "metrics.json"
 CONFIG = "config.json"
 COLUMNS = "columns.json"
 COLUMNS_CSV = "columns.csv"
+#: How predictions are written as CSV: 7 significant digits, what the float32 model resolves.
+CSV_FLOAT_FORMAT = "%.7g"
 #: The columns of the column table, in order.
 REPORT_FIELDS = ("name", "dtype", "role", "action")
 

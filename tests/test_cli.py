@@ -33,7 +33,13 @@ def test_train_reaches_95_percent_on_digits_and_writes_a_run_folder(capsys, tmp_
     assert config["layers"][1:] == [128, 10] and config["task"] == "classification"
     assert (run / "columns.csv").exists() and (run / "preprocessing.json").exists()
     history = json.loads((run / "history.json").read_text())
-    assert len(history["loss"]) == 30 and "val_accuracy" in history
+    metrics = json.loads((run / "metrics.json").read_text())
+    # The defaults: at most 200 epochs, stopped when the validation loss stops improving.
+    assert len(history["loss"]) == metrics["epochs"] < 200 and "val_accuracy" in history
+    assert result["epochs"].startswith(f"{metrics['epochs']} (stopped early; weights of epoch ")
+    best = metrics["weights of epoch"]
+    assert history["val_loss"][best - 1] == min(history["val_loss"]) and metrics["epochs"] == best + 11
+    assert metrics["test accuracy"] == pytest.approx(float(result["test accuracy"]), abs=5e-5)
 
 
 def write_csv(path, X, y, names):
@@ -433,3 +439,129 @@ def test_standardized_test_features_beyond_float32_are_refused():
         r"mean and scale, reaches inf in the test split",
     ):
         split_and_preprocess(train, train["y"].to_numpy(), "y", args, True, test=(test, test["y"].to_numpy()))
+
+
+def test_version_prints_the_package_version():
+    import saddlepoint
+
+    result = subprocess.run(
+        [sys.executable, "-m", "saddlepoint.cli", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == f"saddlepoint {saddlepoint.__version__}\n" and result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        ([], "the following arguments are required: command (see saddlepoint --help)"),
+        (["fit"], "argument command: invalid choice: 'fit'"),
+        (
+            ["train", "--lr", "-1"],
+            "argument --lr: must be in (0, inf), got -1 (see saddlepoint train --help)",
+        ),
+        (["train", "--lr"], "argument --lr: expected one argument (see saddlepoint train --help)"),
+        (["train", "--epochs", "ten"], "argument --epochs: expected an integer, got 'ten'"),
+        (["diagnose", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs' (choose from 'sgd', "),
+        (["diagnose", "--bogus"], "unrecognized arguments: --bogus (see saddlepoint diagnose --help)"),
+    ],
+)
+def test_argument_errors_are_one_line_with_a_hint_to_help(argv, message):
+    """argparse printed 13 lines of usage before its error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "saddlepoint.cli", *argv], capture_output=True, text=True, timeout=60
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and result.stdout == "" and len(lines) == 1, result
+    assert lines[0].startswith("saddlepoint: error: ") and message in lines[0], lines
+    assert "--help)" in lines[0]
+
+
+def test_early_stopping_says_when_it_fired_and_which_weights_it_restored(capsys, tmp_path):
+    code, out, err = run(["train", "--data", "iris", "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    stopped, best = metrics["epochs"], metrics["weights of epoch"]
+    assert stopped < 200 and stopped == best + 11  # --early-stopping 10: 11 epochs without a better one
+    assert f"early stopping at epoch {stopped}: the validation loss was best at epoch {best} (" in err[
+        1
+    ] and err[1].endswith(
+        f"did not improve in the 11 epochs after it; restored the weights of epoch {best}"
+    ), err
+    assert table(out)["epochs"] == f"{stopped} (stopped early; weights of epoch {best})"
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert float(table(out)["train loss"]) == pytest.approx(history["loss"][best - 1], abs=5e-5)
+
+
+def test_early_stopping_can_be_turned_off_and_is_off_without_a_validation_split(capsys, tmp_path):
+    for i, extra in enumerate([["--early-stopping", "0"], ["--val-fraction", "0"]]):
+        argv = ["train", "--data", "iris", "--epochs", "40", "--out", str(tmp_path / f"run{i}"), *extra]
+        code, out, err = run(argv, capsys)
+        assert code == 0 and table(out)["epochs"] == "40", (out, err)
+        assert not any("early stopping" in line for line in err), err
+    assert_refused_before_training(
+        run(["train", "--data", "iris", "--val-fraction", "0", "--early-stopping", "5"], capsys),
+        "--early-stopping needs a validation split: set --val-fraction > 0",
+    )
+
+
+def test_early_stopping_that_does_not_fire_says_so(capsys, tmp_path):
+    code, out, err = run(["train", "--data", "iris", "--epochs", "5", "--out", str(tmp_path / "run")], capsys)
+    assert code == 0 and table(out)["epochs"] == "5", err
+    assert any(
+        line.startswith(
+            "early stopping did not fire: the validation loss was still improving at the last epoch, 5"
+        )
+        for line in err
+    ), err
+
+
+@pytest.mark.parametrize("data", ["iris", "breast_cancer"])
+def test_classification_table_and_metrics_json_hold_balanced_accuracy_macro_f1_and_roc_auc(
+    capsys, tmp_path, data
+):
+    code, out, err = run(["train", "--data", data, "--quiet", "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    result = table(out)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for row in ("test accuracy", "test balanced accuracy", "test macro F1"):
+        assert 0.8 < metrics[row] <= 1 and float(result[row]) == pytest.approx(metrics[row], abs=5e-5)
+    binary = data == "breast_cancer"
+    assert ("test ROC AUC" in result) == binary and ("test ROC AUC" in metrics) == binary
+    if binary:
+        assert 0.9 < metrics["test ROC AUC"] <= 1
+
+
+def test_the_regression_table_is_unchanged_in_kind(capsys, tmp_path):
+    code, out, err = run(["train", "--data", "diabetes", "--quiet", "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    result = table(out)
+    assert {"test RMSE", "test R2"} <= set(result) and "test accuracy" not in result
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert float(result["test R2"]) == pytest.approx(metrics["test R2"], abs=5e-5)
+
+
+def test_a_notice_names_the_plot_extra_when_matplotlib_is_missing(capsys, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    argv = ["train", "--data", "iris", "--epochs", "3", "--out", str(tmp_path / "run")]
+    code, _, err = run(argv, capsys)
+    assert code == 0 and not (tmp_path / "run" / "loss.png").exists()
+    assert err.count("plots skipped: matplotlib is not installed (pip install 'saddlepoint[plot]')") == 1, err
+    code, _, err = run([*argv[:-1], str(tmp_path / "quiet"), "--quiet"], capsys)
+    assert code == 0 and len(err) == 1 and err[0].startswith("training iris"), err  # --quiet: no notices
+
+
+def test_a_score_that_is_not_a_number_is_null_in_metrics_json(capsys, tmp_path):
+    """R² of a test split of one sample is undefined: the table says nan, the JSON null."""
+    (tmp_path / "t.csv").write_text(small_table(rows=8, target=lambda i: f"{i * 0.37:.2f}"))
+    code, out, err = run(train_argv(tmp_path / "t.csv", tmp_path, "--test-size", "0.125"), capsys)
+    assert code == 0 and table(out)["test R2"] == "nan", (out, err)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test R2"] is None

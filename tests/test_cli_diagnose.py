@@ -91,6 +91,12 @@ def test_diagnose_finds_the_mismatch_of_a_shifted_test_csv(capsys, tmp_path):
     assert result["verdict"].strip() == "mismatch", result
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["guidance"]["shift"]["shifted"] and report["critical_point"]["method"] == "lanczos"
+    # The shifted feature is named by its column, as in the table, not as "#1".
+    shift = report["guidance"]["shift"]
+    assert shift["top_features"][0][0] == 1 and shift["top_names"][0] == "b"
+    assert sorted(shift["top_names"]) == ["a", "b", "c"]
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "(largest: b=" in markdown and "#1" not in markdown
 
 
 def test_report_plots_when_matplotlib_is_installed(capsys, tmp_path):
@@ -251,3 +257,31 @@ def test_diagnose_checks_its_run_folder_and_memory_before_training(capsys, tmp_p
     error = capsys.readouterr().err
     assert "--larger 1000000,1000000 makes a network of" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "fresh").exists()
+
+
+def test_diagnose_names_bundled_columns_and_says_when_it_skips_plots(capsys, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    out = tmp_path / "report"
+    argv = ["diagnose", "--data", "iris", "--hidden", "8", "--epochs", "3", "--hessian-samples", "50"]
+    assert main([*argv, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    notice = "plots skipped: matplotlib is not installed (pip install 'saddlepoint[plot]')"
+    assert captured.err.splitlines().count(notice) == 1, captured.err
+    assert not list(out.glob("*.png"))
+    names = json.loads((out / "report.json").read_text())["guidance"]["shift"]["top_names"]
+    assert sorted(names) == ["petal length (cm)", "petal width (cm)", "sepal length (cm)", "sepal width (cm)"]
+    shift = rows(captured.out)["feature shift"].strip()
+    assert shift.startswith("training vs test: classifier AUC ") and "(largest: " in shift, shift
+    assert all(f"{name}=" in shift for name in names)
+    assert "#" not in shift and f"(largest: {names[0]}=" in (out / "report.md").read_text()
+    assert main([*argv, "--quiet", "--out", str(tmp_path / "quiet")]) == 0
+    assert notice not in capsys.readouterr().err  # --quiet: no notices

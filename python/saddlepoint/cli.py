@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import diagnose, nn, optim
+from . import __version__, diagnose, nn, optim
 from ._core import get_num_threads, set_num_threads
 from .data import BUNDLED, TableError, TargetEncoder, drop_missing_target, target_values
 from .data.preprocess import Preprocessor
@@ -30,14 +30,30 @@ from .data.tables import load_bundled_frame, read_table
 from .io import load_run, save_run, save_weights
 from .io.runs import CSV_FLOAT_FORMAT, check_columns, prediction_frame, write_columns
 from .nn import ACTIVATIONS, Dropout
-from .plot import save_plot
+from .plot import MISSING_MATPLOTLIB, save_plot
 from .training import EarlyStopping, Trainer, TrainingDiverged, metric_value
+from .training.metrics import classification_scores
 from .validation import Real
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle", "plateau")
 #: Arrays of the parameters' size each optimizer keeps besides the weights and the gradients.
 OPTIMIZER_STATE_COPIES = {"sgd": 0, "momentum": 1, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+
+
+#: ``saddlepoint train``'s defaults: at most this many epochs, stopped early (the best weights
+#: restored) when the validation loss has not improved for more than this many epochs.
+DEFAULT_EPOCHS = 200
+DEFAULT_PATIENCE = 10
+
+
+#: The final table's rows of ``training.metrics.classification_scores``.
+SCORE_ROWS = {
+    "accuracy": "test accuracy",
+    "balanced_accuracy": "test balanced accuracy",
+    "macro_f1": "test macro F1",
+    "roc_auc": "test ROC AUC",
+}
 
 
 class UsageError(Exception):
@@ -54,6 +70,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, with the help hint of unknown options naming the command they follow."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see {prog} --help)")
+        return parsed
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -153,7 +178,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=_positive(int), help="kernel threads (default: one per core)")
 
 
-def add_model_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+def add_model_options(parser: argparse.ArgumentParser, epochs: int, epochs_help: str | None = None) -> None:
     """The model and training options shared by ``train`` and ``diagnose``."""
 
     parser.add_argument(
@@ -195,13 +220,14 @@ def add_model_options(parser: argparse.ArgumentParser, epochs: int) -> None:
         "--epochs",
         type=_positive(int),
         default=epochs,
-        help=f"passes over the training data (default {epochs})",
+        help=epochs_help or f"passes over the training data (default {epochs})",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no notices on stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="saddlepoint", description="Train neural networks fast on the CPU.")
+    parser.add_argument("--version", action="version", version=f"saddlepoint {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
         "train",
@@ -210,7 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
         "print progress to stderr and the final table to stdout; write a run folder.",
     )
     add_data_options(train)
-    add_model_options(train, epochs=30)
+    add_model_options(
+        train,
+        epochs=DEFAULT_EPOCHS,
+        epochs_help=f"the most passes over the training data (default {DEFAULT_EPOCHS}); early "
+        "stopping ends training sooner once the validation loss stops improving",
+    )
     train.add_argument(
         "--schedule",
         default="none",
@@ -233,10 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--early-stopping",
         type=_nonnegative(int),
-        default=0,
         metavar="PATIENCE",
-        help="stop after this many epochs without a better validation loss, "
-        "restoring the best weights (default 0: off)",
+        help="stop when the validation loss has not improved for more than PATIENCE epochs and "
+        f"restore the weights of its best epoch (default {DEFAULT_PATIENCE} with a validation "
+        "split, off without one; 0: off)",
     )
     train.add_argument("--out", type=Path, help="run folder (default runs/train-<time>)")
 
@@ -583,6 +614,8 @@ def run_train(args) -> int:
     # Every input is checked before training: options, table, splits, memory, run folder.
     if args.early_stopping and not args.val_fraction:
         raise UsageError("--early-stopping needs a validation split: set --val-fraction > 0")
+    if args.early_stopping is None:  # the default: on with a validation split to watch
+        args.early_stopping = DEFAULT_PATIENCE if args.val_fraction else 0
     set_threads(args)
     frame, target, source = read_data(args)
     frame, y, task = select_target(frame, target, source, args.task)
@@ -612,7 +645,8 @@ def run_train(args) -> int:
         scheduler, interval = build_schedule(optimizer, args, steps_per_epoch)
     except ValueError as e:  # a hyperparameter the constructors refuse
         raise UsageError(str(e)) from None
-    callbacks = [EarlyStopping(patience=args.early_stopping)] if args.early_stopping > 0 else []
+    stopper = EarlyStopping(patience=args.early_stopping) if args.early_stopping > 0 else None
+    callbacks = [stopper] if stopper is not None else []
     trainer = Trainer(
         model,
         loss,
@@ -640,25 +674,40 @@ def run_train(args) -> int:
     except TrainingDiverged as e:
         raise UsageError(f"training diverged: {e}; try a lower --lr") from None
     seconds = time.perf_counter() - start
+    if stopper is not None and not args.quiet:
+        print(stopper.summary("the validation loss"), file=sys.stderr)
     outputs = trainer.predict(X_test)
     if not np.isfinite(outputs).all():
         raise UsageError("the trained model's outputs on the test split are not finite; try a lower --lr")
-    rows = [("epochs", str(len(history.epochs))), ("train loss", f"{history['loss'][-1]:.4f}")]
+    # The model holds the weights of the epoch early stopping restored, or of the last one.
+    kept = stopper.restored_epoch if stopper is not None and stopper.restored_epoch else history.epochs[-1]
+    notes = ["stopped early"] if stopper is not None and stopper.stopped_epoch is not None else []
+    if kept != history.epochs[-1]:
+        notes.append(f"weights of epoch {kept}")
+    # The final table's numbers, by its row names (metrics.json holds them unrounded).
+    measured: dict = {"epochs": len(history.epochs), "weights of epoch": kept}
+    measured["train loss"] = history["loss"][kept - 1]
     if classification:
-        test_loss = loss(outputs, y_test)
-        rows += [
-            ("test loss", f"{test_loss:.4f}"),
-            ("test accuracy", f"{metric_value('accuracy', outputs, y_test):.4f}"),
-        ]
+        measured["test loss"] = float(loss(outputs, y_test))
+        scores = classification_scores(trainer.predict_proba(X_test), y_test)
+        measured.update({SCORE_ROWS[name]: value for name, value in scores.items()})
     else:
         predictions = targets.decode(outputs)[:, 0]
-        rows += [
-            ("test RMSE", f"{np.sqrt(np.mean((predictions - y_test) ** 2)):.4g}"),
-            ("test R2", f"{metric_value('r2', predictions.reshape(-1, 1), y_test.reshape(-1, 1)):.4f}"),
-        ]
+        measured["test RMSE"] = float(np.sqrt(np.mean((predictions - y_test) ** 2)))
+        measured["test R2"] = metric_value("r2", predictions.reshape(-1, 1), y_test.reshape(-1, 1))
+    measured["seconds"] = seconds
+    rows = [("epochs", f"{len(history.epochs)}" + (f" ({'; '.join(notes)})" if notes else ""))]
+    rows += [
+        (name, f"{value:.4{'g' if name == 'test RMSE' else 'f'}}")
+        for name, value in measured.items()
+        if "loss" in name or name.startswith("test ")
+    ]
     rows += [("seconds", f"{seconds:.2f}"), ("run folder", str(out))]
+    measured = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in measured.items()}
     try:
-        write_run_folder(out, args, sizes, task, history, model, dict(rows), (data, targets, target, outputs))
+        write_run_folder(
+            out, args, sizes, task, history, model, dict(rows), measured, (data, targets, target, outputs)
+        )
     except OSError as e:
         raise UsageError(f"cannot write the run folder {out}: {e.strerror or e}") from None
     width = max(len(name) for name, _ in rows)
@@ -667,9 +716,12 @@ def run_train(args) -> int:
     return 0
 
 
-def write_run_folder(out: Path, args, sizes, task, history, model, results: dict, test) -> None:
+def write_run_folder(
+    out: Path, args, sizes, task, history, model, results: dict, metrics: dict, test
+) -> None:
     """A run folder that is a model (``saddlepoint.io.runs.save_run``: preprocessing.json,
-    model.safetensors, metrics.json, config.json, columns.json/csv), with history.csv/json,
+    model.safetensors, metrics.json: ``metrics``, the final table's numbers, config.json,
+    columns.json/csv), with history.csv/json,
     weights.safetensors, test_predictions.csv (the test split's rows, by their position in the
     table, as ``saddlepoint predict`` writes them) and, with matplotlib, loss.png. ``test`` is
     ``(data, targets, target, outputs)``: the split, the target's encoding and name, and the
@@ -684,7 +736,7 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
         preprocessor=data.preprocessor,
         target_encoder=targets,
         target=target,
-        metrics=metrics_of(results),
+        metrics=metrics,
         config=config,
     )
     history.to_csv(out / "history.csv")
@@ -703,23 +755,8 @@ def write_run_folder(out: Path, args, sizes, task, history, model, results: dict
         ax.set(xlabel="epoch", ylabel="loss", title=f"saddlepoint train --data {args.data}")
         ax.legend()
 
-    save_plot(out / "loss.png", draw, figsize=(6, 4))
-
-
-def metrics_of(results: dict) -> dict:
-    """The final table as metrics.json holds it: numbers as numbers, a score that is not
-    defined (R² of one test sample) as null, text as text; the run folder left out."""
-    metrics: dict = {}
-    for name, value in results.items():
-        if name == "run folder":
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            metrics[name] = value
-            continue
-        metrics[name] = (int(number) if value.isdigit() else number) if math.isfinite(number) else None
-    return metrics
+    if not save_plot(out / "loss.png", draw, figsize=(6, 4)) and not args.quiet:
+        print(MISSING_MATPLOTLIB, file=sys.stderr)
 
 
 def run_diagnose(args) -> int:
@@ -798,10 +835,12 @@ def _diagnose(args, threads: int) -> int:
     if critical.kind == "saddle point":  # a kind only a critical point gets
         escape = diagnose.escape_saddle(*analysed, max_hvps=args.max_hvps, seed=args.seed, **limits)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    diagnose.write_report(
+    written = diagnose.write_report(
         out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape, landscape, config
     )
     write_columns(out, data.preprocessor.report)
+    if not any(name.endswith(".png") for name in written) and not args.quiet:
+        print(MISSING_MATPLOTLIB, file=sys.stderr)
     rows = [
         ("verdict", guidance.verdict),
         ("because", guidance.reason),
@@ -820,6 +859,8 @@ def _diagnose(args, threads: int) -> int:
     ]
     if escape is not None:
         rows.append(("saddle escape", str(escape)))
+    if guidance.shift is not None:
+        rows.append(("feature shift", f"training vs test: {guidance.shift}"))
     rows.append(("report folder", str(out)))
     print(guidance.table())
     width = max(len(name) for name, _ in rows)

@@ -208,3 +208,17 @@ def test_text_columns_of_mostly_words_stay_text(tmp_path):
 def test_bundled_frames():
     frame = load_bundled_frame("iris")
     assert frame.shape == (150, 5) and frame.columns[-1] == "target"
+
+
+def test_rows_are_named_by_the_line_where_they_start(tmp_path):
+    """Past blank lines and quoted newlines (what load_csv's tests checked, for read_table)."""
+    path = tmp_path / "d.csv"
+    path.write_text('a,"the\nlabel"\n\n1,0\n"2\n",1\n3,x\n')
+    frame = read_table(path, target="the\nlabel")
+    assert list(frame.columns) == ["a", "the\nlabel"] and frame.index.tolist() == [4, 5, 7]
+    assert frame["the\nlabel"].tolist() == ["0", "1", "x"]  # a third of words: text, a category
+    path.write_text('a,"the\nlabel"\n\n' + '"1\n",0\n' * 10 + "3,x\n")
+    with pytest.raises(
+        TableError, match=r"d.csv line 24, column 'the\\nlabel': 'x' is not a number, unlike 10"
+    ):
+        read_table(path)

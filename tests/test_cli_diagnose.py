@@ -44,14 +44,14 @@ def test_diagnose_digits_writes_a_report_folder(capsys, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["guidance"]["verdict"] == result["verdict"]
     assert set(report["guidance"]["models"]) == {"model", "simpler", "larger"}
-    # The 64 pixels as the preprocessing of any table makes them: 4 constant ones dropped, the
-    # ones of at most 10 intensities one-hot encoded: 98 inputs.
+    # The 64 pixels are measurements (numbers, never one-hot categories); the 4 that are
+    # constant in the training split are dropped: 60 inputs.
     assert (
-        report["guidance"]["models"]["larger"]["n_parameters"] == 98 * 24 + 24 + 24 * 24 + 24 + 24 * 10 + 10
+        report["guidance"]["models"]["larger"]["n_parameters"] == 60 * 24 + 24 + 24 * 24 + 24 + 24 * 10 + 10
     )
     point = report["critical_point"]
     check_point_agrees_with_its_row(point, result)
-    assert point["method"] == "full" and point["n_parameters"] == 98 * 24 + 24 + 24 * 10 + 10
+    assert point["method"] == "full" and point["n_parameters"] == 60 * 24 + 24 + 24 * 10 + 10
     assert len(point["eigenvalues"]) == point["n_parameters"]
     assert point["converged"] and point["hvps"] == point["n_parameters"] and point["residuals"] is None
     markdown = (out / "report.md").read_text()

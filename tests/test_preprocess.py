@@ -142,6 +142,23 @@ def test_features_and_drop_choose_columns():
         Preprocessor(features=["constant"]).fit(frame, "label")
 
 
+def test_columns_named_numeric_stay_numbers_whatever_their_values():
+    frame = mixed()
+    pre = Preprocessor(numeric=["stars", "count", "constant"]).fit(frame, "label")
+    assert roles(pre)["stars"] == "numeric" and "stars" in pre.feature_names
+    assert roles(pre)["color"] == "categorical" and roles(pre)["constant"] == "dropped"
+    again = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    assert np.array_equal(again.transform(frame), pre.transform(frame))
+
+
+def test_a_bundled_sets_pixels_are_numbers_not_categories():
+    frame = sp.data.load_bundled_frame("digits")
+    pixels = [c for c in frame.columns if c != "target"]
+    pre = Preprocessor(numeric=pixels).fit(frame, "target")
+    assert set(roles(pre).values()) == {"numeric", "dropped"}
+    assert len(pre.feature_names) == 64 - sum(frame[c].nunique() < 2 for c in pixels)
+
+
 def test_from_dict_refuses_what_is_not_a_preprocessor():
     with pytest.raises(ValueError, match="not a saddlepoint preprocessor"):
         Preprocessor.from_dict({"format": "pickle"})

@@ -398,7 +398,9 @@ def _column_list(text: str) -> list[str]:
 def fit_preprocessor(frame, target: str, args):
     """The :class:`Preprocessor` of ``--features``/``--drop`` fitted on ``frame`` (the training
     split); its refusals (an unknown column, no feature left) as a :class:`UsageError`."""
-    preprocessor = Preprocessor(features=args.features, drop=args.drop)
+    # A bundled set's features are measurements (the digits' pixels): numbers, never categories.
+    numeric = [c for c in frame.columns if c != target] if getattr(args, "data", None) in BUNDLED else None
+    preprocessor = Preprocessor(features=args.features, drop=args.drop, numeric=numeric)
     try:
         return preprocessor.fit(frame, target)
     except TableError:

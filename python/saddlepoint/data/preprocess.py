@@ -183,16 +183,26 @@ class Preprocessor:
     """Each column of a table given a role and turned into model features (see the module's
     documentation for the rules).
 
-    ``features`` keeps only those columns (besides the target); ``drop`` removes columns.
+    ``features`` keeps only those columns (besides the target); ``drop`` removes columns;
+    ``numeric`` names columns known to be measurements, numeric whatever their values (a bundled
+    data set's features: its pixels of few intensities are not categories).
     After :meth:`fit` (on the training split): :attr:`feature_names` (the output columns),
     :attr:`report` (one row per input column: name, dtype, role, action), :attr:`notices`
     (one line per column dropped without being asked), :attr:`identifier_columns`,
     :attr:`columns` (the input columns :meth:`transform` needs).
     """
 
-    def __init__(self, features: list[str] | None = None, drop: list[str] | None = None):
+    def __init__(
+        self,
+        features: list[str] | None = None,
+        drop: list[str] | None = None,
+        numeric: list[str] | None = None,
+    ):
         self.features = None if features is None else [str(f) for f in features]
         self.drop = [str(d) for d in (drop or [])]
+        # Columns known to be measurements (a bundled data set's pixels): numeric whatever
+        # their values, never categorical, an identifier or dates.
+        self.numeric = [str(n) for n in (numeric or [])]
         self.target: str | None = None
         self.report: list[dict] = []
         self.notices: list[str] = []
@@ -286,6 +296,10 @@ class Preprocessor:
             return
         if distinct < 2:
             self._drop(row, f"constant ({_text(present.iloc[0])})")
+            return
+        if name in self.numeric and (self.features is None or name in self.features):
+            self._numeric.append({"name": name, "column": name, "part": None})
+            row.update(role="numeric")
             return
         date_format = "datetime" if kind == "datetime" else _date_format(column) if kind == "text" else None
         if date_format is None and self._is_identifier(name, kind, present, distinct):

@@ -98,33 +98,12 @@ def test_cross_validate_regression_uses_kfold():
         cross_validate(make, X, y, epochs=1, cv=1)
 
 
-def test_load_csv_and_infer_task(tmp_path):
-    from saddlepoint.data import infer_task, load_csv
+def test_infer_task():
+    from saddlepoint.data import infer_task
 
-    path = tmp_path / "d.csv"
-    path.write_text("x1,label,x2\n1.5,0,2\n2.5,1,3\n\n")
-    X, y, names = load_csv(path, "label")
-    np.testing.assert_array_equal(X, [[1.5, 2], [2.5, 3]])
-    np.testing.assert_array_equal(y, [0, 1])
-    assert names == ["x1", "x2"]
     assert infer_task(np.array([0, 1, 2, 1, 0, 2, 1])) == "classification"
     assert infer_task(np.linspace(0, 1, 50)) == "regression"
     assert infer_task(np.arange(100)) == "regression"
-
-
-def test_load_csv_names_the_line_where_a_row_starts_past_blank_lines_and_quoted_newlines(tmp_path):
-    from saddlepoint.data import TableError, load_csv
-
-    path = tmp_path / "d.csv"
-    path.write_text('a,"the\nlabel"\n\n1,0\n"2\n",1\n3,x\n')
-    with pytest.raises(TableError, match=r"d.csv line 7, column 'the\\nlabel': 'x' is not a number"):
-        load_csv(path, "the\nlabel")
-    path.write_bytes(b"\xef\xbb\xbfa,y\r\n1,0\r\n2,1\r\n")  # a byte-order mark and Windows lines
-    X, y, names = load_csv(path, "a")
-    assert names == ["y"] and X.tolist() == [[0], [1]] and y.tolist() == [1, 2]
-    path.write_text("a,b,a\n1,2,3\n")
-    with pytest.raises(TableError, match=r"line 1: the column name 'a' appears twice \(columns 1 and 3\)"):
-        load_csv(path, "b")
 
 
 def test_class_labels_of_every_split_become_indices_and_decode_back():

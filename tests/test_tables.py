@@ -211,7 +211,7 @@ def test_bundled_frames():
 
 
 def test_rows_are_named_by_the_line_where_they_start(tmp_path):
-    """Past blank lines and quoted newlines (what load_csv's tests checked, for read_table)."""
+    """Past blank lines and quoted newlines, rows are named by the file line they start on."""
     path = tmp_path / "d.csv"
     path.write_text('a,"the\nlabel"\n\n1,0\n"2\n",1\n3,x\n')
     frame = read_table(path, target="the\nlabel")

@@ -7,7 +7,7 @@ from .checks import check_data, infer_task
 from .cross_validation import CrossValidationResult, cross_validate
 from .preprocess import Preprocessor
 from .splits import PreparedData, model_dtype, prepare_data
-from .tables import BUNDLED, TableError, load_bundled, load_bundled_frame, load_csv, read_table
+from .tables import BUNDLED, TableError, load_bundled, load_bundled_frame, read_table
 from .targets import (
     TASKS,
     TargetEncoder,
@@ -38,7 +38,6 @@ __all__ = [
     "infer_task",
     "load_bundled",
     "load_bundled_frame",
-    "load_csv",
     "minibatches",
     "model_dtype",
     "prepare_data",

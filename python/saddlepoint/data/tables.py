@@ -394,34 +394,3 @@ def check_column(path, frame, name: str) -> None:
         header = [str(c) for c in frame.columns]
         names = ", ".join(_short(h) for h in header[:20]) + (", ..." if len(header) > 20 else "")
         raise TableError(f"{path} has no column {_short(name)}; its columns are [{names}]")
-
-
-def load_csv(path, target: str, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(X, y, feature_names)`` (float64) from a table of numbers only, read by
-    :func:`read_table`: every cell must be a finite number within the range of ``dtype`` (the
-    model's, float32 or float64). Kept for callers that take numbers only; tables with text,
-    dates or missing cells go through :func:`read_table` and
-    :class:`~saddlepoint.data.preprocess.Preprocessor`."""
-    frame = read_table(path, target)
-    limit = float(np.finfo(dtype).max)
-    for j, name in enumerate(frame.columns):
-        column = frame[name]
-        bad = column.isna().to_numpy(copy=True)
-        if column.dtype == object or column.dtype.kind == "M":
-            bad |= column.map(_python_float).isna().to_numpy()
-        if bad.any():
-            i = int(np.argmax(bad))
-            value = "" if column.isna().iloc[i] else str(column.iloc[i])
-            what = "a missing value" if column.isna().iloc[i] else f"{_short(value)} is not a number"
-            raise TableError(f"{_where(path, frame, i, name)}: {what} where a number is needed")
-        values = column.to_numpy(dtype=np.float64)
-        if (np.abs(values) > limit).any():
-            i = int(np.argmax(np.abs(values) > limit))
-            raise TableError(
-                f"{_where(path, frame, i, name)}: {values[i]:g} is beyond the range of the model's "
-                f"numbers (±{limit:.4g})"
-            )
-    values = frame.to_numpy(dtype=np.float64, copy=True)
-    t = list(frame.columns).index(target)
-    features = [h for j, h in enumerate(frame.columns) if j != t]
-    return np.delete(values, t, axis=1), values[:, t], features

@@ -351,6 +351,15 @@ def test_a_single_class_target_is_refused(tmp_path, capsys):
         run(train_argv(tmp_path / "t.csv", tmp_path), capsys),
         "t.csv: the target column 'y' holds a single class (1)",
     )
+    # A text label, a single one once the rows without a target are dropped, and diagnose too.
+    (tmp_path / "t.csv").write_text(small_table(target=lambda i: "yes" if i % 3 else ""))
+    for command in ("train", "diagnose"):
+        code, out, err = run([command, *train_argv(tmp_path / "t.csv", tmp_path)[1:]], capsys)
+        assert code == 2 and out == "" and err[-1].startswith("saddlepoint: error: "), (code, out, err)
+        assert err[-1].endswith(
+            "t.csv: the target column 'y' holds a single class ('yes'): there is nothing to learn"
+        )
+        assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

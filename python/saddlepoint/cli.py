@@ -222,7 +222,11 @@ def add_model_options(parser: argparse.ArgumentParser, epochs: int, epochs_help:
         default=epochs,
         help=epochs_help or f"passes over the training data (default {epochs})",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no notices on stderr")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar, no early-stopping summary and no notice of skipped plots",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -117,10 +117,7 @@ def test_train_then_predict_new_rows(tmp_path, name, write):
     assert {line.split(",")[-3] for line in lines[1:]} <= {"high", "low"}
 
 
-@pytest.mark.parametrize(
-    "name,write",
-    [FORMATS[0], pytest.param("columns.parquet", write_parquet, id="parquet", marks=needs_pyarrow)],
-)
+@pytest.mark.parametrize("name,write", FORMATS)
 def test_diagnose_a_mixed_table(tmp_path, name, write):
     path = write(mixed(), tmp_path / name)
     result = works(

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.batches import minibatches
 from ..data.preprocess import Preprocessor
 from ..data.tables import TableError, read_table
 from ..data.targets import TargetEncoder
 from ..losses import softmax
+from ..nn.module import predict
 from .files import atomic_write, json_ready
 from .models import load_model, save_model
 
@@ -122,17 +122,6 @@ def prediction_frame(outputs: np.ndarray, target_encoder, target: str, identifie
     return frame
 
 
-def model_outputs(model, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """The model's outputs on ``X`` in eval mode (the model's mode is restored afterwards)."""
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
-        outputs = [model.forward(X[idx]) for idx in minibatches(len(X), batch_size, shuffle=False)]
-    finally:
-        model.train(was_training)
-    return np.concatenate(outputs)
-
-
 @dataclass
 class Run:
     """A trained model with its preprocessing, as :func:`load_run` reads it from a run folder."""
@@ -169,7 +158,7 @@ class Run:
             X = self.preprocessor.transform(data)
         except ValueError as e:  # a cell that is not a number in a column of numbers
             raise TableError(f"{source}: {e}") from None
-        outputs = model_outputs(self.model, X)
+        outputs = predict(self.model, X)
         ids = [name for name in self.preprocessor.identifier_columns if name in data.columns]
         return prediction_frame(outputs, self.target_encoder, self.target, data[ids] if ids else None)
 

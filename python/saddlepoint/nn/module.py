@@ -261,3 +261,15 @@ class Module:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def predict(model, X, batch_size: int = 1024) -> np.ndarray:
+    """The model's outputs on ``X`` in eval mode, ``batch_size`` rows at a time (the model's mode
+    is restored afterwards)."""
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        outputs = [model.forward(X[start : start + batch_size]) for start in range(0, len(X), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(outputs)

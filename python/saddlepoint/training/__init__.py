@@ -1,11 +1,12 @@
 """Training: one step, the Trainer with its callbacks, history and metrics, and the learning-rate
 range test."""
 
+from ..nn.module import predict
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 from .history import History
 from .lr_find import LRFinderResult, lr_find
 from .metrics import METRICS, metric_value
-from .step import predict, train_step
+from .step import train_step
 from .trainer import Trainer, TrainingDiverged
 
 __all__ = [

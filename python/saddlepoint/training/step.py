@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import numpy as np
-
-from ..data.batches import minibatches
-
 
 class StepGuard(Protocol):
     """What :func:`train_step` calls between its phases; either method may raise to stop the
@@ -40,14 +36,3 @@ def train_step(model, loss_fn, optimizer, xb, yb, guard: StepGuard | None = None
         guard.before_update()
     optimizer.step()
     return loss
-
-
-def predict(model, X, batch_size: int = 1024) -> np.ndarray:
-    """The model's outputs on ``X`` in eval mode (the model's mode is restored afterwards)."""
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
-        outputs = [model.forward(X[idx]) for idx in minibatches(len(X), batch_size, shuffle=False)]
-    finally:
-        model.train(was_training)
-    return np.concatenate(outputs)

@@ -18,11 +18,12 @@ from ..data.targets import is_classification_loss, training_targets
 from ..io import checkpoint as ckpt
 from ..losses import BCEWithLogitsLoss, softmax
 from ..nn import BatchNorm1d
+from ..nn.module import predict
 from ..optim import ReduceLROnPlateau
 from ..validation import Flag, Integer, OneOf, Real, SequenceOf, check_params, positive_int
 from .history import History
 from .metrics import METRICS, metric_value
-from .step import predict, train_step
+from .step import train_step
 
 
 class TrainingDiverged(FloatingPointError):

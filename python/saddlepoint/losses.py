@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from .nn.scratch import scratch_like
 from .validation import float_dtype
 
 
@@ -29,37 +30,43 @@ def _as_float_target(target, input: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(target, dtype=input.dtype)
 
 
-def mse_loss(input, target) -> tuple[float, np.ndarray]:
+def _grad_buffer(owner, input: np.ndarray) -> np.ndarray:
+    """The array a loss writes its gradient into: new, or inside ``nn.scratch.reusing_buffers``
+    the buffer of the :class:`Loss` object ``owner`` (None for the functions)."""
+    return np.empty_like(input) if owner is None else scratch_like(owner, "grad", input)
+
+
+def mse_loss(input, target, *, _owner=None) -> tuple[float, np.ndarray]:
     """Mean squared error ``mean((input - target)**2)`` and its gradient ``2 (input - target) / n``.
 
     ``input`` and ``target`` have the same shape; ``target`` is converted to ``input``'s dtype.
     """
     input = _as_input(input)
-    grad = np.empty_like(input)
+    grad = _grad_buffer(_owner, input)
     loss = _core.mse_loss(input, _as_float_target(target, input), grad)
     return loss, grad
 
 
-def l1_loss(input, target) -> tuple[float, np.ndarray]:
+def l1_loss(input, target, *, _owner=None) -> tuple[float, np.ndarray]:
     """Mean absolute error ``mean(|input - target|)`` (the course's MAE) and its gradient
     ``sign(input - target) / n`` (0 where they are equal, as PyTorch)."""
     input = _as_input(input)
-    grad = np.empty_like(input)
+    grad = _grad_buffer(_owner, input)
     loss = _core.l1_loss(input, _as_float_target(target, input), grad)
     return loss, grad
 
 
-def binary_cross_entropy_with_logits(input, target) -> tuple[float, np.ndarray]:
+def binary_cross_entropy_with_logits(input, target, *, _owner=None) -> tuple[float, np.ndarray]:
     """Binary cross-entropy of ``sigmoid(input)`` against ``target`` in [0, 1], computed from the
     logits without overflow: ``mean(max(z, 0) - z t + log(1 + exp(-|z|)))``; gradient
     ``(sigmoid(z) - t) / n``."""
     input = _as_input(input)
-    grad = np.empty_like(input)
+    grad = _grad_buffer(_owner, input)
     loss = _core.binary_cross_entropy_with_logits(input, _as_float_target(target, input), grad)
     return loss, grad
 
 
-def cross_entropy(input, target, weight=None, label_smoothing: float = 0.0):
+def cross_entropy(input, target, weight=None, label_smoothing: float = 0.0, *, _owner=None):
     """Softmax cross-entropy on logits, as PyTorch's ``cross_entropy``.
 
     Parameters
@@ -90,7 +97,7 @@ def cross_entropy(input, target, weight=None, label_smoothing: float = 0.0):
         )
     if weight is not None:
         weight = np.ascontiguousarray(weight, dtype=input.dtype)
-    grad = np.empty_like(input)
+    grad = _grad_buffer(_owner, input)
     loss = _core.cross_entropy(input, target, grad, weight, float(label_smoothing))
     return loss, grad
 
@@ -127,7 +134,8 @@ def one_hot(labels, num_classes: int, dtype=np.float32) -> np.ndarray:
 
 class Loss:
     """A loss as an object: ``loss = criterion(input, target)``, then ``criterion.backward()``
-    returns the gradient of the last call's input."""
+    returns the gradient of the last call's input (inside ``nn.scratch.reusing_buffers``, a
+    training step, a buffer the object reuses from call to call; else a new array)."""
 
     def __init__(self):
         self._grad = None
@@ -155,21 +163,21 @@ class MSELoss(Loss):
     """Mean squared error; see :func:`mse_loss`."""
 
     def _compute(self, input, target):
-        return mse_loss(input, target)
+        return mse_loss(input, target, _owner=self)
 
 
 class L1Loss(Loss):
     """Mean absolute error; see :func:`l1_loss`."""
 
     def _compute(self, input, target):
-        return l1_loss(input, target)
+        return l1_loss(input, target, _owner=self)
 
 
 class BCEWithLogitsLoss(Loss):
     """Sigmoid + binary cross-entropy on logits; see :func:`binary_cross_entropy_with_logits`."""
 
     def _compute(self, input, target):
-        return binary_cross_entropy_with_logits(input, target)
+        return binary_cross_entropy_with_logits(input, target, _owner=self)
 
 
 class CrossEntropyLoss(Loss):
@@ -192,7 +200,14 @@ class CrossEntropyLoss(Loss):
         self.label_smoothing = float(label_smoothing)
 
     def _compute(self, input, target):
-        return cross_entropy(input, target, self.weight, self.label_smoothing)
+        weight = self.weight
+        if weight is not None:  # cast once per weight array and dtype, not on every call
+            dtype = np.asarray(input).dtype
+            cached = self.__dict__.get("_weight_cast")
+            if cached is None or cached[0] is not weight or cached[1].dtype != dtype:
+                cached = self._weight_cast = (weight, np.ascontiguousarray(weight, dtype=dtype))
+            weight = cached[1]
+        return cross_entropy(input, target, weight, self.label_smoothing, _owner=self)
 
     def __repr__(self) -> str:
         return f"CrossEntropyLoss(weight={self.weight}, label_smoothing={self.label_smoothing})"

@@ -7,11 +7,13 @@ import numpy as np
 from .. import _core
 from ..validation import finite_float
 from .module import Module, as_layer_input
+from .scratch import scratch_like
 from .spec import register_layer
 
 
 class Activation(Module):
-    """An elementwise activation run by one Rust kernel; subclasses name it."""
+    """An elementwise activation run by one Rust kernel; subclasses name it. Inside
+    ``nn.scratch.reusing_buffers`` its output and input gradient are reused buffers."""
 
     kind = "identity"
     config_fields: tuple[str, ...] = ()
@@ -29,7 +31,7 @@ class Activation(Module):
 
     def forward(self, x):
         x = np.ascontiguousarray(x)
-        out = np.empty_like(x)
+        out = scratch_like(self, "out", x)
         _core.activation_forward(self.kind, x, out, self._slope())
         self._x, self._y = x, out
         return out
@@ -42,7 +44,7 @@ class Activation(Module):
     def backward(self, grad_output):
         x, y = self._last_forward()
         grad_output = as_layer_input(grad_output, x.dtype, "grad_output")
-        grad_input = np.empty_like(x)
+        grad_input = scratch_like(self, "grad_input", x)
         _core.activation_backward(self.kind, x, y, grad_output, grad_input, self._slope())
         return grad_input
 

@@ -7,6 +7,7 @@ import numpy as np
 from .. import _core
 from ..validation import Real, check_params
 from .module import Module
+from .scratch import scratch_like
 from .spec import register_layer
 
 
@@ -21,6 +22,7 @@ class Dropout(Module):
     """
 
     config_fields = ("p",)
+    _mask: np.ndarray | None  # the last training forward's mask (None: the identity)
     constraints = {"p": Real(0, 1, closed="left")}
 
     def __init__(self, p: float = 0.5, *, rng=None):
@@ -37,7 +39,7 @@ class Dropout(Module):
     def forward_with_seed(self, x, seed: int):
         """Training-mode forward with the mask drawn from ``seed`` (reproducible)."""
         x = np.ascontiguousarray(x)
-        out, mask = np.empty_like(x), np.empty_like(x)
+        out, mask = scratch_like(self, "out", x), scratch_like(self, "mask", x)
         _core.dropout_forward(x, self.p, seed, out, mask)
         self._mask = mask
         return out
@@ -45,7 +47,11 @@ class Dropout(Module):
     def backward(self, grad_output):
         if self._mask is None:
             return grad_output
-        return np.multiply(grad_output, self._mask)
+        mask = self._mask
+        grad_output = np.asarray(grad_output)
+        if grad_output.dtype != mask.dtype or grad_output.shape != mask.shape:
+            return np.multiply(grad_output, mask)
+        return np.multiply(grad_output, mask, out=scratch_like(self, "grad_input", mask))
 
     # --- R-operator (see Module) ------------------------------------------------------------
     # Eval mode is the identity. In training, the mask forward draws is a constant of the

@@ -10,6 +10,7 @@ from .. import _core
 from ..validation import float_dtype, positive_int
 from .module import Module, as_layer_input
 from .parameter import Parameter
+from .scratch import scratch, scratch_like
 from .spec import layer_config, register_layer
 
 
@@ -30,6 +31,9 @@ class Dense(Module):
 
     Shapes: ``x`` (batch, in_features) -> (batch, out_features); ``weight`` is
     (out_features, in_features).
+
+    Inside ``nn.scratch.reusing_buffers`` (a training step) the output and the input gradient
+    are buffers the layer reuses from call to call; outside it each call returns new arrays.
     """
 
     bias: Parameter | None
@@ -54,7 +58,7 @@ class Dense(Module):
         x = as_layer_input(x, self.weight.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (batch, {self.in_features}), got {x.shape}")
-        out = np.empty((x.shape[0], self.out_features), dtype=x.dtype)
+        out = scratch(self, "out", (x.shape[0], self.out_features), x.dtype)
         bias = None if self.bias is None else self.bias.data
         _core.dense_forward(x, self.weight.data, bias, out)
         self._x = x
@@ -68,7 +72,7 @@ class Dense(Module):
     def backward(self, grad_output):
         x = self._last_input()
         grad_output = as_layer_input(grad_output, self.weight.dtype, "grad_output")
-        grad_input = np.empty_like(x) if self._grad_input else None
+        grad_input = scratch_like(self, "grad_input", x) if self._grad_input else None
         grad_weight, accumulate = self.weight.grad_for_update()
         grad_bias = None
         if self.bias is not None:

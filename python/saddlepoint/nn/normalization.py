@@ -8,6 +8,7 @@ from .. import _core
 from ..validation import Integer, NoneOr, Real, check_params, float_dtype, positive_float, positive_int
 from .module import Module, as_layer_input
 from .parameter import Parameter
+from .scratch import scratch, scratch_like
 from .spec import layer_config, register_layer
 
 
@@ -88,11 +89,11 @@ class BatchNorm1d(Module):
 
     def forward(self, x):
         x = self._check_input(x)
-        out = np.empty_like(x)
+        out = scratch_like(self, "out", x)
         weight = None if self.weight is None else self.weight.data
         bias = None if self.bias is None else self.bias.data
-        mean = np.empty(self.num_features, self._dtype)
-        invstd = np.empty(self.num_features, self._dtype)
+        mean = scratch(self, "mean", (self.num_features,), self._dtype)
+        invstd = scratch(self, "invstd", (self.num_features,), self._dtype)
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
             if self.training and x.shape[0] * (x.shape[2] if x.ndim == 3 else 1) < 2:
@@ -135,7 +136,7 @@ class BatchNorm1d(Module):
     def backward(self, grad_output):
         x, mean, invstd, use_batch_stats = self._last_forward()
         grad_output = as_layer_input(grad_output, self._dtype, "grad_output")
-        grad_input = np.empty_like(x)
+        grad_input = scratch_like(self, "grad_input", x)
         weight, bias = self.weight, self.bias
         _core.batch_norm_backward(
             x,
@@ -224,8 +225,11 @@ class LayerNorm(Module):
                 f"x must have shape (..., {', '.join(map(str, self.normalized_shape))}), got {x.shape}"
             )
         rows = x.size // self._features
-        out = np.empty_like(x)
-        mean, invstd = np.empty(rows, self._dtype), np.empty(rows, self._dtype)
+        out = scratch_like(self, "out", x)
+        mean, invstd = (
+            scratch(self, "mean", (rows,), self._dtype),
+            scratch(self, "invstd", (rows,), self._dtype),
+        )
         weight = None if self.weight is None else self.weight.data.reshape(-1)
         bias = None if self.bias is None else self.bias.data.reshape(-1)
         _core.layer_norm_forward(x, self._features, weight, bias, self.eps, out, mean, invstd)
@@ -240,7 +244,7 @@ class LayerNorm(Module):
     def backward(self, grad_output):
         x, mean, invstd = self._last_forward()
         grad_output = as_layer_input(grad_output, self._dtype, "grad_output")
-        grad_input = np.empty_like(x)
+        grad_input = scratch_like(self, "grad_input", x)
         weight, bias = self.weight, self.bias
         _core.layer_norm_backward(
             x,

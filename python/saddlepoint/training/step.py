@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..nn.scratch import _REUSE
+
 
 class StepGuard(Protocol):
     """What :func:`train_step` calls between its phases; either method may raise to stop the
@@ -26,12 +28,20 @@ def train_step(model, loss_fn, optimizer, xb, yb, guard: StepGuard | None = None
 
     ``guard`` (optional) is called after the forward pass and before the update (see
     :class:`StepGuard`); without it the step costs nothing more.
+
+    The forward and backward passes run inside ``nn.scratch.reusing_buffers``: the layers and
+    the loss reuse their output and gradient buffers from one step to the next (no array is
+    allocated in steady state), and the step hands none of them out.
     """
-    loss = loss_fn(model.forward(xb), yb)
-    if guard is not None:
-        guard.after_forward(loss)
-    optimizer.zero_grad()
-    model.backward(loss_fn.backward())
+    token = _REUSE.set(True)
+    try:
+        loss = loss_fn(model.forward(xb), yb)
+        if guard is not None:
+            guard.after_forward(loss)
+        optimizer.zero_grad()
+        model.backward(loss_fn.backward())
+    finally:
+        _REUSE.reset(token)
     if guard is not None:
         guard.before_update()
     optimizer.step()

@@ -8,7 +8,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "saddlepoint"
 # Lowest first. The top-level __init__ re-exports everything and is not a layer.
-LAYERS = ["_core", "validation", "plot", "nn", "losses", "optim", "data", "io", "training", "diagnose", "cli"]
+LAYERS = [
+    "_core",
+    "validation",
+    "plot",
+    "nn",
+    "losses",
+    "optim",
+    "data",
+    "io",
+    "training",
+    "diagnose",
+    "bench",
+    "cli",
+]
 BASE = {"_core": 0, "validation": 0, "plot": 0}
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import __version__, diagnose, nn, optim
+from . import __version__, bench, diagnose, nn, optim
 from ._core import get_num_threads, set_num_threads
 from .data import BUNDLED, TableError, TargetEncoder, drop_missing_target, target_values
 from .data.preprocess import Preprocessor
@@ -341,6 +341,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--out", type=Path, metavar="PATH.csv", help="CSV file to write (default: stdout)")
     predict.add_argument("--threads", type=_positive(int), help="kernel threads (default: one per core)")
+
+    bench.add_arguments(
+        commands.add_parser(
+            "bench",
+            help="time the kernels and a training epoch against NumPy, scikit-learn and PyTorch",
+            description="Record the machine, measure its GEMM peak and memory bandwidth, time the hot "
+            "kernels and the MLP epoch against NumPy, scikit-learn and PyTorch (when importable), the "
+            "libraries taking turns; print one table of times, ratios and shares of the machine's limits. "
+            "The default finishes in under two minutes; --full takes longer.",
+        )
+    )
     return parser
 
 
@@ -901,7 +912,7 @@ def run_predict(args) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "diagnose": run_diagnose, "predict": run_predict}
+COMMANDS = {"train": run_train, "diagnose": run_diagnose, "predict": run_predict, "bench": bench.run}
 
 
 def main(argv=None) -> int:

@@ -124,3 +124,99 @@ def test_inside_the_scope_a_layer_reuses_its_buffers_and_gives_the_same_values()
         c = layer.forward(x[:7])
         assert c.shape == (7, WIDTH) and not np.shares_memory(c, a)  # a new shape: a new buffer
     assert not np.shares_memory(layer.forward(x), a)  # outside again: new arrays
+
+
+# --- the optimizer's step plan ---------------------------------------------------------------
+OPTIMIZERS = {
+    "adam": lambda p: sp.optim.Adam(p, 0.01),
+    "adamw_amsgrad": lambda p: sp.optim.AdamW(p, 0.01, amsgrad=True),
+    "sgd_momentum": lambda p: sp.optim.SGD(p, 0.05, momentum=0.9, nesterov=True),
+    "sgd": lambda p: sp.optim.SGD(p, 0.05),
+    "rmsprop_centered": lambda p: sp.optim.RMSprop(p, 0.01, momentum=0.5, centered=True),
+    "adagrad": lambda p: sp.optim.Adagrad(p, 0.05, lr_decay=0.01),
+}
+
+
+def _tiny_fit_pair(make):
+    """Two identical models and optimizers: one steps with its plans, the other without."""
+    models = [
+        sp.nn.Sequential(sp.nn.Dense(6, 9, rng=0), sp.nn.Tanh(), sp.nn.Dense(9, 3, rng=1)) for _ in range(2)
+    ]
+    opts = [make(m.parameters()) for m in models]
+    opts[1]._run_plans = lambda plans: False  # the general path on every step
+    return models, opts
+
+
+def _steps(models, opts, count, rng):
+    loss = sp.losses.CrossEntropyLoss()
+    for _ in range(count):
+        x = rng.standard_normal((16, 6)).astype(np.float32)
+        y = rng.integers(0, 3, 16)
+        for model, opt in zip(models, opts):
+            sp.training.train_step(model, loss, opt, x, y)
+
+
+def _assert_same(models, opts):
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    sa, sb = opts[0].state_dict(), opts[1].state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    for key, entry in sa["state"].items():
+        for name, value in entry.items():
+            np.testing.assert_array_equal(value, sb["state"][key][name])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_planned_steps_are_bit_identical_to_the_general_path(name):
+    models, opts = _tiny_fit_pair(OPTIMIZERS[name])
+    rng = np.random.default_rng(0)
+    _steps(models, opts, 5, rng)
+    assert opts[0]._plans is not None  # steady state: the plan is used
+    _assert_same(models, opts)
+    # What a plan must notice, each done to both: a new learning rate, the step counts and one
+    # parameter's state arrays replaced, load_state_dict, a parameter rebound out of the flat buffer, repacking.
+    for opt in opts:
+        opt.param_groups[0]["lr"] *= 0.5
+    _steps(models, opts, 2, rng)
+    _assert_same(models, opts)
+    for opt, model in zip(opts, models):
+        for p in model.parameters():  # every count moved
+            state = opt.state[p]
+            if "step" in state:
+                state["step"] += 3
+    _steps(models, opts, 2, rng)
+    _assert_same(models, opts)
+    for opt, model in zip(opts, models):
+        state = opt.state[model.parameters()[1]]
+        for key, value in state.items():  # one parameter's arrays copied
+            if isinstance(value, np.ndarray):
+                state[key] = value.copy()
+    _steps(models, opts, 2, rng)
+    _assert_same(models, opts)
+    saved = opts[0].state_dict()
+    for opt in opts:
+        opt.load_state_dict(saved)
+    _steps(models, opts, 2, rng)
+    _assert_same(models, opts)
+    for model in models:
+        p = model.parameters()[0]
+        p.data = p.data.copy()
+    _steps(models, opts, 2, rng)
+    _assert_same(models, opts)
+    for model in models:
+        model.flatten_parameters()
+    _steps(models, opts, 3, rng)
+    _assert_same(models, opts)
+    assert opts[0]._plans is not None
+
+
+def test_a_plan_writes_the_zeros_zero_grad_left_pending():
+    """A parameter whose gradient no layer wrote since zero_grad steps with a zero gradient."""
+    models, opts = _tiny_fit_pair(OPTIMIZERS["sgd"])
+    rng = np.random.default_rng(1)
+    _steps(models, opts, 3, rng)
+    for model, opt in zip(models, opts):
+        opt.zero_grad()
+        model.parameters()[0].grad = np.ones_like(model.parameters()[0].data)
+        opt.step()  # the others' gradients are zero: only the first parameter moves
+    _assert_same(models, opts)

@@ -9,7 +9,8 @@ The object API is PyTorch's: ``param_groups`` (each a dict with its own hyperpar
 from __future__ import annotations
 
 import math
-from operator import is_
+from itertools import repeat
+from operator import attrgetter, eq, is_, itemgetter
 from typing import Callable, Iterable, Mapping, Optional
 
 import numpy as np
@@ -96,6 +97,8 @@ class Optimizer:
         self.state: dict = {}
         # {params tuple: {state kind: (flat array, its per-parameter views)}}; see _merged_state.
         self._flat_state: dict = {}
+        # One _Plan per group while every group steps as one flat span; see step.
+        self._plans: list | None = None
         params = list(params)
         _check(len(params) > 0, "params must not be empty")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
@@ -162,6 +165,11 @@ class Optimizer:
         """Updates every parameter from its gradient. ``closure``, if given, is called first
         (it should recompute the loss and gradients) and its loss is returned."""
         loss = closure() if closure is not None else None
+        plans = self.__dict__.get("_plans")
+        if plans is not None and self._run_plans(plans):
+            return loss
+        self._plans = None
+        new_plans: list = []
         for group in self.param_groups:  # every gradient checked before anything changes
             for p in group["params"]:
                 _check_grad(p)
@@ -182,12 +190,31 @@ class Optimizer:
                     span, state = merged
                     self._update_group([span], [state], group)
                     self._split_state(params, states, state)
+                    if len(by_dtype) == 1:
+                        new_plans.append(_Plan.make(self, group, params, states, span))
+        if len(new_plans) == len(self.param_groups) and all(new_plans):
+            self._plans = new_plans
         return loss
+
+    def _run_plans(self, plans: list) -> bool:
+        """The step by the plans of the last one, if every plan still holds (else False and
+        nothing changed): the same kernel calls on the same arrays, without finding the spans
+        and their state again."""
+        groups = self.param_groups
+        if len(plans) != len(groups):
+            return False
+        get_state = self.state.get
+        for plan, group in zip(plans, groups):
+            if not plan.holds(group, get_state):
+                return False
+        for plan, group in zip(plans, groups):
+            plan.run(self, group)
+        return True
 
     def __getstate__(self) -> dict:
         # Copies (deepcopy, pickle) get each state array on its own: the flat arrays are made
         # again at the next step.
-        return {**self.__dict__, "_flat_state": {}}
+        return {**self.__dict__, "_flat_state": {}, "_plans": None}
 
     def _merged_state(self, params: list, states: list):
         """``(span, state)`` standing for all of ``params`` when they are a flat span whose
@@ -400,6 +427,128 @@ class _Span:
 
     def __init__(self, data: np.ndarray, grad: np.ndarray):
         self.data, self.grad = data, grad
+
+
+_DATA, _GRAD, _ZERO = attrgetter("data"), attrgetter("_grad"), attrgetter("_grad_is_zero")
+
+
+class _Plan:
+    """How a group whose parameters are one flat span steps: the span, its merged state and
+    what makes them valid, kept from one step to the next.
+
+    It holds while the group, its parameter list, each parameter's ``data`` and gradient arrays,
+    each parameter's state dict, and each state entry (the views of the flat state arrays, the
+    step counts) are the very objects the plan was made from, and no entry was added: identity
+    checks that cost a few C-level passes over the group. Anything else (a parameter rebound or
+    repacked, ``load_state_dict``, a state entry replaced) fails them, and the step takes the
+    general path, which finds the spans again; the update is the same kernel call on the same
+    arrays either way, so the bits are too.
+    """
+
+    __slots__ = (
+        "group",
+        "params",
+        "datas",
+        "grads",
+        "states",
+        "nkeys",
+        "arrays",
+        "scalars",
+        "span",
+        "merged",
+    )
+    group: dict
+    params: tuple
+    datas: tuple
+    grads: tuple
+    states: tuple
+    nkeys: int
+    arrays: list
+    scalars: list
+    span: _Span
+    merged: dict
+
+    @classmethod
+    def make(cls, opt: Optimizer, group: dict, params: list, states: list, span: _Span):
+        """The plan of a group that has just stepped as ``span``; None when its state is not the
+        flat arrays' views and equal scalars (then the group takes the general path)."""
+        plan = cls()
+        plan.group, plan.params = group, tuple(params)
+        if len(plan.params) != len(group["params"]):
+            return None
+        plan.datas = tuple(map(_DATA, params))
+        plan.grads = tuple(map(_GRAD, params))
+        plan.states = tuple(states)
+        first = states[0]
+        plan.nkeys = len(first)
+        flats = opt._flat_state.get(plan.params, {})
+        plan.arrays, plan.scalars, plan.merged = [], [], {}
+        for key, value in first.items():
+            getter = itemgetter(key)
+            try:
+                values = tuple(map(getter, states))
+            except KeyError:
+                return None
+            if isinstance(value, np.ndarray):
+                entry = flats.get(key)
+                if entry is None or not all(map(is_, values, entry[1])):
+                    return None
+                plan.arrays.append((getter, entry[1]))
+                plan.merged[key] = entry[0]
+            else:
+                if not all(map(is_, values, repeat(value))):
+                    return None
+                plan.scalars.append((key, getter, value))
+                plan.merged[key] = value
+        plan.span = span
+        return plan
+
+    def holds(self, group: dict, get_state) -> bool:
+        """Whether the plan still describes ``group``; writes the zeros a ``zero_grad`` left
+        pending, as reading each gradient does on the general path."""
+        params = group["params"]
+        if (
+            group is not self.group
+            or len(params) != len(self.params)
+            or not all(map(is_, params, self.params))
+        ):
+            return False
+        if not (
+            all(map(is_, map(_DATA, params), self.datas)) and all(map(is_, map(_GRAD, params), self.grads))
+        ):
+            return False
+        states = self.states
+        if not all(map(is_, map(get_state, params), states)) or not all(
+            map(eq, map(len, states), repeat(self.nkeys))
+        ):
+            return False
+        try:
+            for getter, views in self.arrays:
+                if not all(map(is_, map(getter, states), views)):
+                    return False
+            for _, getter, value in self.scalars:
+                if not all(map(is_, map(getter, states), repeat(value))):
+                    return False
+        except KeyError:
+            return False
+        if any(map(_ZERO, params)):
+            for p in params:
+                p.grad  # noqa: B018 (the property writes the pending zeros)
+        return True
+
+    def run(self, opt: Optimizer, group: dict) -> None:
+        merged = self.merged
+        opt._update_group([self.span], [merged], group)
+        if len(merged) != self.nkeys:  # the update made a new kind of state: bind it, plan again
+            opt._split_state(list(self.params), list(self.states), merged)
+            opt._plans = None
+            return
+        scalars = self.scalars
+        for i, (key, getter, _) in enumerate(scalars):
+            value = merged[key]
+            for state in self.states:
+                state[key] = value
+            scalars[i] = (key, getter, value)
 
 
 class SGD(Optimizer):

@@ -863,14 +863,15 @@ class Adam(Optimizer):
         return state
 
     def _update_group(self, params, states, group):
-        beta1, beta2 = (float(b) for b in group["betas"])
+        beta1, beta2 = group["betas"]
+        beta1, beta2 = float(beta1), float(beta2)
         lr = float(group["lr"])
+        amsgrad = group["amsgrad"]
         step_size, bias_correction2_sqrt = [], []
         for p, state in zip(params, states):
-            state["step"] += 1
-            if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            t = state["step"] = state["step"] + 1
+            if amsgrad and "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
-            t = state["step"]
             step_size.append(lr / (1 - beta1**t))
             bias_correction2_sqrt.append(math.sqrt(1 - beta2**t))
         _core.adam_step(
@@ -878,7 +879,7 @@ class Adam(Optimizer):
             [p.grad for p in params],
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
-            [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else None,
+            [s["max_exp_avg_sq"] for s in states] if amsgrad else None,
             lr=lr,
             beta1=beta1,
             beta2=beta2,

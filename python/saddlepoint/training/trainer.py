@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from operator import attrgetter, is_
 from typing import NoReturn
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..io import checkpoint as ckpt
 from ..losses import BCEWithLogitsLoss, softmax
 from ..nn import BatchNorm1d
 from ..nn.module import predict
+from ..nn.parameter import flat_span
 from ..optim import ReduceLROnPlateau
 from ..validation import Flag, Integer, OneOf, Real, SequenceOf, check_params, positive_int
 from .history import History
@@ -49,6 +51,9 @@ class _BatchRollback:
 
     def __init__(self, model):
         self.params = model.parameters()
+        # (the gradients' flat span, each parameter's gradient array) while the parameters are
+        # one flat span: the gradients are then checked in one pass.
+        self.flat_grads: tuple | None = None
         modules = [module for _, module in _modules(model)]
         # [module, name, the buffer array, its copy]; a layer may replace the array itself.
         self.buffers = [
@@ -92,9 +97,15 @@ class _BatchRollback:
             raise _NotFinite("a layer's running statistics stopped being finite")
 
     def before_update(self) -> None:
-        for p in self.params:
-            if not _core.all_finite(p.grad):
-                raise _NotFinite("the gradients stopped being finite")
+        params, flat = self.params, self.flat_grads
+        if flat is not None and all(map(is_, map(_GRAD, params), flat[1])) and not any(map(_ZERO, params)):
+            finite = _core.all_finite(flat[0])  # every gradient, still the span's views, at once
+        else:
+            finite = all(_core.all_finite(p.grad) for p in params)
+            span = flat_span(params)
+            self.flat_grads = None if span is None else (span.grad, tuple(map(_GRAD, params)))
+        if not finite:
+            raise _NotFinite("the gradients stopped being finite")
 
     def buffers_finite(self) -> bool:
         """Whether every float buffer is finite after the forward pass."""
@@ -102,6 +113,9 @@ class _BatchRollback:
             if not _finite(getattr(module, name)):
                 return False
         return True
+
+
+_GRAD, _ZERO = attrgetter("_grad"), attrgetter("_grad_is_zero")
 
 
 def _finite(array) -> bool:

@@ -9,28 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 import saddlepoint as sp
+from saddlepoint.bench.kernels import numpy_batch_norm
 
 from common import interleaved_best, start
 
 SHAPES = [(128, 512), (1024, 512)]
-
-
-def numpy_batch_norm(x, dy, gamma, beta, running_mean, running_var, eps=1e-5, momentum=0.1):
-    """Forward and backward as one would write them in NumPy."""
-    n = x.shape[0]
-    mean = x.mean(axis=0)
-    var = x.var(axis=0)
-    invstd = 1.0 / np.sqrt(var + eps)
-    xhat = (x - mean) * invstd
-    y = xhat * gamma + beta
-    running_mean *= 1 - momentum
-    running_mean += momentum * mean
-    running_var *= 1 - momentum
-    running_var += momentum * var * n / (n - 1)
-    dbeta = dy.sum(axis=0)
-    dgamma = (dy * xhat).sum(axis=0)
-    dx = gamma * invstd / n * (n * dy - dbeta - xhat * dgamma)
-    return y, dx, dgamma, dbeta
 
 
 def main() -> None:

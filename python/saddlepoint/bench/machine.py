@@ -130,7 +130,7 @@ def describe(machine: dict[str, Any]) -> list[str]:
     ]
     for var, value in machine["environment"].items():
         lines.append(
-            f"warning: {var}={value} is set and slows numpy's BLAS; for a fair comparison run "
-            f"`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE saddlepoint bench`"
+            f"warning: {var}={value} is set and slows numpy's BLAS; for a fair comparison unset it: "
+            "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE <command>"
         )
     return lines

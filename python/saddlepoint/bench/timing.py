@@ -99,8 +99,8 @@ class Sizes:
         return Repeats(max(1, round(rounds * self.scale)), max(1, round(block * self.scale)), warmup)
 
 
-SHORT = Sizes(scale=0.5)
-FULL = Sizes(gemm=(1024, 2048), memory=100_000_000, samples=60_000, scale=1.0)
+SHORT = Sizes()
+FULL = Sizes(gemm=(1024, 2048), memory=100_000_000, samples=60_000, epochs=3, scale=2.0)
 QUICK = Sizes(
     gemm=(64,),
     memory=100_000,

@@ -220,3 +220,24 @@ def test_a_plan_writes_the_zeros_zero_grad_left_pending():
         model.parameters()[0].grad = np.ones_like(model.parameters()[0].data)
         opt.step()  # the others' gradients are zero: only the first parameter moves
     _assert_same(models, opts)
+
+
+def test_the_trainers_guard_checks_a_flat_span_of_gradients_at_once():
+    from saddlepoint.training.trainer import _BatchRollback, _NotFinite
+
+    model = _mlp()
+    guard = _BatchRollback(model)
+    params = model.parameters()
+    for p in params:
+        p.grad = np.ones_like(p.data)
+    guard.before_update()
+    guard.before_update()
+    assert guard.flat_grads is not None  # the one-pass path
+    params[-1]._grad[0] = np.nan
+    with pytest.raises(_NotFinite):
+        guard.before_update()
+    params[-1].zero_grad()  # zeros pending: the stale NaN is not the gradient
+    guard.before_update()
+    params[1]._grad = np.full_like(params[1].data, np.inf)  # rebound out of the span
+    with pytest.raises(_NotFinite):
+        guard.before_update()

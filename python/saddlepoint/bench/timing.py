@@ -85,7 +85,7 @@ class Sizes:
     """The problem sizes of a run: the short default, ``--full``, or the tiny ``--quick`` of the tests."""
 
     gemm: tuple[int, ...] = (1024,)
-    memory: int = 10_000_000
+    memory: int = 32_000_000  # 128 MB an array: past any cache, so DRAM bandwidth (10M still partly hits L3)
     dense: tuple[tuple[int, int, int], ...] = ((128, 784, 512), (1024, 1024, 1024))
     cross_entropy: tuple[tuple[int, int], ...] = ((1024, 1000), (128, 10))
     optim: tuple[int, ...] = (100_000, 10_000_000)

@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=_positive,
+        metavar="N",
         help="threads for saddlepoint, NumPy's BLAS and PyTorch (default: their own)",
     )
     parser.add_argument(

@@ -147,7 +147,9 @@ def epochs(sizes: Sizes, torch: Any, peak: float | None) -> list[Row]:
         if torch is not None:
             runs["torch"] = lambda b=batch_size: run_torch(torch, X, y, b)
         runs["products only"] = lambda b=batch_size: run_products(X, b)
-        measured = interleaved(runs, Repeats(sizes.epochs, 1, 0))
+        # OpenBLAS's threads spin about 0.1 s after a call (its THREAD_TIMEOUT, 2^28 cycles): a
+        # pause, not a whole untimed epoch, keeps the next library from paying for them.
+        measured = interleaved(runs, Repeats(sizes.epochs, 1, 0, pause=0.25))
         rate = FLOPS_PER_SAMPLE * sizes.samples / measured["saddlepoint"][0]
         rows.append(
             row(

@@ -11,11 +11,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Repeats:
-    """How much to time: ``rounds`` turns of ``block`` timed calls, each after ``warmup`` untimed ones."""
+    """How much to time: ``rounds`` turns of ``block`` timed calls, each after ``warmup`` untimed
+    ones and ``pause`` seconds of sleep (time for another BLAS's spinning threads to go to sleep
+    where a warmup call would cost too much)."""
 
     rounds: int = 5
     block: int = 8
     warmup: int = 2
+    pause: float = 0.0
 
 
 def interleaved(functions: Mapping[str, Callable[..., Any]], repeats: Repeats = Repeats()) -> dict:
@@ -29,6 +32,8 @@ def interleaved(functions: Mapping[str, Callable[..., Any]], repeats: Repeats = 
     times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats.rounds):
         for name, f in functions.items():
+            if repeats.pause:
+                time.sleep(repeats.pause)
             for _ in range(repeats.warmup):
                 f()
             for _ in range(repeats.block):

@@ -534,3 +534,19 @@ def test_classification_scores_agree_with_scikit_learn(rng):
     assert scores["roc_auc"] == 0.5
     with pytest.raises(ValueError, match="same number of rows"):
         classification_scores(constant, labels[:5])
+
+
+def test_inputs_take_the_models_dtype_by_default():
+    """A float64 model trains on float64 inputs without being told (a float32 default would
+    hand its Dense layers float32 batches, which they refuse)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 4)), rng.integers(0, 2, 64)
+    model = sp.mlp([4, 8, 2], dtype=np.float64, rng=0)
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.SGD(model.parameters(), lr=0.1), verbose=0, seed=0)
+    assert trainer.dtype == np.float64
+    history = trainer.fit(X, y, epochs=2)
+    assert np.isfinite(history["loss"]).all() and trainer.predict(X).dtype == np.float64
+    assert (
+        sp.Trainer(sp.mlp([4, 2], rng=0), sp.MSELoss(), sp.SGD(sp.mlp([4, 2]).parameters(), lr=0.1)).dtype
+        == np.float32
+    )

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ..data.splits import model_dtype, prepare_data
+from ..data.splits import prepare_data
 from ..nn import Module, dense_config, from_config, widen_config
 from ..optim import Adam
 from ..training import Trainer, TrainingDiverged
@@ -451,7 +451,6 @@ def guide(
             batch_size=batch_size,
             seed=seed,
             verbose=verbose,
-            dtype=model_dtype(net),
         )
         reports[name] = _train_and_score(name, trainer, splits, epochs, baseline)
         trained[name] = net

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..data.splits import model_dtype, prepare_data
+from ..data.splits import prepare_data
 from ..nn import Module
 from ..optim import SGD
 from ..training import Callback, Trainer
@@ -413,7 +413,6 @@ def batch_size_study(
                 batch_size=batch_size,
                 seed=seed,
                 verbose=0,
-                dtype=model_dtype(model),
                 callbacks=[_Deadline(budget)],
             )
             begin = time.perf_counter()

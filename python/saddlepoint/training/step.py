@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..nn.scratch import _REUSE
+from ..nn.scratch import reusing_buffers
 
 
 class StepGuard(Protocol):
@@ -33,15 +33,12 @@ def train_step(model, loss_fn, optimizer, xb, yb, guard: StepGuard | None = None
     the loss reuse their output and gradient buffers from one step to the next (no array is
     allocated in steady state), and the step hands none of them out.
     """
-    token = _REUSE.set(True)
-    try:
+    with reusing_buffers():
         loss = loss_fn(model.forward(xb), yb)
         if guard is not None:
             guard.after_forward(loss)
         optimizer.zero_grad()
         model.backward(loss_fn.backward())
-    finally:
-        _REUSE.reset(token)
     if guard is not None:
         guard.before_update()
     optimizer.step()

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .. import _core
 from ..data.batches import minibatches
 from ..data.checks import check_data, split_pair
+from ..data.splits import model_dtype
 from ..data.targets import is_classification_loss, training_targets
 from ..io import checkpoint as ckpt
 from ..losses import BCEWithLogitsLoss, softmax
@@ -169,7 +170,8 @@ class Trainer:
         (buffers and dropout generators included), so model and optimizer are left exactly as
         they were before it
     verbose : 1 for a tqdm progress bar (on stderr; off when stderr is not a terminal), 0 for none
-    dtype : inputs are converted to the model's dtype (float32 by default)
+    dtype : what inputs are converted to; by default the dtype of the model's parameters
+        (float32 for a model without any), so a float64 model trains on float64 inputs
     """
 
     #: The constraints of the constructor's settings (and of ``fit``'s ``validation_split``).
@@ -201,7 +203,7 @@ class Trainer:
         check_finite: bool = True,
         verbose: int = 1,
         seed=None,
-        dtype=np.float32,
+        dtype=None,
     ):
         checked = check_params(
             dict(
@@ -232,7 +234,7 @@ class Trainer:
         # The validation split has its own seed, so every fit() call (and a resumed run) holds
         # out the same samples without drawing from the shuffling generator.
         self.split_seed = int(self.rng.integers(2**31))
-        self.dtype = np.dtype(dtype)
+        self.dtype = model_dtype(model) if dtype is None else np.dtype(dtype)
         self.history = History()
         self.epoch = 0
         self.stop_training = False

@@ -1,3 +1,4 @@
+import builtins
 import os
 import sys
 
@@ -23,3 +24,16 @@ def tol(dtype):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def without_matplotlib(monkeypatch):
+    """Imports of matplotlib fail, as where the [plot] extra is not installed."""
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)

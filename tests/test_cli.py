@@ -549,17 +549,7 @@ def test_the_regression_table_is_unchanged_in_kind(capsys, tmp_path):
     assert float(result["test R2"]) == pytest.approx(metrics["test R2"], abs=5e-5)
 
 
-def test_a_notice_names_the_plot_extra_when_matplotlib_is_missing(capsys, tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+def test_a_notice_names_the_plot_extra_when_matplotlib_is_missing(capsys, tmp_path, without_matplotlib):
     argv = ["train", "--data", "iris", "--epochs", "3", "--out", str(tmp_path / "run")]
     code, _, err = run(argv, capsys)
     assert code == 0 and not (tmp_path / "run" / "loss.png").exists()

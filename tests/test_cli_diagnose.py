@@ -259,17 +259,7 @@ def test_diagnose_checks_its_run_folder_and_memory_before_training(capsys, tmp_p
     assert not (tmp_path / "fresh").exists()
 
 
-def test_diagnose_names_bundled_columns_and_says_when_it_skips_plots(capsys, tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+def test_diagnose_names_bundled_columns_and_says_when_it_skips_plots(capsys, tmp_path, without_matplotlib):
     out = tmp_path / "report"
     argv = ["diagnose", "--data", "iris", "--hidden", "8", "--epochs", "3", "--hessian-samples", "50"]
     assert main([*argv, "--out", str(out)]) == 0

@@ -8,9 +8,9 @@
 mod activation;
 mod arrays;
 mod clip;
+mod dense;
 mod gather;
 mod loss;
-mod matmul;
 mod norm;
 mod optim;
 mod parallel;
@@ -29,9 +29,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     add_functions!(m, [
         activation: activation_forward activation_backward;
         clip: norm_part all_finite scale_ clamp_;
+        dense: dense_forward dense_backward;
         gather: gather_rows;
         loss: mse_loss l1_loss binary_cross_entropy_with_logits cross_entropy softmax log_softmax one_hot;
-        matmul: dense_forward dense_backward;
         norm: batch_norm_statistics batch_norm_forward_train batch_norm_normalize batch_norm_backward
               layer_norm_forward layer_norm_backward dropout_forward;
         optim: sgd_step adagrad_step rmsprop_step adam_step;

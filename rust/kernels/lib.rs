@@ -21,6 +21,7 @@
 
 pub mod activation;
 pub mod clip;
+pub mod dense;
 pub mod error;
 pub mod gather;
 pub mod loss;

@@ -3,7 +3,7 @@
 use super::arrays::{with_float, Args, Arr, Borrow, In, OptArr, Out, ANY};
 use crate::error::Error;
 use pyo3::prelude::*;
-use saddlepoint_kernels::matmul::{self, DenseGrads, DenseShape};
+use saddlepoint_kernels::dense::{self, DenseGrads, DenseShape};
 
 /// `out = x @ weight.T + bias` for `x` (batch, in), `weight` (out, in), `bias` (out,) or None.
 /// No input features: `out = bias` (or zeros); no rows or outputs: an empty `out`.
@@ -17,7 +17,7 @@ pub fn dense_forward(py: Python<'_>, x: Arr, weight: Arr, bias: OptArr, out: Arr
         let bias: Option<In<T>> = a.opt(bias, "bias", &[shape.out_features])?;
         let mut out: Out<T> = a.arg(out, "out", &[shape.batch, shape.out_features])?;
         let (x, weight, bias, out) = (&*x, &*weight, bias.as_deref(), &mut *out);
-        a.run(|| matmul::dense_forward(x, weight, bias, out, shape))
+        a.run(|| dense::dense_forward(x, weight, bias, out, shape))
     })
 }
 
@@ -41,6 +41,6 @@ pub fn dense_backward(
         let mut gx: Option<Out<T>> = a.opt(grad_input, "grad_input", &[batch, n_in])?;
         let (weight, bias, input) = (gw.as_deref_mut(), gb.as_deref_mut(), gx.as_deref_mut());
         let (x, w, dy, grads) = (&*x, &*w, &*dy, DenseGrads { weight, bias, input, accumulate });
-        a.run(|| matmul::dense_backward(x, w, dy, grads, shape))
+        a.run(|| dense::dense_backward(x, w, dy, grads, shape))
     })
 }

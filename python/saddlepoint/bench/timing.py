@@ -105,7 +105,16 @@ class Sizes:
 
 
 SHORT = Sizes()
-FULL = Sizes(gemm=(1024, 2048), memory=100_000_000, samples=60_000, epochs=3, scale=2.0)
+FULL = Sizes(
+    gemm=(1024, 2048),
+    memory=100_000_000,
+    # The epoch's layers at each of its batch sizes, and a large square.
+    dense=tuple((b, i, o) for b in (32, 128, 512) for i, o in ((784, 512), (512, 256), (256, 10)))
+    + ((1024, 1024, 1024),),
+    samples=60_000,
+    epochs=3,
+    scale=2.0,
+)
 QUICK = Sizes(
     gemm=(64,),
     memory=100_000,

@@ -18,15 +18,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// by side (see [`matmul`]); below it, serially on the calling thread.
 const SPLIT_MIN_MULTIPLY_ADDS: usize = 1 << 20;
 
-/// From this many multiply-adds on, with more than one thread, a product is one call of the
-/// x86 kernels on all threads: their own split (packing shared by the threads) scales where
-/// independent parts do not. Measured on 2 cores (f32, AVX-512, quiet moments of a busy
-/// machine): 1024³ 273 GFLOP/s in parts, 472 on the kernels' threads (NumPy 456); at 512M
-/// multiply-adds the two tie, and below the parts win. The kernels' threads wait for each other
-/// at barriers, so with another busy process on the machine they lose to parts (1024³: 63 vs
-/// 155 GFLOP/s); hence only the largest products.
-const OWN_THREADS_MIN_MULTIPLY_ADDS: usize = 1 << 30;
-
 /// Below this many multiply-adds faer's small-matrix kernels are used (faer's own threshold).
 const TINY_MULTIPLY_ADDS: usize = 16 * 16 * 16;
 
@@ -69,21 +60,17 @@ pub fn matmul_with<T: Float>(
         serial_product(dst, lhs, rhs, accum, simd);
         return Ok(());
     }
-    let threads = num_threads();
-    if let Some(instr) = simd.filter(|_| threads > 1 && m * n * k >= OWN_THREADS_MIN_MULTIPLY_ADDS) {
-        // The kernels' result does not depend on their thread count: they split the output
-        // into tiles, never the sum over k (checked for 1 to 8 threads, f32 and f64).
-        install(|| x86_product(dst, lhs, rhs, accum, instr, threads));
-        return Ok(());
-    }
     // Independent parts of the output, each a serial product, side by side. Measured on 2
     // cores (f32), two halves beat faer's own parallel split at every dense-layer shape tried:
     // 32×512→256 forward 96 → 60 µs, 32×784→512 weight gradient 193 → 146 µs, 128×784→512
     // forward 886 → 591 µs. Serial parts also keep the result independent of the thread count,
-    // which faer's parallel matrix-vector products are not.
+    // which faer's parallel matrix-vector products are not. The x86 kernels' own threads (faer's
+    // parallel path) tied with two parts at 1024³ on a quiet machine (472 vs 464 GFLOP/s; NumPy
+    // 456) and lost to them with another busy process (63 vs 155): their threads wait for each
+    // other at barriers.
     let split_rows = m >= 2 * SPLIT_ALIGN && 2 * m >= n;
     let count = parts(m * n * k, if split_rows { m } else { n });
-    if threads > 1 {
+    if num_threads() > 1 {
         install(|| product_in_parts(dst, lhs, rhs, accum, count, split_rows, simd, true));
     } else {
         product_in_parts(dst, lhs, rhs, accum, count, split_rows, simd, false);
@@ -129,7 +116,7 @@ fn serial_product<T: Float>(
     let (m, n, k) = (dst.nrows(), dst.ncols(), lhs.ncols());
     match simd {
         Some(instr) if m > 1 && n > 1 && k > 1 && m * n * k > TINY_MULTIPLY_ADDS => {
-            x86_product(dst, lhs, rhs, accum, instr, 1)
+            x86_product(dst, lhs, rhs, accum, instr)
         }
         _ => faer_matmul(dst, accum, lhs, rhs, T::one(), Par::Seq),
     }
@@ -195,10 +182,10 @@ fn detect() -> Option<Simd> {
     None
 }
 
-/// `dst (+)= lhs · rhs` by the x86 kernels on `threads` threads (of the current rayon pool).
+/// `dst (+)= lhs · rhs` by the x86 kernels, on the calling thread.
 #[cfg(target_arch = "x86_64")]
 fn x86_product<T: Float>(
-    dst: MatMut<'_, T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, accum: Accum, instr: Simd, threads: usize,
+    dst: MatMut<'_, T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, accum: Accum, instr: Simd,
 ) {
     use private_gemm_x86 as x86;
     use std::any::TypeId;
@@ -216,8 +203,8 @@ fn x86_product<T: Float>(
     // SAFETY: `T` is f32 or f64 (the only `Float`s) and `dtype` says which; the three pointers
     // with their element strides and `m`, `n`, `k` describe the matrices the views borrow (faer
     // makes the same call); `dst` is borrowed mutably, so nothing else reads or writes it. `k` is
-    // at least 1 (`serial_product` checks it; larger products have `m·n·k` > 0), so `Replace`
-    // writes all of `dst` (with `k` = 0 the kernels would leave it untouched).
+    // at least 2 (`serial_product` checks it), so `Replace` writes all of `dst` (with `k` = 0
+    // the kernels would leave it untouched).
     unsafe {
         x86::gemm(
             dtype,
@@ -244,14 +231,14 @@ fn x86_product<T: Float>(
             rhs.col_stride(),
             false,
             &raw const alpha as *const (),
-            threads,
+            1,
         );
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 fn x86_product<T: Float>(
-    dst: MatMut<'_, T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, accum: Accum, _instr: Simd, _threads: usize,
+    dst: MatMut<'_, T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, accum: Accum, _instr: Simd,
 ) {
     faer_matmul(dst, accum, lhs, rhs, T::one(), Par::Seq);
 }
@@ -275,7 +262,7 @@ mod tests {
     }
 
     /// Every path (faer alone, the x86 kernels at each instruction set this CPU has; serial,
-    /// in parts, on the kernels' own threads), f32 and f64, plain and transposed operands,
+    /// in parts), f32 and f64, plain and transposed operands,
     /// replacing and accumulating, against a naive product.
     #[test]
     fn products_match_naive_loops_on_every_path() {
@@ -286,7 +273,7 @@ mod tests {
                 levels.push(Some(Simd::Avx512));
             }
         }
-        // tiny, matrix-vector, serial x86, in parts (rows, columns), the kernels' own threads
+        // tiny, matrix-vector, serial x86, in parts (rows, columns)
         let shapes = [
             (3, 4, 5),
             (1, 40, 30),
@@ -348,37 +335,6 @@ mod tests {
                             );
                         }
                     }
-                }
-            }
-        }
-    }
-
-    /// The kernels on their own threads (used above [`OWN_THREADS_MIN_MULTIPLY_ADDS`], too large
-    /// for a naive check) give the same bits on 1 to 4 threads, and the right product.
-    #[test]
-    fn the_kernels_own_threads_do_not_change_the_result() {
-        let Some(best) = detect() else { return };
-        let (m, k, n) = (300, 700, 260);
-        let (a, b) = (data(m * k, 0.5), data(k * n, 1.5));
-        let expected = naive(&a, &b, m, k, n);
-        for simd in [Simd::Avx2, best] {
-            let mut first: Option<Vec<f64>> = None;
-            for threads in 1..=4 {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let mut out = vec![0.0; m * n];
-                let dst = MatMut::from_row_major_slice_mut(&mut out, m, n);
-                let (lhs, rhs) =
-                    (MatRef::from_row_major_slice(&a, m, k), MatRef::from_row_major_slice(&b, k, n));
-                pool.install(|| x86_product(dst, lhs, rhs, Accum::Replace, simd, threads));
-                for i in 0..m * n {
-                    assert!((out[i] - expected[i]).abs() < 1e-9 * k as f64);
-                }
-                match &first {
-                    None => first = Some(out),
-                    Some(f) => assert!(
-                        f.iter().zip(&out).all(|(x, y)| x.to_bits() == y.to_bits()),
-                        "{simd:?} {threads}"
-                    ),
                 }
             }
         }

@@ -1,5 +1,5 @@
 """The vectorized exponential (kernels/exp.rs) against numpy.exp, reached through the "exp"
-activation, and the kernels built on it (softmax, cross-entropy, sigmoid, BCE) at the sizes and
+activation, and the kernels built on it (softmax, cross-entropy, sigmoid, tanh, BCE) at the sizes and
 inputs where vector loops have edges: row tails, -inf logits, extreme values, several threads."""
 
 import numpy as np
@@ -96,6 +96,21 @@ def test_exp_of_every_length_and_its_derivative(dtype, rng, size):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_is_within_a_few_ulp_of_numpy(dtype, rng):
+    edges = [0.625, -0.625, 0.0, -0.0, 1e-30, -1e-300, 20.0, -20.0, 1e30, -1e30, np.inf, -np.inf]
+    x = np.concatenate([rng.standard_normal(10_000) * 3, rng.uniform(-0.7, 0.7, 10_000), edges])
+    x = x.astype(dtype)
+    y = np.empty_like(x)
+    _core.activation_forward("tanh", x, y)
+    np.testing.assert_array_max_ulp(y, np.tanh(x), maxulp=3)
+    np.testing.assert_array_max_ulp(y, np.tanh(x.astype(np.longdouble)).astype(dtype), maxulp=2)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(x))
+    nan = np.empty(1, dtype)
+    _core.activation_forward("tanh", np.array([np.nan], dtype), nan)
+    assert np.isnan(nan[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_saturates_without_nan(dtype):
     x = np.array([-np.inf, -1e30, -200.0, -50.0, 0.0, 50.0, 200.0, 1e30, np.inf], dtype=dtype)
     y = np.empty_like(x)
@@ -179,7 +194,9 @@ def test_exp_kernels_are_bit_identical_for_1_and_2_threads(restore_threads, dtyp
         ]
         flat = [v if isinstance(v, float) else v.tobytes() for pair in run for v in pair]
         flat += [losses.softmax(z).tobytes(), losses.log_softmax(z).tobytes(), exp(z).tobytes()]
-        sig = np.empty_like(z)
-        _core.activation_forward("sigmoid", z, sig)
-        results.append(flat + [sig.tobytes()])
+        for kind in ("sigmoid", "tanh"):
+            out = np.empty_like(z)
+            _core.activation_forward(kind, z, out)
+            flat.append(out.tobytes())
+        results.append(flat)
     assert results[0] == results[1]

@@ -1,7 +1,7 @@
 //! Elementwise activations and their derivatives.
 
 use crate::error::check_len;
-use crate::exp::exp;
+use crate::exp::{exp, tanh};
 use crate::parallel::{for_each_chunk_mut, worth_parallel};
 use crate::scalar::cst;
 use crate::{Float, KernelError};
@@ -82,7 +82,7 @@ fn forward_chunk<T: Float>(activation: Activation, x: &[T], out: &mut [T]) {
         }
         Activation::Sigmoid => (0..n).for_each(|i| out[i] = T::one() / (T::one() + exp(-x[i]))),
         Activation::Exp => (0..n).for_each(|i| out[i] = exp(x[i])),
-        Activation::Tanh => (0..n).for_each(|i| out[i] = x[i].tanh()),
+        Activation::Tanh => (0..n).for_each(|i| out[i] = tanh(x[i])),
     }
 }
 

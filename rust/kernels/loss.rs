@@ -144,9 +144,14 @@ impl<T: Float> CrossEntropyOptions<'_, T> {
         self.class_weights.map_or(T::one(), |w| w[class])
     }
 
-    fn coefficients(&self, classes: usize, scale: f64) -> RowCoefficients<'_, T> {
+    /// The coefficients of the row loops; `ones` holds `classes` ones, the weights when there
+    /// are no class weights.
+    fn coefficients<'b>(&self, ones: &'b [T], classes: usize, scale: f64) -> RowCoefficients<'b, T>
+    where
+        Self: 'b,
+    {
         RowCoefficients {
-            weights: self.class_weights,
+            weights: self.class_weights.unwrap_or(ones),
             keep: cst::<T>(1.0 - self.label_smoothing),
             spread: cst::<T>(self.label_smoothing / classes as f64),
             scale: cst::<T>(scale),
@@ -215,10 +220,34 @@ fn exp_shifted<T: Float>(z: &[T], max: T, out: &mut [T]) -> T {
     lane_sum(&lanes)
 }
 
+/// `(Σ_c f(a_c, b_c, c_c).0, Σ_c f(a_c, b_c, c_c).1)` over equal-length slices, in [`LANES`] lanes.
+#[inline(always)]
+fn lane_sums<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> (T, T)) -> (T, T) {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let (mut first, mut second) = ([T::zero(); LANES], [T::zero(); LANES]);
+    let blocks = a.chunks_exact(LANES).zip(b.chunks_exact(LANES)).zip(c.chunks_exact(LANES));
+    for ((a, b), c) in blocks {
+        for j in 0..LANES {
+            let (x, y) = f(a[j], b[j], c[j]);
+            first[j] += x;
+            second[j] += y;
+        }
+    }
+    let split = n - n % LANES;
+    for (j, ((&a, &b), &c)) in a[split..].iter().zip(&b[split..]).zip(&c[split..]).enumerate() {
+        let (x, y) = f(a, b, c);
+        first[j] += x;
+        second[j] += y;
+    }
+    (lane_sum(&first), lane_sum(&second))
+}
+
 /// The class weights and label smoothing as the row loops use them.
 #[derive(Clone, Copy)]
 struct RowCoefficients<'a, T> {
-    weights: Option<&'a [T]>,
+    /// One per class (all ones without class weights).
+    weights: &'a [T],
     /// `1 − ε`
     keep: T,
     /// `ε / C`
@@ -235,30 +264,23 @@ fn label_rows<T: Float>(
     logits: &[T], labels: &[i64], classes: usize, k: RowCoefficients<'_, T>, total_weight: T, grad: &mut [T],
 ) -> f64 {
     let smoothing = k.spread != T::zero();
+    let w = &k.weights[..classes];
     let mut loss = 0.0;
     for ((z, g), &y) in logits.chunks_exact(classes).zip(grad.chunks_exact_mut(classes)).zip(labels) {
         let y = y as usize; // checked to be in [0, classes)
         let max = row_max(z);
         let sum = exp_shifted(z, max, g);
         let log_sum = sum.ln();
-        let w_y = k.weights.map_or(T::one(), |w| w[y]);
-        let target = k.keep * w_y;
+        let target = k.keep * w[y];
         let mut row = target * ((max - z[y]) + log_sum);
-        let a = k.scale * (target + k.spread * total_weight) / sum;
-        let b = k.scale * k.spread;
         if smoothing {
             // Σ_c w_c·(max − z_c), every term >= 0: no cancellation for large logits.
-            let mut lanes = [T::zero(); LANES];
-            for (c, &v) in z.iter().enumerate() {
-                let w = k.weights.map_or(T::one(), |w| w[c]);
-                lanes[c % LANES] += w * (max - v);
-            }
-            row += k.spread * (lane_sum(&lanes) + total_weight * log_sum);
+            let (gaps, _) = lane_sums(z, w, w, |v, w, _| (w * (max - v), T::zero()));
+            row += k.spread * (gaps + total_weight * log_sum);
         }
-        match k.weights {
-            Some(w) => g.iter_mut().zip(w).for_each(|(g, &w)| *g = a * *g - b * w),
-            None => g.iter_mut().for_each(|g| *g = a * *g - b),
-        }
+        let a = k.scale * (target + k.spread * total_weight) / sum;
+        let b = k.scale * k.spread;
+        g.iter_mut().zip(w).for_each(|(g, &w)| *g = a * *g - b * w);
         g[y] -= k.scale * target;
         loss += row.as_f64();
     }
@@ -271,24 +293,22 @@ fn label_rows<T: Float>(
 fn probability_rows<T: Float>(
     logits: &[T], targets: &[T], classes: usize, k: RowCoefficients<'_, T>, grad: &mut [T],
 ) -> f64 {
+    let w = &k.weights[..classes];
     let mut loss = 0.0;
     let rows = logits.chunks_exact(classes).zip(targets.chunks_exact(classes));
     for ((z, t), g) in rows.zip(grad.chunks_exact_mut(classes)) {
         let max = row_max(z);
         let sum = exp_shifted(z, max, g);
         let log_sum = sum.ln();
-        let q = |c: usize, t: T| k.weights.map_or(T::one(), |w| w[c]) * (k.keep * t + k.spread);
-        let (mut total_q, mut row) = ([T::zero(); LANES], [T::zero(); LANES]);
-        for (c, (&v, &t)) in z.iter().zip(t).enumerate() {
-            let q = q(c, t);
-            total_q[c % LANES] += q;
-            row[c % LANES] += q * ((max - v) + log_sum);
+        let (total_q, row) = lane_sums(z, t, w, |v, t, w| {
+            let q = w * (k.keep * t + k.spread);
+            (q, q * ((max - v) + log_sum))
+        });
+        let a = k.scale * total_q / sum;
+        for ((g, &t), &w) in g.iter_mut().zip(t).zip(w) {
+            *g = a * *g - k.scale * (w * (k.keep * t + k.spread));
         }
-        let a = k.scale * lane_sum(&total_q) / sum;
-        for (c, (g, &t)) in g.iter_mut().zip(t).enumerate() {
-            *g = a * *g - k.scale * q(c, t);
-        }
-        loss += lane_sum(&row).as_f64();
+        loss += row.as_f64();
     }
     loss
 }
@@ -317,7 +337,8 @@ pub fn cross_entropy_labels<T: Float>(
     if total_weight <= 0.0 {
         return Err(KernelError::value("weight", "the weights of the batch's labels sum to 0"));
     }
-    let k = options.coefficients(classes, 1.0 / total_weight);
+    let ones = vec![T::one(); if options.class_weights.is_some() { 0 } else { classes }];
+    let k = options.coefficients(&ones, classes, 1.0 / total_weight);
     let class_weights =
         cst::<T>(options.class_weights.map_or(classes as f64, |w| w.iter().map(|v| v.as_f64()).sum()));
     let chunk = ROWS_PER_CHUNK * classes;
@@ -340,7 +361,8 @@ pub fn cross_entropy_probabilities<T: Float>(
     check_len("target", targets, logits.len())?;
     options.check(classes)?;
     check_finite("target", targets)?;
-    let k = options.coefficients(classes, 1.0 / rows as f64);
+    let ones = vec![T::one(); if options.class_weights.is_some() { 0 } else { classes }];
+    let k = options.coefficients(&ones, classes, 1.0 / rows as f64);
     let chunk = ROWS_PER_CHUNK * classes;
     let sum = sum_over_chunks_mut(grad, chunk, rows_worth_parallel(logits.len()), |i, g| {
         let range = i * chunk..i * chunk + g.len();

@@ -474,6 +474,23 @@ mod tests {
     }
 
     #[test]
+    fn a_non_finite_value_anywhere_is_found() {
+        for n in [1usize, 15, 16, 17, 100] {
+            let ok = vec![f32::MAX; n];
+            assert!(all_finite(&ok) && all_finite(&ok[..0]));
+            for i in 0..n {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut v = ok.clone();
+                    v[i] = bad;
+                    assert!(!all_finite(&v), "{bad} at {i} of {n}");
+                    let e = check_finite("target", &v).unwrap_err().to_string();
+                    assert!(e.contains(&format!("flat index {i}")), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn zero_sizes_give_defined_results() {
         let opts = CrossEntropyOptions::<f64> { class_weights: None, label_smoothing: 0.0 };
         // A mean over nothing has no value: an error.

@@ -229,7 +229,8 @@ def optimizers(sizes: Sizes, torch: Any, bandwidth: float | None) -> list[Row]:
                 theta.grad = torch.tensor(grad)
                 options = {"momentum": 0.9} if kind == "SGD" else {}
                 runs["torch"] = getattr(torch.optim, kind)([theta], lr=1e-3, foreach=True, **options).step
-            measured = interleaved(runs, sizes.repeats(5, 2 if n > 1e6 else 20))
+            # Four calls a turn at 10M too: two were too few to catch a quiet moment of a shared machine.
+            measured = interleaved(runs, sizes.repeats(5, 4 if n > 1e6 else 20))
             rate = per_parameter * n / measured["saddlepoint"][0]
             rows.append(
                 row(

@@ -1,7 +1,7 @@
 //! Elementwise activations and their derivatives.
 
 use crate::error::check_len;
-use crate::exp::{exp, tanh};
+use crate::exp::{exp_in, tanh_in};
 use crate::parallel::{for_each_chunk_mut, worth_parallel};
 use crate::scalar::cst;
 use crate::{Float, KernelError};
@@ -64,9 +64,11 @@ pub fn activation_forward<T: Float>(
 // The match on the activation sits outside each loop, so every loop is a plain, branch-free
 // pass that vectorizes (a per-element branch on random signs costs a misprediction each);
 // `multiversion` adds AVX-512 and AVX2 builds chosen at run time (the exponential of the
-// sigmoid is compute-bound: wider vectors pay).
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+// sigmoid is compute-bound: wider vectors and fused multiply-adds pay; the AVX-512 target names
+// FMA, which AVX-512 implies, so that `target_cfg_f!` sees it).
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn forward_chunk<T: Float>(activation: Activation, x: &[T], out: &mut [T]) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     let n = out.len();
     let x = &x[..n];
     match activation {
@@ -80,9 +82,9 @@ fn forward_chunk<T: Float>(activation: Activation, x: &[T], out: &mut [T]) {
             let (three, six) = (cst::<T>(3.0), cst::<T>(6.0));
             (0..n).for_each(|i| out[i] = (x[i] + three).max(T::zero()).min(six) / six)
         }
-        Activation::Sigmoid => (0..n).for_each(|i| out[i] = T::one() / (T::one() + exp(-x[i]))),
-        Activation::Exp => (0..n).for_each(|i| out[i] = exp(x[i])),
-        Activation::Tanh => (0..n).for_each(|i| out[i] = tanh(x[i])),
+        Activation::Sigmoid => (0..n).for_each(|i| out[i] = T::one() / (T::one() + exp_in::<T, FMA>(-x[i]))),
+        Activation::Exp => (0..n).for_each(|i| out[i] = exp_in::<T, FMA>(x[i])),
+        Activation::Tanh => (0..n).for_each(|i| out[i] = tanh_in::<T, FMA>(x[i])),
     }
 }
 

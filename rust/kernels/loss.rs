@@ -3,7 +3,7 @@
 //! independent); every loss is a mean, as PyTorch's `reduction="mean"`.
 
 use crate::error::{check_len, checked_product};
-use crate::exp::{exp, ln_1p_unit};
+use crate::exp::{exp, exp_in, ln_1p_unit};
 use crate::parallel::{
     for_each_chunk_mut, sum_over_chunks_mut, worth_parallel, worth_parallel_above, PAR_MIN_ELEMENTS,
 };
@@ -217,22 +217,22 @@ fn lane_sum<T: Float>(lanes: &[T; LANES]) -> T {
     lanes.iter().fold(T::zero(), |a, &b| a + b)
 }
 
-/// Writes `exp(z − max)` into `out` and returns the sum of those.
+/// Writes `exp(z − max)` into `out` and returns the sum of those (see [`exp_in`] for `FMA`).
 #[inline(always)]
-fn exp_shifted<T: Float>(z: &[T], max: T, out: &mut [T]) -> T {
+fn exp_shifted<T: Float, const FMA: bool>(z: &[T], max: T, out: &mut [T]) -> T {
     let mut lanes = [T::zero(); LANES];
     let n = z.len().min(out.len());
     let (z, out) = (&z[..n], &mut out[..n]);
     let split = n - n % LANES;
     for (o, v) in out[..split].chunks_exact_mut(LANES).zip(z[..split].chunks_exact(LANES)) {
         for ((o, &v), s) in o.iter_mut().zip(v).zip(lanes.iter_mut()) {
-            let e = exp(v - max);
+            let e = exp_in::<T, FMA>(v - max);
             *o = e;
             *s += e;
         }
     }
     for ((o, &v), s) in out[split..].iter_mut().zip(&z[split..]).zip(lanes.iter_mut()) {
-        let e = exp(v - max);
+        let e = exp_in::<T, FMA>(v - max);
         *o = e;
         *s += e;
     }
@@ -278,17 +278,18 @@ struct RowCoefficients<'a, T> {
 /// Rows of softmax cross-entropy against integer labels: for each row, `q_c = spread·w_c +
 /// [c = y]·keep·w_y`, the loss `Σ_c q_c·(lse − z_c)` and the gradient `scale·(Q·p_c − q_c)`
 /// with `Q = Σ_c q_c`. Returns the rows' summed loss.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn label_rows<T: Float>(
     logits: &[T], labels: &[i64], classes: usize, k: RowCoefficients<'_, T>, total_weight: T, grad: &mut [T],
 ) -> f64 {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     let smoothing = k.spread != T::zero();
     let w = &k.weights[..classes];
     let mut loss = 0.0;
     for ((z, g), &y) in logits.chunks_exact(classes).zip(grad.chunks_exact_mut(classes)).zip(labels) {
         let y = y as usize; // checked to be in [0, classes)
         let max = row_max(z);
-        let sum = exp_shifted(z, max, g);
+        let sum = exp_shifted::<T, FMA>(z, max, g);
         let log_sum = sum.ln();
         let target = k.keep * w[y];
         let mut row = target * ((max - z[y]) + log_sum);
@@ -308,16 +309,17 @@ fn label_rows<T: Float>(
 
 /// Rows of softmax cross-entropy against class probabilities `t`: `q_c = w_c·(keep·t_c +
 /// spread)`, loss and gradient as in [`label_rows`].
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn probability_rows<T: Float>(
     logits: &[T], targets: &[T], classes: usize, k: RowCoefficients<'_, T>, grad: &mut [T],
 ) -> f64 {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     let w = &k.weights[..classes];
     let mut loss = 0.0;
     let rows = logits.chunks_exact(classes).zip(targets.chunks_exact(classes));
     for ((z, t), g) in rows.zip(grad.chunks_exact_mut(classes)) {
         let max = row_max(z);
-        let sum = exp_shifted(z, max, g);
+        let sum = exp_shifted::<T, FMA>(z, max, g);
         let log_sum = sum.ln();
         let (total_q, row) = lane_sums(z, t, w, |v, t, w| {
             let q = w * (k.keep * t + k.spread);
@@ -391,11 +393,12 @@ pub fn cross_entropy_probabilities<T: Float>(
 }
 
 /// Rows of softmax (`log = false`) or log-softmax (`log = true`).
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn softmax_rows<T: Float>(x: &[T], cols: usize, log: bool, out: &mut [T]) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     for (o, z) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
         let max = row_max(z);
-        let sum = exp_shifted(z, max, o);
+        let sum = exp_shifted::<T, FMA>(z, max, o);
         if log {
             let lse = max + sum.ln();
             o.iter_mut().zip(z).for_each(|(o, &v)| *o = v - lse);

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use saddlepoint_kernels::activation::{self, Activation};
 
 /// `out = f(x)` elementwise for the activation `kind` ("identity", "relu", "leaky_relu",
-/// "sigmoid", "hard_sigmoid", "tanh").
+/// "sigmoid", "hard_sigmoid", "tanh", or "exp": the kernels' vectorized exponential).
 #[pyfunction]
 #[pyo3(signature = (kind, x, out, negative_slope = 0.01))]
 pub fn activation_forward(

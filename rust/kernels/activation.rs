@@ -1,6 +1,7 @@
 //! Elementwise activations and their derivatives.
 
 use crate::error::check_len;
+use crate::exp::{exp_in, tanh_in};
 use crate::parallel::{for_each_chunk_mut, worth_parallel};
 use crate::scalar::cst;
 use crate::{Float, KernelError};
@@ -22,11 +23,14 @@ pub enum Activation {
     /// `relu6(x + 3) / 6`, as PyTorch's `Hardsigmoid`.
     HardSigmoid,
     Tanh,
+    /// `exp(x)`: not a layer of the course, but the vectorized exponential the losses use,
+    /// reachable from Python for its tests.
+    Exp,
 }
 
 impl Activation {
     /// The activation named `kind` ("identity", "relu", "leaky_relu", "sigmoid", "hard_sigmoid",
-    /// "tanh"); `negative_slope` is leaky ReLU's.
+    /// "tanh", "exp"); `negative_slope` is leaky ReLU's.
     pub fn parse(kind: &str, negative_slope: f64) -> Result<Activation, KernelError> {
         Ok(match kind {
             "identity" => Activation::Identity,
@@ -35,34 +39,13 @@ impl Activation {
             "sigmoid" => Activation::Sigmoid,
             "hard_sigmoid" => Activation::HardSigmoid,
             "tanh" => Activation::Tanh,
+            "exp" => Activation::Exp,
             other => {
                 return Err(KernelError::Message(format!(
-                "kind must be one of identity, relu, leaky_relu, sigmoid, hard_sigmoid, tanh; got {other:?}"
+                "kind must be one of identity, relu, leaky_relu, sigmoid, hard_sigmoid, tanh, exp; got {other:?}"
             )))
             }
         })
-    }
-}
-
-impl Activation {
-    #[inline(always)]
-    fn value<T: Float>(self, x: T) -> T {
-        match self {
-            Activation::Identity => x,
-            Activation::Relu => x.max(T::zero()),
-            Activation::LeakyRelu { negative_slope } => {
-                if x > T::zero() {
-                    x
-                } else {
-                    x * cst::<T>(negative_slope)
-                }
-            }
-            Activation::Sigmoid => T::one() / (T::one() + (-x).exp()),
-            Activation::HardSigmoid => {
-                ((x + cst::<T>(3.0)).max(T::zero()).min(cst::<T>(6.0))) / cst::<T>(6.0)
-            }
-            Activation::Tanh => x.tanh(),
-        }
     }
 }
 
@@ -80,9 +63,12 @@ pub fn activation_forward<T: Float>(
 
 // The match on the activation sits outside each loop, so every loop is a plain, branch-free
 // pass that vectorizes (a per-element branch on random signs costs a misprediction each);
-// `multiversion` adds an AVX2 build chosen at run time.
-#[multiversion(targets("x86_64+avx2+fma"))]
+// `multiversion` adds AVX-512 and AVX2 builds chosen at run time (the exponential of the
+// sigmoid is compute-bound: wider vectors and fused multiply-adds pay; the AVX-512 target names
+// FMA, which AVX-512 implies, so that `target_cfg_f!` sees it).
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn forward_chunk<T: Float>(activation: Activation, x: &[T], out: &mut [T]) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     let n = out.len();
     let x = &x[..n];
     match activation {
@@ -96,7 +82,9 @@ fn forward_chunk<T: Float>(activation: Activation, x: &[T], out: &mut [T]) {
             let (three, six) = (cst::<T>(3.0), cst::<T>(6.0));
             (0..n).for_each(|i| out[i] = (x[i] + three).max(T::zero()).min(six) / six)
         }
-        Activation::Sigmoid | Activation::Tanh => (0..n).for_each(|i| out[i] = activation.value(x[i])),
+        Activation::Sigmoid => (0..n).for_each(|i| out[i] = T::one() / (T::one() + exp_in::<T, FMA>(-x[i]))),
+        Activation::Exp => (0..n).for_each(|i| out[i] = exp_in::<T, FMA>(x[i])),
+        Activation::Tanh => (0..n).for_each(|i| out[i] = tanh_in::<T, FMA>(x[i])),
     }
 }
 
@@ -127,6 +115,7 @@ fn backward_chunk<T: Float>(activation: Activation, x: &[T], y: &[T], dy: &[T], 
         }
         Activation::Sigmoid => (0..n).for_each(|i| dx[i] = dy[i] * y[i] * (T::one() - y[i])),
         Activation::Tanh => (0..n).for_each(|i| dx[i] = dy[i] * (T::one() - y[i] * y[i])),
+        Activation::Exp => (0..n).for_each(|i| dx[i] = dy[i] * y[i]),
         Activation::HardSigmoid => {
             let (lo, hi, sixth) = (cst::<T>(-3.0), cst::<T>(3.0), cst::<T>(1.0 / 6.0));
             (0..n).for_each(|i| dx[i] = if x[i] > lo && x[i] < hi { dy[i] * sixth } else { T::zero() })

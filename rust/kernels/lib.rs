@@ -23,6 +23,7 @@ pub mod activation;
 pub mod clip;
 pub mod dense;
 pub mod error;
+pub mod exp;
 pub mod gather;
 pub mod loss;
 pub mod matmul;

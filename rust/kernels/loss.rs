@@ -3,9 +3,13 @@
 //! independent); every loss is a mean, as PyTorch's `reduction="mean"`.
 
 use crate::error::{check_len, checked_product};
-use crate::parallel::{for_each_chunk_mut, sum_over_chunks_mut, worth_parallel};
+use crate::exp::{exp, exp_in, ln_1p_unit};
+use crate::parallel::{
+    for_each_chunk_mut, sum_over_chunks_mut, worth_parallel, worth_parallel_above, PAR_MIN_ELEMENTS,
+};
 use crate::scalar::cst;
 use crate::{Float, KernelError};
+use multiversion::multiversion;
 
 /// Elements per task of an elementwise loss.
 const CHUNK: usize = 8192;
@@ -13,12 +17,31 @@ const CHUNK: usize = 8192;
 const ROWS_PER_CHUNK: usize = 64;
 
 fn check_finite<T: Float>(name: &'static str, values: &[T]) -> Result<(), KernelError> {
+    if all_finite(values) {
+        return Ok(());
+    }
     match values.iter().position(|v| !v.is_finite()) {
         Some(i) => {
             Err(KernelError::value(name, format!("must be finite, got {:?} at flat index {i}", values[i])))
         }
         None => Ok(()),
     }
+}
+
+/// Whether every value is finite: `v·0` is 0 for a finite `v` and NaN otherwise, so a sum of
+/// them in lanes vectorizes where a search for the first non-finite value (with its early exit)
+/// does not; it was most of the time of a mean squared error over 1M values.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn all_finite<T: Float>(values: &[T]) -> bool {
+    let mut lanes = [T::zero(); LANES];
+    let blocks = values.chunks_exact(LANES);
+    let rest = blocks.remainder();
+    for block in blocks {
+        for (s, &v) in lanes.iter_mut().zip(block) {
+            *s += v * T::zero();
+        }
+    }
+    rest.iter().fold(lane_sum(&lanes), |s, &v| s + v * T::zero()) == T::zero()
 }
 
 fn check_same_nonempty<T>(input: &[T], target: &[T], grad: &[T]) -> Result<(), KernelError> {
@@ -30,8 +53,8 @@ fn check_same_nonempty<T>(input: &[T], target: &[T], grad: &[T]) -> Result<(), K
 }
 
 /// A mean over all elements of `term(input, target)`, writing `grad_term(...)/n` into `grad`.
-fn elementwise_mean_loss<T: Float>(
-    input: &[T], target: &[T], grad: &mut [T], term: impl Fn(T, T, T) -> (T, T) + Sync + Send,
+fn elementwise_mean_loss<T: Float, F: Fn(T, T, T) -> (T, T) + Copy + Sync + Send>(
+    input: &[T], target: &[T], grad: &mut [T], term: F,
 ) -> Result<f64, KernelError> {
     check_same_nonempty(input, target, grad)?;
     check_finite("target", target)?;
@@ -39,16 +62,35 @@ fn elementwise_mean_loss<T: Float>(
     let inv_n = cst::<T>(1.0 / n as f64);
     let sum = sum_over_chunks_mut(grad, CHUNK, worth_parallel(n), |i, g| {
         let (start, end) = (i * CHUNK, i * CHUNK + g.len());
-        let pairs = input[start..end].iter().zip(&target[start..end]);
-        let mut acc = 0.0f64;
-        for (gi, (&x, &t)) in g.iter_mut().zip(pairs) {
-            let (loss, grad) = term(x, t, inv_n);
-            *gi = grad;
-            acc += loss.as_f64();
-        }
-        acc
+        elementwise_chunk(&input[start..end], &target[start..end], g, inv_n, term)
     });
     Ok(sum / n as f64)
+}
+
+/// One chunk of [`elementwise_mean_loss`]; the loss is summed in f64 over [`LANES`] lanes, so
+/// the loop vectorizes.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn elementwise_chunk<T: Float, F: Fn(T, T, T) -> (T, T)>(
+    input: &[T], target: &[T], grad: &mut [T], inv_n: T, term: F,
+) -> f64 {
+    let n = grad.len();
+    let (input, target) = (&input[..n], &target[..n]);
+    let mut lanes = [0.0f64; LANES];
+    let split = n - n % LANES;
+    let blocks = grad[..split].chunks_exact_mut(LANES).zip(input.chunks_exact(LANES));
+    for ((g, x), t) in blocks.zip(target.chunks_exact(LANES)) {
+        for j in 0..LANES {
+            let (loss, grad_j) = term(x[j], t[j], inv_n);
+            g[j] = grad_j;
+            lanes[j] += loss.as_f64();
+        }
+    }
+    for j in split..n {
+        let (loss, g) = term(input[j], target[j], inv_n);
+        grad[j] = g;
+        lanes[j - split] += loss.as_f64();
+    }
+    lanes.iter().sum()
 }
 
 /// Mean squared error `mean((input − target)²)`; gradient `2·(input − target)/n`.
@@ -80,9 +122,10 @@ pub fn binary_cross_entropy_with_logits<T: Float>(
     logits: &[T], target: &[T], grad: &mut [T],
 ) -> Result<f64, KernelError> {
     elementwise_mean_loss(logits, target, grad, |z, t, inv_n| {
-        let e = (-z.abs()).exp();
-        let sigmoid = if z >= T::zero() { T::one() / (T::one() + e) } else { e / (T::one() + e) };
-        (z.max(T::zero()) - z * t + e.ln_1p(), (sigmoid - t) * inv_n)
+        let e = exp(-z.abs());
+        // σ(z) = 1/(1 + e) for z >= 0, e/(1 + e) below: no overflow either way.
+        let sigmoid = if z >= T::zero() { T::one() } else { e } / (T::one() + e);
+        (z.max(T::zero()) - z * t + ln_1p_unit(e), (sigmoid - t) * inv_n)
     })
 }
 
@@ -119,6 +162,20 @@ impl<T: Float> CrossEntropyOptions<'_, T> {
     fn weight(&self, class: usize) -> T {
         self.class_weights.map_or(T::one(), |w| w[class])
     }
+
+    /// The coefficients of the row loops; `ones` holds `classes` ones, the weights when there
+    /// are no class weights.
+    fn coefficients<'b>(&self, ones: &'b [T], classes: usize, scale: f64) -> RowCoefficients<'b, T>
+    where
+        Self: 'b,
+    {
+        RowCoefficients {
+            weights: self.class_weights.unwrap_or(ones),
+            keep: cst::<T>(1.0 - self.label_smoothing),
+            spread: cst::<T>(self.label_smoothing / classes as f64),
+            scale: cst::<T>(scale),
+        }
+    }
 }
 
 /// Row shapes of the softmax losses: `rows × classes` logits.
@@ -135,29 +192,152 @@ fn check_logits<T>(logits: &[T], rows: usize, classes: usize, grad: &[T]) -> Res
     check_len("grad_input", grad, len)
 }
 
-/// One row of softmax cross-entropy against coefficients `q_c` (the weighted, smoothed target):
-/// returns `Σ_c q_c·(lse − z_c)` and writes `scale·(Q·p_c − q_c)` with `Q = Σ_c q_c` into `grad`.
-#[inline]
-fn cross_entropy_row<T: Float>(z: &[T], grad: &mut [T], q: impl Fn(usize) -> T, scale: T) -> f64 {
-    let max = z.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
-    let mut sum_exp = T::zero();
-    for (g, &v) in grad.iter_mut().zip(z) {
-        let e = (v - max).exp();
-        *g = e;
-        sum_exp += e;
+/// Lanes of the vectorized row loops: each keeps this many partial results, combined in a fixed
+/// order at the end, so the loops vectorize (a single running sum or maximum would not) and give
+/// the same bits in every build.
+const LANES: usize = 16;
+
+/// The largest element of `z` (NaN elements are passed over, as `f32::max` does).
+#[inline(always)]
+fn row_max<T: Float>(z: &[T]) -> T {
+    let mut lanes = [T::neg_infinity(); LANES];
+    let blocks = z.chunks_exact(LANES);
+    let rest = blocks.remainder();
+    for block in blocks {
+        for (m, &v) in lanes.iter_mut().zip(block) {
+            *m = if v > *m { v } else { *m };
+        }
     }
-    let log_sum = sum_exp.ln();
-    let (mut total_q, mut loss) = (T::zero(), T::zero());
-    for (c, &v) in z.iter().enumerate() {
-        let qc = q(c);
-        total_q += qc;
-        loss += qc * ((max - v) + log_sum);
+    rest.iter().chain(&lanes).fold(T::neg_infinity(), |m, &v| if v > m { v } else { m })
+}
+
+/// Adds up `lanes` in a fixed order.
+#[inline(always)]
+fn lane_sum<T: Float>(lanes: &[T; LANES]) -> T {
+    lanes.iter().fold(T::zero(), |a, &b| a + b)
+}
+
+/// Writes `exp(z − max)` into `out` and returns the sum of those (see [`exp_in`] for `FMA`).
+#[inline(always)]
+fn exp_shifted<T: Float, const FMA: bool>(z: &[T], max: T, out: &mut [T]) -> T {
+    let mut lanes = [T::zero(); LANES];
+    let n = z.len().min(out.len());
+    let (z, out) = (&z[..n], &mut out[..n]);
+    let split = n - n % LANES;
+    for (o, v) in out[..split].chunks_exact_mut(LANES).zip(z[..split].chunks_exact(LANES)) {
+        for ((o, &v), s) in o.iter_mut().zip(v).zip(lanes.iter_mut()) {
+            let e = exp_in::<T, FMA>(v - max);
+            *o = e;
+            *s += e;
+        }
     }
-    let inv_sum = T::one() / sum_exp;
-    for (c, g) in grad.iter_mut().enumerate() {
-        *g = scale * (total_q * *g * inv_sum - q(c));
+    for ((o, &v), s) in out[split..].iter_mut().zip(&z[split..]).zip(lanes.iter_mut()) {
+        let e = exp_in::<T, FMA>(v - max);
+        *o = e;
+        *s += e;
     }
-    loss.as_f64()
+    lane_sum(&lanes)
+}
+
+/// `(Σ_c f(a_c, b_c, c_c).0, Σ_c f(a_c, b_c, c_c).1)` over equal-length slices, in [`LANES`] lanes.
+#[inline(always)]
+fn lane_sums<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> (T, T)) -> (T, T) {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    let (mut first, mut second) = ([T::zero(); LANES], [T::zero(); LANES]);
+    let blocks = a.chunks_exact(LANES).zip(b.chunks_exact(LANES)).zip(c.chunks_exact(LANES));
+    for ((a, b), c) in blocks {
+        for j in 0..LANES {
+            let (x, y) = f(a[j], b[j], c[j]);
+            first[j] += x;
+            second[j] += y;
+        }
+    }
+    let split = n - n % LANES;
+    for (j, ((&a, &b), &c)) in a[split..].iter().zip(&b[split..]).zip(&c[split..]).enumerate() {
+        let (x, y) = f(a, b, c);
+        first[j] += x;
+        second[j] += y;
+    }
+    (lane_sum(&first), lane_sum(&second))
+}
+
+/// The class weights and label smoothing as the row loops use them.
+#[derive(Clone, Copy)]
+struct RowCoefficients<'a, T> {
+    /// One per class (all ones without class weights).
+    weights: &'a [T],
+    /// `1 − ε`
+    keep: T,
+    /// `ε / C`
+    spread: T,
+    /// The factor of every gradient: 1 / (the mean's denominator).
+    scale: T,
+}
+
+/// Rows of softmax cross-entropy against integer labels: for each row, `q_c = spread·w_c +
+/// [c = y]·keep·w_y`, the loss `Σ_c q_c·(lse − z_c)` and the gradient `scale·(Q·p_c − q_c)`
+/// with `Q = Σ_c q_c`. Returns the rows' summed loss.
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn label_rows<T: Float>(
+    logits: &[T], labels: &[i64], classes: usize, k: RowCoefficients<'_, T>, total_weight: T, grad: &mut [T],
+) -> f64 {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
+    let smoothing = k.spread != T::zero();
+    let w = &k.weights[..classes];
+    let mut loss = 0.0;
+    for ((z, g), &y) in logits.chunks_exact(classes).zip(grad.chunks_exact_mut(classes)).zip(labels) {
+        let y = y as usize; // checked to be in [0, classes)
+        let max = row_max(z);
+        let sum = exp_shifted::<T, FMA>(z, max, g);
+        let log_sum = sum.ln();
+        let target = k.keep * w[y];
+        let mut row = target * ((max - z[y]) + log_sum);
+        if smoothing {
+            // Σ_c w_c·(max − z_c), every term >= 0: no cancellation for large logits.
+            let (gaps, _) = lane_sums(z, w, w, |v, w, _| (w * (max - v), T::zero()));
+            row += k.spread * (gaps + total_weight * log_sum);
+        }
+        let a = k.scale * (target + k.spread * total_weight) / sum;
+        let b = k.scale * k.spread;
+        g.iter_mut().zip(w).for_each(|(g, &w)| *g = a * *g - b * w);
+        g[y] -= k.scale * target;
+        loss += row.as_f64();
+    }
+    loss
+}
+
+/// Rows of softmax cross-entropy against class probabilities `t`: `q_c = w_c·(keep·t_c +
+/// spread)`, loss and gradient as in [`label_rows`].
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn probability_rows<T: Float>(
+    logits: &[T], targets: &[T], classes: usize, k: RowCoefficients<'_, T>, grad: &mut [T],
+) -> f64 {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
+    let w = &k.weights[..classes];
+    let mut loss = 0.0;
+    let rows = logits.chunks_exact(classes).zip(targets.chunks_exact(classes));
+    for ((z, t), g) in rows.zip(grad.chunks_exact_mut(classes)) {
+        let max = row_max(z);
+        let sum = exp_shifted::<T, FMA>(z, max, g);
+        let log_sum = sum.ln();
+        let (total_q, row) = lane_sums(z, t, w, |v, t, w| {
+            let q = w * (k.keep * t + k.spread);
+            (q, q * ((max - v) + log_sum))
+        });
+        let a = k.scale * total_q / sum;
+        for ((g, &t), &w) in g.iter_mut().zip(t).zip(w) {
+            *g = a * *g - k.scale * (w * (k.keep * t + k.spread));
+        }
+        loss += row.as_f64();
+    }
+    loss
+}
+
+/// Softmax cross-entropy (and softmax) work per element several times a ReLU's: worth two
+/// threads from smaller sizes.
+fn rows_worth_parallel(elements: usize) -> bool {
+    worth_parallel_above(elements, PAR_MIN_ELEMENTS / 4)
 }
 
 /// Softmax cross-entropy on `rows × classes` logits with integer class labels. The mean is over
@@ -178,29 +358,16 @@ pub fn cross_entropy_labels<T: Float>(
     if total_weight <= 0.0 {
         return Err(KernelError::value("weight", "the weights of the batch's labels sum to 0"));
     }
-    let eps = options.label_smoothing;
-    let keep = cst::<T>(1.0 - eps);
-    let spread = cst::<T>(eps / classes as f64);
-    let scale = cst::<T>(1.0 / total_weight);
-    let sum = sum_over_chunks_mut(grad, ROWS_PER_CHUNK * classes, worth_parallel(logits.len()), |i, g| {
+    let ones = vec![T::one(); if options.class_weights.is_some() { 0 } else { classes }];
+    let k = options.coefficients(&ones, classes, 1.0 / total_weight);
+    let class_weights =
+        cst::<T>(options.class_weights.map_or(classes as f64, |w| w.iter().map(|v| v.as_f64()).sum()));
+    let chunk = ROWS_PER_CHUNK * classes;
+    let sum = sum_over_chunks_mut(grad, chunk, rows_worth_parallel(logits.len()), |i, g| {
         let first = i * ROWS_PER_CHUNK;
-        let mut acc = 0.0;
-        for (r, g_row) in g.chunks_exact_mut(classes).enumerate() {
-            let row = first + r;
-            let y = labels[row] as usize;
-            let z = &logits[row * classes..(row + 1) * classes];
-            let w_y = options.weight(y);
-            let q = |c: usize| {
-                let smooth = spread * options.weight(c);
-                if c == y {
-                    smooth + keep * w_y
-                } else {
-                    smooth
-                }
-            };
-            acc += cross_entropy_row(z, g_row, q, scale);
-        }
-        acc
+        let rows = first..first + g.len() / classes;
+        let z = &logits[rows.start * classes..rows.end * classes];
+        label_rows(z, &labels[rows], classes, k, class_weights, g)
     });
     Ok(sum / total_weight)
 }
@@ -215,23 +382,31 @@ pub fn cross_entropy_probabilities<T: Float>(
     check_len("target", targets, logits.len())?;
     options.check(classes)?;
     check_finite("target", targets)?;
-    let eps = options.label_smoothing;
-    let keep = cst::<T>(1.0 - eps);
-    let spread = cst::<T>(eps / classes as f64);
-    let scale = cst::<T>(1.0 / rows as f64);
-    let sum = sum_over_chunks_mut(grad, ROWS_PER_CHUNK * classes, worth_parallel(logits.len()), |i, g| {
-        let first = i * ROWS_PER_CHUNK;
-        let mut acc = 0.0;
-        for (r, g_row) in g.chunks_exact_mut(classes).enumerate() {
-            let start = (first + r) * classes;
-            let z = &logits[start..start + classes];
-            let t = &targets[start..start + classes];
-            let q = |c: usize| options.weight(c) * (keep * t[c] + spread);
-            acc += cross_entropy_row(z, g_row, q, scale);
-        }
-        acc
+    let ones = vec![T::one(); if options.class_weights.is_some() { 0 } else { classes }];
+    let k = options.coefficients(&ones, classes, 1.0 / rows as f64);
+    let chunk = ROWS_PER_CHUNK * classes;
+    let sum = sum_over_chunks_mut(grad, chunk, rows_worth_parallel(logits.len()), |i, g| {
+        let range = i * chunk..i * chunk + g.len();
+        probability_rows(&logits[range.clone()], &targets[range], classes, k, g)
     });
     Ok(sum / rows as f64)
+}
+
+/// Rows of softmax (`log = false`) or log-softmax (`log = true`).
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn softmax_rows<T: Float>(x: &[T], cols: usize, log: bool, out: &mut [T]) {
+    const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
+    for (o, z) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+        let max = row_max(z);
+        let sum = exp_shifted::<T, FMA>(z, max, o);
+        if log {
+            let lse = max + sum.ln();
+            o.iter_mut().zip(z).for_each(|(o, &v)| *o = v - lse);
+        } else {
+            let inv = T::one() / sum;
+            o.iter_mut().for_each(|o| *o *= inv);
+        }
+    }
 }
 
 /// Row-wise softmax (`log = false`) or log-softmax (`log = true`) of a `rows × cols` matrix.
@@ -244,20 +419,11 @@ pub fn softmax<T: Float>(x: &[T], cols: usize, log: bool, out: &mut [T]) -> Resu
     if cols == 0 || x.len() % cols != 0 {
         return Err(KernelError::shape("x", format!("a multiple of {cols} elements"), x.len()));
     }
-    for_each_chunk_mut(out, ROWS_PER_CHUNK * cols, worth_parallel(x.len()), |i, o| {
-        // `out` and `x` have the same length (checked), so this chunk's start is in `x`.
-        let start = i * ROWS_PER_CHUNK * cols;
-        for (o_row, z) in o.chunks_exact_mut(cols).zip(x[start..].chunks_exact(cols)) {
-            let max = z.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
-            let sum: T = z.iter().map(|&v| (v - max).exp()).sum();
-            if log {
-                let lse = max + sum.ln();
-                o_row.iter_mut().zip(z).for_each(|(o, &v)| *o = v - lse);
-            } else {
-                let inv = T::one() / sum;
-                o_row.iter_mut().zip(z).for_each(|(o, &v)| *o = (v - max).exp() * inv);
-            }
-        }
+    let chunk = ROWS_PER_CHUNK * cols;
+    for_each_chunk_mut(out, chunk, rows_worth_parallel(x.len()), |i, o| {
+        // `out` and `x` have the same length (checked), so this chunk is in `x`.
+        let start = i * chunk;
+        softmax_rows(&x[start..start + o.len()], cols, log, o);
     });
     Ok(())
 }
@@ -308,6 +474,23 @@ mod tests {
     #[test]
     fn nan_target_is_an_error() {
         assert!(mse_loss(&[1.0f64, 2.0], &[0.0, f64::NAN], &mut [0.0; 2]).is_err());
+    }
+
+    #[test]
+    fn a_non_finite_value_anywhere_is_found() {
+        for n in [1usize, 15, 16, 17, 100] {
+            let ok = vec![f32::MAX; n];
+            assert!(all_finite(&ok) && all_finite(&ok[..0]));
+            for i in 0..n {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut v = ok.clone();
+                    v[i] = bad;
+                    assert!(!all_finite(&v), "{bad} at {i} of {n}");
+                    let e = check_finite("target", &v).unwrap_err().to_string();
+                    assert!(e.contains(&format!("flat index {i}")), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

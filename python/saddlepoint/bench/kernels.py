@@ -63,7 +63,9 @@ def memory(sizes: Sizes, torch: Any) -> tuple[list[Row], float]:
         "numpy copy": lambda: np.copyto(dst, src),
         "numpy scale": lambda: np.multiply(src, np.float32(1.0), out=dst),
     }
-    measured = interleaved(runs, sizes.repeats(3, 4))
+    # More turns than the other rows: every share of the bandwidth divides by the best of these,
+    # and on a shared machine a short run can miss a quiet moment.
+    measured = interleaved(runs, sizes.repeats(6, 6))
     moved = 2.0 * src.nbytes  # each reads one array's bytes and writes one
     bandwidth = max(moved / best for best, _ in measured.values())
     ours = moved / measured["saddlepoint"][0]
@@ -227,7 +229,8 @@ def optimizers(sizes: Sizes, torch: Any, bandwidth: float | None) -> list[Row]:
                 theta.grad = torch.tensor(grad)
                 options = {"momentum": 0.9} if kind == "SGD" else {}
                 runs["torch"] = getattr(torch.optim, kind)([theta], lr=1e-3, foreach=True, **options).step
-            measured = interleaved(runs, sizes.repeats(5, 2 if n > 1e6 else 20))
+            # Four calls a turn at 10M too: two were too few to catch a quiet moment of a shared machine.
+            measured = interleaved(runs, sizes.repeats(5, 4 if n > 1e6 else 20))
             rate = per_parameter * n / measured["saddlepoint"][0]
             rows.append(
                 row(

@@ -53,10 +53,13 @@ fn sum_of_squares<T: Float>(x: &[T]) -> f64 {
 /// Whether every element is finite: `Σ x·0` is 0 exactly when no element is NaN or infinite,
 /// a branch-free sum that vectorizes (a cheap check to run on every training step).
 pub fn all_finite<T: Float>(x: &[T]) -> bool {
-    all_finite_lanes(x)
+    // A count of non-finite chunks, so that a large array (a model's flat gradient) is read by
+    // every thread: 535k float32 took 19.6 µs on one thread of a Zen 5.
+    let bad = |r: std::ops::Range<usize>| if all_finite_lanes(&x[r]) { 0.0 } else { 1.0 };
+    sum_over_ranges(x.len(), CHUNK, worth_parallel(x.len()), bad) == 0.0
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
 fn all_finite_lanes<T: Float>(x: &[T]) -> bool {
     // 32 lanes: four independent vector sums, so the loop is not bound by the latency of one.
     let mut lanes = [T::zero(); 32];

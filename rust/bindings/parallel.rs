@@ -9,7 +9,9 @@ use saddlepoint_kernels::parallel;
 /// Sets the number of threads the kernels use: from 1 to 4 per available core, at least 64.
 /// The thread that first starts the kernels' threads (normally Python's main thread) works as
 /// one of them; after a parallel kernel the others spin for up to 0.2 ms waiting for the next
-/// one, then sleep. Threads of a count no longer in use end.
+/// one, then sleep. When sharing work stops paying (the threads do not get the cores, as beside
+/// another busy process), kernels run on the calling thread alone for 5 ms to 1.3 s, then try
+/// again; results are the same either way. Threads of a count no longer in use end.
 #[pyfunction]
 pub fn set_num_threads(py: Python<'_>, #[pyo3(from_py_with = scalars::int64)] n: i64) -> Result<(), Error> {
     let max = parallel::max_threads();

@@ -9,7 +9,7 @@ use crate::KernelError;
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -55,11 +55,12 @@ struct Pool {
     threads: usize,
     rayon: ThreadPool,
     kernels: Arc<KernelCounts>,
+    sharing: Sharing,
 }
 
 impl Pool {
     fn new(threads: usize, rayon: ThreadPool) -> Self {
-        Pool { threads, rayon, kernels: Arc::default() }
+        Pool { threads, rayon, kernels: Arc::default(), sharing: Sharing::new() }
     }
 }
 
@@ -224,7 +225,8 @@ const WARM_FOR: Duration = Duration::from_micros(200);
 /// OpenMP runtimes do: a training step calls a dozen kernels a few microseconds apart, and
 /// waking a sleeping thread for each costs more than the work it shares. Measured on 2 cores,
 /// with the caller joining the pool, a batch-32 step of a 784-512-256-10 network went from
-/// 1.31 to 0.78 ms, where two threads had been no faster than one.
+/// 1.31 to 0.78 ms, where two threads had been no faster than one. No thread spins while the
+/// pool runs its kernels serially (see [`Sharing`]).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let Some(pool) = pool() else {
         return f();
@@ -239,7 +241,7 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     // Only when the pool goes idle (a kernel called inside another must not leave a spinner
     // for the outer one's threads to pick up while they wait), and at most one spinner fewer
     // than the cores, so the caller keeps a core to itself.
-    if kernels.running.load(Ordering::Relaxed) == 0 {
+    if kernels.running.load(Ordering::Relaxed) == 0 && pool.sharing.pays() {
         for _ in 1..pool.threads.min(cores()) {
             let kernels = Arc::clone(kernels);
             pool.rayon.spawn(move || spin_until_next_kernel(&kernels, started));
@@ -279,6 +281,187 @@ fn spin_until_next_kernel(kernels: &KernelCounts, started: usize) {
     }
 }
 
+/// Whether handing work to the pool's other threads has paid off lately (see [`join`]).
+///
+/// Those threads only help when they get cores. With another busy process on the machine they
+/// often do not: a thread descheduled while holding a stolen half of a product makes the caller
+/// wait for a whole time slice, and a thread spinning for the next kernel takes turns on the
+/// cores with the caller. Beside one busy process, two threads ran epochs of a 784-512-256-10
+/// network slower than one (median 0.60× at batch 32, 0.86× at 128, 0.91× at 512; 2 cores).
+/// So, as OpenMP runtimes adapt their wait policy, the pool measures what its joins gain and,
+/// when they gain nothing, runs every kernel serially for a while, then probes again: 0.99×,
+/// 1.00× and 0.98× there, and the same as before on an idle machine (1.59×, 1.66×, 1.75×).
+struct Sharing {
+    epoch: Instant,
+    /// Nanoseconds after `epoch` until which kernels run serially; 0 while they share.
+    serial_until: AtomicU64,
+    /// The next serial period in nanoseconds, longer after each failed probe.
+    backoff: AtomicU64,
+    window: Mutex<Window>,
+}
+
+/// The measured joins since the last verdict.
+#[derive(Default)]
+struct Window {
+    /// Whether these are the first joins (of the pool, or after a serial period), which wake
+    /// its sleeping threads (100-250 µs each on a 2-core virtual machine, longer than a
+    /// batch-32 layer's product): judged, they made a probe fail even on an idle machine, and
+    /// a batch-32 epoch stayed serial.
+    waking: bool,
+    joins: u32,
+    /// Their wall times, summed.
+    wall: Duration,
+    /// What they would have taken serially, estimated from the half that ran undisturbed.
+    serial: Duration,
+}
+
+/// Joins measured per verdict: a batch-128 training step of a 784-512-256-10 network has five.
+const JOINS_PER_VERDICT: u32 = 8;
+/// Joins waking the threads (the pool's first, and the first after a serial period), not judged.
+const WAKING_JOINS: u32 = 4;
+/// Joins must have been at least as fast as serially (per mille) for the pool to keep sharing
+/// work. The estimate of the serial time errs low, so a tie already means sharing pays a little.
+const MIN_SPEEDUP_PER_MILLE: u128 = 1000;
+/// The first serial period after sharing stopped paying, and the longest: each failed probe
+/// makes the next period 4 times longer. A probe costs a dozen joins, at worst a time slice
+/// each, so probing at most every 5 ms to 1.28 s costs little beside a busy process, while
+/// sharing resumes within 1.28 s once the cores are free, and within 5 ms after a blip.
+const MIN_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(1280);
+const BACKOFF_GROWTH: u64 = 4;
+
+impl Sharing {
+    fn new() -> Self {
+        Sharing {
+            epoch: Instant::now(),
+            serial_until: AtomicU64::new(0),
+            backoff: AtomicU64::new(nanos(MIN_BACKOFF)),
+            window: Mutex::new(Window { waking: true, ..Window::default() }),
+        }
+    }
+
+    /// Whether kernels share their work now: no serial period, or it is over (a probe).
+    fn pays(&self) -> bool {
+        let until = self.serial_until.load(Ordering::Relaxed);
+        until == 0 || self.now() >= until
+    }
+
+    /// Nanoseconds since `epoch`.
+    fn now(&self) -> u64 {
+        nanos(self.epoch.elapsed())
+    }
+
+    /// Records a join that took `wall` with halves of `first` and `second`, and gives the
+    /// verdict once enough joins were measured. Each half's work is estimated by the shorter
+    /// of the two: a half that waited for a core, or ran on a thread that lost its core midway,
+    /// took longer than its work. A half that no other thread started ran after the other on
+    /// the caller, and that join gains nothing.
+    fn record(&self, wall: Duration, first: Duration, second: Duration) {
+        self.record_at(self.now(), wall, first, second);
+    }
+
+    /// [`Sharing::record`] at `now` nanoseconds after `epoch`.
+    fn record_at(&self, now: u64, wall: Duration, first: Duration, second: Duration) {
+        // A skipped measurement costs nothing; a lock held by a thread that no longer exists
+        // (in a child forked meanwhile) must not make a kernel wait.
+        let Ok(mut window) = self.window.try_lock() else {
+            return;
+        };
+        window.joins += 1;
+        if window.waking {
+            if window.joins == WAKING_JOINS {
+                *window = Window::default();
+            }
+            return;
+        }
+        window.wall += wall;
+        window.serial += 2 * first.min(second);
+        if window.joins < JOINS_PER_VERDICT {
+            return;
+        }
+        let paid = window.serial.as_nanos() * 1000 >= window.wall.as_nanos() * MIN_SPEEDUP_PER_MILLE;
+        *window = Window { waking: !paid, ..Window::default() };
+        if paid {
+            self.serial_until.store(0, Ordering::Relaxed);
+            self.backoff.store(nanos(MIN_BACKOFF), Ordering::Relaxed);
+        } else {
+            let backoff = self.backoff.load(Ordering::Relaxed);
+            let until = now.saturating_add(backoff).max(1);
+            self.serial_until.store(until, Ordering::Relaxed);
+            let next = backoff.saturating_mul(BACKOFF_GROWTH).min(nanos(MAX_BACKOFF));
+            self.backoff.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How the joins on this thread run: outside any join, or inside one that shares its work
+/// (nested joins share too, unmeasured) or runs serially (nested ones too).
+#[derive(Clone, Copy, PartialEq)]
+enum InJoin {
+    No,
+    Sharing,
+    Serial,
+}
+
+thread_local! {
+    static IN_JOIN: Cell<InJoin> = const { Cell::new(InJoin::No) };
+}
+
+/// Runs `f` with this thread's [`InJoin`] set to `state`, then restores it (even on a panic).
+fn in_join<R>(state: InJoin, f: impl FnOnce() -> R) -> R {
+    struct Restore(InJoin);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_JOIN.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(IN_JOIN.with(|s| s.replace(state)));
+    f()
+}
+
+/// Runs `first` and `second`, side by side on the pool's threads while that pays and one after
+/// the other on this thread when it does not (see [`Sharing`]); either way each runs the same
+/// work, so results do not depend on which. Call it inside [`install`]. Only outermost joins
+/// are measured: the nested ones of a product cut in more parts inherit their verdict.
+pub fn join<A, B, RA, RB>(first: A, second: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    match IN_JOIN.with(Cell::get) {
+        InJoin::Serial => return (first(), second()),
+        InJoin::Sharing => return rayon::join(first, || in_join(InJoin::Sharing, second)),
+        InJoin::No => {}
+    }
+    let Some(pool) = pool().filter(|p| p.threads > 1 && p.sharing.pays()) else {
+        return in_join(InJoin::Serial, || (first(), second()));
+    };
+    let timed = |f: A| {
+        let start = Instant::now();
+        (f(), start.elapsed())
+    };
+    let start = Instant::now();
+    let ((a, first_took), (b, second_took)) = in_join(InJoin::Sharing, || {
+        rayon::join(
+            || timed(first),
+            || {
+                in_join(InJoin::Sharing, || {
+                    let start = Instant::now();
+                    (second(), start.elapsed())
+                })
+            },
+        )
+    });
+    pool.sharing.record(start.elapsed(), first_took, second_took);
+    (a, b)
+}
+
 /// Whether a cheap loop over `elements` items is worth sending to the pool.
 pub fn worth_parallel(elements: usize) -> bool {
     worth_parallel_above(elements, PAR_MIN_ELEMENTS)
@@ -287,7 +470,7 @@ pub fn worth_parallel(elements: usize) -> bool {
 /// Whether a loop over `elements` items is worth sending to the pool, for a loop whose
 /// measured break-even size is `threshold`.
 pub fn worth_parallel_above(elements: usize, threshold: usize) -> bool {
-    elements >= threshold && num_threads() > 1
+    elements >= threshold && pool().is_some_and(|p| p.threads > 1 && p.sharing.pays())
 }
 
 /// Calls `f(chunk_index, chunk)` for each `chunk`-sized piece of `out` (the last may be shorter),
@@ -407,6 +590,99 @@ mod tests {
         });
         let expected = (0..1 << 16).map(|j| 4096.0 + (j / 4096) as f64);
         assert!(out.iter().copied().eq(expected));
+    }
+
+    /// Records `JOINS_PER_VERDICT` joins at `now_ms`, each of `wall_us` with halves of `half_us`.
+    fn verdict(sharing: &Sharing, now_ms: u64, wall_us: u64, half_us: u64) {
+        let (wall, half) = (Duration::from_micros(wall_us), Duration::from_micros(half_us));
+        for _ in 0..JOINS_PER_VERDICT {
+            sharing.record_at(now_ms * 1_000_000, wall, half, half);
+        }
+    }
+
+    /// The joins after a serial period that wake the threads: slow, and not judged.
+    fn waking(sharing: &Sharing) {
+        let before = sharing.serial_until.load(Ordering::Relaxed);
+        for _ in 0..WAKING_JOINS {
+            sharing.record_at(0, Duration::from_millis(9), Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(sharing.serial_until.load(Ordering::Relaxed), before);
+    }
+
+    #[test]
+    fn sharing_stops_for_a_while_when_joins_gain_too_little_and_resumes_when_they_do() {
+        let sharing = Sharing::new();
+        waking(&sharing);
+        let (until, backoff) =
+            (|| sharing.serial_until.load(Ordering::Relaxed), || sharing.backoff.load(Ordering::Relaxed));
+        let ms = |m: u64| m * 1_000_000;
+        verdict(&sharing, 1, 100, 90); // 1.8x: sharing pays
+        assert_eq!((until(), backoff()), (0, ms(5)));
+        verdict(&sharing, 1, 100, 48); // 0.96x: serial for 5 ms, then probe; 20 ms the next time
+        assert_eq!((until(), backoff()), (ms(6), ms(20)));
+        let mut now = 6;
+        for expected in [20, 80, 320, 1280, 1280] {
+            waking(&sharing);
+            verdict(&sharing, now, 200, 50); // the second half waited for a core: 0.5x
+            assert_eq!(until(), ms(now + expected));
+            now += expected;
+        }
+        waking(&sharing);
+        verdict(&sharing, now, 100, 50); // a tie
+        assert_eq!((until(), backoff()), (0, ms(5)));
+    }
+
+    #[test]
+    fn a_verdict_needs_a_full_window_of_joins() {
+        let sharing = Sharing::new();
+        waking(&sharing);
+        for _ in 1..JOINS_PER_VERDICT {
+            sharing.record_at(0, Duration::from_millis(9), Duration::ZERO, Duration::ZERO);
+        }
+        assert_eq!(sharing.serial_until.load(Ordering::Relaxed), 0);
+    }
+
+    /// Sums of `data` in `parts` pieces halved recursively by [`join`], written to `out`.
+    fn sums_in_parts(data: &[f64], out: &mut [f64]) {
+        if out.len() == 1 {
+            out[0] = data.iter().sum();
+            return;
+        }
+        let half = out.len() / 2;
+        let per_part = data.len() / out.len();
+        let (data_a, data_b) = data.split_at(half * per_part);
+        let (out_a, out_b) = out.split_at_mut(half);
+        join(|| sums_in_parts(data_a, out_a), || sums_in_parts(data_b, out_b));
+    }
+
+    #[test]
+    fn joins_give_the_same_results_shared_or_serial() {
+        let data: Vec<f64> = (0..1 << 16).map(|i| ((i as f64) * 0.37).sin()).collect();
+        let mut serial = vec![0.0; 16];
+        in_join(InJoin::Serial, || sums_in_parts(&data, &mut serial));
+        let mut shared = vec![0.0; 16];
+        install(|| sums_in_parts(&data, &mut shared));
+        assert_eq!(serial, shared);
+    }
+
+    #[test]
+    fn a_serial_join_runs_both_halves_and_its_nested_joins_on_the_calling_thread() {
+        let here = std::thread::current().id();
+        let on_this_thread = || std::thread::current().id() == here;
+        let ((a, (b, c)), d) = in_join(InJoin::Serial, || {
+            join(|| (on_this_thread(), join(on_this_thread, on_this_thread)), on_this_thread)
+        });
+        assert!(a && b && c && d);
+        assert!(IN_JOIN.with(Cell::get) == InJoin::No);
+    }
+
+    #[test]
+    fn a_panic_in_a_join_leaves_the_thread_outside_any_join() {
+        let panicked = std::panic::catch_unwind(|| {
+            in_join(InJoin::Serial, || join(|| (), || std::panic::resume_unwind(Box::new("in a half"))))
+        });
+        assert!(panicked.is_err());
+        assert!(IN_JOIN.with(Cell::get) == InJoin::No);
     }
 
     #[test]

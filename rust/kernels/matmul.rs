@@ -100,7 +100,7 @@ fn product_in_parts<T: Float>(
     let first = move || product_in_parts(dst_a, lhs_a, rhs_a, accum, parts / 2, split_rows, simd, parallel);
     let second = move || product_in_parts(dst_b, lhs_b, rhs_b, accum, parts / 2, split_rows, simd, parallel);
     if parallel {
-        rayon::join(first, second);
+        crate::parallel::join(first, second);
     } else {
         first();
         second();

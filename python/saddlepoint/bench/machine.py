@@ -30,6 +30,9 @@ FLAGS = (
 )
 # Set in the environment, these pin OpenBLAS to a slower kernel or block size.
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Caps saddlepoint's matrix products at an instruction set ("avx2" on an AVX-512 machine measures
+# what an AVX2-only CPU gets; with OPENBLAS_CORETYPE=Haswell, NumPy's BLAS is capped alike).
+SIMD_VARIABLE = "SADDLEPOINT_SIMD"
 
 
 def optional(name: str) -> Any:
@@ -110,6 +113,8 @@ def record(threads: int | None = None) -> dict[str, Any]:
         "numpy_blas": numpy_blas(),
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "environment": {var: os.environ[var] for var in OPENBLAS_VARIABLES if var in os.environ},
+        # The instruction set cap of saddlepoint's matrix products (None: the widest the CPU has).
+        "saddlepoint_simd": os.environ.get(SIMD_VARIABLE) or None,
         "versions": versions,
         "platform": platform.platform(),
         "executable": sys.executable,
@@ -128,7 +133,11 @@ def describe(machine: dict[str, Any]) -> list[str]:
         f"numpy BLAS: {blas.get('internal_api')} {blas.get('version')}, kernel {blas.get('architecture')}",
         f"versions: {versions}",
     ]
-    for var, value in machine["environment"].items():
+    simd = machine.get("saddlepoint_simd")
+    if simd:
+        lines.append(f"saddlepoint's matrix products capped at {simd} ({SIMD_VARIABLE}={simd})")
+        lines += [f"set: {var}={value}" for var, value in machine["environment"].items()]
+    for var, value in machine["environment"].items() if not simd else ():
         lines.append(
             f"warning: {var}={value} is set and slows numpy's BLAS; for a fair comparison unset it: "
             "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE <command>"

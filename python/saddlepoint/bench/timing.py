@@ -99,9 +99,15 @@ class Sizes:
     batch_sizes: tuple[int, ...] = (32, 128, 512)
     epochs: int = 2  # epochs timed per library; the best counts
     scale: float = 1.0  # multiplies the number of timed calls
+    # Seconds of sleep before each turn: OpenBLAS's threads spin about 0.1 s after a call (its
+    # THREAD_TIMEOUT), and beside spinning threads saddlepoint's pool runs its kernels serially
+    # (parallel.rs), so without it the turn after NumPy's measured one thread.
+    pause: float = 0.12
 
     def repeats(self, rounds: int, block: int, warmup: int = 1) -> Repeats:
-        return Repeats(max(1, round(rounds * self.scale)), max(1, round(block * self.scale)), warmup)
+        return Repeats(
+            max(1, round(rounds * self.scale)), max(1, round(block * self.scale)), warmup, self.pause
+        )
 
 
 SHORT = Sizes()
@@ -126,4 +132,5 @@ QUICK = Sizes(
     batch_sizes=(32,),
     epochs=1,
     scale=0.2,
+    pause=0.0,
 )

@@ -111,20 +111,7 @@ pub fn dense_backward<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-            }
-        }
-        c
-    }
-
-    fn data(len: usize, seed: f64) -> Vec<f64> {
-        (0..len).map(|i| ((i as f64 + seed) * 0.731).sin()).collect()
-    }
+    use crate::matmul::tests::{data, naive};
 
     #[test]
     fn dense_forward_and_backward_match_naive_loops() {

@@ -244,10 +244,11 @@ fn x86_product<T: Float>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+    /// `a · b` by three loops (row-major `m × k` and `k × n`); also the dense layer's reference.
+    pub(crate) fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -257,7 +258,8 @@ mod tests {
         c
     }
 
-    fn data(len: usize, seed: f64) -> Vec<f64> {
+    /// `len` smooth values in [-1, 1], different for each `seed`.
+    pub(crate) fn data(len: usize, seed: f64) -> Vec<f64> {
         (0..len).map(|i| ((i as f64 + seed) * 0.731).sin()).collect()
     }
 

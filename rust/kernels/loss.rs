@@ -2,6 +2,7 @@
 //! the softmax helpers. Loss sums are accumulated in f64 over fixed chunks (thread-count
 //! independent); every loss is a mean, as PyTorch's `reduction="mean"`.
 
+use crate::clip::all_finite;
 use crate::error::{check_len, checked_product};
 use crate::exp::{exp, exp_in, ln_1p_unit};
 use crate::parallel::{
@@ -26,22 +27,6 @@ fn check_finite<T: Float>(name: &'static str, values: &[T]) -> Result<(), Kernel
         }
         None => Ok(()),
     }
-}
-
-/// Whether every value is finite: `v·0` is 0 for a finite `v` and NaN otherwise, so a sum of
-/// them in lanes vectorizes where a search for the first non-finite value (with its early exit)
-/// does not; it was most of the time of a mean squared error over 1M values.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
-fn all_finite<T: Float>(values: &[T]) -> bool {
-    let mut lanes = [T::zero(); LANES];
-    let blocks = values.chunks_exact(LANES);
-    let rest = blocks.remainder();
-    for block in blocks {
-        for (s, &v) in lanes.iter_mut().zip(block) {
-            *s += v * T::zero();
-        }
-    }
-    rest.iter().fold(lane_sum(&lanes), |s, &v| s + v * T::zero()) == T::zero()
 }
 
 fn check_same_nonempty<T>(input: &[T], target: &[T], grad: &[T]) -> Result<(), KernelError> {

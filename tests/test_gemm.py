@@ -61,3 +61,39 @@ def test_an_unknown_simd_value_is_a_clear_error(tmp_path, value):
     proc, _ = run_child(tmp_path, value)
     assert proc.returncode != 0
     assert "SADDLEPOINT_SIMD" in proc.stderr and "avx2" in proc.stderr
+
+
+def run_snippet(code, simd, *args):
+    env = dict(os.environ)
+    env.pop("SADDLEPOINT_SIMD", None)
+    if simd is not None:
+        env["SADDLEPOINT_SIMD"] = simd
+    return subprocess.run(
+        [sys.executable, *code, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_matmul_simd_reports_the_instruction_set_and_its_cap():
+    report = ["-c", "from saddlepoint import _core; print(_core.matmul_simd())"]
+    widest = run_snippet(report, None).stdout.strip()
+    assert widest in ("avx512", "avx2", "None")
+    capped = run_snippet(report, "avx2").stdout.strip()
+    assert capped == ("None" if widest == "None" else "avx2")
+    # "avx512" is a cap, not a demand: an AVX2-only CPU keeps AVX2.
+    assert run_snippet(report, "avx512").stdout.strip() == widest
+
+
+def test_the_command_line_refuses_an_unknown_simd_value_before_any_work(tmp_path):
+    proc = run_snippet(
+        ["-m", "saddlepoint.cli", "train"],
+        "sse",
+        "--data",
+        "iris",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("saddlepoint: error: SADDLEPOINT_SIMD") and "avx2" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()

@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import __version__, bench, diagnose, nn, optim
-from ._core import get_num_threads, set_num_threads
+from ._core import get_num_threads, matmul_simd, set_num_threads
 from .data import BUNDLED, TableError, TargetEncoder, drop_missing_target, target_values
 from .data.preprocess import Preprocessor
 from .data.tables import load_bundled_frame, read_table
@@ -915,11 +915,21 @@ def run_predict(args) -> int:
 COMMANDS = {"train": run_train, "diagnose": run_diagnose, "predict": run_predict, "bench": bench.run}
 
 
+def _check_environment() -> None:
+    """Refuses, before any work, an environment setting the kernels would refuse at their first
+    matrix product (an unknown SADDLEPOINT_SIMD)."""
+    try:
+        matmul_simd()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def main(argv=None) -> int:
     """Runs the command; a user's mistake (:data:`USER_ERRORS`) becomes one line on stderr and
     exit status 2, whatever command or check raised it."""
     try:
         args = build_parser().parse_args(argv)
+        _check_environment()
         return COMMANDS[args.command](args)
     except USER_ERRORS as e:
         message = " ".join(str(e).split())  # one line, whatever the message holds

@@ -11,6 +11,7 @@ mod clip;
 mod dense;
 mod gather;
 mod loss;
+mod matmul;
 mod norm;
 mod optim;
 mod parallel;
@@ -32,6 +33,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         dense: dense_forward dense_backward;
         gather: gather_rows;
         loss: mse_loss l1_loss binary_cross_entropy_with_logits cross_entropy softmax log_softmax one_hot;
+        matmul: matmul_simd;
         norm: batch_norm_statistics batch_norm_forward_train batch_norm_normalize batch_norm_backward
               layer_norm_forward layer_norm_backward dropout_forward;
         optim: sgd_step adagrad_step rmsprop_step adam_step;

@@ -209,6 +209,7 @@ def calls(dtype, b, i, o, c, length):
         ("dropout_forward", dict(x=a(b, i), p=0.5, seed=7, out=a(b, i), mask=a(b, i)), ("out", "mask")),
         ("gather_rows", dict(x=a(b + 2, i), indices=labels(b, b + 2), out=a(b, i)), ("out",)),
         ("get_num_threads", dict(), ()),
+        ("matmul_simd", dict(), ()),
         ("set_num_threads", dict(n=_core.get_num_threads()), ()),
     ]
 

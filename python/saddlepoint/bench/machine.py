@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._core import get_num_threads
+from .._core import get_num_threads, matmul_simd
 
 # The flags the kernels and the BLAS kernels care about.
 FLAGS = (
@@ -113,8 +113,10 @@ def record(threads: int | None = None) -> dict[str, Any]:
         "numpy_blas": numpy_blas(),
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "environment": {var: os.environ[var] for var in OPENBLAS_VARIABLES if var in os.environ},
-        # The instruction set cap of saddlepoint's matrix products (None: the widest the CPU has).
+        # The instruction set cap of saddlepoint's matrix products (None: the widest the CPU has),
+        # and the one they use.
         "saddlepoint_simd": os.environ.get(SIMD_VARIABLE) or None,
+        "matmul_simd": matmul_simd(),
         "versions": versions,
         "platform": platform.platform(),
         "executable": sys.executable,
@@ -130,7 +132,8 @@ def describe(machine: dict[str, Any]) -> list[str]:
         f"flags {' '.join(machine['flags']) or 'none known'}",
         f"threads: saddlepoint {machine['saddlepoint_threads']}, numpy BLAS {blas.get('num_threads')}"
         + (f", torch {machine['torch_threads']}" if machine.get("torch_threads") else ""),
-        f"numpy BLAS: {blas.get('internal_api')} {blas.get('version')}, kernel {blas.get('architecture')}",
+        f"numpy BLAS: {blas.get('internal_api')} {blas.get('version')}, kernel {blas.get('architecture')}; "
+        f"saddlepoint's matrix products: {machine.get('matmul_simd') or 'portable (faer)'}",
         f"versions: {versions}",
     ]
     simd = machine.get("saddlepoint_simd")

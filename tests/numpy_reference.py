@@ -163,12 +163,12 @@ def foreach(step, params, grads, states, **hyperparameters):
 
 # --- normalization ------------------------------------------------------------------------------
 def _channels_last(x):
-    """(N, C) or (N, C, L) -> (N·L, C)."""
-    return x if x.ndim == 2 else x.transpose(0, 2, 1).reshape(-1, x.shape[1])
+    """(N, C), (N, C, L) or (N, C, H, W) -> (N·L, C) with L the positions."""
+    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
 
 
 def _channels_back(y, shape):
-    return y if len(shape) == 2 else y.reshape(shape[0], shape[2], shape[1]).transpose(0, 2, 1)
+    return np.moveaxis(y.reshape((shape[0],) + shape[2:] + (shape[1],)), -1, 1)
 
 
 def batch_norm_forward(x, gamma, beta, eps, mean=None, var=None):

@@ -73,6 +73,14 @@ LAYERS = {
         lambda s: sp.BatchNorm1d(3, affine=False),
         lambda s: sp.BatchNorm1d(3, track_running_stats=False),
     ],
+    "BatchNorm2d": [
+        lambda s: (
+            trained(sp.BatchNorm2d(3, dtype=np.float64), RNG.standard_normal((4, 3, 2, 2)))
+            if s == 0
+            else sp.BatchNorm2d(3, dtype=np.float64)
+        )
+    ],
+    "Flatten": [lambda s: sp.Flatten()],
     "LayerNorm": [lambda s: sp.LayerNorm((2, 3)), lambda s: sp.LayerNorm(4, elementwise_affine=False)],
     "Dropout": [lambda s: sp.Dropout(0.3, rng=s)],
     "ReLU": [lambda s: sp.ReLU()],

@@ -22,6 +22,8 @@ from saddlepoint import diagnose as dg
 EXAMPLES = {
     "Dense": lambda: sp.Dense(4, 3, bias=False, dtype=np.float64, rng=1),
     "BatchNorm1d": lambda: sp.BatchNorm1d(4, eps=1e-3, momentum=None, affine=False, dtype=np.float64),
+    "BatchNorm2d": lambda: sp.BatchNorm2d(4, momentum=0.3, dtype=np.float64),
+    "Flatten": lambda: sp.Flatten(1, 2),
     "LayerNorm": lambda: sp.LayerNorm(4, eps=1e-4, elementwise_affine=True),
     "Dropout": lambda: sp.Dropout(0.25, rng=0),
     "LeakyReLU": lambda: sp.LeakyReLU(0.2),
@@ -32,6 +34,8 @@ EXAMPLES = {
     "Identity": sp.Identity,
     "Sequential": lambda: sp.Sequential(sp.Dense(4, 5, rng=0), sp.Tanh(), sp.Dense(5, 4, rng=1)),
 }
+#: Inputs of the round trip for the layers that take images, not (5, 4) rows.
+INPUT_SHAPES = {"BatchNorm2d": (5, 4, 3, 2), "Flatten": (5, 4, 3)}
 #: Exported classes that are not layers one builds (the base classes).
 NOT_LAYERS = {"Module", "Activation"}
 
@@ -89,9 +93,9 @@ def test_round_trip_gives_the_same_config_and_outputs(name, rng):
     rebuilt.load_state_dict(layer.state_dict())
     layer.eval(), rebuilt.eval()
     dtype = layer.state_dict()["weight"].dtype if "weight" in layer.state_dict() else np.float32
-    if name == "BatchNorm1d":
+    if name.startswith("BatchNorm"):
         dtype = np.float64
-    x = rng.standard_normal((5, 4)).astype(dtype)
+    x = rng.standard_normal(INPUT_SHAPES.get(name, (5, 4))).astype(dtype)
     np.testing.assert_array_equal(rebuilt(x), layer(x))
 
 

@@ -10,8 +10,10 @@ from .io import load_checkpoint, load_model, load_run, load_weights, save_checkp
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, log_softmax, one_hot, softmax
 from .nn import (
     BatchNorm1d,
+    BatchNorm2d,
     Dense,
     Dropout,
+    Flatten,
     HardSigmoid,
     Identity,
     LayerNorm,
@@ -66,9 +68,11 @@ __all__ = [
     "AdamW",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
+    "BatchNorm2d",
     "Callback",
     "Dropout",
     "EarlyStopping",
+    "Flatten",
     "History",
     "LayerNorm",
     "ModelCheckpoint",

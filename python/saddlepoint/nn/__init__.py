@@ -5,9 +5,10 @@ from .activations import ACTIVATIONS, Activation, HardSigmoid, Identity, LeakyRe
 from .builders import dense_config, mlp, mlp_config, widen_config
 from .containers import Sequential
 from .dropout import Dropout
+from .flatten import Flatten
 from .linear import Dense, Linear
 from .module import Module
-from .normalization import BatchNorm1d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .parameter import Parameter
 from .spec import from_config, register_layer, registered_layers
 
@@ -15,8 +16,10 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "BatchNorm1d",
+    "BatchNorm2d",
     "Dense",
     "Dropout",
+    "Flatten",
     "HardSigmoid",
     "Identity",
     "LayerNorm",

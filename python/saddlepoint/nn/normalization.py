@@ -88,7 +88,10 @@ class BatchNorm1d(Module):
         return x
 
     def forward(self, x):
-        x = self._check_input(x)
+        return self._normalize(self._check_input(x))
+
+    def _normalize(self, x: np.ndarray) -> np.ndarray:
+        """The forward pass on a checked ``(N, C)`` or ``(N, C, L)`` input."""
         out = scratch_like(self, "out", x)
         weight = None if self.weight is None else self.weight.data
         bias = None if self.bias is None else self.bias.data
@@ -98,7 +101,7 @@ class BatchNorm1d(Module):
         if use_batch_stats:
             if self.training and x.shape[0] * (x.shape[2] if x.ndim == 3 else 1) < 2:
                 raise ValueError(
-                    f"BatchNorm1d needs more than 1 value per channel in training, got input of "
+                    f"{type(self).__name__} needs more than 1 value per channel in training, got input of "
                     f"shape {x.shape}; use a batch of at least 2 or call eval()"
                 )
             update = self.training and self.track_running_stats
@@ -130,10 +133,14 @@ class BatchNorm1d(Module):
 
     def _last_forward(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         if self._saved is None:
-            raise RuntimeError("BatchNorm1d.backward called before forward")
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         return self._saved
 
     def backward(self, grad_output):
+        return self._normalize_backward(grad_output)
+
+    def _normalize_backward(self, grad_output) -> np.ndarray:
+        """The backward pass, shaped as the last :meth:`_normalize`'s input."""
         x, mean, invstd, use_batch_stats = self._last_forward()
         grad_output = as_layer_input(grad_output, self._dtype, "grad_output")
         grad_input = scratch_like(self, "grad_input", x)
@@ -153,7 +160,7 @@ class BatchNorm1d(Module):
 
     # --- R-operator (see Module): exact with running or with batch statistics ----------------
     def r_forward(self, x, rx, v):
-        y = self.forward(x)
+        y = self._normalize(self._check_input(x))
         x, mean, invstd, use_batch_stats = self._last_forward()
         shape = (1, -1) + (1,) * (x.ndim - 2)  # a per-channel vector over (N, C[, L])
         xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
@@ -164,7 +171,7 @@ class BatchNorm1d(Module):
         return y, ry
 
     def r_backward(self, g, rg, v, rgrads):
-        grad_input = self.backward(g)
+        grad_input = self._normalize_backward(g)
         over = (0,) + tuple(range(2, grad_input.ndim))
         return grad_input, _r_affine_backward(self, self._r_saved, np.asarray(g), rg, v, rgrads, over)
 
@@ -181,9 +188,49 @@ class BatchNorm1d(Module):
 
     def __repr__(self) -> str:
         return (
-            f"BatchNorm1d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"{type(self).__name__}({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"affine={self.affine}, track_running_stats={self.track_running_stats})"
         )
+
+
+@register_layer
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalization of images ``(batch, channels, height, width)``: each channel is
+    normalized over the batch and every position, as PyTorch's ``BatchNorm2d`` (the course's
+    batch normalization on CNNs). Same arguments, semantics and state-dict names as
+    :class:`BatchNorm1d`, which does the work on the ``(batch, channels, height·width)`` view.
+    """
+
+    def _check_image(self, x) -> np.ndarray:
+        x = as_layer_input(x, self._dtype)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"x must have shape (batch, {self.num_features}, height, width), got {x.shape}")
+        return x
+
+    @staticmethod
+    def _as_rows(x: np.ndarray, lead: int = 0) -> np.ndarray:
+        """``(..., N, C, H, W)`` as ``(..., N, C, H·W)``, a view of a contiguous array."""
+        return x.reshape(x.shape[: lead + 2] + (x.shape[-2] * x.shape[-1],))
+
+    def forward(self, x):
+        x = self._check_image(x)
+        return self._normalize(self._as_rows(x)).reshape(x.shape)
+
+    def backward(self, grad_output):
+        grad_output = as_layer_input(grad_output, self._dtype, "grad_output")
+        return self._normalize_backward(self._as_rows(grad_output)).reshape(grad_output.shape)
+
+    def r_forward(self, x, rx, v):
+        x = self._check_image(x)
+        rows = None if rx is None else self._as_rows(np.asarray(rx), lead=1)
+        y, ry = super().r_forward(self._as_rows(x), rows, v)
+        return y.reshape(x.shape), None if ry is None else ry.reshape(ry.shape[:1] + x.shape)
+
+    def r_backward(self, g, rg, v, rgrads):
+        g = as_layer_input(g, self._dtype, "g")
+        rows = None if rg is None else self._as_rows(np.asarray(rg), lead=1)
+        g_in, rg_in = super().r_backward(self._as_rows(g), rows, v, rgrads)
+        return g_in.reshape(g.shape), None if rg_in is None else rg_in.reshape(rg_in.shape[:1] + g.shape)
 
 
 @register_layer

@@ -192,3 +192,41 @@ def test_flatten_matches_pytorch(rng):
     for start, end in [(1, -1), (0, 2), (2, 3)]:
         expected = torch.nn.Flatten(start, end)(torch.tensor(x)).numpy()
         np.testing.assert_array_equal(sp.Flatten(start, end)(x), expected)
+
+
+# --- Unflatten --------------------------------------------------------------------------------------
+
+
+def test_unflatten_turns_rows_into_images_and_back(rng):
+    x = rng.standard_normal((5, 12))
+    layer = sp.Unflatten(1, (3, 2, 2))
+    y = layer(x)
+    np.testing.assert_array_equal(y, x.reshape(5, 3, 2, 2))
+    assert np.shares_memory(y, x)
+    np.testing.assert_array_equal(layer.backward(y), x)
+    np.testing.assert_array_equal(sp.Unflatten(-1, (2, 6))(x), x.reshape(5, 2, 6))
+    gradcheck(sp.Unflatten(1, (3, 4)), rng.standard_normal((2, 12)), rng)
+    check_r_operator(sp.Unflatten(1, (2, 2, 3)), rng.standard_normal((3, 12)), rng=rng)
+
+
+def test_unflatten_bad_sizes_are_clear_errors():
+    with pytest.raises(ValueError, match=r"x must have 12 = 3·2·2 entries in dimension 1"):
+        sp.Unflatten(1, (3, 2, 2))(np.ones((5, 10)))
+    with pytest.raises(ValueError, match="unflattened_size must be a non-empty sequence"):
+        sp.Unflatten(1, 4)
+    with pytest.raises(ValueError, match="unflattened_size must be a positive integer, got 0"):
+        sp.Unflatten(1, (0, 4))
+
+
+def test_a_leading_reshape_passes_the_no_input_gradient_hint_on(rng):
+    """Sequential(Unflatten, Dense): the Dense layer after the reshape skips its input
+    gradient, and backward returns None through the reshape; asked for it, it comes back."""
+    model = sp.Sequential(sp.Unflatten(1, (2, 3)), sp.Flatten(), sp.Dense(6, 2, dtype=np.float64, rng=0))
+    x = rng.standard_normal((4, 6))
+    model(x)
+    assert model.backward(np.ones((4, 2))) is None and not model[2]._grad_input
+    model.requires_grad_input()
+    model(x)
+    np.testing.assert_allclose(model.backward(np.ones((4, 2))), np.ones((4, 2)) @ model[2].weight.data)
+    after_activation = sp.Sequential(sp.ReLU(), sp.Dense(6, 2, rng=0))
+    assert after_activation[1]._grad_input  # an activation is not a reshape: it needs the gradient

@@ -81,6 +81,7 @@ LAYERS = {
         )
     ],
     "Flatten": [lambda s: sp.Flatten()],
+    "Unflatten": [lambda s: sp.Unflatten(1, (1, 2, 2))],
     "LayerNorm": [lambda s: sp.LayerNorm((2, 3)), lambda s: sp.LayerNorm(4, elementwise_affine=False)],
     "Dropout": [lambda s: sp.Dropout(0.3, rng=s)],
     "ReLU": [lambda s: sp.ReLU()],

@@ -24,6 +24,7 @@ EXAMPLES = {
     "BatchNorm1d": lambda: sp.BatchNorm1d(4, eps=1e-3, momentum=None, affine=False, dtype=np.float64),
     "BatchNorm2d": lambda: sp.BatchNorm2d(4, momentum=0.3, dtype=np.float64),
     "Flatten": lambda: sp.Flatten(1, 2),
+    "Unflatten": lambda: sp.Unflatten(1, (2, 2)),
     "LayerNorm": lambda: sp.LayerNorm(4, eps=1e-4, elementwise_affine=True),
     "Dropout": lambda: sp.Dropout(0.25, rng=0),
     "LeakyReLU": lambda: sp.LeakyReLU(0.2),

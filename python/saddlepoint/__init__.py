@@ -25,6 +25,7 @@ from .nn import (
     Sequential,
     Sigmoid,
     Tanh,
+    Unflatten,
     mlp,
 )
 from .optim import (
@@ -114,6 +115,7 @@ __all__ = [
     "Sigmoid",
     "StepLR",
     "Tanh",
+    "Unflatten",
     "clip_grad_norm_",
     "clip_grad_value_",
     "diagnose",

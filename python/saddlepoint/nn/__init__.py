@@ -5,7 +5,7 @@ from .activations import ACTIVATIONS, Activation, HardSigmoid, Identity, LeakyRe
 from .builders import dense_config, mlp, mlp_config, widen_config
 from .containers import Sequential
 from .dropout import Dropout
-from .flatten import Flatten
+from .flatten import Flatten, Unflatten
 from .linear import Dense, Linear
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -31,6 +31,7 @@ __all__ = [
     "Sequential",
     "Sigmoid",
     "Tanh",
+    "Unflatten",
     "dense_config",
     "from_config",
     "mlp",

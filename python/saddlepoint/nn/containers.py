@@ -40,11 +40,16 @@ class Sequential(Module):
 
     def _tell_layers(self) -> None:
         """The first layer computes its input gradient only if this container must return it;
-        every other layer feeds the one before it."""
-        for i, layer in enumerate(self.layers):
+        every other layer feeds the one before it. Leading reshapes (layers with
+        ``passes_grad_input_hint``, such as ``Unflatten``) count as part of the input, so the
+        layer after them is told too: a CNN on flat rows skips its first convolution's input
+        gradient."""
+        leading = True
+        for layer in self.layers:
             tell = getattr(layer, "requires_grad_input", None)
             if tell is not None:
-                tell(self._grad_input if i == 0 else True)
+                tell(self._grad_input if leading else True)
+            leading = leading and getattr(layer, "passes_grad_input_hint", False)
 
     def to(self, dtype) -> "Sequential":
         super().to(dtype)

@@ -89,6 +89,9 @@ class Module:
     """
 
     training: bool = True
+    #: True for a layer without parameters that passes :meth:`requires_grad_input`'s hint on:
+    #: told the input gradient is not needed, its ``backward(None)`` returns None (a reshape).
+    passes_grad_input_hint: bool = False
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x)")

@@ -419,7 +419,7 @@ def _old_cli_build(n_in, hidden, n_out, args, rng):
 def test_the_command_line_builds_the_same_models_with_the_same_weights(
     hidden, batchnorm, dropout, activation
 ):
-    args = Namespace(batchnorm=batchnorm, dropout=dropout, activation=activation)
+    args = Namespace(model="mlp", batchnorm=batchnorm, dropout=dropout, activation=activation)
     model = cli.build_model(6, hidden, 3, args, np.random.default_rng(11))
     reference = _old_cli_build(6, hidden, 3, args, np.random.default_rng(11))
     assert [type(m) for m in model] == [type(m) for m in reference]

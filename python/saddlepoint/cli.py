@@ -24,7 +24,17 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__, bench, diagnose, nn, optim
 from ._core import get_num_threads, matmul_simd, set_num_threads
-from .data import BUNDLED, TableError, TargetEncoder, drop_missing_target, target_values
+from .data import (
+    BUNDLED,
+    Compose,
+    ImageRows,
+    RandomCrop,
+    RandomHorizontalFlip,
+    TableError,
+    TargetEncoder,
+    drop_missing_target,
+    target_values,
+)
 from .data.preprocess import Preprocessor
 from .data.tables import load_bundled_frame, read_table
 from .io import load_run, save_run, save_weights
@@ -37,6 +47,12 @@ from .validation import Real
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle", "plateau")
+MODELS = ("mlp", "cnn")
+#: ``--augment``'s image augmentations: a random shift (a crop of the image padded by an eighth
+#: of its size, at least 1 pixel) and a left-right mirror.
+AUGMENTATIONS = ("crop", "flip")
+#: The image shape of a bundled data set, for ``--model cnn`` without ``--image-shape``.
+BUNDLED_IMAGES = {"digits": (1, 8, 8)}
 #: Arrays of the parameters' size each optimizer keeps besides the weights and the gradients.
 OPTIMIZER_STATE_COPIES = {"sgd": 0, "momentum": 1, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
 
@@ -79,6 +95,33 @@ class _Parser(argparse.ArgumentParser):
             prog = f"{self.prog} {command}" if command else self.prog
             raise UsageError(f"unrecognized arguments: {' '.join(extras)} (see {prog} --help)")
         return parsed
+
+
+def _image_shape(text: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be C,H,W (three integers), got {text!r}") from None
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"must be C,H,W (three positive integers), got {text!r}")
+    return shape
+
+
+def _channel_sizes(text: str) -> list[int]:
+    sizes = _hidden_sizes(text)
+    if not sizes or any(s <= 0 for s in (int(t) for t in text.split(",") if t.strip())):
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return sizes
+
+
+def _augmentations(text: str) -> list[str]:
+    kinds = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(kinds) - set(AUGMENTATIONS))
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of {', '.join(AUGMENTATIONS)}, got {text!r}"
+        )
+    return kinds
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -182,6 +225,28 @@ def add_model_options(parser: argparse.ArgumentParser, epochs: int, epochs_help:
     """The model and training options shared by ``train`` and ``diagnose``."""
 
     parser.add_argument(
+        "--model",
+        default="mlp",
+        choices=MODELS,
+        help="mlp: dense layers (default); cnn: per --channels entry a 3x3 convolution, the "
+        "activation and a 2x2 max pooling, then the --hidden dense layers, on images: the digits "
+        "(1x8x8) or a table of flattened images (--image-shape)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=_channel_sizes,
+        default=[16, 32],
+        metavar="C1,C2,...",
+        help="output channels of the CNN's convolutions (default 16,32)",
+    )
+    parser.add_argument(
+        "--image-shape",
+        type=_image_shape,
+        metavar="C,H,W",
+        help="channels, height and width of the images whose pixels are a table's feature columns "
+        "(row-major, channel first, as NumPy's reshape reads them); default 1,8,8 for the digits",
+    )
+    parser.add_argument(
         "--hidden",
         type=_hidden_sizes,
         default=[128],
@@ -196,8 +261,8 @@ def add_model_options(parser: argparse.ArgumentParser, epochs: int, epochs_help:
     parser.add_argument(
         "--batchnorm",
         action="store_true",
-        help="batch normalization after each hidden dense layer (an epoch whose last "
-        "batch would hold one sample leaves that sample out)",
+        help="batch normalization after each hidden dense layer and convolution (an epoch "
+        "whose last batch would hold one sample leaves that sample out)",
     )
     parser.add_argument(
         "--dropout", type=_dropout, default=0.0, help="dropout probability after each hidden layer"
@@ -272,6 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop when the validation loss has not improved for more than PATIENCE epochs and "
         f"restore the weights of its best epoch (default {DEFAULT_PATIENCE} with a validation "
         "split, off without one; 0: off)",
+    )
+    train.add_argument(
+        "--augment",
+        type=_augmentations,
+        default=[],
+        metavar="crop,flip",
+        help="random image augmentation of the training batches with --model cnn: crop (a shift "
+        "by up to an eighth of the image, at least 1 pixel) and/or flip (a left-right mirror)",
     )
     train.add_argument("--out", type=Path, help="run folder (default runs/train-<time>)")
 
@@ -415,7 +488,9 @@ def fit_preprocessor(frame, target: str, args):
     split); its refusals (an unknown column, no feature left) as a :class:`UsageError`."""
     # A bundled set's features are measurements (the digits' pixels): numbers, never categories.
     numeric = [c for c in frame.columns if c != target] if getattr(args, "data", None) in BUNDLED else None
-    preprocessor = Preprocessor(features=args.features, drop=args.drop, numeric=numeric)
+    # A CNN's features are the pixels of an image: all kept, in order, scaled together.
+    pixels = [c for c in frame.columns if c != target] if getattr(args, "model", "mlp") == "cnn" else None
+    preprocessor = Preprocessor(features=args.features, drop=args.drop, numeric=numeric, pixels=pixels)
     try:
         return preprocessor.fit(frame, target)
     except TableError:
@@ -534,20 +609,42 @@ def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:,.1f} GiB"
 
 
+def network_size(sizes: list[int], args) -> tuple[int, int, int]:
+    """``(parameters, largest weight, activations per sample)`` of the network of dense
+    ``sizes`` (the CNN's: its dense part after the convolutions)."""
+    n_parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    largest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    activations = sum(sizes)
+    if args.model == "cnn":
+        c, h, w = image_shape(args, sizes[0])
+        activations = c * h * w
+        for out in args.channels:
+            n_parameters += out * (c * 9 + 1)
+            largest = max(largest, out * c * 9)
+            activations += 3 * out * h * w + c * 9 * h * w  # outputs, activation, columns
+            c, h, w = out, (h // 2 if min(h, w) >= 2 else h), (w // 2 if min(h, w) >= 2 else w)
+        flat = [c * h * w, *sizes[1:]]
+        n_parameters += sum((n_in + 1) * n_out for n_in, n_out in zip(flat[:-1], flat[1:]))
+        largest = max([largest] + [n_in * n_out for n_in, n_out in zip(flat[:-1], flat[1:])])
+        activations += sum(flat)
+    return n_parameters, largest, activations
+
+
 def check_model_memory(sizes: list[int], args, option: str = "--hidden") -> None:
     """Refuses, before anything is allocated, a network whose weights, gradients, optimizer
     state (and best weights kept by early stopping) do not fit in the available memory."""
-    n_parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    n_parameters, largest, per_sample = network_size(sizes, args)
     copies = 2 + OPTIMIZER_STATE_COPIES[args.optimizer] + (1 if getattr(args, "early_stopping", 0) else 0)
-    largest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-    activations = 3 * max(args.batch_size, 1024) * sum(sizes)
+    activations = 3 * max(args.batch_size, 1024) * per_sample
     needed = 4 * (copies * n_parameters + activations) + 8 * largest  # float32; float64 initial draw
     available = available_memory()
     if available is not None and needed > available:
+        what = f"{option} {','.join(map(str, sizes[1:-1]))}"
+        if args.model == "cnn":
+            what = f"--channels {','.join(map(str, args.channels))} with {what}"
         raise UsageError(
-            f"{option} {','.join(map(str, sizes[1:-1]))} makes a network of "
-            f"{n_parameters:,} parameters that needs about {_gib(needed)} of memory; "
-            f"{_gib(available)} is available"
+            f"{what} makes a network of {n_parameters:,} parameters that needs about "
+            f"{_gib(needed)} of memory; {_gib(available)} is available"
         )
 
 
@@ -579,11 +676,63 @@ def set_threads(args) -> None:
             raise UsageError(f"--threads {args.threads}: {e}") from None
 
 
+def image_shape(args, n_in: int) -> tuple[int, int, int]:
+    """The images' ``(C, H, W)`` for ``--model cnn``: ``--image-shape``, or the bundled data
+    set's; a UsageError unless it holds exactly the ``n_in`` features."""
+    shape = args.image_shape or BUNDLED_IMAGES.get(args.data)
+    if shape is None:
+        raise UsageError(
+            f"--model cnn needs --image-shape C,H,W: {args.data} is not a bundled image data set"
+        )
+    if math.prod(shape) != n_in:
+        raise UsageError(
+            f"--image-shape {','.join(map(str, shape))} holds {math.prod(shape)} pixels, but the "
+            f"table gives {n_in} feature columns"
+        )
+    return shape
+
+
 def model_config(n_in, hidden, n_out, args) -> dict:
-    """The config of the network the model options describe (see ``nn.mlp_config``)."""
+    """The config of the network the model options describe (see ``nn.mlp_config`` and
+    ``nn.cnn_config``)."""
+    if args.model == "cnn":
+        return nn.cnn_config(
+            image_shape(args, n_in),
+            n_out,
+            args.channels,
+            hidden,
+            args.activation,
+            batch_norm=args.batchnorm,
+            dropout=args.dropout,
+        )
     return nn.mlp_config(
         [n_in, *hidden, n_out], args.activation, batch_norm=args.batchnorm, dropout=args.dropout
     )
+
+
+def describe_model(n_in, hidden, n_out, args) -> str:
+    """The network in a few words, for the progress lines."""
+    dense = f"layers {[n_in, *hidden, n_out]}"
+    if args.model != "cnn":
+        return dense
+    c, h, w = image_shape(args, n_in)
+    convolutions = "->".join(map(str, [c, *args.channels]))
+    return f"{c}x{h}x{w} images, 3x3 convolutions {convolutions} channels with 2x2 max pooling, dense {[*hidden, n_out]}"
+
+
+def augmentation(args, n_in: int):
+    """The ``Trainer``'s ``augment`` for ``--augment``: the image augmentations applied to the
+    batch's rows seen as images; None without the option."""
+    if not getattr(args, "augment", None):
+        return None
+    if args.model != "cnn":
+        raise UsageError("--augment transforms images: use it with --model cnn")
+    shape = image_shape(args, n_in)
+    steps = {
+        "crop": lambda: RandomCrop(padding=max(1, round(min(shape[1:]) / 8))),
+        "flip": lambda: RandomHorizontalFlip(),
+    }
+    return ImageRows(Compose([steps[kind]() for kind in args.augment]), shape)
 
 
 def build_model(n_in, hidden, n_out, args, rng):
@@ -654,6 +803,7 @@ def run_train(args) -> int:
     n_in = X_train.shape[1]
     sizes = [n_in, *args.hidden, n_out]
     check_model_memory(sizes, args)
+    augment = augmentation(args, n_in)
     out = prepare_out_dir(args.out, "train")
     try:
         model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
@@ -674,6 +824,7 @@ def run_train(args) -> int:
         batch_size=args.batch_size,
         drop_last=drop_last,
         callbacks=callbacks,
+        augment=augment,
         verbose=0 if args.quiet else 1,
         seed=args.seed,
     )
@@ -682,7 +833,8 @@ def run_train(args) -> int:
         print_column_table(columns)
     print(
         f"training {args.data} ({task}): {len(X_train)} train / {len(X_test)} test samples, "
-        f"layers {sizes}, {args.optimizer} lr {args.lr}, {get_num_threads()} threads",
+        f"{describe_model(n_in, args.hidden, n_out, args)}, {args.optimizer} lr {args.lr}, "
+        f"{get_num_threads()} threads",
         file=sys.stderr,
     )
     start = time.perf_counter()
@@ -815,9 +967,9 @@ def _diagnose(args, threads: int) -> int:
     out = prepare_out_dir(args.out, "diagnose")
     model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
     print(
-        f"diagnosing {args.data} ({task}): layers {[n_in, *args.hidden, n_out]} against a linear model "
-        f"and layers {[n_in, *larger_hidden, n_out]}, {args.optimizer} lr {args.lr}, {args.epochs} "
-        f"epochs, {threads} threads",
+        f"diagnosing {args.data} ({task}): {describe_model(n_in, args.hidden, n_out, args)} against a "
+        f"linear model and the same with dense {[*larger_hidden, n_out]}, {args.optimizer} lr "
+        f"{args.lr}, {args.epochs} epochs, {threads} threads",
         file=sys.stderr,
     )
     guidance = diagnose.guide(

@@ -1,7 +1,7 @@
 """Data: input checks, target encoding, splits, mini-batches, tables, cross validation and
 augmentation."""
 
-from .augment import Compose, GaussianNoise, RandomCrop, RandomHorizontalFlip
+from .augment import Compose, GaussianNoise, ImageRows, RandomCrop, RandomHorizontalFlip
 from .batches import minibatches
 from .checks import check_data, infer_task
 from .cross_validation import CrossValidationResult, cross_validate
@@ -25,6 +25,7 @@ __all__ = [
     "Compose",
     "CrossValidationResult",
     "GaussianNoise",
+    "ImageRows",
     "PreparedData",
     "Preprocessor",
     "RandomCrop",

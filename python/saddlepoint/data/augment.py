@@ -80,3 +80,29 @@ class Compose:
         for augment in self.augmentations:
             X = augment(X, rng)
         return X
+
+
+class ImageRows:
+    """Applies an image augmentation to a batch of flat rows ``(N, C·H·W)``: each row seen as
+    a ``(C, H, W)`` image (NumPy's row-major order, as ``nn.Unflatten`` reads it), augmented,
+    and flattened back. For models that take images as table rows (``saddlepoint train
+    --model cnn``)."""
+
+    def __init__(self, augment, image_shape):
+        if not callable(augment):
+            raise TypeError(
+                f"augment must be a callable (X_batch, rng) -> X_batch, got {type(augment).__name__}"
+            )
+        shape = tuple(int(n) for n in image_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"image_shape must be three positive sizes (C, H, W), got {tuple(image_shape)}")
+        self.augment, self.image_shape = augment, shape
+
+    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if X.ndim != 2 or X.shape[1] != int(np.prod(self.image_shape)):
+            raise ValueError(
+                f"ImageRows needs rows of {int(np.prod(self.image_shape))} = "
+                f"{'·'.join(map(str, self.image_shape))} values, got shape {X.shape}"
+            )
+        images = self.augment(X.reshape((len(X),) + self.image_shape), rng)
+        return np.ascontiguousarray(images.reshape(len(X), -1))

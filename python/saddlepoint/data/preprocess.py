@@ -22,6 +22,11 @@ Roles, decided on the training frame (the thresholds are the constants below):
   predictions' output.
 - **dropped**: constant or empty columns (with a notice), and columns left out by
   ``features=`` or ``drop=``.
+- **pixel** (the columns named in ``pixels=``: a flattened image, for a CNN): every one kept,
+  constant or not, in table order and first among the features; a missing cell is 0; all of
+  them scaled by one mean and one standard deviation, taken over every pixel of the training
+  split, so that the image keeps its contrasts (standardizing each pixel on its own would blow
+  up the rarely inked ones at the border).
 
 :meth:`Preprocessor.to_dict` writes every fitted number (medians, means, scales, categories,
 date handling) as JSON-ready values, no pickle; :meth:`Preprocessor.from_dict` reads them back
@@ -197,12 +202,14 @@ class Preprocessor:
         features: list[str] | None = None,
         drop: list[str] | None = None,
         numeric: list[str] | None = None,
+        pixels: list[str] | None = None,
     ):
         self.features = None if features is None else [str(f) for f in features]
         self.drop = [str(d) for d in (drop or [])]
         # Columns known to be measurements (a bundled data set's pixels): numeric whatever
         # their values, never categorical, an identifier or dates.
         self.numeric = [str(n) for n in (numeric or [])]
+        self.pixels = [str(n) for n in (pixels or [])]
         self.target: str | None = None
         self.report: list[dict] = []
         self.notices: list[str] = []
@@ -211,6 +218,7 @@ class Preprocessor:
         self._numeric: list[dict] = []  # {"name", "column", "part", "median", "mean", "scale"}
         self._categorical: list[dict] = []  # {"name", "most_frequent", "categories"}
         self._datetime: list[dict] = []  # {"name", "format", "parts"}
+        self._pixels: dict = {"names": [], "mean": 0.0, "scale": 1.0}
         self._transformer: Any = None
         self._fitted = False
 
@@ -232,9 +240,14 @@ class Preprocessor:
         self._check_names(candidates, target)
         self.report, self.notices, self.identifier_columns = [], [], []
         self._numeric, self._categorical, self._datetime = [], [], []
+        self._pixels = {"names": [], "mean": 0.0, "scale": 1.0}
         for name in candidates:
             self._decide(name, frame[name])
-        if not self._numeric and not self._categorical:
+        if self._pixels["names"]:
+            values = np.nan_to_num(self._pixel_values(frame), nan=0.0)  # as transform sees them
+            scale = float(values.std()) if values.size else 0.0
+            self._pixels.update(mean=float(values.mean()) if values.size else 0.0, scale=scale or 1.0)
+        if not self._numeric and not self._categorical and not self._pixels["names"]:
             roles = ", ".join(f"{r['name']!r}: {r['role']}" for r in self.report)
             raise ValueError(
                 "no feature column is left: every column is the target, an identifier, constant, "
@@ -251,15 +264,18 @@ class Preprocessor:
             impute = SimpleImputer(strategy="most_frequent")
             encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
             steps.append(("categorical", Pipeline([("impute", impute), ("one_hot", encode)]), categorical))
-        self._transformer = ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0)
-        self._transformer.fit(prepared)
-        if numeric:
+        self._transformer = (
+            ColumnTransformer(steps, remainder="drop", sparse_threshold=0.0) if steps else None
+        )
+        if self._transformer is not None:
+            self._transformer.fit(prepared)
+        if numeric and self._transformer is not None:
             pipeline = self._transformer.named_transformers_["numeric"]
             medians = pipeline.named_steps["impute"].statistics_
             scaler = pipeline.named_steps["scale"]
             for entry, median, mean, scale in zip(self._numeric, medians, scaler.mean_, scaler.scale_):
                 entry.update(median=float(median), mean=float(mean), scale=float(scale))
-        if categorical:
+        if categorical and self._transformer is not None:
             pipeline = self._transformer.named_transformers_["categorical"]
             frequent = pipeline.named_steps["impute"].statistics_
             categories = pipeline.named_steps["one_hot"].categories_
@@ -290,6 +306,10 @@ class Preprocessor:
         distinct = present.map(_text).nunique() if kind in ("text", "category", "bool") else present.nunique()
         if name in self.drop:
             row.update(role="dropped", action="dropped (drop)")
+            return
+        if name in self.pixels and (self.features is None or name in self.features):
+            self._pixels["names"].append(name)
+            row.update(role="pixel")
             return
         if present.empty:
             self._drop(row, "empty: every cell is missing")
@@ -351,7 +371,7 @@ class Preprocessor:
     def _finish_report(self) -> None:
         """The report's actions for the columns that make features, and :attr:`feature_names`."""
         numeric = {c["name"]: c for c in self._numeric}
-        names = [c["name"] for c in self._numeric]
+        names = self._pixels["names"] + [c["name"] for c in self._numeric]
         for entry in self._categorical:
             names += [f"{entry['name']}={v}" for v in entry["categories"]]
         self.feature_names = names
@@ -366,13 +386,18 @@ class Preprocessor:
         for name, entry in numeric.items():
             if entry["part"] is None:
                 by_name[name]["action"] = f"standardized (missing -> median {entry['median']:.6g})"
+        mean, scale = self._pixels["mean"], self._pixels["scale"]
+        for name in self._pixels["names"]:
+            by_name[name]["action"] = f"pixel: (x - {mean:.6g}) / {scale:.6g} (missing -> 0)"
 
     # -- transforming ----------------------------------------------------------------------
 
     @property
     def columns(self) -> list[str]:
         """The input columns :meth:`transform` reads."""
-        return [r["name"] for r in self.report if r["role"] in ("numeric", "categorical", "datetime")]
+        return [
+            r["name"] for r in self.report if r["role"] in ("numeric", "categorical", "datetime", "pixel")
+        ]
 
     def _prepare(self, frame):
         """The frame the ``ColumnTransformer`` takes: numeric columns and date parts as float64,
@@ -412,7 +437,20 @@ class Preprocessor:
             out = self._transformer.transform(prepared)
         else:
             out = self._transform_numpy(prepared)
+        if self._pixels["names"]:
+            pixels = (
+                np.nan_to_num(self._pixel_values(frame), nan=0.0) - self._pixels["mean"]
+            ) / self._pixels["scale"]
+            out = np.hstack([pixels, out])
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _pixel_values(self, frame) -> np.ndarray:
+        """The pixel columns of ``frame`` as float64 (NaN where missing)."""
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        names = self._pixels["names"]
+        if not names:
+            return np.empty((len(frame), 0))
+        return np.column_stack([_numbers(frame[name], name) for name in names])
 
     def _transform_numpy(self, prepared) -> np.ndarray:
         """What the fitted ``ColumnTransformer`` computes, from the saved numbers."""
@@ -453,6 +491,7 @@ class Preprocessor:
             "numeric": [dict(c) for c in self._numeric],
             "categorical": [dict(c) for c in self._categorical],
             "datetime": [dict(c) for c in self._datetime],
+            "pixels": dict(self._pixels),
         }
 
     @classmethod
@@ -485,9 +524,20 @@ class Preprocessor:
                 for c in data["categorical"]
             ]
             self._datetime = [dict(c) for c in data["datetime"]]
+            pixels = data.get("pixels", {"names": [], "mean": 0.0, "scale": 1.0})  # absent before CNNs
+            self._pixels = {
+                "names": [str(n) for n in pixels["names"]],
+                "mean": float(pixels["mean"]),
+                "scale": float(pixels["scale"]),
+            }
+            self.pixels = list(self._pixels["names"])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"a preprocessor's {e} is missing or malformed") from None
-        width = len(self._numeric) + sum(len(c["categories"]) for c in self._categorical)
+        width = (
+            len(self._pixels["names"])
+            + len(self._numeric)
+            + sum(len(c["categories"]) for c in self._categorical)
+        )
         if width != len(self.feature_names):
             raise ValueError(f"a preprocessor of {width} features names {len(self.feature_names)}")
         self._fitted = True

@@ -2,7 +2,7 @@
 dropout and containers."""
 
 from .activations import ACTIVATIONS, Activation, HardSigmoid, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from .builders import dense_config, mlp, mlp_config, widen_config
+from .builders import cnn_config, dense_config, mlp, mlp_config, widen_config
 from .containers import Sequential
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten
@@ -32,6 +32,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "Unflatten",
+    "cnn_config",
     "dense_config",
     "from_config",
     "mlp",

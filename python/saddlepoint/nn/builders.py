@@ -1,7 +1,8 @@
-"""Model specs: the one place that says what a multilayer perceptron is, as a config (see
-``spec.py``) that :func:`~saddlepoint.nn.from_config` builds. :func:`mlp`, the command line and
-the guide's reference models all build from :func:`mlp_config`, and :func:`widen_config` makes
-a wider model by rewriting a config, not by inspecting layers.
+"""Model specs: the one place that says what a multilayer perceptron and the course's small
+CNN are, as configs (see ``spec.py``) that :func:`~saddlepoint.nn.from_config` builds.
+:func:`mlp`, the command line and the guide's reference models all build from
+:func:`mlp_config` (and :func:`cnn_config`), and :func:`widen_config` makes a wider model by
+rewriting a config, not by inspecting layers.
 """
 
 from __future__ import annotations
@@ -49,22 +50,80 @@ def mlp_config(
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
         layers.append(dense_config(n_in, n_out, dtype=dtype))
         if batch_norm:
-            layers.append(
-                {
-                    "class": "BatchNorm1d",
-                    "num_features": n_out,
-                    "eps": 1e-5,
-                    "momentum": 0.1,
-                    "affine": True,
-                    "track_running_stats": True,
-                    "dtype": dtype.name,
-                }
-            )
+            layers.append(_batch_norm_config("BatchNorm1d", n_out, dtype))
         layers.append(dict(act))
         if dropout:
             layers.append({"class": "Dropout", "p": dropout})
     layers.append(dense_config(sizes[-2], sizes[-1], dtype=dtype))
     return {"class": "Sequential", "layers": layers}
+
+
+def _batch_norm_config(kind: str, features: int, dtype: np.dtype) -> dict:
+    return {
+        "class": kind,
+        "num_features": features,
+        "eps": 1e-5,
+        "momentum": 0.1,
+        "affine": True,
+        "track_running_stats": True,
+        "dtype": dtype.name,
+    }
+
+
+def cnn_config(
+    image_shape,
+    n_out: int,
+    channels=(16, 32),
+    hidden=(128,),
+    activation: str = "relu",
+    *,
+    kernel_size: int = 3,
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+    dtype=np.float32,
+) -> dict:
+    """The config of the course's CNN on flat rows of pixels: ``Unflatten`` to ``image_shape``
+    ``(C, H, W)``; per entry of ``channels``, a ``Conv2d`` (``kernel_size``, padding that keeps
+    the size), ``BatchNorm2d`` (with ``batch_norm``), the activation and a 2×2 ``MaxPool2d``
+    (while the maps are at least 2×2); ``Flatten``; then the dense part of
+    :func:`mlp_config` with ``hidden`` layers and ``n_out`` outputs.
+
+    ``cnn_config((1, 8, 8), 10)`` is conv 1→16 3×3, ReLU, pool (4×4), conv 16→32, ReLU, pool
+    (2×2), flatten (128), dense 128→128, ReLU, dense 128→10: for the digits.
+    """
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be (channels, height, width), got {tuple(image_shape)}")
+    c, h, w = (positive_int(f"image_shape[{i}]", n) for i, n in enumerate(image_shape))
+    channels = [positive_int(f"channels[{i}]", n) for i, n in enumerate(channels)]
+    kernel_size = positive_int("kernel_size", kernel_size)
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (the padding keeps the size), got {kernel_size}")
+    dtype = float_dtype(dtype)
+    activation = OneOf(*sorted(ACTIVATIONS)).check("activation", activation)
+    act = ACTIVATIONS[activation]().config()
+    layers: list[dict] = [{"class": "Unflatten", "dim": 1, "unflattened_size": [c, h, w]}]
+    for out in channels:
+        layers.append(
+            {
+                "class": "Conv2d",
+                "in_channels": c,
+                "out_channels": out,
+                "kernel_size": kernel_size,
+                "padding": kernel_size // 2,
+                "dtype": dtype.name,
+            }
+        )
+        if batch_norm:
+            layers.append(_batch_norm_config("BatchNorm2d", out, dtype))
+        layers.append(dict(act))
+        if h >= 2 and w >= 2:
+            layers.append({"class": "MaxPool2d", "kernel_size": 2})
+            h, w = h // 2, w // 2
+        c = out
+    layers.append({"class": "Flatten"})
+    sizes = [c * h * w, *hidden, n_out]
+    dense = mlp_config(sizes, activation, batch_norm=batch_norm, dropout=dropout, dtype=dtype)
+    return {"class": "Sequential", "layers": layers + dense["layers"]}
 
 
 def mlp(sizes, activation: str = "relu", *, dtype=np.float32, rng=None):

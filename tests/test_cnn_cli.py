@@ -121,3 +121,35 @@ def test_sequential_of_reshapes_round_trips_through_config(rng):
     rebuilt.load_state_dict(model.state_dict())
     x = rng.standard_normal((3, 6)).astype(np.float32)
     np.testing.assert_array_equal(rebuilt(x), model(x))
+
+
+def test_the_trainer_takes_image_batches_and_guards_batch_norm_on_rows(rng):
+    X = rng.standard_normal((33, 2, 3, 3)).astype(np.float32)
+    y = rng.integers(0, 2, 33)
+    model = sp.Sequential(
+        sp.Flatten(), sp.Dense(18, 8, rng=0), sp.BatchNorm1d(8), sp.ReLU(), sp.Dense(8, 2, rng=1)
+    )
+    trainer = sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters()), batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match="leaves a last batch of 1 of the 33 training samples"):
+        trainer.fit(X, y, epochs=1)
+    trainer.drop_last = True
+    assert np.isfinite(trainer.fit(X, y, epochs=2)["loss"]).all()
+    # BatchNorm2d sees the 9 positions of one image: a batch of one trains.
+    images = sp.Sequential(sp.BatchNorm2d(2), sp.Flatten(), sp.Dense(18, 2, rng=0))
+    trainer = sp.Trainer(
+        images, sp.CrossEntropyLoss(), sp.Adam(images.parameters()), batch_size=16, verbose=0
+    )
+    assert np.isfinite(trainer.fit(X, y, epochs=2)["loss"]).all()
+
+
+def test_image_batches_are_gathered_as_rows(rng):
+    """The Trainer's batches of images are the rows it picks, in order (gathered by the same
+    kernel as flat rows)."""
+    from saddlepoint.training.trainer import _Batches
+
+    X = rng.standard_normal((10, 2, 3, 4))
+    idx = np.array([7, 2, 2, 9])
+    xb, _ = _Batches(X, np.arange(10)).gather(idx)
+    np.testing.assert_array_equal(xb, X[idx])
+    strided = X[:, :, :, ::2]  # not contiguous: gathered by NumPy
+    np.testing.assert_array_equal(_Batches(strided, np.arange(10)).gather(idx)[0], strided[idx])

@@ -19,7 +19,7 @@ from ..data.splits import model_dtype
 from ..data.targets import is_classification_loss, training_targets
 from ..io import checkpoint as ckpt
 from ..losses import BCEWithLogitsLoss, softmax
-from ..nn import BatchNorm1d
+from ..nn import BatchNorm1d, BatchNorm2d
 from ..nn.module import predict
 from ..nn.parameter import flat_span
 from ..optim import ReduceLROnPlateau
@@ -143,8 +143,8 @@ class _Batches:
                 np.empty((n, *self.y.shape[1:]), self.y.dtype),
             )
         xb, yb = self.buffers[n]
-        if self.X.ndim == 2:
-            _core.gather_rows(self.X, idx, xb)
+        if self.X.flags.c_contiguous and self.X.ndim > 1:  # images too, as rows of pixels
+            _core.gather_rows(self.X.reshape(len(self.X), -1), idx, xb.reshape(n, -1))
         else:
             np.take(self.X, idx, axis=0, out=xb)
         np.take(self.y, idx, axis=0, out=yb)
@@ -301,12 +301,17 @@ class Trainer:
         return self.history
 
     def _check_last_batch(self, n_samples: int, ndim: int) -> None:
-        """Refuses, before any update, an epoch whose last batch would hold one sample of 2-D
-        data while a batch-norm layer trains: it cannot normalize one value per channel, and
-        would fail mid-epoch after the other batches' updates (PyTorch fails there too)."""
-        if self.drop_last or ndim != 2 or n_samples % self.batch_size != 1:
+        """Refuses, before any update, an epoch whose last batch would hold one sample while a
+        BatchNorm1d layer trains on rows (2-D data, or the dense part of a CNN on images): it
+        cannot normalize one value per channel, and would fail mid-epoch after the other
+        batches' updates (PyTorch fails there too). ``(N, C, L)`` data and BatchNorm2d see
+        several values per channel in one sample."""
+        if self.drop_last or ndim == 3 or n_samples % self.batch_size != 1:
             return
-        if any(isinstance(m, BatchNorm1d) and m.training for _, m in _modules(self.model)):
+        if any(
+            isinstance(m, BatchNorm1d) and not isinstance(m, BatchNorm2d) and m.training
+            for _, m in _modules(self.model)
+        ):
             raise ValueError(
                 f"batch_size {self.batch_size} leaves a last batch of 1 of the {n_samples} "
                 f"training samples, which BatchNorm1d cannot normalize in training; pass "

@@ -4,6 +4,7 @@ dropout and containers."""
 from .activations import ACTIVATIONS, Activation, HardSigmoid, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .builders import dense_config, mlp, mlp_config, widen_config
 from .containers import Sequential
+from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Dense, Linear
 from .module import Module
@@ -15,6 +16,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "BatchNorm1d",
+    "Conv2d",
     "Dense",
     "Dropout",
     "HardSigmoid",

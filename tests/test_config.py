@@ -31,7 +31,10 @@ EXAMPLES = {
     "Tanh": sp.Tanh,
     "Identity": sp.Identity,
     "Sequential": lambda: sp.Sequential(sp.Dense(4, 5, rng=0), sp.Tanh(), sp.Dense(5, 4, rng=1)),
+    "Conv2d": lambda: nn.Conv2d(4, 2, (3, 2), stride=2, padding=(1, 0), groups=2, dtype=np.float64, rng=1),
 }
+#: Input shapes of layers that do not take (batch, 4).
+INPUT_SHAPES = {"Conv2d": (5, 4, 6, 5)}
 #: Exported classes that are not layers one builds (the base classes).
 NOT_LAYERS = {"Module", "Activation"}
 
@@ -91,7 +94,7 @@ def test_round_trip_gives_the_same_config_and_outputs(name, rng):
     dtype = layer.state_dict()["weight"].dtype if "weight" in layer.state_dict() else np.float32
     if name == "BatchNorm1d":
         dtype = np.float64
-    x = rng.standard_normal((5, 4)).astype(dtype)
+    x = rng.standard_normal(INPUT_SHAPES.get(name, (5, 4))).astype(dtype)
     np.testing.assert_array_equal(rebuilt(x), layer(x))
 
 

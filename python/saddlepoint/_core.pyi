@@ -38,6 +38,29 @@ def dense_backward(
     grad_input: Optional[FloatArray],
     accumulate: bool = True,
 ) -> None: ...
+def conv2d_forward(
+    x: FloatArray,
+    weight: FloatArray,
+    bias: Optional[FloatArray],
+    out: FloatArray,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+) -> None: ...
+def conv2d_backward(
+    x: FloatArray,
+    weight: FloatArray,
+    grad_output: FloatArray,
+    grad_weight: Optional[FloatArray],
+    grad_bias: Optional[FloatArray],
+    grad_input: Optional[FloatArray],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    accumulate: bool = True,
+) -> None: ...
 def activation_forward(kind: str, x: FloatArray, out: FloatArray, negative_slope: float = 0.01) -> None: ...
 def activation_backward(
     kind: str,

@@ -8,6 +8,7 @@
 mod activation;
 mod arrays;
 mod clip;
+mod conv;
 mod dense;
 mod gather;
 mod loss;
@@ -31,6 +32,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         activation: activation_forward activation_backward;
         clip: norm_part all_finite scale_ clamp_;
         dense: dense_forward dense_backward;
+        conv: conv2d_forward conv2d_backward;
         gather: gather_rows;
         loss: mse_loss l1_loss binary_cross_entropy_with_logits cross_entropy softmax log_softmax one_hot;
         matmul: matmul_simd;

@@ -21,6 +21,7 @@
 
 pub mod activation;
 pub mod clip;
+pub mod conv;
 pub mod dense;
 pub mod error;
 pub mod exp;

@@ -43,6 +43,9 @@ def calls(dtype, b, i, o, c, length):
         return (p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)).astype(dtype)
 
     optim = dict(lr=0.1, weight_decay=0.01, maximize=False)
+    # A 3x2 kernel with padding (1, 0) and stride (1, 2): the output keeps the height.
+    conv = dict(stride=(1, 2), padding=(1, 0), dilation=(1, 1), groups=1)
+    conv_w = max((length + 1 - 2) // 2 + 1, 0)
     return [
         ("dense_forward", dict(x=a(b, i), weight=a(o, i), bias=a(o), out=a(b, o)), ("out",)),
         (
@@ -54,6 +57,31 @@ def calls(dtype, b, i, o, c, length):
                 grad_weight=a(o, i),
                 grad_bias=a(o),
                 grad_input=a(b, i),
+                accumulate=True,
+            ),
+            ("grad_weight", "grad_bias", "grad_input"),
+        ),
+        (
+            "conv2d_forward",
+            dict(
+                x=a(b, c, length + 2, length + 1),
+                weight=a(o, c, 3, 2),
+                bias=a(o),
+                out=a(b, o, length + 2, conv_w),
+                **conv,
+            ),
+            ("out",),
+        ),
+        (
+            "conv2d_backward",
+            dict(
+                x=a(b, c, length + 2, length + 1),
+                weight=a(o, c, 3, 2),
+                grad_output=a(b, o, length + 2, conv_w),
+                grad_weight=a(o, c, 3, 2),
+                grad_bias=a(o),
+                grad_input=a(b, c, length + 2, length + 1),
+                **conv,
                 accumulate=True,
             ),
             ("grad_weight", "grad_bias", "grad_input"),

@@ -172,6 +172,19 @@ class PublicSweep:
                 ["in_features", "out_features", "bias", "dtype", "rng"],
             ),
             "LeakyReLU": (lambda **k: sp.LeakyReLU(**k), ["negative_slope"]),
+            "Conv2d": (
+                lambda **k: sp.nn.Conv2d(**{"in_channels": 2, "out_channels": 4, "kernel_size": 3, **k}),
+                [
+                    "in_channels",
+                    "out_channels",
+                    "kernel_size",
+                    "stride",
+                    "padding",
+                    "dilation",
+                    "groups",
+                    "dtype",
+                ],
+            ),
             "BatchNorm1d": (
                 lambda **k: sp.BatchNorm1d(**{"num_features": 3, **k}),
                 ["num_features", "eps", "momentum", "affine", "track_running_stats"],

@@ -4,6 +4,7 @@ dropout and containers."""
 from .activations import ACTIVATIONS, Activation, HardSigmoid, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .builders import cnn_config, dense_config, mlp, mlp_config, widen_config
 from .containers import Sequential
+from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten
 from .linear import Dense, Linear
@@ -17,6 +18,7 @@ __all__ = [
     "Activation",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Conv2d",
     "Dense",
     "Dropout",
     "Flatten",

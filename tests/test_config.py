@@ -31,7 +31,12 @@ EXAMPLES = {
     "Tanh": sp.Tanh,
     "Identity": sp.Identity,
     "Sequential": lambda: sp.Sequential(sp.Dense(4, 5, rng=0), sp.Tanh(), sp.Dense(5, 4, rng=1)),
+    "MaxPool2d": lambda: nn.MaxPool2d((3, 2), stride=1, padding=(1, 0)),
+    "AvgPool2d": lambda: nn.AvgPool2d(2, stride=(1, 2), padding=1),
+    "AdaptiveAvgPool2d": lambda: nn.AdaptiveAvgPool2d((2, 3)),
 }
+#: Input shapes of the examples that do not take (batch, 4).
+INPUT_SHAPES = {"MaxPool2d": (5, 2, 4, 4), "AvgPool2d": (5, 2, 4, 4), "AdaptiveAvgPool2d": (5, 2, 4, 4)}
 #: Exported classes that are not layers one builds (the base classes).
 NOT_LAYERS = {"Module", "Activation"}
 
@@ -91,7 +96,7 @@ def test_round_trip_gives_the_same_config_and_outputs(name, rng):
     dtype = layer.state_dict()["weight"].dtype if "weight" in layer.state_dict() else np.float32
     if name == "BatchNorm1d":
         dtype = np.float64
-    x = rng.standard_normal((5, 4)).astype(dtype)
+    x = rng.standard_normal(INPUT_SHAPES.get(name, (5, 4))).astype(dtype)
     np.testing.assert_array_equal(rebuilt(x), layer(x))
 
 

@@ -35,9 +35,19 @@ EXAMPLES = {
     "Identity": sp.Identity,
     "Sequential": lambda: sp.Sequential(sp.Dense(4, 5, rng=0), sp.Tanh(), sp.Dense(5, 4, rng=1)),
     "Conv2d": lambda: nn.Conv2d(4, 2, (3, 2), stride=2, padding=(1, 0), groups=2, dtype=np.float64, rng=1),
+    "MaxPool2d": lambda: nn.MaxPool2d((3, 2), stride=1, padding=(1, 0)),
+    "AvgPool2d": lambda: nn.AvgPool2d(2, stride=(1, 2), padding=1),
+    "AdaptiveAvgPool2d": lambda: nn.AdaptiveAvgPool2d((2, 3)),
 }
 #: Inputs of the round trip for the layers that take images, not (5, 4) rows.
-INPUT_SHAPES = {"BatchNorm2d": (5, 4, 3, 2), "Flatten": (5, 4, 3), "Conv2d": (5, 4, 6, 5)}
+INPUT_SHAPES = {
+    "BatchNorm2d": (5, 4, 3, 2),
+    "Flatten": (5, 4, 3),
+    "Conv2d": (5, 4, 6, 5),
+    "MaxPool2d": (5, 2, 4, 4),
+    "AvgPool2d": (5, 2, 4, 4),
+    "AdaptiveAvgPool2d": (5, 2, 4, 4),
+}
 #: Exported classes that are not layers one builds (the base classes).
 NOT_LAYERS = {"Module", "Activation"}
 

@@ -205,6 +205,35 @@ def layer_norm_backward(
 ) -> None: ...
 def dropout_forward(x: FloatArray, p: float, seed: int, out: FloatArray, mask: FloatArray) -> None: ...
 def gather_rows(x: FloatArray, indices: IntArray, out: FloatArray) -> None: ...
+
+# 2-D pooling on NCHW arrays (N, C, H, W), C, H, W >= 1; sizes are (height, width) pairs.
+# OH = (H + 2 * padding[0] - kernel_size[0]) // stride[0] + 1, alike OW; padding <= kernel_size // 2.
+# Backward passes overwrite grad_input. Results are bit-identical for any thread count.
+def max_pool2d_forward(
+    x: FloatArray,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    out: FloatArray,
+    indices: IntArray,
+) -> None: ...
+def max_pool2d_backward(grad_output: FloatArray, indices: IntArray, grad_input: FloatArray) -> None: ...
+def avg_pool2d_forward(
+    x: FloatArray,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    out: FloatArray,
+) -> None: ...
+def avg_pool2d_backward(
+    grad_output: FloatArray,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    grad_input: FloatArray,
+) -> None: ...
+def adaptive_avg_pool2d_forward(x: FloatArray, out: FloatArray) -> None: ...
+def adaptive_avg_pool2d_backward(grad_output: FloatArray, grad_input: FloatArray) -> None: ...
 def matmul_simd() -> str | None: ...  # "avx512", "avx2" or None; SADDLEPOINT_SIMD caps it
 def set_num_threads(n: int) -> None: ...  # 1 <= n <= max(4 * available cores, 64)
 def get_num_threads() -> int: ...

@@ -16,6 +16,7 @@ mod matmul;
 mod norm;
 mod optim;
 mod parallel;
+mod pool;
 mod scalars;
 
 use pyo3::prelude::*;
@@ -40,6 +41,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
               layer_norm_forward layer_norm_backward dropout_forward;
         optim: sgd_step adagrad_step rmsprop_step adam_step;
         parallel: set_num_threads get_num_threads;
+        pool: max_pool2d_forward max_pool2d_backward avg_pool2d_forward avg_pool2d_backward
+              adaptive_avg_pool2d_forward adaptive_avg_pool2d_backward;
     ]);
     m.add_function(wrap_pyfunction!(_panic_in_kernel, m)?)
 }

@@ -31,6 +31,7 @@ pub mod matmul;
 pub mod norm;
 pub mod optim;
 pub mod parallel;
+pub mod pool;
 pub mod reduce;
 pub mod scalar;
 

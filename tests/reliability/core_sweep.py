@@ -236,9 +236,45 @@ def calls(dtype, b, i, o, c, length):
         ),
         ("dropout_forward", dict(x=a(b, i), p=0.5, seed=7, out=a(b, i), mask=a(b, i)), ("out", "mask")),
         ("gather_rows", dict(x=a(b + 2, i), indices=labels(b, b + 2), out=a(b, i)), ("out",)),
+        *pooling_calls(a, rng, b, c, length + 2, i + 1),
         ("get_num_threads", dict(), ()),
         ("matmul_simd", dict(), ()),
         ("set_num_threads", dict(n=_core.get_num_threads()), ()),
+    ]
+
+
+def pooling_calls(a, rng, n, c, h, w):
+    """Valid calls of the pooling kernels on (n, c, h, w) inputs: a 2 × 3 window, stride (2, 1),
+    padding (1, 1), so every h, w >= 1 pools into (h // 2 + 1, w)."""
+    oh, ow = h // 2 + 1, w
+    window = dict(kernel_size=(2, 3), stride=(2, 1), padding=(1, 1))
+    return [
+        (
+            "max_pool2d_forward",
+            dict(x=a(n, c, h, w), **window, out=a(n, c, oh, ow), indices=np.zeros((n, c, oh, ow), np.int64)),
+            ("out", "indices"),
+        ),
+        (
+            "max_pool2d_backward",
+            dict(
+                grad_output=a(n, c, oh, ow),
+                indices=rng.integers(0, h * w, (n, c, oh, ow)).astype(np.int64),
+                grad_input=a(n, c, h, w),
+            ),
+            ("grad_input",),
+        ),
+        ("avg_pool2d_forward", dict(x=a(n, c, h, w), **window, out=a(n, c, oh, ow)), ("out",)),
+        (
+            "avg_pool2d_backward",
+            dict(grad_output=a(n, c, oh, ow), **window, grad_input=a(n, c, h, w)),
+            ("grad_input",),
+        ),
+        ("adaptive_avg_pool2d_forward", dict(x=a(n, c, h, w), out=a(n, c, 2, 3)), ("out",)),
+        (
+            "adaptive_avg_pool2d_backward",
+            dict(grad_output=a(n, c, 2, 3), grad_input=a(n, c, h, w)),
+            ("grad_input",),
+        ),
     ]
 
 

@@ -113,14 +113,21 @@ class PublicSweep:
                 sp.Dense(4, 3, rng=rng), sp.BatchNorm1d(3), sp.ReLU(), sp.Dense(3, 2, rng=rng)
             ),
             "mlp": lambda: sp.mlp([4, 5, 2], rng=0),
+            "MaxPool2d": lambda: sp.nn.MaxPool2d(2, padding=1),
+            "AvgPool2d": lambda: sp.nn.AvgPool2d((2, 3), stride=1),
+            "AdaptiveAvgPool2d": lambda: sp.nn.AdaptiveAvgPool2d(2),
         }
+
+    #: Input shapes of the layers that do not take (batch, 4).
+    INPUT_SHAPES = {"MaxPool2d": (5, 2, 3, 4), "AvgPool2d": (5, 2, 3, 4), "AdaptiveAvgPool2d": (5, 2, 3, 4)}
 
     def sweep_layers(self):
         for name, make in self.layers().items():
             for training in (True, False):
                 layer = make().train(training)
                 dtype = next((p.dtype for p in layer.parameters()), np.dtype(np.float32))
-                x = np.random.default_rng(1).standard_normal((5, 4)).astype(dtype)
+                shape = self.INPUT_SHAPES.get(name, (5, 4))
+                x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
                 y = self.call(f"{name} forward valid", lambda: layer.forward(x), layer)
                 if y is None:
                     self.failures.append(f"{name}: a valid forward was rejected")
@@ -146,7 +153,9 @@ class PublicSweep:
     def sweep_zero_sizes(self):
         """Empty batches for every layer, and empty lengths for batch norm on (N, C, L) data."""
         for name, make in self.layers().items():
-            shapes = [(0, 4)] + ([(2, 4, 0), (0, 4, 3), (2, 4, 3)] if name == "BatchNorm1d" else [])
+            shapes = [(0, *self.INPUT_SHAPES.get(name, (5, 4))[1:])] + (
+                [(2, 4, 0), (0, 4, 3), (2, 4, 3)] if name == "BatchNorm1d" else []
+            )
             for training in (True, False):
                 for shape in shapes:
                     layer = make().train(training)
@@ -194,6 +203,18 @@ class PublicSweep:
                 ["normalized_shape", "eps", "elementwise_affine"],
             ),
             "Dropout": (lambda **k: sp.Dropout(**k), ["p", "rng"]),
+            "MaxPool2d": (
+                lambda **k: sp.nn.MaxPool2d(**{"kernel_size": 2, **k}),
+                ["kernel_size", "stride", "padding"],
+            ),
+            "AvgPool2d": (
+                lambda **k: sp.nn.AvgPool2d(**{"kernel_size": 2, **k}),
+                ["kernel_size", "stride", "padding"],
+            ),
+            "AdaptiveAvgPool2d": (
+                lambda **k: sp.nn.AdaptiveAvgPool2d(**{"output_size": 2, **k}),
+                ["output_size"],
+            ),
             "CrossEntropyLoss": (lambda **k: sp.CrossEntropyLoss(**k), ["weight", "label_smoothing"]),
             "mlp": (lambda **k: sp.mlp(**{"sizes": [2, 3], **k}), ["sizes", "activation", "dtype"]),
         }

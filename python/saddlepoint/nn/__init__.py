@@ -11,9 +11,13 @@ from .linear import Dense, Linear
 from .module import Module
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .parameter import Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .spec import from_config, register_layer, registered_layers
 
 __all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "MaxPool2d",
     "ACTIVATIONS",
     "Activation",
     "BatchNorm1d",

@@ -81,6 +81,13 @@ LAYERS = {
         )
     ],
     "Flatten": [lambda s: sp.Flatten()],
+    "Conv2d": [
+        lambda s: sp.Conv2d(2, 4, 3, padding=1, rng=s),
+        lambda s: sp.Conv2d(4, 2, (3, 1), groups=2, bias=False, dtype=np.float64, rng=s),
+    ],
+    "MaxPool2d": [lambda s: sp.MaxPool2d(2)],
+    "AvgPool2d": [lambda s: sp.AvgPool2d(3, stride=1, padding=1)],
+    "AdaptiveAvgPool2d": [lambda s: sp.AdaptiveAvgPool2d(1)],
     "Unflatten": [lambda s: sp.Unflatten(1, (1, 2, 2))],
     "LayerNorm": [lambda s: sp.LayerNorm((2, 3)), lambda s: sp.LayerNorm(4, elementwise_affine=False)],
     "Dropout": [lambda s: sp.Dropout(0.3, rng=s)],

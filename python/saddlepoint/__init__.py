@@ -9,8 +9,11 @@ from ._core import get_num_threads, set_num_threads
 from .io import load_checkpoint, load_model, load_run, load_weights, save_checkpoint, save_model, save_weights
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, log_softmax, one_hot, softmax
 from .nn import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Conv2d,
     Dense,
     Dropout,
     Flatten,
@@ -19,6 +22,7 @@ from .nn import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    MaxPool2d,
     Module,
     Parameter,
     ReLU,
@@ -64,13 +68,16 @@ from .training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptiveAvgPool2d",
     "Adagrad",
     "Adam",
     "AdamW",
+    "AvgPool2d",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
     "Callback",
+    "Conv2d",
     "Dropout",
     "EarlyStopping",
     "Flatten",
@@ -101,6 +108,7 @@ __all__ = [
     "LinearLR",
     "LinearWarmup",
     "MSELoss",
+    "MaxPool2d",
     "Module",
     "MultiStepLR",
     "OneCycleLR",

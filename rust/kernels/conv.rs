@@ -691,7 +691,7 @@ fn backward_chunk<T: ConvFloat>(
                 }
                 let dy = MatRef::from_row_major_slice(&*gathered, out_g, width);
                 T::with_columns(k * width, |columns| {
-                    if let Some(dw) = dw_g.as_deref_mut() {
+                    if let Some(dw) = dw_g {
                         for n in 0..count {
                             let x_g = &x_b[n * sample_in + g * in_plane..n * sample_in + (g + 1) * in_plane];
                             im2col(x_g, columns, s, width, n * pixels);

@@ -312,6 +312,62 @@ fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
     block(&mut dst[tail..len], &src[tail..len]);
 }
 
+/// Whether the whole-row runs of a tap with stride 1 and no padding columns (`out_w` elements
+/// from `ih · in_w + first` of a channel of `channel_len`, to `oh · out_w` of a row of `row_len`,
+/// for `oh` in `rows`) lie inside both: true by construction, checked once per row so that the
+/// unchecked copies below can never leave them.
+fn runs_fit(
+    s: &ConvShape, tap: &Tap, rows: &std::ops::Range<usize>, first: usize, channel_len: usize, row_len: usize,
+) -> bool {
+    let Some(last) = rows.end.checked_sub(1).filter(|&last| last >= rows.start) else { return true };
+    let (top, bottom) = (
+        (rows.start * s.stride[0]) as isize + tap.row_offset,
+        (last * s.stride[0]) as isize + tap.row_offset,
+    );
+    top >= 0
+        && first + s.out_w <= s.in_w
+        && (bottom as usize) < s.in_h
+        && s.in_h * s.in_w <= channel_len
+        && rows.end * s.out_w <= row_len
+}
+
+/// `dst[..len] = src[..len]` in blocks of 8 (the last one overlapping), inlined: no `memcpy`
+/// call per short row.
+///
+/// # Safety
+/// `src` must be valid for `len` reads and `dst` for `len` writes, in separate memory.
+#[inline(always)]
+unsafe fn copy_run<T: Copy>(dst: *mut T, src: *const T, len: usize) {
+    const BLOCK: usize = 8;
+    if len < BLOCK {
+        for k in 0..len {
+            *dst.add(k) = *src.add(k);
+        }
+        return;
+    }
+    let mut k = 0;
+    while k + BLOCK <= len {
+        (dst.add(k) as *mut [T; BLOCK]).write_unaligned((src.add(k) as *const [T; BLOCK]).read_unaligned());
+        k += BLOCK;
+    }
+    if k < len {
+        let tail = len - BLOCK;
+        (dst.add(tail) as *mut [T; BLOCK])
+            .write_unaligned((src.add(tail) as *const [T; BLOCK]).read_unaligned());
+    }
+}
+
+/// `dst[..len] += src[..len]`.
+///
+/// # Safety
+/// As [`copy_run`].
+#[inline(always)]
+unsafe fn add_run<T: Float>(dst: *mut T, src: *const T, len: usize) {
+    for k in 0..len {
+        *dst.add(k) = *dst.add(k) + *src.add(k);
+    }
+}
+
 /// `dst = 0`, without a call for an empty `dst` (most rows have no padding).
 #[inline(always)]
 fn fill_zero<T: Float>(dst: &mut [T]) {
@@ -355,6 +411,16 @@ fn im2col<T: Float>(x: &[T], columns: &mut [T], s: &ConvShape, stride: usize, of
         fill_zero(&mut row[..rows.start * out_w]);
         fill_zero(&mut row[rows.end * out_w..]);
         let (first, (lo, hi)) = (tap.first_col(s), (tap.lo, tap.hi));
+        if sw == 1 && lo == 0 && hi == out_w && runs_fit(s, tap, &rows, first, channel.len(), row.len()) {
+            let (src, dst) = (channel.as_ptr(), row.as_mut_ptr());
+            for oh in rows {
+                let ih = ((oh * sh) as isize + tap.row_offset) as usize;
+                // SAFETY: `runs_fit` checked that every run read (`out_w` elements from
+                // `ih · in_w + first`) lies in `channel` and every run written in `row`.
+                unsafe { copy_run(dst.add(oh * out_w), src.add(ih * s.in_w + first), out_w) };
+            }
+            return;
+        }
         for oh in rows {
             let ih = ((oh * sh) as isize + tap.row_offset) as usize;
             let out = &mut row[oh * out_w..(oh + 1) * out_w];
@@ -383,6 +449,15 @@ fn col2im<T: Float>(columns: &[T], dx: &mut [T], s: &ConvShape, stride: usize, o
         let row = &columns[r * stride + offset..r * stride + offset + pixels];
         let channel = &mut dx[c * plane..(c + 1) * plane];
         let (first, (lo, hi)) = (tap.first_col(s), (tap.lo, tap.hi));
+        if sw == 1 && lo == 0 && hi == out_w && runs_fit(s, tap, &rows, first, channel.len(), row.len()) {
+            let (src, dst) = (row.as_ptr(), channel.as_mut_ptr());
+            for oh in rows {
+                let ih = ((oh * sh) as isize + tap.row_offset) as usize;
+                // SAFETY: as in `im2col`, with `row` read and `channel` (another array) written.
+                unsafe { add_run(dst.add(ih * s.in_w + first), src.add(oh * out_w), out_w) };
+            }
+            return;
+        }
         for oh in rows {
             let ih = ((oh * sh) as isize + tap.row_offset) as usize;
             let from = &row[oh * out_w + lo..oh * out_w + hi];

@@ -206,12 +206,16 @@ impl ConvShape {
     }
 }
 
+/// The largest buffer a thread keeps for the next call (16 MB in f32): what a batch of small
+/// images or one 64-channel 3×3 convolution of a 32×32 sample needs many times over.
+const KEEP_ELEMENTS: usize = 1 << 22;
+
 /// The element types of the convolution: a [`Float`] with two buffers per thread, for column
 /// matrices and for partial sums.
 pub trait ConvFloat: Float {
-    /// Runs `f` with this thread's buffer `which` of `len` elements (grown if needed, never
-    /// shrunk; a nested call for the same buffer gets a fresh one). Its contents are whatever
-    /// the last call left.
+    /// Runs `f` with this thread's buffer `which` of `len` elements (grown if needed; kept for
+    /// the next call up to [`KEEP_ELEMENTS`]; a nested call for the same buffer gets a fresh
+    /// one). Its contents are whatever the last call left.
     fn with_buffer<R>(which: Buffer, len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 
     fn with_columns<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
@@ -247,7 +251,10 @@ macro_rules! conv_float {
                     buffer.resize(len, 0.0);
                 }
                 let result = f(&mut buffer[..len]);
-                key.set(buffer);
+                // A buffer grown past KEEP_ELEMENTS by one large call is freed, not kept.
+                if buffer.len() <= KEEP_ELEMENTS {
+                    key.set(buffer);
+                }
                 result
             }
         }

@@ -208,6 +208,7 @@ def restore_threads():
         (32, 8, 12, 12, 16, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # parallel, 16 chunks of 2 samples
         (5, 64, 16, 16, 64, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # big per-sample products
         (7, 6, 10, 9, 6, (3, 3), (2, 1), (1, 1), (1, 1), 3),
+        (7, 512, 4, 4, 256, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # one chunk of blocks of 3, 3, 1
     ],
 )
 def test_results_are_bit_identical_for_1_2_and_3_threads(case, dtype, restore_threads):
@@ -222,6 +223,15 @@ def test_results_are_bit_identical_for_1_2_and_3_threads(case, dtype, restore_th
         _core.conv2d_backward(x, weight, gy, gw, gb, gx, *geometry)
         results.append(b"".join(a.tobytes() for a in (out, gw, gb, gx)))
     assert len(set(results)) == 1
+    ew, eb, ex = reference_backward(x, weight, gy, *geometry)
+    for got, expected in zip(results_of(x, weight, b, gy, geometry), (ew + 1, eb + 1, ex)):
+        assert_close(got, expected, dtype)
+
+
+def results_of(x, weight, b, gy, geometry):
+    gw, gb, gx = np.ones_like(weight), np.ones_like(b), np.empty_like(x)
+    _core.conv2d_backward(x, weight, gy, gw, gb, gx, *geometry)
+    return gw, gb, gx
 
 
 # --- the layer --------------------------------------------------------------------------------------

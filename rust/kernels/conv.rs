@@ -10,10 +10,10 @@
 
 use crate::error::{check_len, checked_product, dims, shape_str};
 use crate::matmul::matmul;
-use crate::parallel::{install, worth_parallel_above};
+use crate::parallel::{install, join, worth_parallel_above};
 use crate::{Float, KernelError};
 use faer::MatRef;
-use rayon::prelude::*;
+use multiversion::multiversion;
 use std::cell::Cell;
 
 /// From this many multiply-adds on, a call runs its samples in parallel.
@@ -23,6 +23,13 @@ const PAR_MIN_MULTIPLY_ADDS: usize = 1 << 18;
 /// partial sums), and at most [`PARTIAL_ELEMENTS`] elements of partial sums in all.
 const MAX_CHUNKS: usize = 16;
 const PARTIAL_ELEMENTS: usize = 1 << 21;
+
+/// Samples with small outputs are multiplied in blocks whose column matrices sit side by side, so
+/// one product has at least this many columns (LeNet's second convolution, 8×8 outputs: 8
+/// samples per product) ...
+const BLOCK_COLUMNS: usize = 512;
+/// ... and a column matrix of at most this many elements.
+const MAX_BLOCK_ELEMENTS: usize = 1 << 18;
 
 /// The geometry of a convolution: `x` (batch, in_channels, in_h, in_w), `weight` (out_channels,
 /// in_channels / groups, kernel_h, kernel_w), output (batch, out_channels, out_h, out_w).
@@ -183,16 +190,32 @@ impl ConvShape {
     /// Samples per chunk of the weight gradient's sum: fixed by the shape alone.
     fn samples_per_chunk(&self) -> usize {
         let chunks = (PARTIAL_ELEMENTS / (self.weight_len() + self.out_channels).max(1)).clamp(1, MAX_CHUNKS);
-        self.batch.div_ceil(chunks.min(self.batch).max(1)).max(1)
+        let per_chunk = self.batch.div_ceil(chunks.min(self.batch).max(1)).max(1);
+        per_chunk.next_multiple_of(self.samples_per_block())
+    }
+
+    /// Samples whose column matrices are multiplied together (see [`BLOCK_COLUMNS`]): fixed by
+    /// the shape alone. One for a pointwise convolution, which multiplies the input directly.
+    fn samples_per_block(&self) -> usize {
+        let pixels = self.out_pixels().max(1);
+        if self.pointwise() || pixels >= BLOCK_COLUMNS {
+            return 1;
+        }
+        let by_memory = MAX_BLOCK_ELEMENTS / (self.group_k() * pixels).max(1);
+        BLOCK_COLUMNS.div_ceil(pixels).min(by_memory).clamp(1, self.batch.max(1))
     }
 }
+
+/// The largest buffer a thread keeps for the next call (16 MB in f32): what a batch of small
+/// images or one 64-channel 3×3 convolution of a 32×32 sample needs many times over.
+const KEEP_ELEMENTS: usize = 1 << 22;
 
 /// The element types of the convolution: a [`Float`] with two buffers per thread, for column
 /// matrices and for partial sums.
 pub trait ConvFloat: Float {
-    /// Runs `f` with this thread's buffer `which` of `len` elements (grown if needed, never
-    /// shrunk; a nested call for the same buffer gets a fresh one). Its contents are whatever
-    /// the last call left.
+    /// Runs `f` with this thread's buffer `which` of `len` elements (grown if needed; kept for
+    /// the next call up to [`KEEP_ELEMENTS`]; a nested call for the same buffer gets a fresh
+    /// one). Its contents are whatever the last call left.
     fn with_buffer<R>(which: Buffer, len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 
     fn with_columns<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
@@ -205,33 +228,40 @@ pub trait ConvFloat: Float {
 pub enum Buffer {
     Columns,
     Partials,
+    /// A block's product, or its gathered output gradients.
+    Products,
 }
 
 macro_rules! conv_float {
-    ($t:ty, $columns:ident, $partials:ident) => {
+    ($t:ty, $columns:ident, $partials:ident, $products:ident) => {
         thread_local! {
             static $columns: Cell<Vec<$t>> = const { Cell::new(Vec::new()) };
             static $partials: Cell<Vec<$t>> = const { Cell::new(Vec::new()) };
+            static $products: Cell<Vec<$t>> = const { Cell::new(Vec::new()) };
         }
         impl ConvFloat for $t {
             fn with_buffer<R>(which: Buffer, len: usize, f: impl FnOnce(&mut [$t]) -> R) -> R {
                 let key = match which {
                     Buffer::Columns => &$columns,
                     Buffer::Partials => &$partials,
+                    Buffer::Products => &$products,
                 };
                 let mut buffer = key.take();
                 if buffer.len() < len {
                     buffer.resize(len, 0.0);
                 }
                 let result = f(&mut buffer[..len]);
-                key.set(buffer);
+                // A buffer grown past KEEP_ELEMENTS by one large call is freed, not kept.
+                if buffer.len() <= KEEP_ELEMENTS {
+                    key.set(buffer);
+                }
                 result
             }
         }
     };
 }
-conv_float!(f32, COLUMNS_F32, PARTIALS_F32);
-conv_float!(f64, COLUMNS_F64, PARTIALS_F64);
+conv_float!(f32, COLUMNS_F32, PARTIALS_F32, PRODUCTS_F32);
+conv_float!(f64, COLUMNS_F64, PARTIALS_F64, PRODUCTS_F64);
 
 /// The output columns `lo..hi` whose input column `ow·stride + offset` lies in `0..width`.
 fn valid_range(offset: isize, stride: usize, width: usize, out_w: usize) -> (usize, usize) {
@@ -259,85 +289,197 @@ impl Tap {
         Tap { row_offset, col_offset, lo, hi }
     }
 
-    fn input_row(&self, s: &ConvShape, oh: usize) -> Option<usize> {
-        let ih = (oh * s.stride[0]) as isize + self.row_offset;
-        (ih >= 0 && (ih as usize) < s.in_h).then_some(ih as usize)
-    }
-
     /// The input column of output column `lo` (when `lo < hi`).
     fn first_col(&self, s: &ConvShape) -> usize {
         ((self.lo * s.stride[1]) as isize + self.col_offset) as usize
     }
 }
 
-/// `columns` (group_k × out_pixels) = the patches of `x` (in_per_group × in_h × in_w): row
-/// `(c, i, j)` holds, for each output pixel, the input under tap `(i, j)` of channel `c` (0 in
-/// the padding).
-fn im2col<T: Float>(x: &[T], columns: &mut [T], s: &ConvShape) {
-    let (plane, pixels, sw) = (s.in_h * s.in_w, s.out_pixels(), s.stride[1]);
-    if plane == 0 {
-        columns.fill(T::zero()); // an input of no pixels: all padding
+/// `dst = src` for the short rows of small images without a `memcpy` call per row (which
+/// cost more than the copy: LeNet's 8-pixel rows): blocks of 8, the last one overlapping.
+#[inline(always)]
+fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
+    const BLOCK: usize = 8;
+    let len = dst.len().min(src.len());
+    if len < BLOCK {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = v;
+        }
         return;
     }
-    let mut rows = columns.chunks_exact_mut(pixels);
-    for channel in x.chunks_exact(plane).take(s.in_per_group()) {
-        for i in 0..s.kernel_h {
-            for j in 0..s.kernel_w {
-                let Some(row) = rows.next() else { return };
-                let tap = Tap::new(s, i, j);
-                for (oh, out) in row.chunks_exact_mut(s.out_w).enumerate() {
-                    let Some(ih) = tap.input_row(s, oh).filter(|_| tap.lo < tap.hi) else {
-                        out.fill(T::zero());
-                        continue;
-                    };
-                    let src = &channel[ih * s.in_w..(ih + 1) * s.in_w];
-                    out[..tap.lo].fill(T::zero());
-                    out[tap.hi..].fill(T::zero());
-                    let first = tap.first_col(s);
-                    let valid = &mut out[tap.lo..tap.hi];
-                    if sw == 1 {
-                        valid.copy_from_slice(&src[first..first + valid.len()]);
-                    } else {
-                        for (o, &v) in valid.iter_mut().zip(src[first..].iter().step_by(sw)) {
-                            *o = v;
-                        }
-                    }
-                }
+    let block = |dst: &mut [T], src: &[T]| {
+        if let (Ok(d), Ok(v)) = (<&mut [T; BLOCK]>::try_from(dst), <&[T; BLOCK]>::try_from(src)) {
+            *d = *v;
+        }
+    };
+    for (d, v) in dst.chunks_exact_mut(BLOCK).zip(src.chunks_exact(BLOCK)) {
+        block(d, v);
+    }
+    let tail = len - BLOCK;
+    block(&mut dst[tail..len], &src[tail..len]);
+}
+
+/// Whether the whole-row runs of a tap with stride 1 and no padding columns (`out_w` elements
+/// from `ih · in_w + first` of a channel of `channel_len`, to `oh · out_w` of a row of `row_len`,
+/// for `oh` in `rows`) lie inside both: true by construction, checked once per row so that the
+/// unchecked copies below can never leave them.
+fn runs_fit(
+    s: &ConvShape, tap: &Tap, rows: &std::ops::Range<usize>, first: usize, channel_len: usize, row_len: usize,
+) -> bool {
+    let Some(last) = rows.end.checked_sub(1).filter(|&last| last >= rows.start) else { return true };
+    let (top, bottom) = (
+        (rows.start * s.stride[0]) as isize + tap.row_offset,
+        (last * s.stride[0]) as isize + tap.row_offset,
+    );
+    top >= 0
+        && first + s.out_w <= s.in_w
+        && (bottom as usize) < s.in_h
+        && s.in_h * s.in_w <= channel_len
+        && rows.end * s.out_w <= row_len
+}
+
+/// `dst[..len] = src[..len]` in blocks of 8 (the last one overlapping), inlined: no `memcpy`
+/// call per short row.
+///
+/// # Safety
+/// `src` must be valid for `len` reads and `dst` for `len` writes, in separate memory.
+#[inline(always)]
+unsafe fn copy_run<T: Copy>(dst: *mut T, src: *const T, len: usize) {
+    const BLOCK: usize = 8;
+    if len < BLOCK {
+        for k in 0..len {
+            *dst.add(k) = *src.add(k);
+        }
+        return;
+    }
+    let mut k = 0;
+    while k + BLOCK <= len {
+        (dst.add(k) as *mut [T; BLOCK]).write_unaligned((src.add(k) as *const [T; BLOCK]).read_unaligned());
+        k += BLOCK;
+    }
+    if k < len {
+        let tail = len - BLOCK;
+        (dst.add(tail) as *mut [T; BLOCK])
+            .write_unaligned((src.add(tail) as *const [T; BLOCK]).read_unaligned());
+    }
+}
+
+/// `dst[..len] += src[..len]`.
+///
+/// # Safety
+/// As [`copy_run`].
+#[inline(always)]
+unsafe fn add_run<T: Float>(dst: *mut T, src: *const T, len: usize) {
+    for k in 0..len {
+        *dst.add(k) = *dst.add(k) + *src.add(k);
+    }
+}
+
+/// `dst = 0`, without a call for an empty `dst` (most rows have no padding).
+#[inline(always)]
+fn fill_zero<T: Float>(dst: &mut [T]) {
+    if !dst.is_empty() {
+        dst.fill(T::zero());
+    }
+}
+
+/// Calls `f(tap, rows, c)` for each kernel tap and input channel `c` of a group, with the
+/// output rows `rows` whose input row the tap reaches; `tap` is None where it reaches no input.
+#[inline(always)]
+fn for_each_tap_row(s: &ConvShape, mut f: impl FnMut(Option<&Tap>, std::ops::Range<usize>, usize, usize)) {
+    let taps = s.kernel_h * s.kernel_w;
+    for i in 0..s.kernel_h {
+        for j in 0..s.kernel_w {
+            let tap = Tap::new(s, i, j);
+            let (oh_lo, oh_hi) = valid_range(tap.row_offset, s.stride[0], s.in_h, s.out_h);
+            let reaches = tap.lo < tap.hi && oh_lo < oh_hi;
+            for c in 0..s.in_per_group() {
+                f(reaches.then_some(&tap), oh_lo..oh_hi, c, c * taps + i * s.kernel_w + j);
             }
         }
     }
 }
 
-/// `dx (in_per_group × in_h × in_w) += ` the columns scattered back to where [`im2col`] took them.
-fn col2im<T: Float>(columns: &[T], dx: &mut [T], s: &ConvShape) {
-    let (plane, pixels, sw) = (s.in_h * s.in_w, s.out_pixels(), s.stride[1]);
-    if plane == 0 {
-        return;
-    }
-    let mut rows = columns.chunks_exact(pixels);
-    for channel in dx.chunks_exact_mut(plane).take(s.in_per_group()) {
-        for i in 0..s.kernel_h {
-            for j in 0..s.kernel_w {
-                let Some(row) = rows.next() else { return };
-                let tap = Tap::new(s, i, j);
-                for (oh, out) in row.chunks_exact(s.out_w).enumerate() {
-                    let Some(ih) = tap.input_row(s, oh).filter(|_| tap.lo < tap.hi) else { continue };
-                    let dst = &mut channel[ih * s.in_w..(ih + 1) * s.in_w];
-                    let first = tap.first_col(s);
-                    let valid = &out[tap.lo..tap.hi];
-                    if sw == 1 {
-                        for (d, &v) in dst[first..first + valid.len()].iter_mut().zip(valid) {
-                            *d += v;
-                        }
-                    } else {
-                        for (d, &v) in dst[first..].iter_mut().step_by(sw).zip(valid) {
-                            *d += v;
-                        }
-                    }
+/// Columns `offset..offset + out_pixels` of `columns` (group_k rows of `stride` elements) = the
+/// patches of `x` (in_per_group × in_h × in_w): row `(c, i, j)` holds, for each output pixel,
+/// the input under tap `(i, j)` of channel `c` (0 in the padding). Built for AVX2 and AVX-512
+/// too (chosen at run time): wider copies of the short rows.
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn im2col<T: Float>(x: &[T], columns: &mut [T], s: &ConvShape, stride: usize, offset: usize) {
+    let (plane, pixels, out_w, (sh, sw)) =
+        (s.in_h * s.in_w, s.out_pixels(), s.out_w, (s.stride[0], s.stride[1]));
+    for_each_tap_row(s, |tap, rows, c, r| {
+        let row = &mut columns[r * stride + offset..r * stride + offset + pixels];
+        let Some(tap) = tap.filter(|_| plane > 0) else {
+            row.fill(T::zero()); // the tap reaches only padding
+            return;
+        };
+        let channel = &x[c * plane..(c + 1) * plane];
+        fill_zero(&mut row[..rows.start * out_w]);
+        fill_zero(&mut row[rows.end * out_w..]);
+        let (first, (lo, hi)) = (tap.first_col(s), (tap.lo, tap.hi));
+        if sw == 1 && lo == 0 && hi == out_w && runs_fit(s, tap, &rows, first, channel.len(), row.len()) {
+            let (src, dst) = (channel.as_ptr(), row.as_mut_ptr());
+            for oh in rows {
+                let ih = ((oh * sh) as isize + tap.row_offset) as usize;
+                // SAFETY: `runs_fit` checked that every run read (`out_w` elements from
+                // `ih · in_w + first`) lies in `channel` and every run written in `row`.
+                unsafe { copy_run(dst.add(oh * out_w), src.add(ih * s.in_w + first), out_w) };
+            }
+            return;
+        }
+        for oh in rows {
+            let ih = ((oh * sh) as isize + tap.row_offset) as usize;
+            let out = &mut row[oh * out_w..(oh + 1) * out_w];
+            fill_zero(&mut out[..lo]);
+            fill_zero(&mut out[hi..]);
+            let src = &channel[ih * s.in_w + first..(ih + 1) * s.in_w];
+            if sw == 1 {
+                copy_short(&mut out[lo..hi], &src[..hi - lo]);
+            } else {
+                for (o, &v) in out[lo..hi].iter_mut().zip(src.iter().step_by(sw)) {
+                    *o = v;
                 }
             }
         }
-    }
+    });
+}
+
+/// `dx (in_per_group × in_h × in_w) += ` columns `offset..offset + out_pixels` of `columns`
+/// (rows of `stride` elements) scattered back to where [`im2col`] took them.
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn col2im<T: Float>(columns: &[T], dx: &mut [T], s: &ConvShape, stride: usize, offset: usize) {
+    let (plane, pixels, out_w, (sh, sw)) =
+        (s.in_h * s.in_w, s.out_pixels(), s.out_w, (s.stride[0], s.stride[1]));
+    for_each_tap_row(s, |tap, rows, c, r| {
+        let Some(tap) = tap.filter(|_| plane > 0) else { return };
+        let row = &columns[r * stride + offset..r * stride + offset + pixels];
+        let channel = &mut dx[c * plane..(c + 1) * plane];
+        let (first, (lo, hi)) = (tap.first_col(s), (tap.lo, tap.hi));
+        if sw == 1 && lo == 0 && hi == out_w && runs_fit(s, tap, &rows, first, channel.len(), row.len()) {
+            let (src, dst) = (row.as_ptr(), channel.as_mut_ptr());
+            for oh in rows {
+                let ih = ((oh * sh) as isize + tap.row_offset) as usize;
+                // SAFETY: as in `im2col`, with `row` read and `channel` (another array) written.
+                unsafe { add_run(dst.add(ih * s.in_w + first), src.add(oh * out_w), out_w) };
+            }
+            return;
+        }
+        for oh in rows {
+            let ih = ((oh * sh) as isize + tap.row_offset) as usize;
+            let from = &row[oh * out_w + lo..oh * out_w + hi];
+            let dst = &mut channel[ih * s.in_w + first..(ih + 1) * s.in_w];
+            if sw == 1 {
+                for (d, &v) in dst.iter_mut().zip(from) {
+                    *d += v;
+                }
+            } else {
+                for (d, &v) in dst.iter_mut().step_by(sw).zip(from) {
+                    *d += v;
+                }
+            }
+        }
+    });
 }
 
 fn check_lengths<T>(
@@ -352,14 +494,32 @@ fn check_lengths<T>(
 }
 
 /// Runs `f(item)` for each of `items`, in parallel when the work pays; the first error, if any.
+///
+/// The items are halved recursively with [`crate::parallel::join`] rather than handed to a
+/// rayon iterator: the pool then measures whether sharing pays on these halves, and the matrix
+/// products inside run their own halves unmeasured. (Under a rayon iterator each product's join
+/// was measured alone, found no gain while the other thread worked on another sample, and turned
+/// the pool serial.)
 fn try_each<I: Send, F: Fn(I) -> Result<(), KernelError> + Sync + Send>(
     items: Vec<I>, parallel: bool, f: F,
 ) -> Result<(), KernelError> {
+    let mut items: Vec<Option<I>> = items.into_iter().map(Some).collect();
     if parallel && items.len() > 1 {
-        install(|| items.into_par_iter().try_for_each(f))
+        install(|| halves(&mut items, &f))
     } else {
-        items.into_iter().try_for_each(f)
+        items.iter_mut().filter_map(Option::take).try_for_each(f)
     }
+}
+
+fn halves<I: Send, F: Fn(I) -> Result<(), KernelError> + Sync + Send>(
+    items: &mut [Option<I>], f: &F,
+) -> Result<(), KernelError> {
+    if items.len() <= 1 {
+        return items.iter_mut().filter_map(Option::take).try_for_each(f);
+    }
+    let (first, second) = items.split_at_mut(items.len() / 2);
+    let (a, b) = join(|| halves(first, f), || halves(second, f));
+    a.and(b)
 }
 
 /// Forward pass: `out = conv2d(x, weight) + bias`, PyTorch's cross-correlation.
@@ -371,32 +531,72 @@ pub fn conv2d_forward<T: ConvFloat>(
         return Ok(());
     }
     let (k, pixels, out_g) = (s.group_k(), s.out_pixels(), s.out_per_group());
-    let (sample_in, in_plane) = (s.sample_in(), s.in_per_group() * s.in_h * s.in_w);
-    let samples: Vec<(usize, &mut [T])> = out.chunks_exact_mut(s.sample_out()).enumerate().collect();
+    let (sample_in, in_plane, sample_out) =
+        (s.sample_in(), s.in_per_group() * s.in_h * s.in_w, s.sample_out());
+    let per_block = s.samples_per_block();
+    let blocks: Vec<(usize, &mut [T])> = out.chunks_mut(per_block * sample_out).enumerate().collect();
     let parallel = worth_parallel_above(s.multiply_adds(), PAR_MIN_MULTIPLY_ADDS);
-    try_each(samples, parallel, |(n, out_n)| {
-        if let Some(b) = bias {
-            for (plane, &v) in out_n.chunks_exact_mut(pixels).zip(b) {
-                plane.fill(v);
-            }
+    try_each(blocks, parallel, |(block, out_b)| {
+        let (first, samples) = (block * per_block, out_b.len() / sample_out);
+        let x_b = &x[first * sample_in..(first + samples) * sample_in];
+        if samples == 1 {
+            return forward_sample(x_b, weight, bias, out_b, &s);
         }
-        let x_n = &x[n * sample_in..(n + 1) * sample_in];
-        for (g, (y_g, w_g)) in
-            out_n.chunks_exact_mut(out_g * pixels).zip(weight.chunks_exact(out_g * k)).enumerate()
-        {
-            let x_g = &x_n[g * in_plane..(g + 1) * in_plane];
-            let w = MatRef::from_row_major_slice(w_g, out_g, k);
-            if s.pointwise() {
-                matmul(w, MatRef::from_row_major_slice(x_g, k, pixels), y_g, bias.is_some())?;
-            } else {
-                T::with_columns(k * pixels, |columns| {
-                    im2col(x_g, columns, &s);
-                    matmul(w, MatRef::from_row_major_slice(columns, k, pixels), y_g, bias.is_some())
-                })?;
-            }
+        // The block's column matrices side by side: one product, then each sample's part of it
+        // to its place in `out`, plus the bias.
+        let width = samples * pixels;
+        for g in 0..s.groups {
+            let w = MatRef::from_row_major_slice(&weight[g * out_g * k..(g + 1) * out_g * k], out_g, k);
+            T::with_columns(k * width, |columns| {
+                for n in 0..samples {
+                    let x_g = &x_b[n * sample_in + g * in_plane..n * sample_in + (g + 1) * in_plane];
+                    im2col(x_g, columns, &s, width, n * pixels);
+                }
+                T::with_buffer(Buffer::Products, out_g * width, |product| {
+                    matmul(w, MatRef::from_row_major_slice(columns, k, width), product, false)?;
+                    for (n, out_n) in out_b.chunks_exact_mut(sample_out).enumerate() {
+                        let planes =
+                            out_n[g * out_g * pixels..(g + 1) * out_g * pixels].chunks_exact_mut(pixels);
+                        for (o, plane) in planes.enumerate() {
+                            let from = &product[o * width + n * pixels..o * width + (n + 1) * pixels];
+                            let b = bias.map_or(T::zero(), |b| b[g * out_g + o]);
+                            plane.iter_mut().zip(from).for_each(|(y, &v)| *y = v + b);
+                        }
+                    }
+                    Ok(())
+                })
+            })?;
         }
         Ok(())
     })
+}
+
+/// The forward pass of one sample, each group's product written in place.
+fn forward_sample<T: ConvFloat>(
+    x_n: &[T], weight: &[T], bias: Option<&[T]>, out_n: &mut [T], s: &ConvShape,
+) -> Result<(), KernelError> {
+    let (k, pixels, out_g) = (s.group_k(), s.out_pixels(), s.out_per_group());
+    let in_plane = s.in_per_group() * s.in_h * s.in_w;
+    if let Some(b) = bias {
+        for (plane, &v) in out_n.chunks_exact_mut(pixels).zip(b) {
+            plane.fill(v);
+        }
+    }
+    for (g, (y_g, w_g)) in
+        out_n.chunks_exact_mut(out_g * pixels).zip(weight.chunks_exact(out_g * k)).enumerate()
+    {
+        let x_g = &x_n[g * in_plane..(g + 1) * in_plane];
+        let w = MatRef::from_row_major_slice(w_g, out_g, k);
+        if s.pointwise() {
+            matmul(w, MatRef::from_row_major_slice(x_g, k, pixels), y_g, bias.is_some())?;
+        } else {
+            T::with_columns(k * pixels, |columns| {
+                im2col(x_g, columns, s, pixels, 0);
+                matmul(w, MatRef::from_row_major_slice(columns, k, pixels), y_g, bias.is_some())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Gradients a convolution's backward pass writes; `None` skips that product.
@@ -450,7 +650,7 @@ pub fn conv2d_backward<T: ConvFloat>(
     let (mut gw, mut gb) = (gw, gb);
     let wants_params = gw.is_some() || gb.is_some();
     // Without parameter gradients there is nothing to sum: every sample is its own chunk.
-    let per_chunk = if wants_params { s.samples_per_chunk() } else { 1 };
+    let per_chunk = if wants_params { s.samples_per_chunk() } else { s.samples_per_block() };
     let chunk_count = s.batch.div_ceil(per_chunk);
     let weight_len = s.weight_len();
     let partial_len = weight_len + s.out_channels;
@@ -496,60 +696,105 @@ pub fn conv2d_backward<T: ConvFloat>(
     })
 }
 
-/// The samples of one chunk: their weight and bias gradients summed in `chunk`'s partial sums,
-/// their input gradients written.
+/// The samples of one chunk, in blocks (see [`ConvShape::samples_per_block`]): their weight and
+/// bias gradients summed in `chunk`'s partial sums, their input gradients written.
 fn backward_chunk<T: ConvFloat>(
     x: &[T], weight: &[T], grad_out: &[T], chunk: Chunk<'_, T>, s: &ConvShape,
 ) -> Result<(), KernelError> {
     let (k, pixels, out_g, sample_in) = (s.group_k(), s.out_pixels(), s.out_per_group(), s.sample_in());
-    let in_plane = s.in_per_group() * s.in_h * s.in_w;
+    let (in_plane, sample_out, per_block) =
+        (s.in_per_group() * s.in_h * s.in_w, s.sample_out(), s.samples_per_block());
     let Chunk { first, samples, mut grad_input, mut partial_weight, mut partial_bias, accumulate } = chunk;
-    for n in first..first + samples {
-        let add = accumulate || n > first;
-        let x_n = &x[n * sample_in..(n + 1) * sample_in];
-        let dy_n = &grad_out[n * s.sample_out()..(n + 1) * s.sample_out()];
+    let end = first + samples;
+    for start in (first..end).step_by(per_block) {
+        let count = per_block.min(end - start);
+        let add = accumulate || start > first;
+        let x_b = &x[start * sample_in..(start + count) * sample_in];
+        let dy_b = &grad_out[start * sample_out..(start + count) * sample_out];
         if let Some(gb) = partial_bias.as_deref_mut() {
-            for (acc, plane) in gb.iter_mut().zip(dy_n.chunks_exact(pixels)) {
-                *acc = if add { *acc + sum(plane) } else { sum(plane) };
+            for (n, dy_n) in dy_b.chunks_exact(sample_out).enumerate() {
+                for (acc, plane) in gb.iter_mut().zip(dy_n.chunks_exact(pixels)) {
+                    *acc = if add || n > 0 { *acc + sum(plane) } else { sum(plane) };
+                }
             }
         }
-        let mut dx_n = grad_input.as_deref_mut().map(|g| {
-            let local = n - first;
-            let dx = &mut g[local * sample_in..(local + 1) * sample_in];
+        let mut dx_b = grad_input.as_deref_mut().map(|g| {
+            let local = start - first;
+            let dx = &mut g[local * sample_in..(local + count) * sample_in];
             if !s.pointwise() {
                 dx.fill(T::zero());
             }
             dx
         });
+        let width = count * pixels;
         for g in 0..s.groups {
-            let x_g = &x_n[g * in_plane..(g + 1) * in_plane];
-            let dy = MatRef::from_row_major_slice(
-                &dy_n[g * out_g * pixels..(g + 1) * out_g * pixels],
-                out_g,
-                pixels,
-            );
-            let w = MatRef::from_row_major_slice(&weight[g * out_g * k..(g + 1) * out_g * k], out_g, k);
-            let dw_g = partial_weight.as_deref_mut().map(|gw| &mut gw[g * out_g * k..(g + 1) * out_g * k]);
-            let dx_g = dx_n.as_deref_mut().map(|dx| &mut dx[g * in_plane..(g + 1) * in_plane]);
-            if s.pointwise() {
-                if let Some(dw) = dw_g {
-                    matmul(dy, MatRef::from_row_major_slice(x_g, k, pixels).transpose(), dw, add)?;
+            let (rows, weights) = (g * out_g..(g + 1) * out_g, g * out_g * k..(g + 1) * out_g * k);
+            let w = MatRef::from_row_major_slice(&weight[weights.clone()], out_g, k);
+            let mut dw_g = partial_weight.as_deref_mut().map(|gw| &mut gw[weights]);
+            if count == 1 {
+                // One sample: its gradient rows are already a matrix.
+                let dy = MatRef::from_row_major_slice(
+                    &dy_b[rows.start * pixels..rows.end * pixels],
+                    out_g,
+                    pixels,
+                );
+                let x_g = &x_b[g * in_plane..(g + 1) * in_plane];
+                let dx_g = dx_b.as_deref_mut().map(|dx| &mut dx[g * in_plane..(g + 1) * in_plane]);
+                if s.pointwise() {
+                    if let Some(dw) = dw_g {
+                        matmul(dy, MatRef::from_row_major_slice(x_g, k, pixels).transpose(), dw, add)?;
+                    }
+                    if let Some(dx) = dx_g {
+                        matmul(w.transpose(), dy, dx, false)?;
+                    }
+                    continue;
                 }
-                if let Some(dx) = dx_g {
-                    matmul(w.transpose(), dy, dx, false)?;
-                }
+                T::with_columns(k * pixels, |columns| {
+                    if let Some(dw) = dw_g.as_deref_mut() {
+                        im2col(x_g, columns, s, pixels, 0);
+                        matmul(dy, MatRef::from_row_major_slice(columns, k, pixels).transpose(), dw, add)?;
+                    }
+                    if let Some(dx) = dx_g {
+                        matmul(w.transpose(), dy, columns, false)?;
+                        col2im(columns, dx, s, pixels, 0);
+                    }
+                    Ok::<(), KernelError>(())
+                })?;
                 continue;
             }
-            T::with_columns(k * pixels, |columns| {
-                if let Some(dw) = dw_g {
-                    im2col(x_g, columns, s);
-                    matmul(dy, MatRef::from_row_major_slice(columns, k, pixels).transpose(), dw, add)?;
+            // Several samples: their gradient rows gathered side by side, one product each.
+            T::with_buffer(Buffer::Products, out_g * width, |gathered| {
+                for (n, dy_n) in dy_b.chunks_exact(sample_out).enumerate() {
+                    for (o, plane) in
+                        dy_n[rows.start * pixels..rows.end * pixels].chunks_exact(pixels).enumerate()
+                    {
+                        gathered[o * width + n * pixels..o * width + (n + 1) * pixels].copy_from_slice(plane);
+                    }
                 }
-                if let Some(dx) = dx_g {
-                    matmul(w.transpose(), dy, columns, false)?;
-                    col2im(columns, dx, s);
-                }
-                Ok::<(), KernelError>(())
+                let dy = MatRef::from_row_major_slice(&*gathered, out_g, width);
+                T::with_columns(k * width, |columns| {
+                    if let Some(dw) = dw_g {
+                        for n in 0..count {
+                            let x_g = &x_b[n * sample_in + g * in_plane..n * sample_in + (g + 1) * in_plane];
+                            im2col(x_g, columns, s, width, n * pixels);
+                        }
+                        matmul(dy, MatRef::from_row_major_slice(&*columns, k, width).transpose(), dw, add)?;
+                    }
+                    if let Some(dx_b) = dx_b.as_deref_mut() {
+                        matmul(w.transpose(), dy, columns, false)?;
+                        // (an input of no pixels has no gradient to write)
+                        for (n, dx_n) in dx_b.chunks_exact_mut(sample_in.max(1)).enumerate() {
+                            col2im(
+                                columns,
+                                &mut dx_n[g * in_plane..(g + 1) * in_plane],
+                                s,
+                                width,
+                                n * pixels,
+                            );
+                        }
+                    }
+                    Ok::<(), KernelError>(())
+                })
             })?;
         }
     }

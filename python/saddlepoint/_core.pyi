@@ -47,6 +47,7 @@ def conv2d_forward(
     padding: tuple[int, int],
     dilation: tuple[int, int],
     groups: int,
+    columns: Optional[FloatArray] = None,
 ) -> None: ...
 def conv2d_backward(
     x: FloatArray,
@@ -60,6 +61,7 @@ def conv2d_backward(
     dilation: tuple[int, int],
     groups: int,
     accumulate: bool = True,
+    columns: Optional[FloatArray] = None,
 ) -> None: ...
 def activation_forward(kind: str, x: FloatArray, out: FloatArray, negative_slope: float = 0.01) -> None: ...
 def activation_backward(

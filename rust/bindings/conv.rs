@@ -16,13 +16,15 @@ fn int_pair(obj: &Bound<'_, PyAny>) -> PyResult<[i64; 2]> {
 }
 
 /// `out = conv2d(x, weight) + bias` (PyTorch's cross-correlation) for `x` (N, C, H, W),
-/// `weight` (O, C / groups, kh, kw), `bias` (O,) or None, `out` (N, O, OH, OW).
+/// `weight` (O, C / groups, kh, kw), `bias` (O,) or None, `out` (N, O, OH, OW); `columns`
+/// (N·C·kh·kw·OH·OW,) or None receives the column matrices for `conv2d_backward`.
 #[pyfunction]
-#[pyo3(signature = (x, weight, bias, out, stride, padding, dilation, groups))]
+#[pyo3(signature = (x, weight, bias, out, stride, padding, dilation, groups, columns = None))]
 pub fn conv2d_forward(
     py: Python<'_>, x: Arr, weight: Arr, bias: OptArr, out: Arr,
     #[pyo3(from_py_with = int_pair)] stride: [i64; 2], #[pyo3(from_py_with = int_pair)] padding: [i64; 2],
     #[pyo3(from_py_with = int_pair)] dilation: [i64; 2], #[pyo3(from_py_with = int64)] groups: i64,
+    columns: OptArr,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "conv2d_forward");
     with_float!(x, "x", |T| {
@@ -30,21 +32,23 @@ pub fn conv2d_forward(
         let shape = ConvShape::of(x.shape(), weight.shape(), stride, padding, dilation, groups)?;
         let bias: Option<In<T>> = a.opt(bias, "bias", &[shape.out_channels])?;
         let mut out: Out<T> = a.arg(out, "out", &shape.out_shape())?;
-        let (x, weight, bias, out) = (&*x, &*weight, bias.as_deref(), &mut *out);
-        a.run(|| conv::conv2d_forward(x, weight, bias, out, shape))
+        let mut columns: Option<Out<T>> = a.opt(columns, "columns", &[shape.columns_len()])?;
+        let (x, weight, bias, out, columns) = (&*x, &*weight, bias.as_deref(), &mut *out, columns.as_deref_mut());
+        a.run(|| conv::conv2d_forward(x, weight, bias, out, columns, shape))
     })
 }
 
 /// Backward pass of a convolution: `grad_weight += ` the weight gradient, `grad_bias +=
 /// grad_output.sum((0, 2, 3))` (`=` with `accumulate=False`), `grad_input = ` the input
-/// gradient; any may be None.
+/// gradient; any may be None. `columns`: what `conv2d_forward` wrote to its `columns` for this
+/// `x`, reused for the weight gradient, or None.
 #[pyfunction]
-#[pyo3(signature = (x, weight, grad_output, grad_weight, grad_bias, grad_input, stride, padding, dilation, groups, accumulate = true))]
+#[pyo3(signature = (x, weight, grad_output, grad_weight, grad_bias, grad_input, stride, padding, dilation, groups, accumulate = true, columns = None))]
 pub fn conv2d_backward(
     py: Python<'_>, x: Arr, weight: Arr, grad_output: Arr, grad_weight: OptArr, grad_bias: OptArr,
     grad_input: OptArr, #[pyo3(from_py_with = int_pair)] stride: [i64; 2],
     #[pyo3(from_py_with = int_pair)] padding: [i64; 2], #[pyo3(from_py_with = int_pair)] dilation: [i64; 2],
-    #[pyo3(from_py_with = int64)] groups: i64, accumulate: bool,
+    #[pyo3(from_py_with = int64)] groups: i64, accumulate: bool, columns: OptArr,
 ) -> Result<(), Error> {
     let mut a = Args::new(py, "conv2d_backward");
     with_float!(x, "x", |T| {
@@ -54,8 +58,10 @@ pub fn conv2d_backward(
         let mut gw: Option<Out<T>> = a.opt(grad_weight, "grad_weight", w.shape())?;
         let mut gb: Option<Out<T>> = a.opt(grad_bias, "grad_bias", &[shape.out_channels])?;
         let mut gx: Option<Out<T>> = a.opt(grad_input, "grad_input", x.shape())?;
+        let columns: Option<In<T>> = a.opt(columns, "columns", &[shape.columns_len()])?;
         let (weight, bias, input) = (gw.as_deref_mut(), gb.as_deref_mut(), gx.as_deref_mut());
         let (x, w, dy, grads) = (&*x, &*w, &*dy, ConvGrads { weight, bias, input, accumulate });
-        a.run(|| conv::conv2d_backward(x, w, dy, grads, shape))
+        let columns = columns.as_deref();
+        a.run(|| conv::conv2d_backward(x, w, dy, columns, grads, shape))
     })
 }

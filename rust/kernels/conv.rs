@@ -3,7 +3,10 @@
 //! gradient. A 1×1 kernel with stride 1 and no padding multiplies the input directly.
 //!
 //! Samples run in parallel. The column matrix of one sample (and group) lives in a buffer each
-//! thread keeps ([`ConvFloat`]), so a call allocates nothing once the buffers have grown. The
+//! thread keeps ([`ConvFloat`]), so a call allocates nothing once the buffers have grown; or, when
+//! the caller gives a `columns` array, the forward pass writes every sample's columns there and
+//! the backward pass reads them back instead of building them again (a layer keeps them between
+//! its two passes). The
 //! weight and bias gradients, sums over the batch, are summed in chunks of samples whose count
 //! depends on the shape alone, the chunks' partial sums added in order: results are bit-identical
 //! for any thread count.
@@ -172,9 +175,32 @@ impl ConvShape {
         self.in_per_group() * self.kernel_h * self.kernel_w
     }
 
+    /// Elements of the column matrices of every sample and group: the length of the `columns`
+    /// arrays of [`conv2d_forward`] and [`conv2d_backward`] (saturated: never a slice's length
+    /// when it overflows).
+    pub fn columns_len(&self) -> usize {
+        self.batch.saturating_mul(self.in_channels * self.kernel_h * self.kernel_w).saturating_mul(self.out_pixels())
+    }
+
     /// Elements of the weight.
     pub fn weight_len(&self) -> usize {
         self.out_channels * self.group_k()
+    }
+
+    /// The same convolution of a group's input with its padding made part of it: when that
+    /// costs no more than the column matrix itself, [`im2col`] and [`col2im`] first copy the
+    /// input into (or the gradient out of) a zero-padded plane, so that every kernel tap reads
+    /// whole rows, with no padding to test or fill row by row (LeNet's first convolution,
+    /// padding 2 on 28×28 images, spent most of its time there).
+    fn padded(&self) -> Option<ConvShape> {
+        let [ph, pw] = self.padding;
+        if ph == 0 && pw == 0 {
+            return None;
+        }
+        let (in_h, in_w) = (self.in_h + 2 * ph, self.in_w + 2 * pw);
+        let plane = in_h.checked_mul(in_w)?;
+        (plane > 0 && plane <= self.kernel_h * self.kernel_w * self.out_pixels())
+            .then_some(ConvShape { in_h, in_w, padding: [0, 0], ..*self })
     }
 
     /// Whether the column matrix is the input itself (1×1 kernel, stride 1, no padding).
@@ -230,14 +256,17 @@ pub enum Buffer {
     Partials,
     /// A block's product, or its gathered output gradients.
     Products,
+    /// A sample's input (or input gradient) with its padding: see [`ConvShape::padded`].
+    Padded,
 }
 
 macro_rules! conv_float {
-    ($t:ty, $columns:ident, $partials:ident, $products:ident) => {
+    ($t:ty, $columns:ident, $partials:ident, $products:ident, $padded:ident) => {
         thread_local! {
             static $columns: Cell<Vec<$t>> = const { Cell::new(Vec::new()) };
             static $partials: Cell<Vec<$t>> = const { Cell::new(Vec::new()) };
             static $products: Cell<Vec<$t>> = const { Cell::new(Vec::new()) };
+            static $padded: Cell<Vec<$t>> = const { Cell::new(Vec::new()) };
         }
         impl ConvFloat for $t {
             fn with_buffer<R>(which: Buffer, len: usize, f: impl FnOnce(&mut [$t]) -> R) -> R {
@@ -245,6 +274,7 @@ macro_rules! conv_float {
                     Buffer::Columns => &$columns,
                     Buffer::Partials => &$partials,
                     Buffer::Products => &$products,
+                    Buffer::Padded => &$padded,
                 };
                 let mut buffer = key.take();
                 if buffer.len() < len {
@@ -260,8 +290,22 @@ macro_rules! conv_float {
         }
     };
 }
-conv_float!(f32, COLUMNS_F32, PARTIALS_F32, PRODUCTS_F32);
-conv_float!(f64, COLUMNS_F64, PARTIALS_F64, PRODUCTS_F64);
+conv_float!(f32, COLUMNS_F32, PARTIALS_F32, PRODUCTS_F32, PADDED_F32);
+conv_float!(f64, COLUMNS_F64, PARTIALS_F64, PRODUCTS_F64, PADDED_F64);
+
+/// Runs `f` with `kept` (the caller's columns) when given, else with this thread's column buffer
+/// of `len` elements.
+fn with_columns_in<T: ConvFloat, R>(kept: Option<&mut [T]>, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    match kept {
+        Some(columns) => f(columns),
+        None => T::with_columns(len, f),
+    }
+}
+
+/// Part `index` of `len` elements of `columns`, if given.
+fn part<T>(columns: Option<&mut [T]>, index: usize, len: usize) -> Option<&mut [T]> {
+    columns.map(|c| &mut c[index * len..(index + 1) * len])
+}
 
 /// The output columns `lo..hi` whose input column `ow·stride + offset` lies in `0..width`.
 fn valid_range(offset: isize, stride: usize, width: usize, out_w: usize) -> (usize, usize) {
@@ -404,8 +448,29 @@ fn for_each_tap_row(s: &ConvShape, mut f: impl FnMut(Option<&Tap>, std::ops::Ran
 /// patches of `x` (in_per_group × in_h × in_w): row `(c, i, j)` holds, for each output pixel,
 /// the input under tap `(i, j)` of channel `c` (0 in the padding). Built for AVX2 and AVX-512
 /// too (chosen at run time): wider copies of the short rows.
+fn im2col<T: ConvFloat>(x: &[T], columns: &mut [T], s: &ConvShape, stride: usize, offset: usize) {
+    let Some(padded) = s.padded() else { return im2col_direct(x, columns, s, stride, offset) };
+    let plane = padded.in_h * padded.in_w;
+    T::with_buffer(Buffer::Padded, s.in_per_group() * plane, |buffer| {
+        let (ph, pw, width) = (s.padding[0], s.padding[1], s.in_w);
+        for (c, to) in buffer.chunks_exact_mut(plane).enumerate() {
+            to[..ph * padded.in_w].fill(T::zero());
+            to[(ph + s.in_h) * padded.in_w..].fill(T::zero());
+            for r in 0..s.in_h {
+                let row = &mut to[(ph + r) * padded.in_w..(ph + r + 1) * padded.in_w];
+                row[..pw].fill(T::zero());
+                row[pw + width..].fill(T::zero());
+                let from = (c * s.in_h + r) * width;
+                copy_short(&mut row[pw..pw + width], &x[from..from + width]);
+            }
+        }
+        im2col_direct(buffer, columns, &padded, stride, offset);
+    });
+}
+
+/// [`im2col`] reading `x` as it is, its padding tested row by row.
 #[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
-fn im2col<T: Float>(x: &[T], columns: &mut [T], s: &ConvShape, stride: usize, offset: usize) {
+fn im2col_direct<T: Float>(x: &[T], columns: &mut [T], s: &ConvShape, stride: usize, offset: usize) {
     let (plane, pixels, out_w, (sh, sw)) =
         (s.in_h * s.in_w, s.out_pixels(), s.out_w, (s.stride[0], s.stride[1]));
     for_each_tap_row(s, |tap, rows, c, r| {
@@ -447,8 +512,26 @@ fn im2col<T: Float>(x: &[T], columns: &mut [T], s: &ConvShape, stride: usize, of
 
 /// `dx (in_per_group × in_h × in_w) += ` columns `offset..offset + out_pixels` of `columns`
 /// (rows of `stride` elements) scattered back to where [`im2col`] took them.
+fn col2im<T: ConvFloat>(columns: &[T], dx: &mut [T], s: &ConvShape, stride: usize, offset: usize) {
+    let Some(padded) = s.padded() else { return col2im_direct(columns, dx, s, stride, offset) };
+    let plane = padded.in_h * padded.in_w;
+    T::with_buffer(Buffer::Padded, s.in_per_group() * plane, |buffer| {
+        buffer.fill(T::zero());
+        col2im_direct(columns, buffer, &padded, stride, offset);
+        // The plane's inside added to dx: the same sums, in the same order, as col2im_direct's.
+        let (ph, pw, width) = (s.padding[0], s.padding[1], s.in_w);
+        for (from, to) in buffer.chunks_exact(plane).zip(dx.chunks_exact_mut((s.in_h * width).max(1))) {
+            for (r, dst) in to.chunks_exact_mut(width.max(1)).enumerate() {
+                let src = &from[(ph + r) * padded.in_w + pw..(ph + r) * padded.in_w + pw + width];
+                dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+            }
+        }
+    });
+}
+
+/// [`col2im`] writing to `dx` as it is, its padding tested row by row.
 #[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
-fn col2im<T: Float>(columns: &[T], dx: &mut [T], s: &ConvShape, stride: usize, offset: usize) {
+fn col2im_direct<T: Float>(columns: &[T], dx: &mut [T], s: &ConvShape, stride: usize, offset: usize) {
     let (plane, pixels, out_w, (sh, sw)) =
         (s.in_h * s.in_w, s.out_pixels(), s.out_w, (s.stride[0], s.stride[1]));
     for_each_tap_row(s, |tap, rows, c, r| {
@@ -523,10 +606,16 @@ fn halves<I: Send, F: Fn(I) -> Result<(), KernelError> + Sync + Send>(
 }
 
 /// Forward pass: `out = conv2d(x, weight) + bias`, PyTorch's cross-correlation.
+///
+/// `columns` ([`ConvShape::columns_len`] elements), when given, receives the column matrices of
+/// every sample, for [`conv2d_backward`] to reuse (unused by a pointwise convolution).
 pub fn conv2d_forward<T: ConvFloat>(
-    x: &[T], weight: &[T], bias: Option<&[T]>, out: &mut [T], s: ConvShape,
+    x: &[T], weight: &[T], bias: Option<&[T]>, out: &mut [T], columns: Option<&mut [T]>, s: ConvShape,
 ) -> Result<(), KernelError> {
     check_lengths(&s, x, weight, bias, "out", out)?;
+    if let Some(c) = &columns {
+        check_len("columns", c, s.columns_len())?;
+    }
     if out.is_empty() {
         return Ok(());
     }
@@ -534,20 +623,25 @@ pub fn conv2d_forward<T: ConvFloat>(
     let (sample_in, in_plane, sample_out) =
         (s.sample_in(), s.in_per_group() * s.in_h * s.in_w, s.sample_out());
     let per_block = s.samples_per_block();
-    let blocks: Vec<(usize, &mut [T])> = out.chunks_mut(per_block * sample_out).enumerate().collect();
+    let mut kept = columns.filter(|_| !s.pointwise()).map(|c| c.chunks_mut(per_block * s.groups * k * pixels));
+    let blocks: Vec<(usize, &mut [T], Option<&mut [T]>)> = out
+        .chunks_mut(per_block * sample_out)
+        .enumerate()
+        .map(|(block, out_b)| (block, out_b, kept.as_mut().and_then(Iterator::next)))
+        .collect();
     let parallel = worth_parallel_above(s.multiply_adds(), PAR_MIN_MULTIPLY_ADDS);
-    try_each(blocks, parallel, |(block, out_b)| {
+    try_each(blocks, parallel, |(block, out_b, mut kept_b)| {
         let (first, samples) = (block * per_block, out_b.len() / sample_out);
         let x_b = &x[first * sample_in..(first + samples) * sample_in];
         if samples == 1 {
-            return forward_sample(x_b, weight, bias, out_b, &s);
+            return forward_sample(x_b, weight, bias, out_b, kept_b, &s);
         }
         // The block's column matrices side by side: one product, then each sample's part of it
         // to its place in `out`, plus the bias.
         let width = samples * pixels;
         for g in 0..s.groups {
             let w = MatRef::from_row_major_slice(&weight[g * out_g * k..(g + 1) * out_g * k], out_g, k);
-            T::with_columns(k * width, |columns| {
+            with_columns_in(part(kept_b.as_deref_mut(), g, k * width), k * width, |columns| {
                 for n in 0..samples {
                     let x_g = &x_b[n * sample_in + g * in_plane..n * sample_in + (g + 1) * in_plane];
                     im2col(x_g, columns, &s, width, n * pixels);
@@ -571,9 +665,10 @@ pub fn conv2d_forward<T: ConvFloat>(
     })
 }
 
-/// The forward pass of one sample, each group's product written in place.
+/// The forward pass of one sample, each group's product written in place; its column matrices
+/// in `kept` when given.
 fn forward_sample<T: ConvFloat>(
-    x_n: &[T], weight: &[T], bias: Option<&[T]>, out_n: &mut [T], s: &ConvShape,
+    x_n: &[T], weight: &[T], bias: Option<&[T]>, out_n: &mut [T], mut kept: Option<&mut [T]>, s: &ConvShape,
 ) -> Result<(), KernelError> {
     let (k, pixels, out_g) = (s.group_k(), s.out_pixels(), s.out_per_group());
     let in_plane = s.in_per_group() * s.in_h * s.in_w;
@@ -590,7 +685,7 @@ fn forward_sample<T: ConvFloat>(
         if s.pointwise() {
             matmul(w, MatRef::from_row_major_slice(x_g, k, pixels), y_g, bias.is_some())?;
         } else {
-            T::with_columns(k * pixels, |columns| {
+            with_columns_in(part(kept.as_deref_mut(), g, k * pixels), k * pixels, |columns| {
                 im2col(x_g, columns, s, pixels, 0);
                 matmul(w, MatRef::from_row_major_slice(columns, k, pixels), y_g, bias.is_some())
             })?;
@@ -617,6 +712,8 @@ struct Chunk<'a, T> {
     first: usize,
     samples: usize,
     grad_input: Option<&'a mut [T]>,
+    /// The column matrices of its samples, when the caller kept them.
+    columns: Option<&'a [T]>,
     /// `weight_len + out_channels` elements: the weight gradient, then the bias gradient.
     partial_weight: Option<&'a mut [T]>,
     partial_bias: Option<&'a mut [T]>,
@@ -627,10 +724,16 @@ struct Chunk<'a, T> {
 
 /// Backward pass. Parameter gradients accumulate unless `grads.accumulate` is false; the input
 /// gradient is overwritten. A batch of no samples adds nothing (or zeroes, not accumulating).
+///
+/// `columns`, when given, holds what [`conv2d_forward`] wrote to its `columns` for this `x`: the
+/// weight gradient multiplies them instead of building them again (same values, same results).
 pub fn conv2d_backward<T: ConvFloat>(
-    x: &[T], weight: &[T], grad_out: &[T], grads: ConvGrads<'_, T>, s: ConvShape,
+    x: &[T], weight: &[T], grad_out: &[T], columns: Option<&[T]>, grads: ConvGrads<'_, T>, s: ConvShape,
 ) -> Result<(), KernelError> {
     check_lengths(&s, x, weight, None, "grad_output", grad_out)?;
+    if let Some(c) = columns {
+        check_len("columns", c, s.columns_len())?;
+    }
     if let Some(gw) = &grads.weight {
         check_len("grad_weight", gw, s.weight_len())?;
     }
@@ -659,12 +762,16 @@ pub fn conv2d_backward<T: ConvFloat>(
     T::with_buffer(Buffer::Partials, partials_len, |partials| {
         let mut chunks: Vec<Chunk<'_, T>> = Vec::with_capacity(chunk_count);
         let mut gx_chunks = gx.map(|g| g.chunks_mut((per_chunk * s.sample_in()).max(1)));
+        let sample_columns = s.groups * s.group_k() * s.out_pixels();
+        let mut column_chunks =
+            columns.filter(|_| !s.pointwise()).map(|c| c.chunks((per_chunk * sample_columns).max(1)));
         let mut partial_chunks = partials.chunks_exact_mut(partial_len);
         let (wants_weight, wants_bias) = (gw.is_some(), gb.is_some());
         let (mut first_weight, mut first_bias) = (gw.as_deref_mut(), gb.as_deref_mut());
         for c in 0..chunk_count {
             let first = c * per_chunk;
             let grad_input = gx_chunks.as_mut().and_then(Iterator::next);
+            let columns = column_chunks.as_mut().and_then(Iterator::next);
             let (partial_weight, partial_bias, accumulate) = if c == 0 {
                 (first_weight.take(), first_bias.take(), accumulate)
             } else {
@@ -677,7 +784,7 @@ pub fn conv2d_backward<T: ConvFloat>(
                 }
             };
             let samples = per_chunk.min(s.batch - first);
-            chunks.push(Chunk { first, samples, grad_input, partial_weight, partial_bias, accumulate });
+            chunks.push(Chunk { first, samples, grad_input, columns, partial_weight, partial_bias, accumulate });
         }
         let passes =
             usize::from(wants_weight) + usize::from(chunks.first().is_some_and(|c| c.grad_input.is_some()));
@@ -704,13 +811,17 @@ fn backward_chunk<T: ConvFloat>(
     let (k, pixels, out_g, sample_in) = (s.group_k(), s.out_pixels(), s.out_per_group(), s.sample_in());
     let (in_plane, sample_out, per_block) =
         (s.in_per_group() * s.in_h * s.in_w, s.sample_out(), s.samples_per_block());
-    let Chunk { first, samples, mut grad_input, mut partial_weight, mut partial_bias, accumulate } = chunk;
+    let sample_columns = s.groups * k * pixels;
+    let Chunk { first, samples, mut grad_input, columns, mut partial_weight, mut partial_bias, accumulate } =
+        chunk;
     let end = first + samples;
     for start in (first..end).step_by(per_block) {
         let count = per_block.min(end - start);
         let add = accumulate || start > first;
         let x_b = &x[start * sample_in..(start + count) * sample_in];
         let dy_b = &grad_out[start * sample_out..(start + count) * sample_out];
+        let local = start - first;
+        let kept_b = columns.map(|c| &c[local * sample_columns..(local + count) * sample_columns]);
         if let Some(gb) = partial_bias.as_deref_mut() {
             for (n, dy_n) in dy_b.chunks_exact(sample_out).enumerate() {
                 for (acc, plane) in gb.iter_mut().zip(dy_n.chunks_exact(pixels)) {
@@ -719,7 +830,6 @@ fn backward_chunk<T: ConvFloat>(
             }
         }
         let mut dx_b = grad_input.as_deref_mut().map(|g| {
-            let local = start - first;
             let dx = &mut g[local * sample_in..(local + count) * sample_in];
             if !s.pointwise() {
                 dx.fill(T::zero());
@@ -730,7 +840,8 @@ fn backward_chunk<T: ConvFloat>(
         for g in 0..s.groups {
             let (rows, weights) = (g * out_g..(g + 1) * out_g, g * out_g * k..(g + 1) * out_g * k);
             let w = MatRef::from_row_major_slice(&weight[weights.clone()], out_g, k);
-            let mut dw_g = partial_weight.as_deref_mut().map(|gw| &mut gw[weights]);
+            let dw_g = partial_weight.as_deref_mut().map(|gw| &mut gw[weights]);
+            let kept_g = kept_b.map(|c| &c[g * k * width..(g + 1) * k * width]);
             if count == 1 {
                 // One sample: its gradient rows are already a matrix.
                 let dy = MatRef::from_row_major_slice(
@@ -749,17 +860,16 @@ fn backward_chunk<T: ConvFloat>(
                     }
                     continue;
                 }
-                T::with_columns(k * pixels, |columns| {
-                    if let Some(dw) = dw_g.as_deref_mut() {
-                        im2col(x_g, columns, s, pixels, 0);
-                        matmul(dy, MatRef::from_row_major_slice(columns, k, pixels).transpose(), dw, add)?;
-                    }
-                    if let Some(dx) = dx_g {
+                if let Some(dw) = dw_g {
+                    weight_product(dy, kept_g, dw, add, k, |columns| im2col(x_g, columns, s, pixels, 0))?;
+                }
+                if let Some(dx) = dx_g {
+                    T::with_columns(k * pixels, |columns| {
                         matmul(w.transpose(), dy, columns, false)?;
                         col2im(columns, dx, s, pixels, 0);
-                    }
-                    Ok::<(), KernelError>(())
-                })?;
+                        Ok::<(), KernelError>(())
+                    })?;
+                }
                 continue;
             }
             // Several samples: their gradient rows gathered side by side, one product each.
@@ -772,33 +882,44 @@ fn backward_chunk<T: ConvFloat>(
                     }
                 }
                 let dy = MatRef::from_row_major_slice(&*gathered, out_g, width);
-                T::with_columns(k * width, |columns| {
-                    if let Some(dw) = dw_g {
+                if let Some(dw) = dw_g {
+                    weight_product(dy, kept_g, dw, add, k, |columns| {
                         for n in 0..count {
                             let x_g = &x_b[n * sample_in + g * in_plane..n * sample_in + (g + 1) * in_plane];
                             im2col(x_g, columns, s, width, n * pixels);
                         }
-                        matmul(dy, MatRef::from_row_major_slice(&*columns, k, width).transpose(), dw, add)?;
-                    }
-                    if let Some(dx_b) = dx_b.as_deref_mut() {
+                    })?;
+                }
+                if let Some(dx_b) = dx_b.as_deref_mut() {
+                    T::with_columns(k * width, |columns| {
                         matmul(w.transpose(), dy, columns, false)?;
                         // (an input of no pixels has no gradient to write)
                         for (n, dx_n) in dx_b.chunks_exact_mut(sample_in.max(1)).enumerate() {
-                            col2im(
-                                columns,
-                                &mut dx_n[g * in_plane..(g + 1) * in_plane],
-                                s,
-                                width,
-                                n * pixels,
-                            );
+                            col2im(columns, &mut dx_n[g * in_plane..(g + 1) * in_plane], s, width, n * pixels);
                         }
-                    }
-                    Ok::<(), KernelError>(())
-                })
+                        Ok::<(), KernelError>(())
+                    })?;
+                }
+                Ok::<(), KernelError>(())
             })?;
         }
     }
     Ok(())
+}
+
+/// `dw (+)= dy · columnsᵀ` for a group's `k` rows of columns: `kept` when the caller kept them,
+/// else built by `build` in this thread's buffer.
+fn weight_product<T: ConvFloat>(
+    dy: MatRef<'_, T>, kept: Option<&[T]>, dw: &mut [T], add: bool, k: usize, build: impl FnOnce(&mut [T]),
+) -> Result<(), KernelError> {
+    let width = dy.ncols();
+    match kept {
+        Some(columns) => matmul(dy, MatRef::from_row_major_slice(columns, k, width).transpose(), dw, add),
+        None => T::with_columns(k * width, |columns| {
+            build(columns);
+            matmul(dy, MatRef::from_row_major_slice(&*columns, k, width).transpose(), dw, add)
+        }),
+    }
 }
 
 /// The sum of `values` in eight lanes, then the lanes in order: vectorizes, and is the same
@@ -867,7 +988,7 @@ mod tests {
             let s = ConvShape::of(&xs, &ws, stride, padding, dilation, groups).unwrap();
             let (x, w) = (data(xs.iter().product(), 0.5), data(ws.iter().product(), 1.5));
             let mut out = vec![f64::NAN; s.batch * s.sample_out()];
-            conv2d_forward(&x, &w, None, &mut out, s).unwrap();
+            conv2d_forward(&x, &w, None, &mut out, None, s).unwrap();
             let expected = naive(&x, &w, &s);
             assert!(out.iter().zip(&expected).all(|(a, e)| (a - e).abs() < 1e-12));
             // The gradients are the adjoints: <dy, conv(x, w)> is linear in each.
@@ -875,11 +996,22 @@ mod tests {
             let (mut gw, mut gx) = (vec![0.0; w.len()], vec![f64::NAN; x.len()]);
             let grads =
                 ConvGrads { weight: Some(&mut gw), bias: None, input: Some(&mut gx), accumulate: false };
-            conv2d_backward(&x, &w, &dy, grads, s).unwrap();
+            conv2d_backward(&x, &w, &dy, None, grads, s).unwrap();
             let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
             let lhs = dot(&dy, &expected);
             assert!((dot(&gw, &w) - lhs).abs() < 1e-10 * lhs.abs().max(1.0));
             assert!((dot(&gx, &x) - lhs).abs() < 1e-10 * lhs.abs().max(1.0));
+            // With the forward's columns kept and reused: the same bits.
+            let mut columns = vec![f64::NAN; s.columns_len()];
+            let mut kept_out = vec![f64::NAN; out.len()];
+            conv2d_forward(&x, &w, None, &mut kept_out, Some(&mut columns), s).unwrap();
+            let (mut kept_gw, mut kept_gx) = (vec![0.0; w.len()], vec![f64::NAN; x.len()]);
+            let grads =
+                ConvGrads { weight: Some(&mut kept_gw), bias: None, input: Some(&mut kept_gx), accumulate: false };
+            conv2d_backward(&x, &w, &dy, Some(&columns), grads, s).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+            assert_eq!((bits(&kept_out), bits(&kept_gw), bits(&kept_gx)), (bits(&out), bits(&gw), bits(&gx)));
+            assert!(conv2d_forward(&x, &w, None, &mut kept_out, Some(&mut columns[1..]), s).is_err());
         }
     }
 
@@ -896,10 +1028,10 @@ mod tests {
         assert!(of(&[1, 2, 3, 3], &[1, 2, 3, 3], [1, 1], [i64::MAX, 0], [1, 1], 1).is_err());
         assert!(of(&[1, 2, 3], &[1, 2, 3, 3], [1, 1], [0, 0], [1, 1], 1).is_err());
         let s = ConvShape::of(&[0, 1, 2, 2], &[1, 1, 1, 1], [1, 1], [0, 0], [1, 1], 1).unwrap();
-        conv2d_forward::<f32>(&[], &[1.0], Some(&[1.0]), &mut [], s).unwrap();
+        conv2d_forward::<f32>(&[], &[1.0], Some(&[1.0]), &mut [], None, s).unwrap();
         let mut gw = [3.0f32];
         let grads = ConvGrads { weight: Some(&mut gw), bias: None, input: Some(&mut []), accumulate: false };
-        conv2d_backward::<f32>(&[], &[1.0], &[], grads, s).unwrap();
+        conv2d_backward::<f32>(&[], &[1.0], &[], None, grads, s).unwrap();
         assert_eq!(gw, [0.0]);
     }
 }

@@ -47,7 +47,9 @@ def test_kept_columns_give_the_same_bits(case, dtype, rng):
     # and the NumPy twin, for the padded and unpadded paths alike
     ew, eb, ex = reference_backward(x, weight, gy, *geometry)
     scale = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(kept[0], reference_forward(x, weight, b, *geometry), rtol=scale, atol=scale * 10)
+    np.testing.assert_allclose(
+        kept[0], reference_forward(x, weight, b, *geometry), rtol=scale, atol=scale * 10
+    )
     np.testing.assert_allclose(kept[1], ew + 1, rtol=scale, atol=scale * 100)
     np.testing.assert_allclose(kept[3], ex, rtol=scale, atol=scale * 100)
 

@@ -33,7 +33,8 @@ pub fn conv2d_forward(
         let bias: Option<In<T>> = a.opt(bias, "bias", &[shape.out_channels])?;
         let mut out: Out<T> = a.arg(out, "out", &shape.out_shape())?;
         let mut columns: Option<Out<T>> = a.opt(columns, "columns", &[shape.columns_len()])?;
-        let (x, weight, bias, out, columns) = (&*x, &*weight, bias.as_deref(), &mut *out, columns.as_deref_mut());
+        let (x, weight, bias, out, columns) =
+            (&*x, &*weight, bias.as_deref(), &mut *out, columns.as_deref_mut());
         a.run(|| conv::conv2d_forward(x, weight, bias, out, columns, shape))
     })
 }

@@ -69,8 +69,9 @@ def calls(dtype, b, i, o, c, length):
                 bias=a(o),
                 out=a(b, o, length + 2, conv_w),
                 **conv,
+                columns=a(b * c * 3 * 2 * (length + 2) * conv_w),
             ),
-            ("out",),
+            ("out", "columns"),
         ),
         (
             "conv2d_backward",
@@ -83,6 +84,7 @@ def calls(dtype, b, i, o, c, length):
                 grad_input=a(b, c, length + 2, length + 1),
                 **conv,
                 accumulate=True,
+                columns=a(b * c * 3 * 2 * (length + 2) * conv_w),
             ),
             ("grad_weight", "grad_bias", "grad_input"),
         ),

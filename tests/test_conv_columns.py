@@ -73,6 +73,30 @@ def test_kept_columns_are_bit_identical_for_1_2_and_3_threads(case, dtype, resto
     assert len(results) == 1
 
 
+# Kernels of many taps with padding: im2col and col2im go through a zero-padded copy of the input.
+PADDED_CASES = [
+    (3, 1, 12, 12, 2, (5, 5), (1, 1), (2, 2), (1, 1), 1),  # LeNet's first convolution, smaller
+    (2, 2, 12, 12, 3, (5, 5), (1, 1), (2, 0), (1, 1), 1),  # padded rows only
+    (2, 4, 10, 10, 4, (5, 5), (1, 1), (2, 2), (1, 1), 2),  # groups
+    (17, 1, 8, 8, 2, (5, 5), (1, 1), (2, 2), (1, 1), 1),  # blocks of samples
+]
+
+
+@pytest.mark.parametrize("case", PADDED_CASES, ids=[f"padded{i}" for i in range(len(PADDED_CASES))])
+def test_padded_copies_match_the_numpy_twin(case, dtype, rng):
+    x, weight, b, geometry = draw(case, dtype, rng)
+    out = forward(x, weight, b, geometry)
+    gy = rng.standard_normal(out.shape).astype(dtype)
+    ew, eb, ex = reference_backward(x, weight, gy, *geometry)
+    scale = 1e-12 if dtype == np.float64 else 1e-5
+    for got, expected in zip(with_columns(x, weight, b, gy, geometry), (out, ew + 1, eb + 1, ex)):
+        np.testing.assert_allclose(got, expected, rtol=scale, atol=scale * 100)
+    np.testing.assert_allclose(out, reference_forward(x, weight, b, *geometry), rtol=scale, atol=scale * 10)
+    gw, gb, gx = np.ones_like(weight), np.ones_like(b), np.full_like(x, np.nan)
+    _core.conv2d_backward(x, weight, gy, gw, gb, gx, *geometry)
+    np.testing.assert_allclose(gx, ex, rtol=scale, atol=scale * 100)
+
+
 def test_columns_of_the_wrong_size_or_dtype_are_refused_and_change_nothing(rng):
     x, weight, b, geometry = draw((2, 2, 5, 5, 3, (3, 3), (1, 1), (1, 1), (1, 1), 1), np.float32, rng)
     out = forward(x, weight, b, geometry)

@@ -435,15 +435,20 @@ fn adaptive_window(o: usize, outputs: usize, inputs: usize) -> (usize, usize) {
 }
 
 /// Adaptive average pooling forward: each window's mean (its sum divided by its height, then
-/// by its width, as PyTorch rounds it). An output of size 1 × 1 is global average pooling.
+/// by its width, as PyTorch rounds it). An output of size 1 × 1 is global average pooling:
+/// each plane's sum in interleaved lanes divided by its size (PyTorch takes a mean there too).
 pub fn adaptive_avg_pool2d_forward<T: Float>(
     x: &[T], out: &mut [T], p: &AdaptivePool2d,
 ) -> Result<(), KernelError> {
     let sizes = p.sizes();
     sizes.check(("x", x.len()), &[("out", out.len())])?;
     let per_task = planes_per_task(&sizes);
+    let global = p.out_height == 1 && p.out_width == 1;
     for_each_group(&sizes, out.chunks_mut(per_task * sizes.out_plane), |first, out| {
         let x = &x[first * sizes.in_plane..];
+        if global {
+            return plane_means(&x[..out.len() * sizes.in_plane], out);
+        }
         for (plane, out) in out.chunks_exact_mut(sizes.out_plane).enumerate() {
             let x = &x[plane * sizes.in_plane..(plane + 1) * sizes.in_plane];
             for oh in 0..p.out_height {
@@ -465,16 +470,53 @@ pub fn adaptive_avg_pool2d_forward<T: Float>(
     Ok(())
 }
 
+/// The mean of each of the `out.len()` planes of `x` (global average pooling), summed in
+/// interleaved lanes then added in order: a vectorized sum, where one running sum is bound by
+/// the latency of each addition (PyTorch's global pooling is a vectorized mean too). Small
+/// planes (7 × 7 at the end of a ResNet) take fewer lanes, so that they fill some.
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn plane_means<T: Float>(x: &[T], out: &mut [T]) {
+    let plane = (x.len() / out.len().max(1)).max(1);
+    let count = T::from_f64(plane as f64);
+    for (mean, x) in out.iter_mut().zip(x.chunks_exact(plane)) {
+        let sum = if plane >= 256 { lane_sum::<T, 64>(x) } else { lane_sum::<T, 8>(x) };
+        *mean = sum / count;
+    }
+}
+
+/// `Σ x` in `N` interleaved lanes (`N` multiple of a vector), then the lanes and the rest in order.
+#[inline(always)]
+fn lane_sum<T: Float, const N: usize>(x: &[T]) -> T {
+    let mut lanes = [T::zero(); N];
+    let blocks = x.chunks_exact(N);
+    let rest = blocks.remainder().iter().fold(T::zero(), |a, &v| a + v);
+    for block in blocks {
+        for (acc, &v) in lanes.iter_mut().zip(block) {
+            *acc += v;
+        }
+    }
+    lanes.iter().fold(T::zero(), |a, &v| a + v) + rest
+}
+
 /// Adaptive average pooling backward: `grad_input` (overwritten) receives each output's
-/// gradient divided by its window's height and width, over the window.
+/// gradient divided by its window's height and width, over the window (by the plane's size
+/// for global average pooling, as PyTorch's mean).
 pub fn adaptive_avg_pool2d_backward<T: Float>(
     grad_output: &[T], grad_input: &mut [T], p: &AdaptivePool2d,
 ) -> Result<(), KernelError> {
     let sizes = p.sizes();
     sizes.check(("grad_input", grad_input.len()), &[("grad_output", grad_output.len())])?;
+    let global = p.out_height == 1 && p.out_width == 1;
     let per_task = planes_per_task(&sizes);
     for_each_group(&sizes, grad_input.chunks_mut(per_task * sizes.in_plane), |first, grad_input| {
         let grad_output = &grad_output[first * sizes.out_plane..];
+        if global {
+            let count = T::from_f64(sizes.in_plane as f64);
+            for (grad_input, &g) in grad_input.chunks_exact_mut(sizes.in_plane).zip(grad_output) {
+                grad_input.fill(g / count);
+            }
+            return;
+        }
         for (plane, grad_input) in grad_input.chunks_exact_mut(sizes.in_plane).enumerate() {
             grad_input.fill(T::zero());
             let grad_output = &grad_output[plane * sizes.out_plane..(plane + 1) * sizes.out_plane];

@@ -3,12 +3,12 @@ gradient checks, R-operator pairs, state dicts, bad input and PyTorch parity (li
 
 import numpy as np
 import pytest
+from test_gradcheck import check_layer as gradcheck
 from test_rop import check_layer as check_r_operator
 
 import saddlepoint as sp
 
 import numpy_reference as ref
-from gradcheck import assert_gradient_close, numerical_gradient
 
 try:
     import torch
@@ -17,19 +17,6 @@ except ImportError:
 
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 SHAPES = [(2, 3, 4, 5), (1, 3, 1, 2), (5, 3, 7, 1), (16, 3, 8, 8)]
-
-
-def gradcheck(layer, x, rng):
-    w = rng.standard_normal(layer.forward(x).shape)
-
-    def objective():
-        return float(np.sum(w * layer.forward(x)))
-
-    layer.zero_grad()
-    layer.forward(x)
-    assert_gradient_close(layer.backward(w), numerical_gradient(objective, x))
-    for _, p in layer.named_parameters():
-        assert_gradient_close(p.grad, numerical_gradient(objective, p.data))
 
 
 # --- BatchNorm2d -----------------------------------------------------------------------------------

@@ -110,6 +110,7 @@ def adaptive_backward_twin(grad_out, shape):
 # gapped windows, padding, kernels as large as the (padded) input.
 GRID = [
     ((2, 3, 6, 6), 2, 2, 0),
+    ((2, 2, 7, 5), 2, 2, 0),  # 2 x 2 windows (their own loops) leaving a row and a column out
     ((1, 1, 5, 7), 3, 2, 1),
     ((2, 2, 7, 5), (3, 2), (1, 2), (1, 1)),
     ((3, 1, 4, 9), (2, 4), (2, 3), (0, 2)),
@@ -158,6 +159,7 @@ def test_avg_pool_kernels_match_numpy(dtype, rng, shape, kernel, stride, padding
     [
         ((2, 3, 7, 6), (3, 4)),
         ((1, 1, 5, 5), 1),
+        ((2, 3, 20, 17), 1),  # global pooling of planes of 256 elements and more: 64 lanes
         ((2, 2, 3, 4), (5, 7)),
         ((1, 2, 8, 8), 4),
         ((3, 1, 1, 6), (2, 3)),
@@ -199,7 +201,8 @@ def restore_threads():
 def test_results_are_bit_identical_for_any_thread_count(restore_threads, dtype):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((8, 24, 30, 30)).astype(dtype)  # above the parallel threshold
-    layers = [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(3, 2, 1), nn.AdaptiveAvgPool2d((4, 7))]
+    layers = [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(2), nn.AvgPool2d(3, 2, 1)]
+    layers += [nn.AdaptiveAvgPool2d((4, 7)), nn.AdaptiveAvgPool2d(1)]
     results = []
     for threads in (1, 2, 3):
         sp.set_num_threads(threads)

@@ -127,6 +127,12 @@ impl Pool2d {
     fn sizes(&self) -> Pool2dSizes {
         Pool2dSizes { planes: self.planes(), in_plane: self.in_plane(), out_plane: self.out_plane() }
     }
+
+    /// Whether the windows are 2 × 2 side by side, the most common pooling, which has its own
+    /// loops (no window clipping, so they vectorize).
+    fn is_2x2(&self) -> bool {
+        self.kernel == [2, 2] && self.stride == [2, 2] && self.padding == [0, 0]
+    }
 }
 
 fn check_len_n(name: &'static str, len: usize, expected: usize) -> Result<(), KernelError> {
@@ -227,7 +233,7 @@ pub fn max_pool2d_forward<T: Float>(
 fn max_planes<T: Float>(p: &Pool2d, x: &[T], out: &mut [T], indices: &mut [i64]) {
     let (in_plane, out_plane) = (p.height * p.width, p.out_height * p.out_width);
     let planes = out.chunks_exact_mut(out_plane).zip(indices.chunks_exact_mut(out_plane));
-    let two_by_two = p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0];
+    let two_by_two = p.is_2x2();
     for ((out, indices), x) in planes.zip(x.chunks_exact(in_plane)) {
         if two_by_two {
             max_plane_2x2(p, x, out, indices);
@@ -338,6 +344,9 @@ pub fn avg_pool2d_forward<T: Float>(x: &[T], out: &mut [T], p: &Pool2d) -> Resul
     let per_task = planes_per_task(&sizes);
     for_each_group(&sizes, out.chunks_mut(per_task * sizes.out_plane), |first, out| {
         let x = &x[first * sizes.in_plane..];
+        if p.is_2x2() {
+            return avg_planes_2x2(p, x, out);
+        }
         for (plane, out) in out.chunks_exact_mut(sizes.out_plane).enumerate() {
             let x = &x[plane * sizes.in_plane..(plane + 1) * sizes.in_plane];
             for oh in 0..p.out_height {
@@ -369,6 +378,9 @@ pub fn avg_pool2d_backward<T: Float>(
     let per_task = planes_per_task(&sizes);
     for_each_group(&sizes, grad_input.chunks_mut(per_task * sizes.in_plane), |first, grad_input| {
         let grad_output = &grad_output[first * sizes.out_plane..];
+        if p.is_2x2() {
+            return avg_backward_planes_2x2(p, grad_output, grad_input);
+        }
         for (plane, grad_input) in grad_input.chunks_exact_mut(sizes.in_plane).enumerate() {
             grad_input.fill(T::zero());
             let grad_output = &grad_output[plane * sizes.out_plane..(plane + 1) * sizes.out_plane];
@@ -387,6 +399,51 @@ pub fn avg_pool2d_backward<T: Float>(
         }
     });
     Ok(())
+}
+
+/// Average pooling of 2 × 2 windows side by side, for the planes of `out`: the four terms added
+/// from zero in PyTorch's order (the same bits), in a loop over a row of outputs that vectorizes.
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn avg_planes_2x2<T: Float>(p: &Pool2d, x: &[T], out: &mut [T]) {
+    let (width, out_width) = (p.width, p.out_width);
+    let four = T::from_f64(4.0);
+    let planes = out.chunks_exact_mut(p.out_height * out_width).zip(x.chunks_exact(p.height * width));
+    for (out, x) in planes {
+        for (oh, out) in out.chunks_exact_mut(out_width).enumerate() {
+            let top = 2 * oh * width;
+            let (upper, lower) = (&x[top..top + 2 * out_width], &x[top + width..top + width + 2 * out_width]);
+            for (ow, o) in out.iter_mut().enumerate() {
+                let sum = T::zero() + upper[2 * ow] + upper[2 * ow + 1] + lower[2 * ow] + lower[2 * ow + 1];
+                *o = sum / four;
+            }
+        }
+    }
+}
+
+/// [`avg_planes_2x2`]' backward pass: each input under a window takes a quarter of its output's
+/// gradient; a last odd row or column, under none, takes zero.
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn avg_backward_planes_2x2<T: Float>(p: &Pool2d, grad_output: &[T], grad_input: &mut [T]) {
+    let (width, out_width) = (p.width, p.out_width);
+    let four = T::from_f64(4.0);
+    let planes =
+        grad_input.chunks_exact_mut(p.height * width).zip(grad_output.chunks_exact(p.out_height * out_width));
+    for (grad_input, grad_output) in planes {
+        if p.height % 2 == 1 || width % 2 == 1 {
+            grad_input.fill(T::zero());
+        }
+        for (oh, grads) in grad_output.chunks_exact(out_width).enumerate() {
+            let rows = &mut grad_input[2 * oh * width..(2 * oh + 2) * width];
+            let (upper, lower) = rows.split_at_mut(width);
+            for (ow, &g) in grads.iter().enumerate() {
+                let share = g / four;
+                upper[2 * ow] = share;
+                upper[2 * ow + 1] = share;
+                lower[2 * ow] = share;
+                lower[2 * ow + 1] = share;
+            }
+        }
+    }
 }
 
 /// The geometry of an adaptive average pooling of `(batch, channels, height, width)` to
@@ -435,15 +492,20 @@ fn adaptive_window(o: usize, outputs: usize, inputs: usize) -> (usize, usize) {
 }
 
 /// Adaptive average pooling forward: each window's mean (its sum divided by its height, then
-/// by its width, as PyTorch rounds it). An output of size 1 × 1 is global average pooling.
+/// by its width, as PyTorch rounds it). An output of size 1 × 1 is global average pooling:
+/// each plane's sum in interleaved lanes divided by its size (PyTorch takes a mean there too).
 pub fn adaptive_avg_pool2d_forward<T: Float>(
     x: &[T], out: &mut [T], p: &AdaptivePool2d,
 ) -> Result<(), KernelError> {
     let sizes = p.sizes();
     sizes.check(("x", x.len()), &[("out", out.len())])?;
     let per_task = planes_per_task(&sizes);
+    let global = p.out_height == 1 && p.out_width == 1;
     for_each_group(&sizes, out.chunks_mut(per_task * sizes.out_plane), |first, out| {
         let x = &x[first * sizes.in_plane..];
+        if global {
+            return plane_means(&x[..out.len() * sizes.in_plane], out);
+        }
         for (plane, out) in out.chunks_exact_mut(sizes.out_plane).enumerate() {
             let x = &x[plane * sizes.in_plane..(plane + 1) * sizes.in_plane];
             for oh in 0..p.out_height {
@@ -465,16 +527,53 @@ pub fn adaptive_avg_pool2d_forward<T: Float>(
     Ok(())
 }
 
+/// The mean of each of the `out.len()` planes of `x` (global average pooling), summed in
+/// interleaved lanes then added in order: a vectorized sum, where one running sum is bound by
+/// the latency of each addition (PyTorch's global pooling is a vectorized mean too). Small
+/// planes (7 × 7 at the end of a ResNet) take fewer lanes, so that they fill some.
+#[multiversion(targets("x86_64+avx2+fma+avx512f+avx512vl+avx512dq+avx512bw", "x86_64+avx2+fma"))]
+fn plane_means<T: Float>(x: &[T], out: &mut [T]) {
+    let plane = (x.len() / out.len().max(1)).max(1);
+    let count = T::from_f64(plane as f64);
+    for (mean, x) in out.iter_mut().zip(x.chunks_exact(plane)) {
+        let sum = if plane >= 256 { lane_sum::<T, 64>(x) } else { lane_sum::<T, 8>(x) };
+        *mean = sum / count;
+    }
+}
+
+/// `Σ x` in `N` interleaved lanes (`N` multiple of a vector), then the lanes and the rest in order.
+#[inline(always)]
+fn lane_sum<T: Float, const N: usize>(x: &[T]) -> T {
+    let mut lanes = [T::zero(); N];
+    let blocks = x.chunks_exact(N);
+    let rest = blocks.remainder().iter().fold(T::zero(), |a, &v| a + v);
+    for block in blocks {
+        for (acc, &v) in lanes.iter_mut().zip(block) {
+            *acc += v;
+        }
+    }
+    lanes.iter().fold(T::zero(), |a, &v| a + v) + rest
+}
+
 /// Adaptive average pooling backward: `grad_input` (overwritten) receives each output's
-/// gradient divided by its window's height and width, over the window.
+/// gradient divided by its window's height and width, over the window (by the plane's size
+/// for global average pooling, as PyTorch's mean).
 pub fn adaptive_avg_pool2d_backward<T: Float>(
     grad_output: &[T], grad_input: &mut [T], p: &AdaptivePool2d,
 ) -> Result<(), KernelError> {
     let sizes = p.sizes();
     sizes.check(("grad_input", grad_input.len()), &[("grad_output", grad_output.len())])?;
+    let global = p.out_height == 1 && p.out_width == 1;
     let per_task = planes_per_task(&sizes);
     for_each_group(&sizes, grad_input.chunks_mut(per_task * sizes.in_plane), |first, grad_input| {
         let grad_output = &grad_output[first * sizes.out_plane..];
+        if global {
+            let count = T::from_f64(sizes.in_plane as f64);
+            for (grad_input, &g) in grad_input.chunks_exact_mut(sizes.in_plane).zip(grad_output) {
+                grad_input.fill(g / count);
+            }
+            return;
+        }
         for (plane, grad_input) in grad_input.chunks_exact_mut(sizes.in_plane).enumerate() {
             grad_input.fill(T::zero());
             let grad_output = &grad_output[plane * sizes.out_plane..(plane + 1) * sizes.out_plane];

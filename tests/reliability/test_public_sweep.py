@@ -116,10 +116,25 @@ class PublicSweep:
             "MaxPool2d": lambda: sp.nn.MaxPool2d(2, padding=1),
             "AvgPool2d": lambda: sp.nn.AvgPool2d((2, 3), stride=1),
             "AdaptiveAvgPool2d": lambda: sp.nn.AdaptiveAvgPool2d(2),
+            "Conv2d": lambda: sp.Conv2d(2, 3, 3, padding=1, rng=rng),
+            "BatchNorm2d": lambda: sp.BatchNorm2d(2),
+            "Flatten": sp.Flatten,
+            "Unflatten": lambda: sp.Unflatten(1, (2, 2)),
+            "CNN": lambda: sp.Sequential(
+                sp.Conv2d(2, 3, 3, padding=1, rng=rng),
+                sp.BatchNorm2d(3),
+                sp.ReLU(),
+                sp.MaxPool2d(2),
+                sp.Flatten(),
+                sp.Dense(6, 2, rng=rng),
+            ),
         }
 
     #: Input shapes of the layers that do not take (batch, 4).
-    INPUT_SHAPES = {"MaxPool2d": (5, 2, 3, 4), "AvgPool2d": (5, 2, 3, 4), "AdaptiveAvgPool2d": (5, 2, 3, 4)}
+    INPUT_SHAPES = {
+        name: (5, 2, 3, 4)
+        for name in ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Conv2d", "BatchNorm2d", "Flatten", "CNN")
+    }
 
     def sweep_layers(self):
         for name, make in self.layers().items():
@@ -197,6 +212,15 @@ class PublicSweep:
             "BatchNorm1d": (
                 lambda **k: sp.BatchNorm1d(**{"num_features": 3, **k}),
                 ["num_features", "eps", "momentum", "affine", "track_running_stats"],
+            ),
+            "BatchNorm2d": (
+                lambda **k: sp.BatchNorm2d(**{"num_features": 3, **k}),
+                ["num_features", "eps", "momentum"],
+            ),
+            "Flatten": (lambda **k: sp.Flatten(**k), ["start_dim", "end_dim"]),
+            "Unflatten": (
+                lambda **k: sp.Unflatten(**{"dim": 1, "unflattened_size": (2, 2), **k}),
+                ["dim", "unflattened_size"],
             ),
             "LayerNorm": (
                 lambda **k: sp.LayerNorm(**{"normalized_shape": 3, **k}),

@@ -12,13 +12,24 @@ from typing import Any
 @dataclass(frozen=True)
 class Repeats:
     """How much to time: ``rounds`` turns of ``block`` timed calls, each after ``warmup`` untimed
-    ones and ``pause`` seconds of sleep (time for another BLAS's spinning threads to go to sleep
-    where a warmup call would cost too much)."""
+    ones and a ``pause`` of that many seconds (time for another BLAS's spinning threads to go to
+    sleep where a warmup call would cost too much; see :func:`busy_wait`)."""
 
     rounds: int = 5
     block: int = 8
     warmup: int = 2
     pause: float = 0.0
+
+
+def busy_wait(seconds: float) -> None:
+    """Waits ``seconds`` on the CPU instead of sleeping. After the calling thread sleeps, Linux
+    wakes saddlepoint's pool thread on the caller's vCPU and leaves it there, so the next
+    20-60 ms of kernels run both halves on one core (measured on a 2-core VM: a 128x784->512
+    product took 430-480 us per call after a 0.12 s sleep, 220-264 us after a 0.12 s busy
+    wait). A training loop never sleeps between steps; the bench's pause should not either."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def interleaved(functions: Mapping[str, Callable[..., Any]], repeats: Repeats = Repeats()) -> dict:
@@ -33,7 +44,7 @@ def interleaved(functions: Mapping[str, Callable[..., Any]], repeats: Repeats = 
     for _ in range(repeats.rounds):
         for name, f in functions.items():
             if repeats.pause:
-                time.sleep(repeats.pause)
+                busy_wait(repeats.pause)
             for _ in range(repeats.warmup):
                 f()
             for _ in range(repeats.block):
@@ -99,7 +110,7 @@ class Sizes:
     batch_sizes: tuple[int, ...] = (32, 128, 512)
     epochs: int = 2  # epochs timed per library; the best counts
     scale: float = 1.0  # multiplies the number of timed calls
-    # Seconds of sleep before each turn: OpenBLAS's threads spin about 0.1 s after a call (its
+    # Seconds of (busy) pause before each turn: OpenBLAS's threads spin about 0.1 s after a call (its
     # THREAD_TIMEOUT), and beside spinning threads saddlepoint's pool runs its kernels serially
     # (parallel.rs), so without it the turn after NumPy's measured one thread.
     pause: float = 0.12

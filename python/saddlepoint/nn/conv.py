@@ -9,7 +9,7 @@ import numpy as np
 from .. import _core
 from ..validation import Integer, SequenceOf, float_dtype, is_integer, positive_int
 from .module import Module, as_layer_input
-from .parameter import Parameter
+from .parameter import Parameter, weight_and_bias_grads
 from .scratch import reusing, scratch, scratch_like
 from .spec import layer_config, register_layer
 
@@ -163,13 +163,7 @@ class Conv2d(Module):
         x = self._last_input()
         grad_output = as_layer_input(grad_output, self.weight.dtype, "grad_output")
         grad_input = scratch_like(self, "grad_input", x) if self._grad_input else None
-        grad_weight, accumulate = self.weight.grad_for_update()
-        grad_bias = None
-        if self.bias is not None:
-            grad_bias, accumulate_bias = self.bias.grad_for_update()
-            if accumulate_bias != accumulate:  # one was zeroed, the other not: accumulate both
-                (grad_bias if accumulate else grad_weight).fill(0)
-                accumulate = True
+        grad_weight, grad_bias, accumulate = weight_and_bias_grads(self.weight, self.bias)
         _core.conv2d_backward(
             x,
             self.weight.data,

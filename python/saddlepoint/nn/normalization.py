@@ -216,8 +216,19 @@ class BatchNorm2d(BatchNorm1d):
         x = self._check_image(x)
         return self._normalize(self._as_rows(x)).reshape(x.shape)
 
+    def _check_gradient(self, g, name: str) -> np.ndarray:
+        """``g`` shaped as the last forward's input (the rows view keeps its first three sizes)."""
+        x = self._last_forward()[0]
+        g = as_layer_input(g, self._dtype, name)
+        if g.ndim != 4 or g.shape[:2] != x.shape[:2] or g.shape[2] * g.shape[3] != x.shape[2]:
+            raise ValueError(
+                f"{name} must have the shape of the last input (batch, {self.num_features}, height, "
+                f"width) with {x.shape[0]} samples and {x.shape[2]} positions, got {g.shape}"
+            )
+        return g
+
     def backward(self, grad_output):
-        grad_output = as_layer_input(grad_output, self._dtype, "grad_output")
+        grad_output = self._check_gradient(grad_output, "grad_output")
         return self._normalize_backward(self._as_rows(grad_output)).reshape(grad_output.shape)
 
     def r_forward(self, x, rx, v):
@@ -227,7 +238,7 @@ class BatchNorm2d(BatchNorm1d):
         return y.reshape(x.shape), None if ry is None else ry.reshape(ry.shape[:1] + x.shape)
 
     def r_backward(self, g, rg, v, rgrads):
-        g = as_layer_input(g, self._dtype, "g")
+        g = self._check_gradient(g, "g")
         rows = None if rg is None else self._as_rows(np.asarray(rg), lead=1)
         g_in, rg_in = super().r_backward(self._as_rows(g), rows, v, rgrads)
         return g_in.reshape(g.shape), None if rg_in is None else rg_in.reshape(rg_in.shape[:1] + g.shape)

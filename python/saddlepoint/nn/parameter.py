@@ -154,6 +154,22 @@ class Span(NamedTuple):
         return self.buffer.grad[self.start : self.stop]
 
 
+def weight_and_bias_grads(
+    weight: Parameter, bias: Parameter | None
+) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """``(grad_weight, grad_bias, accumulate)`` for a layer whose backward kernel writes both
+    gradients with one ``accumulate`` flag: when one was zeroed and the other not, the zeroed
+    one is filled with zeros and both accumulate."""
+    grad_weight, accumulate = weight.grad_for_update()
+    if bias is None:
+        return grad_weight, None, accumulate
+    grad_bias, accumulate_bias = bias.grad_for_update()
+    if accumulate_bias != accumulate:
+        (grad_bias if accumulate else grad_weight).fill(0)
+        accumulate = True
+    return grad_weight, grad_bias, accumulate
+
+
 def pack_parameters(parameters: Iterable[Parameter]) -> list[FlatBuffer]:
     """Packs ``parameters`` into one :class:`FlatBuffer` per dtype (in order of first
     appearance; a parameter listed twice is packed once) and makes each parameter's ``data``

@@ -213,6 +213,25 @@ def test_saddlepoint_options_train(digits, extra):
     assert saddlepoint.get_num_threads() == before
 
 
+def test_batch_norm_folds_a_last_single_sample_into_the_batch_before(digits):
+    X, y = digits
+    est = quiet(MLPClassifier(batch_norm=True, batch_size=10, max_iter=2, random_state=0).fit, X[:21], y[:21])
+    assert est.n_iter_ == 2 and np.isfinite(est.loss_)
+    with pytest.raises(ValueError, match="batch_norm needs batches of at least 2 samples"):
+        MLPClassifier(batch_norm=True, batch_size=1).fit(X[:20], y[:20])
+
+
+def test_dropout_masks_follow_random_state(digits):
+    X, y = digits
+
+    def first_mask_seed(random_state):
+        est = quiet(MLPClassifier(dropout=0.3, max_iter=1, random_state=random_state).fit, X, y)
+        (dropout,) = [m for m in est._model.modules() if isinstance(m, saddlepoint.Dropout)]
+        return int(dropout.rng.integers(0, 2**63))
+
+    assert first_mask_seed(0) == first_mask_seed(0) != first_mask_seed(1)
+
+
 # --- scikit-learn's tools ----------------------------------------------------------------------
 def test_pickle_and_clone_round_trip(digits):
     X, y = digits
@@ -287,3 +306,9 @@ def test_sparse_input_is_refused(digits):
 def test_predict_before_fit_is_not_fitted():
     with pytest.raises(NotFittedError):
         MLPRegressor().predict(np.zeros((2, 3)))
+
+
+def test_verbose_prints_the_loss_of_each_epoch(regression, capsys):
+    quiet(MLPRegressor(max_iter=2, verbose=True, random_state=0).fit, *regression)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2"]

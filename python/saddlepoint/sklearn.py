@@ -60,7 +60,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import optim
 from ._core import get_num_threads, set_num_threads
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, log_softmax, softmax
-from .nn import Dense
+from .nn import Dense, Dropout
 from .nn.builders import mlp_config
 from .nn.scratch import reusing_buffers
 from .nn.spec import from_config
@@ -248,6 +248,11 @@ class _BaseMLP(BaseEstimator):
             intercept = self._random_state.uniform(-bound, bound, layer.out_features)
             layer.weight.data[...] = coef.T
             layer.bias.data[...] = intercept
+        # Dropout masks follow random_state too (drawn after the weights, so that without
+        # dropout the stream stays scikit-learn's).
+        for layer in self._model.modules():
+            if isinstance(layer, Dropout):
+                layer.rng = np.random.default_rng(self._random_state.randint(np.iinfo(np.int32).max))
         self._bind_coefs()
         self.loss_curve_ = []
         self._no_improvement_count = 0
@@ -449,6 +454,7 @@ class _BaseMLP(BaseEstimator):
                     "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped"
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        batches = self._batches(n_samples, batch_size)
         model, opt, criterion = self._model, self._optimizer, self._new_loss()
         weight_group = opt.param_groups[0]
         weights = [layer.weight.data for layer in self._dense_layers()]
@@ -463,8 +469,7 @@ class _BaseMLP(BaseEstimator):
                 self._random_state.shuffle(order)
                 sample_idx = sample_idx[order]
             accumulated_loss = 0.0
-            for start in range(0, n_samples, batch_size):
-                batch = slice(start, min(start + batch_size, n_samples))
+            for batch in batches:
                 idx = sample_idx[batch] if self.shuffle else batch
                 xb, tb = X_train[idx], target[idx]
                 wb = None if w_train is None else w_train[idx]
@@ -503,6 +508,23 @@ class _BaseMLP(BaseEstimator):
                 )
         if self.early_stopping and self._best_state is not None:
             model.load_state_dict(self._best_state)
+
+    def _batches(self, n_samples: int, batch_size: int) -> list[slice]:
+        """The slices of an epoch's batches, as ``sklearn.utils.gen_batches``; with
+        ``batch_norm`` a last batch of one sample joins the one before (batch statistics need
+        two samples)."""
+        batches = [
+            slice(start, min(start + batch_size, n_samples)) for start in range(0, n_samples, batch_size)
+        ]
+        if self.batch_norm:
+            if batch_size < 2:
+                raise ValueError(
+                    f"batch_norm needs batches of at least 2 samples, got batch_size={self.batch_size!r} "
+                    f"with {n_samples} training samples"
+                )
+            if len(batches) > 1 and batches[-1].stop - batches[-1].start == 1:
+                batches[-2:] = [slice(batches[-2].start, n_samples)]
+        return batches
 
     def _update_no_improvement_count(self, X_val, y_val, w_val) -> None:
         if self.early_stopping:

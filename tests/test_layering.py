@@ -18,6 +18,7 @@ LAYERS = [
     "data",
     "io",
     "training",
+    "sklearn",
     "diagnose",
     "bench",
     "cli",

@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "saddlepoint"
 # Lowest first. The top-level __init__ re-exports everything and is not a layer.
 LAYERS = [
     "_core",
+    "_threadpool",
     "validation",
     "plot",
     "nn",
@@ -23,7 +24,7 @@ LAYERS = [
     "bench",
     "cli",
 ]
-BASE = {"_core": 0, "validation": 0, "plot": 0}
+BASE = {"_core": 0, "_threadpool": 0, "validation": 0, "plot": 0}
 
 
 def _layer(parts: list[str]) -> int:

@@ -4,7 +4,7 @@ The arithmetic runs in Rust kernels (``saddlepoint._core``) on NumPy arrays, in 
 GIL released; this package gives the PyTorch-like layers, losses and optimizers around them.
 """
 
-from . import diagnose
+from . import _threadpool, diagnose
 from ._core import get_num_threads, set_num_threads
 from .io import load_checkpoint, load_model, load_run, load_weights, save_checkpoint, save_model, save_weights
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, log_softmax, one_hot, softmax
@@ -66,6 +66,8 @@ from .training import (
 )
 
 __version__ = "0.1.0"
+
+_threadpool.configure()  # threadpoolctl's controller, and the environment's thread count
 
 __all__ = [
     "AdaptiveAvgPool2d",

@@ -31,3 +31,22 @@ pub fn set_num_threads(py: Python<'_>, #[pyo3(from_py_with = scalars::int64)] n:
 pub fn get_num_threads() -> usize {
     parallel::num_threads()
 }
+
+/// The thread count as a C function, for `threadpoolctl` (python/saddlepoint/_threadpool.py):
+/// it finds thread pools by the C symbols of the libraries loaded in the process, and calls them
+/// through `ctypes`.
+#[no_mangle]
+pub extern "C" fn saddlepoint_get_num_threads() -> std::os::raw::c_int {
+    std::os::raw::c_int::try_from(parallel::num_threads()).unwrap_or(std::os::raw::c_int::MAX)
+}
+
+/// Sets the thread count as [`set_num_threads`] does, as a C function for `threadpoolctl`:
+/// returns 0, or -1 (and changes nothing) for a count out of range or a pool that cannot start.
+#[no_mangle]
+pub extern "C" fn saddlepoint_set_num_threads(n: std::os::raw::c_int) -> std::os::raw::c_int {
+    let threads = usize::try_from(n).ok().filter(|n| (1..=parallel::max_threads()).contains(n));
+    match threads.map(parallel::set_num_threads) {
+        Some(Ok(())) => 0,
+        _ => -1,
+    }
+}

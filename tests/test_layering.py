@@ -12,6 +12,7 @@ LAYERS = [
     "_core",
     "_threadpool",
     "validation",
+    "_jobs",
     "plot",
     "nn",
     "losses",
@@ -24,7 +25,7 @@ LAYERS = [
     "bench",
     "cli",
 ]
-BASE = {"_core": 0, "_threadpool": 0, "validation": 0, "plot": 0}
+BASE = {"_core": 0, "_threadpool": 0, "validation": 0, "_jobs": 0, "plot": 0}
 
 
 def _layer(parts: list[str]) -> int:

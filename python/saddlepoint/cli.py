@@ -372,6 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
         "its last layer repeated once more)",
     )
     diagnose.add_argument(
+        "--jobs",
+        type=_positive(int),
+        metavar="N",
+        help="models of the guide (the model, the linear one, the larger one) trained at once, in N "
+        "processes through joblib, each with its share of the cores (default: one at a time); the "
+        "results are the same",
+    )
+    diagnose.add_argument(
         "--val-fraction",
         type=_fraction,
         default=0.2,
@@ -986,6 +994,7 @@ def _diagnose(args, threads: int) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         verbose=0 if args.quiet else 1,
+        n_jobs=args.jobs,
     )
     if guidance.train_data is None:  # guide() always returns the data its models trained on
         raise RuntimeError("diagnose.guide returned no training data to analyse")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._jobs import check_n_jobs, run_jobs
 from ..validation import Integer, is_integer
 
 #: ``cv`` given as a number of folds.
@@ -47,6 +48,7 @@ def cross_validate(
     seed=0,
     metric: str = "accuracy",
     preprocess=None,
+    n_jobs=None,
 ) -> CrossValidationResult:
     """N-fold cross validation (the course's way to choose a model without touching the test set).
 
@@ -60,23 +62,38 @@ def cross_validate(
     metric : a :class:`~saddlepoint.Trainer` metric or ``"loss"``, scored on each held-out fold
     preprocess : a scikit-learn transformer (e.g. ``StandardScaler()``), cloned and fitted on
         each training fold only
+    n_jobs : int or None, default None
+        Folds trained at once, through ``joblib.Parallel`` (as in scikit-learn: None is one at a
+        time unless a ``joblib.parallel_config`` context says otherwise, -1 one per core). Under
+        ``joblib.parallel_config(backend="ray")`` or ``backend="dask"`` the folds run on that
+        cluster. ``make_trainer`` then runs in the workers, so it must be picklable by cloudpickle
+        (a lambda or a local function is). The results are the serial run's exactly.
     """
-    from sklearn.base import clone
     from sklearn.model_selection import KFold, StratifiedKFold
 
     X, y = np.asarray(X), np.asarray(y)
+    n_jobs = check_n_jobs(n_jobs)
     if is_integer(cv):
         cv = FOLDS.check("cv", cv)
         classification = y.ndim == 1 and y.dtype.kind in "iub"
         kind = StratifiedKFold if classification else KFold
         cv = kind(int(cv), shuffle=shuffle, random_state=seed if shuffle else None)
+    folds = ((make_trainer, X, y, train, test, epochs, metric, preprocess) for train, test in cv.split(X, y))
     scores, histories = [], []
-    for train, test in cv.split(X, y):
-        X_train, X_test = X[train], X[test]
-        if preprocess is not None:
-            transformer = clone(preprocess).fit(X_train)
-            X_train, X_test = transformer.transform(X_train), transformer.transform(X_test)
-        trainer = make_trainer()
-        histories.append(trainer.fit(X_train, y[train], epochs=epochs))
-        scores.append(trainer.evaluate(X_test, y[test])[metric])
+    for history, score in run_jobs(_fit_fold, folds, n_jobs):
+        histories.append(history)
+        scores.append(score)
     return CrossValidationResult(metric, scores, histories)
+
+
+def _fit_fold(make_trainer, X, y, train, test, epochs: int, metric: str, preprocess):
+    """One fold: a fresh trainer fitted on ``train``'s rows; its history and ``test``'s score."""
+    from sklearn.base import clone
+
+    X_train, X_test = X[train], X[test]
+    if preprocess is not None:
+        transformer = clone(preprocess).fit(X_train)
+        X_train, X_test = transformer.transform(X_train), transformer.transform(X_test)
+    trainer = make_trainer()
+    history = trainer.fit(X_train, y[train], epochs=epochs)
+    return history, trainer.evaluate(X_test, y[test])[metric]

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from .._jobs import check_n_jobs, run_jobs
 from ..data.splits import prepare_data
 from ..nn import Module, dense_config, from_config, widen_config
 from ..optim import Adam
@@ -284,6 +285,20 @@ def _train_and_score(name: str, trainer, splits: dict, epochs: int, baseline: fl
     )
 
 
+def _fit_model(name, net, loss, make_optimizer, metric, batch_size, seed, verbose, splits, epochs, baseline):
+    """One of the guide's models trained and scored: its name, report and trained net."""
+    trainer = Trainer(
+        net,
+        loss,
+        make_optimizer(net.parameters()),
+        metrics=[metric],
+        batch_size=batch_size,
+        seed=seed,
+        verbose=verbose,
+    )
+    return name, _train_and_score(name, trainer, splits, epochs, baseline), net
+
+
 def _decide(reports: dict, threshold: float, margin: float, shift) -> tuple[str, str]:
     model = reports["model"]
     simpler, larger = reports.get("simpler"), reports.get("larger")
@@ -397,6 +412,7 @@ def guide(
     seed=0,
     verbose: int = 0,
     feature_names=None,
+    n_jobs=None,
 ) -> Guidance:
     """Trains ``model`` and the reference models and diagnoses the model as the course does.
 
@@ -422,10 +438,18 @@ def guide(
         fraction
     feature_names : the names of ``X``'s columns, for the feature-shift report (default
         ``#index``)
+    n_jobs : int or None, default None
+        Models trained at once (up to three), through ``joblib.Parallel``, as scikit-learn's
+        ``n_jobs`` (None: one at a time unless a ``joblib.parallel_config`` context says
+        otherwise; on a Ray or Dask cluster under ``parallel_config(backend="ray" | "dask")``).
+        The models, factories and ``optimizer`` must then be picklable by cloudpickle; a Module
+        ``model`` trained in another process has its trained state copied back into it. The
+        verdict, reports and models are the serial run's exactly.
     """
 
     if not 0 < threshold < 1 or not 0 <= margin < 1:
         raise ValueError(f"threshold must be in (0, 1) and margin in [0, 1), got {threshold} and {margin}")
+    n_jobs = check_n_jobs(n_jobs)
     data = prepare_data(X, y, validation_data, validation_split, test_data, task, seed)
     (X, y), (X_test, _), loss, metric = data.train, data.test, data.loss, data.metric
     baseline, n_out = data.baseline, data.n_out
@@ -438,22 +462,19 @@ def guide(
     splits = {"train": data.train, "val": data.val}
     if X_test is not None:
         splits["test"] = data.test
+    specs = {"model": main, "simpler": simpler, "larger": larger}
+    jobs = [
+        (name, main if name == "model" else _build(spec, n_in, n_out, np.float32))
+        for name, spec in specs.items()
+        if spec is not None
+    ]
+    settings = (loss, make_optimizer, metric, batch_size, seed, verbose, splits, epochs, baseline)
     reports, trained = {}, {}
-    for name, spec in {"model": main, "simpler": simpler, "larger": larger}.items():
-        if spec is None:
-            continue
-        net = main if name == "model" else _build(spec, n_in, n_out, np.float32)
-        trainer = Trainer(
-            net,
-            loss,
-            make_optimizer(net.parameters()),
-            metrics=[metric],
-            batch_size=batch_size,
-            seed=seed,
-            verbose=verbose,
-        )
-        reports[name] = _train_and_score(name, trainer, splits, epochs, baseline)
-        trained[name] = net
+    for name, report, net in run_jobs(_fit_model, ((name, net, *settings) for name, net in jobs), n_jobs):
+        if name == "model" and net is not main:  # trained in another process: keep it in place
+            main.load_state_dict(net.state_dict())
+            net = main
+        reports[name], trained[name] = report, net
     shift = feature_shift(X, X_test, seed=seed, feature_names=feature_names) if X_test is not None else None
     verdict, reason = _decide(reports, threshold, margin, shift)
     remedies = list(REMEDIES[verdict])

@@ -25,11 +25,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .._jobs import check_n_jobs, run_jobs
 from ..data.splits import prepare_data
 from ..nn import Module
 from ..optim import SGD
 from ..training import Callback, Trainer
-from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget
+from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget, one_blas_thread
 from .curvature import RESIDUAL_TOLERANCE, TOLERANCES, extreme_eigenpairs
 from .objective import Objective, parameters_to_vector
 
@@ -347,14 +348,92 @@ class BatchSizeStudy:
         return "\n".join(lines)
 
 
-class _Deadline(Callback):
-    """Stops training at the end of the epoch during which ``budget``'s time ran out."""
+def _study_batch_size(
+    batch_size,
+    model_factory,
+    train_data,
+    val_data,
+    loss,
+    metric,
+    make_optimizer,
+    epochs,
+    pick,
+    radius,
+    perturbations,
+    max_hvps,
+    time_limit,
+    seed,
+    seconds_left,
+):
+    """One row of :func:`batch_size_study`: a fresh model trained with ``batch_size`` within
+    ``seconds_left`` (the study's time left when this job was dispatched), and measured."""
+    (X, y), (X_val, y_val) = train_data, val_data
+    clock = _Clock(seconds_left)
+    with one_blas_thread():
+        model = model_factory()
+        trainer = Trainer(
+            model,
+            loss,
+            make_optimizer(model.parameters()),
+            metrics=[metric],
+            batch_size=batch_size,
+            seed=seed,
+            verbose=0,
+            callbacks=[_Deadline(clock)],
+        )
+        begin = time.perf_counter()
+        trainer.fit(X, y, epochs)
+        trained = max(1, trainer.epoch)
+        seconds = (time.perf_counter() - begin) / trained
+        train, val = trainer.evaluate(X, y), trainer.evaluate(X_val, y_val)
+        sharp = sharpness(
+            model,
+            loss,
+            X[pick],
+            y[pick],
+            radius=radius,
+            samples=perturbations,
+            seed=seed,
+            max_hvps=max_hvps,
+            time_limit=max(clock.time_left(), 0.05 * time_limit),
+            progress=False,
+        )
+    updates = math.ceil(len(X) / batch_size)
+    return {
+        "batch_size": batch_size,
+        "epochs_trained": trainer.epoch,
+        "seconds_per_epoch": seconds,
+        "seconds_per_update": seconds / updates,
+        "updates_per_epoch": updates,
+        "train_loss": train["loss"],
+        "val_loss": val["loss"],
+        "train_metric": train[metric],
+        "val_metric": val[metric],
+        "top_eigenvalue": sharp.top_eigenvalue,
+        "top_residual": sharp.top_residual,
+        "top_converged": sharp.converged,
+        "perturbed_increase": sharp.perturbed_increase,
+    }
 
-    def __init__(self, budget):
-        self.budget = budget
+
+class _Clock:
+    """The seconds left of ``seconds`` from its making."""
+
+    def __init__(self, seconds: float):
+        self.end = time.perf_counter() + seconds
+
+    def time_left(self) -> float:
+        return self.end - time.perf_counter()
+
+
+class _Deadline(Callback):
+    """Stops training at the end of the epoch during which ``clock``'s time ran out."""
+
+    def __init__(self, clock):
+        self.clock = clock
 
     def on_epoch_end(self, trainer, epoch, logs):
-        if self.budget.time_left() <= 0:
+        if self.clock.time_left() <= 0:
             trainer.stop_training = True
 
 
@@ -376,6 +455,7 @@ def batch_size_study(
     time_limit: float = 600.0,
     progress=None,
     seed=0,
+    n_jobs=None,
 ) -> BatchSizeStudy:
     """Trains a fresh ``model_factory()`` once per batch size, for the same number of epochs
     with the same optimizer, and measures each run (see :class:`BatchSizeStudy`).
@@ -385,6 +465,12 @@ def batch_size_study(
     after ``time_limit`` seconds (training ends with the epoch that crosses it; the result says
     so). ``optimizer`` is a function ``parameters -> Optimizer`` (default ``SGD(lr=0.1)``, the
     course's setting where batch size matters); ``task`` is inferred from ``y`` by default.
+
+    ``n_jobs`` batch sizes are studied at once, through ``joblib.Parallel``, as scikit-learn's
+    ``n_jobs`` (None: one at a time unless a ``joblib.parallel_config`` context says otherwise;
+    on a Ray or Dask cluster under ``parallel_config(backend="ray" | "dask")``); ``model_factory``
+    and ``optimizer`` must then be picklable by cloudpickle. Each batch size gets the time left
+    when it starts; the rows are the serial run's exactly, but for the times.
     """
 
     if isinstance(model_factory, Module) or not callable(model_factory):
@@ -395,61 +481,24 @@ def batch_size_study(
     if not sizes or min(sizes) < 1:
         raise ValueError(f"batch_sizes must be positive integers, got {list(batch_sizes)}")
     check_budget(max_hvps, time_limit)
+    n_jobs = check_n_jobs(n_jobs)
     data = prepare_data(X, y, validation_data, validation_split, task=task, seed=seed)
     (X, y), (X_val, y_val), loss, metric = data.train, data.val, data.loss, data.metric
     make_optimizer = optimizer or (lambda params: SGD(params, lr=0.1))
     pick = np.random.default_rng(seed).permutation(len(X))[:sharpness_samples]
+    settings = (model_factory, (X, y), (X_val, y_val), loss, metric, make_optimizer, epochs, pick)
+    sharpness_settings = (radius, perturbations, max_hvps, time_limit, seed)
     rows = []
     with Budget(len(sizes), time_limit, progress, "batch sizes", unit="batch size") as budget:
-        for batch_size in sizes:
-            if not budget.allows(1):
-                break
-            model = model_factory()
-            trainer = Trainer(
-                model,
-                loss,
-                make_optimizer(model.parameters()),
-                metrics=[metric],
-                batch_size=batch_size,
-                seed=seed,
-                verbose=0,
-                callbacks=[_Deadline(budget)],
-            )
-            begin = time.perf_counter()
-            trainer.fit(X, y, epochs)
-            trained = max(1, trainer.epoch)
-            seconds = (time.perf_counter() - begin) / trained
-            train, val = trainer.evaluate(X, y), trainer.evaluate(X_val, y_val)
-            sharp = sharpness(
-                model,
-                loss,
-                X[pick],
-                y[pick],
-                radius=radius,
-                samples=perturbations,
-                seed=seed,
-                max_hvps=max_hvps,
-                time_limit=max(budget.time_left(), 0.05 * time_limit),
-                progress=False,
-            )
-            updates = math.ceil(len(X) / batch_size)
-            rows.append(
-                {
-                    "batch_size": batch_size,
-                    "epochs_trained": trainer.epoch,
-                    "seconds_per_epoch": seconds,
-                    "seconds_per_update": seconds / updates,
-                    "updates_per_epoch": updates,
-                    "train_loss": train["loss"],
-                    "val_loss": val["loss"],
-                    "train_metric": train[metric],
-                    "val_metric": val[metric],
-                    "top_eigenvalue": sharp.top_eigenvalue,
-                    "top_residual": sharp.top_residual,
-                    "top_converged": sharp.converged,
-                    "perturbed_increase": sharp.perturbed_increase,
-                }
-            )
+
+        def studies():  # made as each is dispatched: none once the time is up
+            for batch_size in sizes:
+                if not budget.allows(1):
+                    return
+                yield (batch_size, *settings, *sharpness_settings, budget.time_left())
+
+        for row in run_jobs(_study_batch_size, studies(), n_jobs):
+            rows.append(row)
             budget.spend(1)
         complete = len(rows) == len(sizes) and all(r["epochs_trained"] == epochs for r in rows)
         return BatchSizeStudy(

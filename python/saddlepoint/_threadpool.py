@@ -6,9 +6,9 @@ controller for it, so ``threadpool_info()`` lists it (``user_api`` and ``interna
 
 The default thread count comes from the environment when the package is imported:
 ``SADDLEPOINT_NUM_THREADS`` if set (a whole number of threads that
-:func:`saddlepoint.set_num_threads` accepts, anything else refused), else ``OMP_NUM_THREADS``, which the process pools of joblib (loky), Dask and Ray set in
-their workers to keep each worker's inner threads within its share of the cores; else one thread
-per available core.
+:func:`saddlepoint.set_num_threads` accepts, anything else refused), else ``OMP_NUM_THREADS``,
+which the process pools of joblib (loky), Dask and Ray set in their workers to keep each
+worker's inner threads within its share of the cores; else one thread per available core.
 """
 
 import os

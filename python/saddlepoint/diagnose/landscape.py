@@ -363,12 +363,13 @@ def _study_batch_size(
     max_hvps,
     time_limit,
     seed,
-    seconds_left,
+    deadline,
 ):
-    """One row of :func:`batch_size_study`: a fresh model trained with ``batch_size`` within
-    ``seconds_left`` (the study's time left when this job was dispatched), and measured."""
+    """One row of :func:`batch_size_study`: a fresh model trained with ``batch_size`` until the
+    study's ``deadline`` at most, and measured. The deadline is a wall-clock time
+    (``time.time()``), so it holds in a worker that starts the job later than it was made."""
     (X, y), (X_val, y_val) = train_data, val_data
-    clock = _Clock(seconds_left)
+    clock = _Clock(deadline)
     with one_blas_thread():
         model = model_factory()
         trainer = Trainer(
@@ -417,13 +418,13 @@ def _study_batch_size(
 
 
 class _Clock:
-    """The seconds left of ``seconds`` from its making."""
+    """The seconds left until a wall-clock ``deadline`` (``time.time()``)."""
 
-    def __init__(self, seconds: float):
-        self.end = time.perf_counter() + seconds
+    def __init__(self, deadline: float):
+        self.deadline = deadline
 
     def time_left(self) -> float:
-        return self.end - time.perf_counter()
+        return self.deadline - time.time()
 
 
 class _Deadline(Callback):
@@ -469,8 +470,8 @@ def batch_size_study(
     ``n_jobs`` batch sizes are studied at once, through ``joblib.Parallel``, as scikit-learn's
     ``n_jobs`` (None: one at a time unless a ``joblib.parallel_config`` context says otherwise;
     on a Ray or Dask cluster under ``parallel_config(backend="ray" | "dask")``); ``model_factory``
-    and ``optimizer`` must then be picklable by cloudpickle. Each batch size gets the time left
-    when it starts; the rows are the serial run's exactly, but for the times.
+    and ``optimizer`` must then be picklable by cloudpickle. Every batch size stops at the
+    study's deadline; the rows are the serial run's exactly, but for the times.
     """
 
     if isinstance(model_factory, Module) or not callable(model_factory):
@@ -495,7 +496,7 @@ def batch_size_study(
             for batch_size in sizes:
                 if not budget.allows(1):
                     return
-                yield (batch_size, *settings, *sharpness_settings, budget.time_left())
+                yield (batch_size, *settings, *sharpness_settings, time.time() + budget.time_left())
 
         for row in run_jobs(_study_batch_size, studies(), n_jobs):
             rows.append(row)

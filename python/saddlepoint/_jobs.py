@@ -31,11 +31,16 @@ def check_n_jobs(n_jobs):
 
 
 def run_jobs(function, arguments, n_jobs):
-    """``function(*args)`` for each ``args`` of ``arguments``, as a generator of the results in
-    order, each yielded as soon as it and those before it are done.
+    """``function(*args)`` for each ``args`` of ``arguments``, as an iterator of the results in
+    order, each yielded as soon as it and those before it are done (all at the end with a
+    backend that cannot do otherwise).
 
     ``arguments`` is read lazily, one tuple as each job is dispatched: a run one job at a time
     can decide from the time left whether to make the next one.
     """
-    parallel = Parallel(n_jobs=check_n_jobs(n_jobs), return_as="generator")
-    return parallel(delayed(function)(*args) for args in arguments)
+    n_jobs = check_n_jobs(n_jobs)
+    try:
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    except ValueError:  # a backend that hands back all the results at the end (Ray's)
+        parallel = Parallel(n_jobs=n_jobs)
+    return iter(parallel(delayed(function)(*args) for args in arguments))

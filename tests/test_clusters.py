@@ -11,8 +11,10 @@ results as JSON.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from importlib.util import find_spec
 
@@ -75,26 +77,27 @@ def workers_seen():
 
 
 @pytest.mark.skipif(find_spec("distributed") is None, reason="needs saddlepoint[dask] (dask[distributed])")
-def test_a_local_dask_cluster_gives_the_serial_results():
+def test_a_local_dask_cluster_gives_the_serial_results(tmp_path):
     import logging
 
+    import dask
     from distributed import Client, LocalCluster
 
     serial = model_selection(n_jobs=None)
-    with (
-        LocalCluster(
+    # The workers' scratch space (and its lock files) in tmp_path, removed with it.
+    with dask.config.set({"temporary-directory": str(tmp_path)}):
+        cluster = LocalCluster(
             n_workers=2,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        worker_pids = set(client.run(os.getpid).values())
-        with parallel_config(backend="dask"):
-            on_dask = model_selection(n_jobs=2)
-            pids, threads = workers_seen()
+        )
+        with cluster, Client(cluster) as client:
+            worker_pids = set(client.run(os.getpid).values())
+            with parallel_config(backend="dask"):
+                on_dask = model_selection(n_jobs=2)
+                pids, threads = workers_seen()
     assert on_dask == serial
     assert set(pids) <= worker_pids and os.getpid() not in pids
     assert threads == [1]  # Dask's nanny sets OMP_NUM_THREADS=1 in its workers
@@ -103,13 +106,20 @@ def test_a_local_dask_cluster_gives_the_serial_results():
 @pytest.mark.skipif(find_spec("ray") is None, reason="needs saddlepoint[ray] (ray)")
 def test_a_local_ray_instance_gives_the_serial_results():
     serial = model_selection(n_jobs=None)
-    done = subprocess.run(
-        [sys.executable, __file__, "ray"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=os.path.dirname(__file__),
-    )
+    # Ray's session files (logs, sockets) go to a folder of their own, removed after: a short
+    # path, as the sockets in it must be (108 bytes at most on Linux), which tmp_path may not be.
+    ray_files = tempfile.mkdtemp(prefix="sp-ray-")
+    try:
+        done = subprocess.run(
+            [sys.executable, __file__, "ray"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=os.path.dirname(__file__),
+            env={**os.environ, "RAY_TMPDIR": ray_files},
+        )
+    finally:
+        shutil.rmtree(ray_files, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-3000:]
     on_ray = json.loads(done.stdout.strip().splitlines()[-1])
     assert on_ray["results"] == json.loads(json.dumps(serial))

@@ -11,7 +11,9 @@ the LeNet-like network with Adam at batch 64 on synthetic 28x28 images (10,000; 
 
 With ``--layers`` it prints instead where a training step's time goes, layer by layer (forward
 and backward of each, the loss, the Adam update), in saddlepoint and in PyTorch, each layer
-timed alone on the inputs the network gives it.
+timed alone on the inputs the network gives it, and the whole step (``train_step``; PyTorch's
+zero_grad, forward, loss, backward, step): what the whole takes beyond the sum of its parts is
+Python and the framework between the layers.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import numpy as np
 
 import saddlepoint as sp
+from saddlepoint._core import dense_backward, dense_forward
 from saddlepoint.bench import cnn
 from saddlepoint.bench.timing import Repeats, interleaved
 from saddlepoint.cli import main as cli
@@ -98,7 +101,8 @@ def torch_parts(torch, X, y):
 
 
 def layers(threads: int | None, calls: int) -> None:
-    """Prints the median time of each part, the libraries taking turns part by part."""
+    """Prints the best time of each part, the libraries taking turns part by part (on a shared
+    machine the noise only adds time, so the best is the steadiest figure)."""
     if threads:
         sp.set_num_threads(threads)
     torch = start(sp.get_num_threads())
@@ -107,7 +111,7 @@ def layers(threads: int | None, calls: int) -> None:
     theirs, their_step = torch_parts(torch, X, y) if torch is not None else ({}, None)
     pairs = list(theirs.values())  # in the same order as ours; the names differ (Linear)
     repeats = Repeats(rounds=5, block=max(1, calls // 5), warmup=2)
-    print(f"\nLeNet-like network, batch 64, float32: median of {calls} calls of each part, in us\n")
+    print(f"\nLeNet-like network, batch 64, float32: best of {calls} calls of each part, in us\n")
     header = f"{'part':<16}{'forward':>10}{'backward':>10}"
     print(header + (f"{'torch fwd':>11}{'torch bwd':>11}" if theirs else ""))
     sums = np.zeros(4)
@@ -116,8 +120,8 @@ def layers(threads: int | None, calls: int) -> None:
         if theirs:
             runs["torch fwd"], runs["torch bwd"] = pairs[k]
         runs = {k: f for k, f in runs.items() if f is not None}
-        medians = {k: median for k, (_, median) in interleaved(runs, repeats).items()}
-        times = [medians.get(k, 0.0) for k in ("forward", "backward", "torch fwd", "torch bwd")]
+        best = {k: b for k, (b, _) in interleaved(runs, repeats).items()}
+        times = [best.get(k, 0.0) for k in ("forward", "backward", "torch fwd", "torch bwd")]
         sums += times
         print(
             f"{name:<16}"
@@ -128,11 +132,71 @@ def layers(threads: int | None, calls: int) -> None:
         + (f"{(sums[2] + sums[3]) * 1e6:>22.1f}" if theirs else "")
     )
     steps = {"saddlepoint": our_step} | ({"torch": their_step} if their_step else {})
-    whole = {k: median for k, (_, median) in interleaved(steps, repeats).items()}
+    whole = {k: b for k, (b, _) in interleaved(steps, repeats).items()}
     print(
         f"{'whole step':<16}{whole['saddlepoint'] * 1e6:>20.1f}"
         + (f"{whole['torch'] * 1e6:>22.1f}" if theirs else "")
     )
+    conv_parts(torch, calls)
+
+
+def conv_parts(torch, calls: int, batch: int = 32, channels: int = 64, size: int = 32) -> None:
+    """Prints the 3x3 convolution's forward and backward apart (the weight and bias gradients
+    alone, then with the input gradient), and its products alone through the dense layer's
+    kernels at the sizes the convolution multiplies (one sample at a time): what im2col and
+    col2im cost on top of the GEMM."""
+    rng = np.random.default_rng(0)
+    layer = sp.nn.Conv2d(channels, channels, 3, padding=1, rng=rng)
+    x = rng.standard_normal((batch, channels, size, size), dtype=np.float32)
+    dy = rng.standard_normal(x.shape, dtype=np.float32)
+    weight = layer.weight.data.reshape(channels, -1)
+    k, pixels = weight.shape[1], size * size
+    columns = rng.standard_normal((batch, pixels, k), dtype=np.float32)
+    products, grad_columns = np.empty((batch, pixels, channels), np.float32), np.empty_like(columns)
+    grad_weight = np.zeros_like(weight)
+    layer.forward(x)
+
+    def backward(grad_input: bool):
+        def run():
+            layer.requires_grad_input(grad_input)
+            with reusing_buffers():
+                layer.backward(dy)
+
+        return run
+
+    def gemms_forward():
+        for n in range(batch):
+            dense_forward(columns[n], weight, None, products[n])
+
+    def gemms_backward():
+        for n in range(batch):
+            dense_backward(
+                columns[n], weight, products[n], grad_weight, None, grad_columns[n], accumulate=True
+            )
+
+    runs = {
+        "forward": lambda: layer.forward(x),
+        "backward (w, b)": backward(False),
+        "backward (w, b, x)": backward(True),
+        "GEMMs forward": gemms_forward,
+        "GEMMs backward": gemms_backward,
+    }
+    if torch is not None:
+        xt, x_data = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(x)
+        wt = torch.from_numpy(layer.weight.data.copy()).requires_grad_(True)
+        bt = torch.from_numpy(layer.bias.data.copy()).requires_grad_(True)
+        dyt = torch.from_numpy(dy)
+        without, with_input = (torch.nn.functional.conv2d(v, wt, bt, padding=1) for v in (x_data, xt))
+        runs["torch forward"] = lambda: torch.nn.functional.conv2d(x_data, wt, bt, padding=1)
+        runs["torch backward (w, b)"] = lambda: without.backward(dyt, retain_graph=True)
+        runs["torch backward (w, b, x)"] = lambda: with_input.backward(dyt, retain_graph=True)
+    measured = interleaved(runs, Repeats(rounds=5, block=max(1, calls // 25), warmup=1, pause=0.12))
+    flops = 2.0 * batch * pixels * k * channels  # one product
+    print(f"\n3x3 conv {channels}->{channels}, batch {batch}, {size}x{size}: best and median, in ms\n")
+    for name, (best, median) in measured.items():
+        print(
+            f"{name:<26}{best * 1e3:>8.2f}{median * 1e3:>8.2f}   {flops / best / 1e9:>4.0f} GFLOP/s a product"
+        )
 
 
 def main() -> None:

@@ -51,18 +51,46 @@ def test_every_group_runs_and_shares_the_limits(capsys, tmp_path):
     path = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--threads", "1", "--json", str(path)]) == 0
     out = capsys.readouterr().out
-    for text in ("GEMM 64x64x64", "memory 0.1M float32", "Adam step 1,000 params", "batch norm", "MLP epoch"):
+    texts = (
+        "GEMM 64x64x64",
+        "memory 0.1M float32",
+        "Adam step 1,000 params",
+        "batch norm",
+        "MLP epoch",
+        "LeNet-5",
+    )
+    for text in texts:
         assert text in out, text
     doc = json.loads(path.read_text())
     assert doc["machine"]["saddlepoint_threads"] == 1
     assert doc["limits"]["gemm_peak_flops"] > 0 and doc["limits"]["bandwidth_bytes_per_second"] > 0
     groups = {r["group"] for r in doc["rows"]}
-    assert groups == {"gemm", "memory", "kernels", "optim", "norm", "epoch"}
+    assert groups == {"gemm", "memory", "kernels", "optim", "norm", "epoch", "cnn"}
     optimizers = [r for r in doc["rows"] if r["group"] == "optim"]
     assert [r["name"].split()[0] for r in optimizers] == ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
     assert all(r["limit"] == "bandwidth" and r["share"] > 0 for r in optimizers)
     epoch = next(r for r in doc["rows"] if r["group"] == "epoch")
     assert {"numpy", "products only"} <= set(epoch["competitors"]) and epoch["share"] > 0
+    assert all(r["limit"] == "GEMM peak" and r["share"] > 0 for r in doc["rows"] if r["group"] == "cnn")
+
+
+def test_the_cnn_rows(capsys, tmp_path):
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "cnn", "--json", str(path)]) == 0
+    names = [
+        "LeNet-5 fwd+bwd, batch 4, 1x28x28",
+        "conv 3x3 4->4 fwd+bwd, batch 2, 6x6",
+        "LeNet-5 epoch Adam, 32 samples, batch 4",
+    ]
+    out = capsys.readouterr().out
+    assert all(name in out for name in names)
+    rows = json.loads(path.read_text())["rows"]
+    assert [r["name"] for r in rows] == names and {r["group"] for r in rows} == {"cnn"}
+    for r in rows:
+        assert r["seconds"] > 0 and r["median"] >= r["seconds"] and r["rate"].endswith("GFLOP/s")
+        assert set(r["ratios"]) == set(r["competitors"]) and all(v > 0 for v in r["ratios"].values())
+    # The step and the convolution against NumPy always, PyTorch where installed.
+    assert all("numpy" in r["competitors"] for r in rows[:2])
 
 
 def test_the_openblas_variables_are_recorded_and_named_in_the_table(tmp_path):
@@ -84,4 +112,4 @@ def test_bad_options_are_refused(argv, capsys):
 
 
 def test_the_groups_are_documented():
-    assert bench.GROUPS == ("machine", "gemm", "memory", "kernels", "optim", "norm", "epoch")
+    assert bench.GROUPS == ("machine", "gemm", "memory", "kernels", "optim", "norm", "epoch", "cnn")

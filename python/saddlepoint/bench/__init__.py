@@ -1,9 +1,10 @@
 """``saddlepoint bench``: the benchmarks of benches/ as one command.
 
 It records the machine (:mod:`.machine`), measures the GEMM peak and the memory bandwidth, times
-the hot kernels (:mod:`.kernels`) and the training epoch (:mod:`.epoch`) against NumPy,
-scikit-learn and PyTorch when importable, the libraries taking turns, and prints one table of
-times, ratios and shares of the machine's limits (:mod:`.report`), plus JSON with ``--json``.
+the hot kernels (:mod:`.kernels`), the training epoch (:mod:`.epoch`) and convolutional networks
+(:mod:`.cnn`) against NumPy, scikit-learn and PyTorch when importable, the libraries taking
+turns, and prints one table of times, ratios and shares of the machine's limits
+(:mod:`.report`), plus JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from .._core import get_num_threads, set_num_threads
-from . import epoch, kernels, machine, report
+from . import cnn, epoch, kernels, machine, report
 from .timing import FULL, QUICK, SHORT, Row, Sizes
 
-GROUPS = ("machine", "gemm", "memory", "kernels", "optim", "norm", "epoch")
+GROUPS = ("machine", "gemm", "memory", "kernels", "optim", "norm", "epoch", "cnn")
 
 
 def _groups(value: str) -> tuple[str, ...]:
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="the full sizes (2048³ GEMM, 100M floats, 60,000 samples): minutes",
+        help="the full sizes (2048³ GEMM, 100M floats, 60,000 samples in each epoch): minutes",
     )
     parser.add_argument(
         "--json", type=Path, metavar="PATH", help="also write the record and every row as JSON"
@@ -78,6 +79,8 @@ def _group(group: str, sizes: Sizes, torch: Any, limits: dict[str, float | None]
         return kernels.optimizers(sizes, torch, bandwidth)
     if group == "norm":
         return kernels.batch_norm(sizes, torch)
+    if group == "cnn":
+        return cnn.cnn(sizes, torch, peak)
     return epoch.epochs(sizes, torch, peak)
 
 

@@ -109,6 +109,9 @@ class Sizes:
     samples: int = 10_000
     batch_sizes: tuple[int, ...] = (32, 128, 512)
     epochs: int = 2  # epochs timed per library; the best counts
+    cnn_batch: int = 64  # the LeNet-like network's batch, in its step and its epoch
+    conv: tuple[tuple[int, int, int], ...] = ((32, 64, 32),)  # 3x3 convolutions: batch, channels, size
+    cnn_samples: int = 10_000  # the LeNet-like network's epoch
     scale: float = 1.0  # multiplies the number of timed calls
     # Seconds of (busy) pause before each turn: OpenBLAS's threads spin about 0.1 s after a call (its
     # THREAD_TIMEOUT), and beside spinning threads saddlepoint's pool runs its kernels serially
@@ -130,6 +133,7 @@ FULL = Sizes(
     + ((1024, 1024, 1024),),
     samples=60_000,
     epochs=3,
+    cnn_samples=60_000,
     scale=2.0,
 )
 QUICK = Sizes(
@@ -142,6 +146,9 @@ QUICK = Sizes(
     samples=128,
     batch_sizes=(32,),
     epochs=1,
+    cnn_batch=4,
+    conv=((2, 4, 6),),
+    cnn_samples=32,
     scale=0.2,
     pause=0.0,
 )

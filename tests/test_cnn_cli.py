@@ -145,11 +145,11 @@ def test_the_trainer_takes_image_batches_and_guards_batch_norm_on_rows(rng):
 def test_image_batches_are_gathered_as_rows(rng):
     """The Trainer's batches of images are the rows it picks, in order (gathered by the same
     kernel as flat rows)."""
-    from saddlepoint.training.trainer import _Batches
+    from saddlepoint.training.trainer import Batches
 
     X = rng.standard_normal((10, 2, 3, 4))
     idx = np.array([7, 2, 2, 9])
-    xb, _ = _Batches(X, np.arange(10)).gather(idx)
+    xb, _ = Batches(X, np.arange(10)).gather(idx)
     np.testing.assert_array_equal(xb, X[idx])
     strided = X[:, :, :, ::2]  # not contiguous: gathered by NumPy
-    np.testing.assert_array_equal(_Batches(strided, np.arange(10)).gather(idx)[0], strided[idx])
+    np.testing.assert_array_equal(Batches(strided, np.arange(10)).gather(idx)[0], strided[idx])

@@ -64,6 +64,7 @@ from .nn import Dense, Dropout
 from .nn.builders import mlp_config
 from .nn.scratch import reusing_buffers
 from .nn.spec import from_config
+from .training.trainer import Batches
 
 __all__ = ["MLPClassifier", "MLPRegressor", "expected_failed_checks"]
 
@@ -460,6 +461,7 @@ class _BaseMLP(BaseEstimator):
         weights = [layer.weight.data for layer in self._dense_layers()]
         alpha = float(self.alpha)
         sample_idx = np.arange(n_samples)
+        gathered = Batches(X_train, target)  # shuffled batches into reused buffers, not copies
         model.train()
         for _ in range(self.max_iter):
             if self.shuffle:
@@ -470,8 +472,8 @@ class _BaseMLP(BaseEstimator):
                 sample_idx = sample_idx[order]
             accumulated_loss = 0.0
             for batch in batches:
-                idx = sample_idx[batch] if self.shuffle else batch
-                xb, tb = X_train[idx], target[idx]
+                idx = sample_idx[batch]  # in order without shuffle
+                xb, tb = gathered.gather(idx)
                 wb = None if w_train is None else w_train[idx]
                 n_batch = batch.stop - batch.start
                 weight_sum = n_batch if wb is None else float(wb.sum())

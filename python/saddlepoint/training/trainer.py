@@ -128,8 +128,9 @@ def _finite(array) -> bool:
 
 
 @dataclass
-class _Batches:
-    """Shuffled mini-batches gathered into reused buffers (one per batch size)."""
+class Batches:
+    """Mini-batches gathered by index into reused buffers (one per batch size): the Trainer's
+    and the scikit-learn estimators' batches, gathered by the row-gather kernel."""
 
     X: np.ndarray
     y: np.ndarray
@@ -275,7 +276,7 @@ class Trainer:
                 f"drop_last=True, got {self.batch_size}: every batch would be dropped"
             )
         self._check_last_batch(len(X), X.ndim)
-        batches = _Batches(X, y)
+        batches = Batches(X, y)
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -323,11 +324,11 @@ class Trainer:
             return None
         return tqdm(total=epochs, initial=self.epoch, desc="epochs", unit="epoch", file=sys.stderr)
 
-    def _train_epoch(self, batches: _Batches) -> dict:
+    def _train_epoch(self, batches: Batches) -> dict:
         self.model.train()  # a container skips the gradient of the data itself (Sequential)
         return self._train_batches(batches)
 
-    def _train_batches(self, batches: _Batches) -> dict:
+    def _train_batches(self, batches: Batches) -> dict:
         rollback = _BatchRollback(self.model) if self.check_finite else None
         model, loss_fn, optimizer = self.model, self.loss, self.optimizer
         batch_scheduler = self.scheduler if self.scheduler_interval == "batch" else None

@@ -180,8 +180,51 @@ class MaxPool2d(_WindowPool2d):
         return grad_input, rg_in.reshape((k,) + x_shape)
 
 
+class _LinearPool2d(_Pool2d):
+    """Forward, backward and R-operator of a linear pooling (average and adaptive average), given
+    its two kernels: ``_pool(x, out)`` and ``_unpool(grad_output, grad_input)``. Being linear,
+    its R-operator is its own forward and backward applied to the k directions stacked as k·N
+    samples."""
+
+    def _pool(self, x, out) -> None:
+        raise NotImplementedError
+
+    def _unpool(self, grad_output, grad_input) -> None:
+        raise NotImplementedError
+
+    def forward(self, x):
+        x, out = self._start(x)
+        self._pool(x, out)
+        self._x_shape, self._dtype, self._out_shape = x.shape, x.dtype, out.shape
+        return out
+
+    def backward(self, grad_output):
+        x_shape, dtype = self._saved()
+        grad_output = self._grad_output(grad_output)
+        grad_input = scratch(self, "grad_input", x_shape, dtype)
+        self._unpool(grad_output, grad_input)
+        return grad_input
+
+    def r_forward(self, x, rx, v):
+        y = self.forward(x)
+        if rx is None:
+            return y, None
+        rows, k = self._stacked(rx, self._saved()[0], "rx")
+        ry = np.empty((rows.shape[0],) + y.shape[1:], y.dtype)
+        self._pool(rows, ry)
+        return y, ry.reshape((k,) + y.shape)
+
+    def r_backward(self, g, rg, v, rgrads):
+        grad_input = self.backward(g)
+        x_shape, dtype = self._saved()
+        rows, k = self._stacked(rg, self._out_shape, "rg")
+        rg_in = np.empty((rows.shape[0],) + x_shape[1:], dtype)
+        self._unpool(rows, rg_in)
+        return grad_input, rg_in.reshape((k,) + x_shape)
+
+
 @register_layer
-class AvgPool2d(_WindowPool2d):
+class AvgPool2d(_LinearPool2d, _WindowPool2d):
     """2-D average pooling (PyTorch's ``AvgPool2d`` with ``ceil_mode=False`` and
     ``count_include_pad=True``: the padding counts as zeros in each window's mean, whose
     divisor is always ``kernel_size[0]·kernel_size[1]``).
@@ -190,40 +233,15 @@ class AvgPool2d(_WindowPool2d):
     its R-operator is its own forward and backward applied to the directions.
     """
 
-    def forward(self, x):
-        x, out = self._start(x)
+    def _pool(self, x, out) -> None:
         _core.avg_pool2d_forward(x, *self._settings, out)
-        self._x_shape, self._dtype, self._out_shape = x.shape, x.dtype, out.shape
-        return out
 
-    def backward(self, grad_output):
-        x_shape, dtype = self._saved()
-        grad_output = self._grad_output(grad_output)
-        grad_input = scratch(self, "grad_input", x_shape, dtype)
+    def _unpool(self, grad_output, grad_input) -> None:
         _core.avg_pool2d_backward(grad_output, *self._settings, grad_input)
-        return grad_input
-
-    # --- R-operator (see Module): linear, so R{y} = pool(R{x}), R{g_in} = backward(R{g}) ------
-    def r_forward(self, x, rx, v):
-        y = self.forward(x)
-        if rx is None:
-            return y, None
-        rows, k = self._stacked(rx, self._saved()[0], "rx")
-        ry = np.empty((rows.shape[0],) + y.shape[1:], y.dtype)
-        _core.avg_pool2d_forward(rows, *self._settings, ry)
-        return y, ry.reshape((k,) + y.shape)
-
-    def r_backward(self, g, rg, v, rgrads):
-        grad_input = self.backward(g)
-        x_shape, dtype = self._saved()
-        rows, k = self._stacked(rg, self._out_shape, "rg")
-        rg_in = np.empty((rows.shape[0],) + x_shape[1:], dtype)
-        _core.avg_pool2d_backward(rows, *self._settings, rg_in)
-        return grad_input, rg_in.reshape((k,) + x_shape)
 
 
 @register_layer
-class AdaptiveAvgPool2d(_Pool2d):
+class AdaptiveAvgPool2d(_LinearPool2d):
     """2-D adaptive average pooling to a fixed output size (PyTorch's ``AdaptiveAvgPool2d``):
     output row ``i`` averages the input rows ``floor(i·H/OH)`` to ``ceil((i+1)·H/OH)`` (alike
     columns), whatever the input's size. ``output_size=1`` is global average pooling.
@@ -248,33 +266,8 @@ class AdaptiveAvgPool2d(_Pool2d):
             return (0, 0, 1, 1)
         return tuple(shape[:2]) + _pair(self.output_size)
 
-    def forward(self, x):
-        x, out = self._start(x)
+    def _pool(self, x, out) -> None:
         _core.adaptive_avg_pool2d_forward(x, out)
-        self._x_shape, self._dtype, self._out_shape = x.shape, x.dtype, out.shape
-        return out
 
-    def backward(self, grad_output):
-        x_shape, dtype = self._saved()
-        grad_output = self._grad_output(grad_output)
-        grad_input = scratch(self, "grad_input", x_shape, dtype)
+    def _unpool(self, grad_output, grad_input) -> None:
         _core.adaptive_avg_pool2d_backward(grad_output, grad_input)
-        return grad_input
-
-    # --- R-operator (see Module): linear, so R{y} = pool(R{x}), R{g_in} = backward(R{g}) ------
-    def r_forward(self, x, rx, v):
-        y = self.forward(x)
-        if rx is None:
-            return y, None
-        rows, k = self._stacked(rx, self._saved()[0], "rx")
-        ry = np.empty((rows.shape[0],) + y.shape[1:], y.dtype)
-        _core.adaptive_avg_pool2d_forward(rows, ry)
-        return y, ry.reshape((k,) + y.shape)
-
-    def r_backward(self, g, rg, v, rgrads):
-        grad_input = self.backward(g)
-        x_shape, dtype = self._saved()
-        rows, k = self._stacked(rg, self._out_shape, "rg")
-        rg_in = np.empty((rows.shape[0],) + x_shape[1:], dtype)
-        _core.adaptive_avg_pool2d_backward(rows, rg_in)
-        return grad_input, rg_in.reshape((k,) + x_shape)

@@ -74,6 +74,24 @@ def test_pandas_frames_are_accepted(digits):
     make_trainer().fit(pd.DataFrame(X[:200]), pd.Series(y[:200]), epochs=1)
 
 
+def misaligned(array):
+    """A copy of ``array`` starting one byte past an aligned address, as a Dask worker can
+    deserialize it or numpy.frombuffer make it."""
+    raw = np.empty(array.nbytes + 1, dtype=np.uint8)
+    copy = np.frombuffer(raw.data, dtype=array.dtype, count=array.size, offset=1).reshape(array.shape)
+    copy[...] = array
+    assert not copy.flags.aligned
+    return copy
+
+
+def test_misaligned_data_trains_as_its_aligned_copy(digits):
+    X, y = digits
+    X32 = X[:300].astype(np.float32)
+    expected = make_trainer().fit(X32, y[:300], epochs=2, validation_split=0.2)
+    got = make_trainer().fit(misaligned(X32), misaligned(y[:300]), epochs=2, validation_split=0.2)
+    assert got.values == expected.values
+
+
 def test_resume_from_checkpoint_is_bit_identical(tmp_path, digits):
     X, y = digits
     straight = make_trainer()

@@ -59,10 +59,12 @@ from .training import (
     EarlyStopping,
     History,
     LRFinderResult,
+    LRSweepResult,
     ModelCheckpoint,
     Trainer,
     TrainingDiverged,
     lr_find,
+    lr_sweep,
 )
 
 __version__ = "0.1.0"
@@ -104,6 +106,7 @@ __all__ = [
     "InverseSqrtLR",
     "L1Loss",
     "LRFinderResult",
+    "LRSweepResult",
     "LRScheduler",
     "LeakyReLU",
     "Linear",
@@ -133,6 +136,7 @@ __all__ = [
     "grad_norm",
     "log_softmax",
     "lr_find",
+    "lr_sweep",
     "mlp",
     "one_hot",
     "set_num_threads",

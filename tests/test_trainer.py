@@ -15,6 +15,8 @@ from saddlepoint.data import minibatches
 from saddlepoint.training import step
 from saddlepoint.training import trainer as trainer_module
 
+from common import misaligned
+
 try:
     import torch
 except ImportError:
@@ -72,16 +74,6 @@ def test_pandas_frames_are_accepted(digits):
     pd = pytest.importorskip("pandas")
     X, y = digits
     make_trainer().fit(pd.DataFrame(X[:200]), pd.Series(y[:200]), epochs=1)
-
-
-def misaligned(array):
-    """A copy of ``array`` starting one byte past an aligned address, as a Dask worker can
-    deserialize it or numpy.frombuffer make it."""
-    raw = np.empty(array.nbytes + 1, dtype=np.uint8)
-    copy = np.frombuffer(raw.data, dtype=array.dtype, count=array.size, offset=1).reshape(array.shape)
-    copy[...] = array
-    assert not copy.flags.aligned
-    return copy
 
 
 def test_misaligned_data_trains_as_its_aligned_copy(digits):

@@ -6,7 +6,16 @@ GIL released; this package gives the PyTorch-like layers, losses and optimizers 
 
 from . import _threadpool, diagnose
 from ._core import get_num_threads, set_num_threads
-from .io import load_checkpoint, load_model, load_run, load_weights, save_checkpoint, save_model, save_weights
+from .io import (
+    load_checkpoint,
+    load_model,
+    load_run,
+    load_weights,
+    save_checkpoint,
+    save_model,
+    save_onnx,
+    save_weights,
+)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, log_softmax, one_hot, softmax
 from .nn import (
     AdaptiveAvgPool2d,
@@ -96,6 +105,7 @@ __all__ = [
     "load_weights",
     "save_checkpoint",
     "save_model",
+    "save_onnx",
     "save_weights",
     "CosineAnnealingLR",
     "CrossEntropyLoss",

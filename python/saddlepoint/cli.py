@@ -37,7 +37,8 @@ from .data import (
 )
 from .data.preprocess import Preprocessor
 from .data.tables import load_bundled_frame, read_table
-from .io import load_run, save_run, save_weights
+from .io import load_run, save_onnx, save_run, save_weights
+from .io.onnx import require_onnx
 from .io.runs import CSV_FLOAT_FORMAT, check_columns, prediction_frame, write_columns
 from .nn import ACTIVATIONS, Dropout
 from .plot import MISSING_MATPLOTLIB, save_plot
@@ -371,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
         "share of the cores (default: one at a time); the results are the same",
     )
     train.add_argument("--out", type=Path, help="run folder (default runs/train-<time>)")
+    train.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="PATH.onnx",
+        help="also write the trained network as an ONNX file (needs saddlepoint[onnx]): it takes the "
+        "preprocessed rows and returns the logits (classification) or the standardized target",
+    )
 
     diagnose = commands.add_parser(
         "diagnose",
@@ -903,6 +911,7 @@ def run_train(args) -> int:
     sizes = [n_in, *args.hidden, n_out]
     check_model_memory(sizes, args)
     augment = augmentation(args, n_in)
+    check_onnx_path(args.onnx)
     out = prepare_out_dir(args.out, "train")
     setting = TrainingSetting(args, n_in, n_out, loss, metrics, n_fit, drop_last, augment)
     sweep = None
@@ -955,6 +964,7 @@ def run_train(args) -> int:
         if "loss" in name or name.startswith("test ")
     ]
     rows += [("seconds", f"{seconds:.2f}"), ("run folder", str(out))]
+    rows += [("onnx file", str(args.onnx))] if args.onnx is not None else []
     measured = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in measured.items()}
     try:
         write_run_folder(
@@ -964,10 +974,30 @@ def run_train(args) -> int:
             (out / "lr_sweep.json").write_text(json.dumps(sweep.to_dict(), indent=2) + "\n")
     except OSError as e:
         raise UsageError(f"cannot write the run folder {out}: {e.strerror or e}") from None
+    if args.onnx is not None:
+        try:
+            save_onnx(model, args.onnx)
+        except OSError as e:
+            raise UsageError(f"--onnx {args.onnx} cannot be written: {e.strerror or e}") from None
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     return 0
+
+
+def check_onnx_path(path: Path | None) -> None:
+    """Refuses ``--onnx PATH``, before training, without the onnx package or a folder to write
+    it in."""
+    if path is None:
+        return
+    try:
+        require_onnx()
+    except ImportError as e:
+        raise UsageError(f"--onnx: {e}") from None
+    if path.is_dir():
+        raise UsageError(f"--onnx {path} is a folder, not a file")
+    if not path.parent.is_dir():
+        raise UsageError(f"--onnx {path}: the folder {path.parent} does not exist")
 
 
 def write_run_folder(

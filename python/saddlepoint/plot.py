@@ -83,7 +83,8 @@ def _axes(ax):
 
 def _series(history) -> dict:
     """A run's per-epoch values as ``{name: list}`` from a :class:`~saddlepoint.History` or a mapping."""
-    values = getattr(history, "values", history)
+    # A History keeps its lists in .values (a plain dict's .values is a method).
+    values = history if isinstance(history, Mapping) else getattr(history, "values", None)
     if not isinstance(values, Mapping):
         raise TypeError(
             f"history must be a History or a mapping of names to lists, got {type(history).__name__}"

@@ -38,7 +38,7 @@ from saddlepoint.plot import plot_landscape_2d
 
 STEPS = 100 if quick() else 300
 LEARNING_RATE = 1.0
-GRID = 15 if quick() else 41  # points along each side of the error-surface grid
+GRID = 15 if quick() else 31  # points along each side of the error-surface grid
 WRONGNESS = 2.0  # the start's weights: this many times the class centres, negated
 
 
@@ -117,7 +117,7 @@ finding(f"cross-entropy escapes the plateau (accuracy {ce:.2f}) where MSE stalls
 
 def draw(axes):
     for ax, (name, (surface, _, _)) in zip(axes, results.items()):
-        plot_landscape_2d(surface, ax, levels=20, title=f"{name}: error surface around the poor start (★)")
+        plot_landscape_2d(surface, ax, levels=12, title=f"{name}: error surface around the poor start (★)")
         ax.set(xlabel="change in weight[0, 0]", ylabel="change in weight[0, 1]")
         ax.title.set_fontsize("medium")
     for name, (_, accuracy, _) in results.items():
@@ -127,4 +127,4 @@ def draw(axes):
     axes[2].legend(fontsize="small")
 
 
-save_figure(Path(__file__).stem, draw, ncols=3, figsize=(16, 4.6))
+save_figure(Path(__file__).stem, draw, ncols=3, figsize=(14, 4.2))

@@ -146,6 +146,7 @@ def draw_surfaces(axes):
             minimum=minimum,
             title=f"MSE of y = w1·x1 + w2·x2 on {name}",
             resolution=120,
+            levels=15,
         )
         ax.set_aspect("equal")
         ax.title.set_fontsize("medium")
@@ -162,5 +163,5 @@ def draw_training(ax):
 
 
 stem = Path(__file__).stem
-save_figure(stem, draw_surfaces, ncols=2, figsize=(12, 5.2))
+save_figure(stem, draw_surfaces, ncols=2, figsize=(11, 4.8))
 save_figure(f"{stem}_batchnorm", draw_training, figsize=(7, 4.6))

@@ -41,7 +41,7 @@ from .io import load_run, save_onnx, save_run, save_weights
 from .io.onnx import require_onnx
 from .io.runs import CSV_FLOAT_FORMAT, check_columns, prediction_frame, write_columns
 from .nn import ACTIVATIONS, Dropout
-from .plot import MISSING_MATPLOTLIB, save_plot
+from .plot import MISSING_MATPLOTLIB, plot_learning_curves, save_plot
 from .training import EarlyStopping, Trainer, TrainingDiverged, lr_sweep, metric_value
 from .training.metrics import classification_scores
 from .validation import Real
@@ -1033,11 +1033,7 @@ def write_run_folder(
     predictions.to_csv(out / "test_predictions.csv", index=False, float_format=CSV_FLOAT_FORMAT)
 
     def draw(ax):
-        for key in ("loss", "val_loss"):
-            if key in history:
-                ax.plot(history.epochs, history[key], label=key)
-        ax.set(xlabel="epoch", ylabel="loss", title=f"saddlepoint train --data {args.data}")
-        ax.legend()
+        plot_learning_curves(history, ax, title=f"saddlepoint train --data {args.data}")
 
     if not save_plot(out / "loss.png", draw, figsize=(6, 4)) and not args.quiet:
         print(MISSING_MATPLOTLIB, file=sys.stderr)

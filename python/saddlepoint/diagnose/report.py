@@ -4,9 +4,10 @@ installed, learning_curves.png, hessian_spectrum.png and landscape.png."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
-from ..plot import save_plot
+from ..plot import plot_hessian_spectrum, plot_landscape_2d, save_plot
 
 
 def write_report(
@@ -53,19 +54,9 @@ def write_report(
 
 def _write_plots(out: Path, guidance, critical, landscape) -> list[str]:
 
-    def histogram(ax):
-        ax.hist(critical.eigenvalues, bins=80, log=True)
-        ax.set(
-            xlabel="Hessian eigenvalue",
-            ylabel="count",
-            title=f"{critical.headline()}; minimum ratio {critical.minimum_ratio:.3f}",
-        )
-
     plots = {"learning_curves.png": guidance.plot_learning_curves}
-    if critical.method == "full":
-        plots["hessian_spectrum.png"] = histogram
-    elif critical.density is not None:
-        plots["hessian_spectrum.png"] = critical.density.plot
+    if critical.method == "full" or critical.density is not None:
+        plots["hessian_spectrum.png"] = partial(plot_hessian_spectrum, critical)
     if landscape is not None:
-        plots["landscape.png"] = landscape.plot
+        plots["landscape.png"] = partial(plot_landscape_2d, landscape)
     return [name for name, draw in plots.items() if save_plot(out / name, draw)]

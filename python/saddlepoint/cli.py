@@ -301,7 +301,8 @@ def add_model_options(parser: argparse.ArgumentParser, epochs: int, epochs_help:
     parser.add_argument(
         "--quiet",
         action="store_true",
-        help="no progress bar, no early-stopping summary and no notice of skipped plots",
+        help="only the results: no line saying what trains, no progress bar, no early-stopping summary "
+        "and no notice of skipped plots (dropped rows and what was done to a table's columns are still said)",
     )
 
 
@@ -923,12 +924,13 @@ def run_train(args) -> int:
     columns = column_table(data.preprocessor, target, targets, frame[target])
     if args.data not in BUNDLED:
         print_column_table(columns)
-    print(
-        f"training {args.data} ({task}): {len(X_train)} train / {len(X_test)} test samples, "
-        f"{describe_model(n_in, args.hidden, n_out, args)}, {args.optimizer} lr {args.lr}, "
-        f"{get_num_threads()} threads",
-        file=sys.stderr,
-    )
+    if not args.quiet:
+        print(
+            f"training {args.data} ({task}): {len(X_train)} train / {len(X_test)} test samples, "
+            f"{describe_model(n_in, args.hidden, n_out, args)}, {args.optimizer} lr {args.lr}, "
+            f"{get_num_threads()} threads",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     try:
         history = trainer.fit(X_train, y_train, epochs=args.epochs, validation_split=args.val_fraction or 0.0)
@@ -1077,12 +1079,13 @@ def _diagnose(args, threads: int) -> int:
     check_model_memory([n_in, *larger_hidden, n_out], args, "--larger")
     out = prepare_out_dir(args.out, "diagnose")
     model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
-    print(
-        f"diagnosing {args.data} ({task}): {describe_model(n_in, args.hidden, n_out, args)} against a "
-        f"linear model and the same with dense {[*larger_hidden, n_out]}, {args.optimizer} lr "
-        f"{args.lr}, {args.epochs} epochs, {threads} threads",
-        file=sys.stderr,
-    )
+    if not args.quiet:
+        print(
+            f"diagnosing {args.data} ({task}): {describe_model(n_in, args.hidden, n_out, args)} against "
+            f"a linear model and the same with dense {[*larger_hidden, n_out]}, {args.optimizer} lr "
+            f"{args.lr}, {args.epochs} epochs, {threads} threads",
+            file=sys.stderr,
+        )
     guidance = diagnose.guide(
         model,
         X_train,
@@ -1104,11 +1107,12 @@ def _diagnose(args, threads: int) -> int:
     X_fit, y_fit = guidance.train_data
     pick = np.random.default_rng(args.seed).permutation(len(X_fit))[: args.hessian_samples]
     analysed = (model, guidance.loss, X_fit[pick], y_fit[pick])
-    print(
-        f"analysing the Hessian at the end of training (at most {args.max_hvps} Hessian-vector "
-        f"products and {args.time_limit:g} s per analysis)",
-        file=sys.stderr,
-    )
+    if not args.quiet:
+        print(
+            f"analysing the Hessian at the end of training (at most {args.max_hvps} Hessian-vector "
+            f"products and {args.time_limit:g} s per analysis)",
+            file=sys.stderr,
+        )
     limits = {"time_limit": args.time_limit, "progress": False if args.quiet else None}
     critical = diagnose.critical_point(*analysed, max_hvps=args.max_hvps, seed=args.seed, **limits)
     landscape = diagnose.loss_landscape_2d(*analysed, steps=21, seed=args.seed, **limits)

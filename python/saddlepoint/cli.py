@@ -867,7 +867,8 @@ def sweep_learning_rates(setting: TrainingSetting, X, y, args):
     the table to stderr and returns the :class:`~saddlepoint.training.LRSweepResult`."""
     if not args.val_fraction:
         raise UsageError("--lr-sweep needs a validation split to compare the rates: set --val-fraction > 0")
-    print(f"learning-rate sweep: {len(args.lr_sweep)} rates, {args.jobs or 1} at a time", file=sys.stderr)
+    if not args.quiet:
+        print(f"learning-rate sweep: {len(args.lr_sweep)} rates, {args.jobs or 1} at a time", file=sys.stderr)
     sweep = lr_sweep(
         setting.sweep_trainer,
         X,

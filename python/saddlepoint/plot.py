@@ -4,6 +4,7 @@ from __future__ import annotations
 
 #: What the commands print (one line, on stderr) when they skip their plots.
 MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (pip install 'saddlepoint[plot]')"
+"""What the commands print (one line, on stderr) when they skip their plots."""
 
 
 def save_plot(path, draw, figsize=(6.4, 4.4)) -> bool:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-#: scikit-learn's bundled data sets (no download): name -> (loader name, task).
 BUNDLED = {
     "digits": ("load_digits", "classification"),
     "iris": ("load_iris", "classification"),
@@ -30,6 +29,7 @@ BUNDLED = {
     "breast_cancer": ("load_breast_cancer", "classification"),
     "diabetes": ("load_diabetes", "regression"),
 }
+"""scikit-learn's bundled data sets (no download): name -> (loader name, task)."""
 
 #: The delimiters :func:`read_table` chooses among (``csv.Sniffer`` on the head of the file).
 DELIMITERS = ",;\t| "

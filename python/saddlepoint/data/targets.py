@@ -17,6 +17,7 @@ from ..validation import OneOf
 from .checks import infer_task
 
 TASKS = ("classification", "regression")
+"""The two kinds of task: a class label per sample, or numbers."""
 #: The metric each task is scored with.
 TASK_METRICS = {"classification": "accuracy", "regression": "r2"}
 _TASK = OneOf(*TASKS)

@@ -26,6 +26,14 @@ def parameters_to_vector(parameters) -> np.ndarray:
     :meth:`Module.flatten_parameters`), the vector is a view of that buffer, made without a copy:
     writing into it changes the model, and it follows the model's changes (``.copy()`` it to keep
     a snapshot). Otherwise it is a new array of the values concatenated.
+
+    Examples
+    --------
+    >>> from saddlepoint.diagnose import parameters_to_vector
+    >>> model = sp.mlp([2, 3, 1], rng=0)
+    >>> vector = parameters_to_vector(model)
+    >>> vector.shape  # 2·3 + 3 + 3·1 + 1
+    (13,)
     """
     parameters = _parameter_list(parameters)
     if not parameters:

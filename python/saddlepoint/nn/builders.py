@@ -130,6 +130,30 @@ def mlp(sizes, activation: str = "relu", *, dtype=np.float32, rng=None):
     """A multilayer perceptron: ``Dense`` layers of ``sizes`` with ``activation`` between them.
 
     ``mlp([64, 128, 10])`` is ``Sequential(Dense(64, 128), ReLU(), Dense(128, 10))``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Input size, hidden sizes, output size: at least two positive integers.
+    activation : str
+        A name of :data:`ACTIVATIONS` (``"relu"``, ``"sigmoid"``, ``"hard_sigmoid"``, ...).
+    dtype : float32 or float64
+        The parameters' dtype.
+    rng : numpy.random.Generator, int or None
+        Source of the initial weights, shared in order by the ``Dense`` layers.
+
+    Returns
+    -------
+    Sequential
+
+    Examples
+    --------
+    >>> sp.mlp([4, 16, 3], "relu", rng=0)
+    Sequential(
+      (0): Dense(in_features=4, out_features=16, bias=True, dtype=float32)
+      (1): ReLU()
+      (2): Dense(in_features=16, out_features=3, bias=True, dtype=float32)
+    )
     """
     return from_config(mlp_config(sizes, activation, dtype=dtype), rng=rng)
 

@@ -36,6 +36,15 @@ def clip_grad_norm_(
 
     Returns the total norm before clipping. With ``error_if_nonfinite`` a NaN or infinite
     norm raises ``RuntimeError`` and leaves the gradients unchanged.
+
+    Examples
+    --------
+    >>> w = sp.Parameter(np.zeros(2))
+    >>> w.grad = np.array([3.0, 4.0])
+    >>> sp.clip_grad_norm_([w], max_norm=1.0)
+    5.0
+    >>> np.round(w.grad, 4)
+    array([0.6, 0.8])
     """
     if not (isinstance(max_norm, (int, float)) and max_norm >= 0):
         raise ValueError(f"max_norm must be a number >= 0, got {max_norm!r}")

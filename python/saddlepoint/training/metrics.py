@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 METRICS = ("accuracy", "mse", "mae", "r2")
+"""The metric names a :class:`Trainer` and :func:`metric_value` accept."""
 
 
 def metric_value(name: str, outputs: np.ndarray, y: np.ndarray) -> float:

@@ -48,7 +48,14 @@ _HEAD = 64 * 1024
 
 
 def load_bundled(name: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(X, y, task)`` for one of scikit-learn's bundled data sets (see :data:`BUNDLED`)."""
+    """``(X, y, task)`` for one of scikit-learn's bundled data sets (see :data:`BUNDLED`).
+
+    Examples
+    --------
+    >>> X, y, task = sp.data.load_bundled("iris")
+    >>> X.shape, y.shape, task
+    ((150, 4), (150,), 'classification')
+    """
     if name not in BUNDLED:
         raise ValueError(f"data must be one of {sorted(BUNDLED)}, got {name!r}")
     import sklearn.datasets

@@ -268,7 +268,15 @@ class Module:
 
 def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs on ``X`` in eval mode, ``batch_size`` rows at a time (the model's mode
-    is restored afterwards)."""
+    is restored afterwards).
+
+    Examples
+    --------
+    >>> model = sp.Sequential(sp.Dense(3, 2, rng=0), sp.Dropout(0.5))
+    >>> outputs = sp.training.predict(model, np.ones((5, 3), dtype=np.float32))
+    >>> outputs.shape, model.training  # dropout was off, and the mode is back
+    ((5, 2), True)
+    """
     was_training = getattr(model, "training", False)
     model.eval()
     try:

@@ -188,7 +188,29 @@ class EarlyStopping(Callback):
 
 class ModelCheckpoint(Callback):
     """Writes a checkpoint (see :mod:`saddlepoint.checkpoint`) after every epoch, or only when
-    ``monitor`` improves with ``save_best_only``."""
+    ``monitor`` improves with ``save_best_only``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file, rewritten atomically each time.
+    monitor : str
+        The logged value that decides what is best (``"val_loss"``, ``"loss"``, ...).
+    mode : {"min", "max"}
+    save_best_only : bool
+
+    Examples
+    --------
+    >>> model = sp.Dense(2, 1, rng=0)
+    >>> checkpoint = sp.ModelCheckpoint("best.ckpt", monitor="loss", save_best_only=True)
+    >>> trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=0.1),
+    ...                      callbacks=[checkpoint], verbose=0)
+    >>> _ = trainer.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=3)
+    >>> fresh = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=0.1), verbose=0)
+    >>> fresh.load_checkpoint("best.ckpt")
+    >>> fresh.epoch
+    3
+    """
 
     constraints = {"monitor": _LOG_KEY, "mode": OneOf("min", "max"), "save_best_only": Flag(numeric=True)}
 

@@ -2,6 +2,10 @@
 
 - ``<!-- saddlepoint:exports -->`` becomes the table of every name ``saddlepoint`` exports, each
   linked to its entry on its module's page with the first line of its docstring.
+- A module page (``::: saddlepoint.training``) gets, after it, each exported function named
+  as the submodule that defines it (``training.lr_find``): the docs' loader takes that name
+  for the submodule, which the page does not render, so the function is rendered by its full
+  path (``saddlepoint.training.lr_find.lr_find``).
 - The docstrings' Sphinx roles (``:func:`name```, written for readers of the source) lose
   their ``:func:`` prefix on the page, which MkDocs would otherwise show as text.
 - ``<!-- saddlepoint:cli-help -->`` becomes the ``--help`` text of ``saddlepoint`` and of each of
@@ -96,7 +100,38 @@ def cli_help() -> str:
     return "\n\n".join(sections)
 
 
+#: A page's directive rendering a whole module.
+MODULE_DIRECTIVE = re.compile(r"^::: (saddlepoint[\w.]*)$", re.MULTILINE)
+
+
+def shadowed_functions(module_name: str) -> list[str]:
+    """The exported names of a module that are also the names of its submodules."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    return [
+        name
+        for name in getattr(module, "__all__", ())
+        if inspect.ismodule(sys.modules.get(f"{module_name}.{name}"))
+        and not inspect.ismodule(getattr(module, name))
+    ]
+
+
+def with_shadowed_functions(markdown: str) -> str:
+    blocks = []
+    for module_name in MODULE_DIRECTIVE.findall(markdown):
+        for name in shadowed_functions(module_name):
+            blocks.append(
+                f"::: {module_name}.{name}.{name}\n"
+                "    options:\n"
+                "      heading_level: 2\n"
+                "      show_root_full_path: false\n"
+            )
+    return markdown.rstrip("\n") + "".join(f"\n\n{block}" for block in blocks) + "\n"
+
+
 def on_page_markdown(markdown: str, **kwargs) -> str:
+    markdown = with_shadowed_functions(markdown)
     if EXPORTS_MARKER in markdown:
         markdown = markdown.replace(EXPORTS_MARKER, exports_table())
     if CLI_HELP_MARKER in markdown:

@@ -1008,6 +1008,38 @@ class SaddleEscape(Callback):
     When the training loss has not fallen by ``min_delta`` (relative) for ``patience`` epochs and
     the gradient norm on ``(X, y)`` is at most ``gradient_tolerance``, it calls
     :func:`escape_saddle`. Each escape is kept in ``escapes`` as ``(epoch, EscapeResult)``.
+
+    Parameters
+    ----------
+    X : array_like, (n_samples, ...)
+    y : array_like, (n_samples,) or (n_samples, n_outputs)
+        The data the gradient and the Hessian are measured on (the training data, or a sample).
+    patience : int
+        Epochs without progress before looking for a saddle point.
+    min_delta : float
+        The relative fall of the training loss that counts as progress.
+    gradient_tolerance : float
+        The largest gradient norm of a stalled point.
+    max_escapes : int
+        The most calls to :func:`escape_saddle` in one fit.
+
+    Examples
+    --------
+    Gradient descent cannot leave the saddle point of ``y = w1·w2·x`` at ``w1 = w2 = 0`` (its
+    gradient is zero); the callback escapes it after two epochs without progress:
+
+    >>> from saddlepoint import diagnose
+    >>> model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
+    ...                       sp.Dense(1, 1, bias=False, dtype=np.float64))
+    >>> for layer in model:
+    ...     layer.weight.data[...] = 0.0
+    >>> X, y = np.ones((1, 1)), np.ones((1, 1))
+    >>> escape = diagnose.SaddleEscape(X, y, patience=2)
+    >>> trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=0.1),
+    ...                      callbacks=[escape], batch_size=1, verbose=0)
+    >>> history = trainer.fit(X, y, epochs=4)
+    >>> escape.escapes[0][0], [round(loss, 3) for loss in history["loss"]]
+    (2, [1.0, 1.0, 0.0, 0.0])
     """
 
     def __init__(

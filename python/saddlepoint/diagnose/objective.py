@@ -46,7 +46,16 @@ def parameters_to_vector(parameters) -> np.ndarray:
 
 def vector_to_parameters(vector, parameters) -> None:
     """Copies consecutive slices of ``vector`` into the parameters, in place (the inverse of
-    :func:`parameters_to_vector`); values are cast to each parameter's dtype."""
+    :func:`parameters_to_vector`); values are cast to each parameter's dtype.
+
+    Examples
+    --------
+    >>> from saddlepoint.diagnose import parameters_to_vector, vector_to_parameters
+    >>> model = sp.Dense(2, 1, rng=0)
+    >>> vector_to_parameters(np.arange(3.0), model.parameters())
+    >>> model.weight.data, model.bias.data
+    (array([[0., 1.]], dtype=float32), array([2.], dtype=float32))
+    """
     parameters = _parameter_list(parameters)
     vector = np.asarray(vector)
     size = sum(p.data.size for p in parameters)

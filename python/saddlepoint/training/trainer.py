@@ -31,7 +31,17 @@ from .step import train_step
 
 class TrainingDiverged(FloatingPointError):
     """The loss, the gradients or a layer's buffers stopped being finite; the model and the
-    optimizer are left exactly as they were before the failing batch."""
+    optimizer are left exactly as they were before the failing batch.
+
+    Examples
+    --------
+    >>> model = sp.Dense(1, 1, rng=0)
+    >>> trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=1e30), verbose=0)
+    >>> trainer.fit(np.full((4, 1), 1e10), np.ones((4, 1)), epochs=3)
+    Traceback (most recent call last):
+        ...
+    saddlepoint.training.trainer.TrainingDiverged: the loss became inf at epoch 2, batch 1; ...
+    """
 
 
 class _NotFinite(ArithmeticError):

@@ -385,6 +385,15 @@ def read_table(path, target: str | None = None):
     column name, rows of the wrong length, a header without data rows, an infinite number or one
     beyond float32's range, a word among the numbers of a column (at most 10% of its cells), a
     missing ``target`` column (the message lists the columns).
+
+    Examples
+    --------
+    >>> lines = ["age,city,label", "20,Paris,yes", "31,,no"]
+    >>> with open("people.csv", "w") as file:
+    ...     _ = file.write(chr(10).join(lines))
+    >>> table = sp.data.read_table("people.csv", target="label")
+    >>> table.index.tolist(), table["city"].isna().tolist()  # the file's lines; a missing cell
+    ([2, 3], [False, True])
     """
     path = Path(path)
     data = _read_bytes(path)

@@ -517,7 +517,19 @@ def spectral_density(
     """The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019):
     ``vectors`` runs of ``steps`` Lanczos iterations (fewer when ``max_hvps`` or
     ``time_limit`` runs out first: the result says so); ``sigma`` defaults to 1% of the
-    spectrum's width."""
+    spectrum's width.
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # a convex problem: H is positive definite
+    >>> density = diagnose.spectral_density(model, sp.MSELoss(), X, y, steps=4, vectors=2)
+    >>> density.grid.shape, density.density.shape, density.fraction_above(0.0)
+    ((400,), (400,), 1.0)
+    """
     if steps < 1 or vectors < 1 or grid_points < 2:
         raise ValueError(
             f"steps and vectors must be at least 1 and grid_points at least 2, got "

@@ -86,6 +86,23 @@ class Module:
     doctor trusts a pair only where it is defined in the class that defines ``forward`` and
     ``backward``, or below it. A container's pair chains its children's, and is exact when each
     child's is.
+
+    Examples
+    --------
+    A layer in plain NumPy: a learnable scale. Its parameter is trained and saved with the rest.
+
+    >>> class Scale(sp.Module):
+    ...     def __init__(self):
+    ...         self.factor = sp.Parameter(np.ones(1))
+    ...     def forward(self, x):
+    ...         self._x = x
+    ...         return x * self.factor.data
+    ...     def backward(self, grad_output):
+    ...         self.factor.grad += np.sum(grad_output * self._x, keepdims=True).reshape(1)
+    ...         return grad_output * self.factor.data
+    >>> model = sp.Sequential(sp.Dense(2, 2, dtype=np.float64, rng=0), Scale())
+    >>> [name for name, _ in model.named_parameters()]
+    ['0.weight', '0.bias', '1.factor']
     """
 
     training: bool = True

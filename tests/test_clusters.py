@@ -38,9 +38,9 @@ def digits():
     return StandardScaler().fit_transform(X[:500]), y[:500]
 
 
-def digits_trainer():
+def digits_trainer(lr=1e-3):
     model = sp.mlp([64, 32, 10], rng=0)
-    optimizer = sp.Adam(model.parameters(), lr=1e-3)
+    optimizer = sp.Adam(model.parameters(), lr=lr)
     return sp.Trainer(
         model, sp.CrossEntropyLoss(), optimizer, metrics=["accuracy"], batch_size=32, seed=0, verbose=0
     )
@@ -53,6 +53,7 @@ def model_selection(n_jobs):
         warnings.simplefilter("ignore", ConvergenceWarning)  # 5 epochs are meant to be few
         search = GridSearchCV(MLPClassifier(max_iter=5, random_state=0), GRID, cv=3, n_jobs=n_jobs).fit(X, y)
     folds = cross_validate(digits_trainer, X, y, epochs=3, cv=3, n_jobs=n_jobs)
+    sweep = sp.lr_sweep(digits_trainer, X, y, lrs=[1e-3, 1e-2], epochs=2, n_jobs=n_jobs)
     results = search.cv_results_
     return {
         "params": [
@@ -63,6 +64,7 @@ def model_selection(n_jobs):
         "best_coefs": [c.tolist() for c in search.best_estimator_.coefs_],
         "fold_scores": folds.scores,
         "fold_losses": [h["loss"] for h in folds.histories],
+        "sweep": sweep.to_dict(),
     }
 
 

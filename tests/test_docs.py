@@ -59,6 +59,7 @@ WITH_EXAMPLES = (
     "saddlepoint.lr_find",
     "saddlepoint.save_model",
     "saddlepoint.load_model",
+    "saddlepoint.save_onnx",
     "saddlepoint.set_num_threads",
     "saddlepoint.diagnose.guide",
     "saddlepoint.diagnose.critical_point",

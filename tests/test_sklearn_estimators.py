@@ -21,6 +21,8 @@ import saddlepoint
 from saddlepoint.nn import Dense
 from saddlepoint.sklearn import MLPClassifier, MLPRegressor
 
+from common import misaligned
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -312,3 +314,18 @@ def test_verbose_prints_the_loss_of_each_epoch(regression, capsys):
     quiet(MLPRegressor(max_iter=2, verbose=True, random_state=0).fit, *regression)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(",")[0] for line in lines] == ["Iteration 1", "Iteration 2"]
+
+
+def test_misaligned_arrays_fit_and_predict_as_their_aligned_copies(digits):
+    """A Dask or Ray worker can deserialize an array at an odd address, which the kernels refuse."""
+    X, y = digits
+    X, y = X[:300], y[:300]
+    settings = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        expected = MLPClassifier(**settings).fit(X, y, sample_weight=np.ones(300))
+        got = MLPClassifier(**settings).fit(
+            misaligned(X), misaligned(y), sample_weight=misaligned(np.ones(300))
+        )
+    assert got.loss_curve_ == expected.loss_curve_
+    np.testing.assert_array_equal(got.predict_proba(misaligned(X)), expected.predict_proba(X))

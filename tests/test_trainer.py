@@ -15,6 +15,8 @@ from saddlepoint.data import minibatches
 from saddlepoint.training import step
 from saddlepoint.training import trainer as trainer_module
 
+from common import misaligned
+
 try:
     import torch
 except ImportError:
@@ -72,6 +74,14 @@ def test_pandas_frames_are_accepted(digits):
     pd = pytest.importorskip("pandas")
     X, y = digits
     make_trainer().fit(pd.DataFrame(X[:200]), pd.Series(y[:200]), epochs=1)
+
+
+def test_misaligned_data_trains_as_its_aligned_copy(digits):
+    X, y = digits
+    X32 = X[:300].astype(np.float32)
+    expected = make_trainer().fit(X32, y[:300], epochs=2, validation_split=0.2)
+    got = make_trainer().fit(misaligned(X32), misaligned(y[:300]), epochs=2, validation_split=0.2)
+    assert got.values == expected.values
 
 
 def test_resume_from_checkpoint_is_bit_identical(tmp_path, digits):

@@ -6,7 +6,16 @@ GIL released; this package gives the PyTorch-like layers, losses and optimizers 
 
 from . import _threadpool, diagnose
 from ._core import get_num_threads, set_num_threads
-from .io import load_checkpoint, load_model, load_run, load_weights, save_checkpoint, save_model, save_weights
+from .io import (
+    load_checkpoint,
+    load_model,
+    load_run,
+    load_weights,
+    save_checkpoint,
+    save_model,
+    save_onnx,
+    save_weights,
+)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, log_softmax, one_hot, softmax
 from .nn import (
     AdaptiveAvgPool2d,
@@ -59,10 +68,12 @@ from .training import (
     EarlyStopping,
     History,
     LRFinderResult,
+    LRSweepResult,
     ModelCheckpoint,
     Trainer,
     TrainingDiverged,
     lr_find,
+    lr_sweep,
 )
 
 __version__ = "0.1.0"
@@ -94,6 +105,7 @@ __all__ = [
     "load_weights",
     "save_checkpoint",
     "save_model",
+    "save_onnx",
     "save_weights",
     "CosineAnnealingLR",
     "CrossEntropyLoss",
@@ -104,6 +116,7 @@ __all__ = [
     "InverseSqrtLR",
     "L1Loss",
     "LRFinderResult",
+    "LRSweepResult",
     "LRScheduler",
     "LeakyReLU",
     "Linear",
@@ -133,6 +146,7 @@ __all__ = [
     "grad_norm",
     "log_softmax",
     "lr_find",
+    "lr_sweep",
     "mlp",
     "one_hot",
     "set_num_threads",

@@ -37,11 +37,12 @@ from .data import (
 )
 from .data.preprocess import Preprocessor
 from .data.tables import load_bundled_frame, read_table
-from .io import load_run, save_run, save_weights
+from .io import load_run, save_onnx, save_run, save_weights
+from .io.onnx import require_onnx
 from .io.runs import CSV_FLOAT_FORMAT, check_columns, prediction_frame, write_columns
 from .nn import ACTIVATIONS, Dropout
 from .plot import MISSING_MATPLOTLIB, save_plot
-from .training import EarlyStopping, Trainer, TrainingDiverged, metric_value
+from .training import EarlyStopping, Trainer, TrainingDiverged, lr_sweep, metric_value
 from .training.metrics import classification_scores
 from .validation import Real
 
@@ -122,6 +123,16 @@ def _augmentations(text: str) -> list[str]:
             f"must be a comma-separated list of {', '.join(AUGMENTATIONS)}, got {text!r}"
         )
     return kinds
+
+
+def _learning_rates(text: str) -> list[float]:
+    try:
+        rates = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {text!r}") from None
+    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive learning rates, got {text!r}")
+    return rates
 
 
 def _hidden_sizes(text: str) -> list[int]:
@@ -346,7 +357,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="random image augmentation of the training batches with --model cnn: crop (a shift "
         "by up to an eighth of the image, at least 1 pixel) and/or flip (a left-right mirror)",
     )
+    train.add_argument(
+        "--lr-sweep",
+        type=_learning_rates,
+        metavar="LR,...",
+        help="train one model per learning rate on the same validation split, print their table, "
+        "then train with the rate whose validation loss was lowest (instead of --lr)",
+    )
+    train.add_argument(
+        "--jobs",
+        type=_positive(int),
+        metavar="N",
+        help="models of --lr-sweep trained at once, in N processes through joblib, each with its "
+        "share of the cores (default: one at a time); the results are the same",
+    )
     train.add_argument("--out", type=Path, help="run folder (default runs/train-<time>)")
+    train.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="PATH.onnx",
+        help="also write the trained network as an ONNX file (needs saddlepoint[onnx]): it takes the "
+        "preprocessed rows and returns the logits (classification) or the standardized target",
+    )
 
     diagnose = commands.add_parser(
         "diagnose",
@@ -783,6 +815,73 @@ def build_schedule(optimizer, args, steps_per_epoch):
     return optim.SequentialLR(optimizer, [warmup, decay()], milestones=[args.warmup]), "epoch"
 
 
+@dataclass
+class TrainingSetting:
+    """What ``saddlepoint train`` trains with, but the learning rate: a picklable trainer factory
+    for the learning-rate sweep's workers and for the run itself."""
+
+    args: argparse.Namespace
+    n_in: int
+    n_out: int
+    loss: object
+    metrics: list
+    n_fit: int
+    drop_last: bool
+    augment: object
+
+    def trainer(self, lr: float, verbose: int = 0):
+        """A fresh model, optimizer, schedule and Trainer with learning rate ``lr``, and the
+        early-stopping callback (None when off)."""
+        args = argparse.Namespace(**{**vars(self.args), "lr": lr})
+        try:
+            model = build_model(self.n_in, args.hidden, self.n_out, args, np.random.default_rng(args.seed))
+            optimizer = build_optimizer(model.parameters(), args)
+            batches = self.n_fit // args.batch_size if self.drop_last else -(-self.n_fit // args.batch_size)
+            scheduler, interval = build_schedule(optimizer, args, batches)
+        except ValueError as e:  # a hyperparameter the constructors refuse
+            raise UsageError(str(e)) from None
+        stopper = EarlyStopping(patience=args.early_stopping) if args.early_stopping > 0 else None
+        trainer = Trainer(
+            model,
+            self.loss,
+            optimizer,
+            scheduler=scheduler,
+            scheduler_interval=interval,
+            metrics=self.metrics,
+            batch_size=args.batch_size,
+            drop_last=self.drop_last,
+            callbacks=[stopper] if stopper is not None else [],
+            augment=self.augment,
+            verbose=verbose,
+            seed=args.seed,
+        )
+        return trainer, stopper
+
+    def sweep_trainer(self, lr: float):
+        return self.trainer(lr)[0]
+
+
+def sweep_learning_rates(setting: TrainingSetting, X, y, args):
+    """``--lr-sweep``: one model per rate on the same validation split, ``--jobs`` at once; prints
+    the table to stderr and returns the :class:`~saddlepoint.training.LRSweepResult`."""
+    if not args.val_fraction:
+        raise UsageError("--lr-sweep needs a validation split to compare the rates: set --val-fraction > 0")
+    print(f"learning-rate sweep: {len(args.lr_sweep)} rates, {args.jobs or 1} at a time", file=sys.stderr)
+    sweep = lr_sweep(
+        setting.sweep_trainer,
+        X,
+        y,
+        lrs=args.lr_sweep,
+        epochs=args.epochs,
+        validation_split=args.val_fraction,
+        n_jobs=args.jobs,
+    )
+    print(sweep, file=sys.stderr)
+    if sweep.best_lr is None:
+        raise UsageError("training diverged at every rate of --lr-sweep; try lower rates")
+    return sweep
+
+
 def run_train(args) -> int:
 
     # Every input is checked before training: options, table, splits, memory, run folder.
@@ -812,30 +911,15 @@ def run_train(args) -> int:
     sizes = [n_in, *args.hidden, n_out]
     check_model_memory(sizes, args)
     augment = augmentation(args, n_in)
+    check_onnx_path(args.onnx)
     out = prepare_out_dir(args.out, "train")
-    try:
-        model = build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed))
-        optimizer = build_optimizer(model.parameters(), args)
-        steps_per_epoch = n_fit // args.batch_size if drop_last else -(-n_fit // args.batch_size)
-        scheduler, interval = build_schedule(optimizer, args, steps_per_epoch)
-    except ValueError as e:  # a hyperparameter the constructors refuse
-        raise UsageError(str(e)) from None
-    stopper = EarlyStopping(patience=args.early_stopping) if args.early_stopping > 0 else None
-    callbacks = [stopper] if stopper is not None else []
-    trainer = Trainer(
-        model,
-        loss,
-        optimizer,
-        scheduler=scheduler,
-        scheduler_interval=interval,
-        metrics=metrics,
-        batch_size=args.batch_size,
-        drop_last=drop_last,
-        callbacks=callbacks,
-        augment=augment,
-        verbose=0 if args.quiet else 1,
-        seed=args.seed,
-    )
+    setting = TrainingSetting(args, n_in, n_out, loss, metrics, n_fit, drop_last, augment)
+    sweep = None
+    if args.lr_sweep:
+        sweep = sweep_learning_rates(setting, X_train, y_train, args)
+        args.lr = sweep.best_lr
+    trainer, stopper = setting.trainer(args.lr, verbose=0 if args.quiet else 1)
+    model = trainer.model
     columns = column_table(data.preprocessor, target, targets, frame[target])
     if args.data not in BUNDLED:
         print_column_table(columns)
@@ -880,17 +964,40 @@ def run_train(args) -> int:
         if "loss" in name or name.startswith("test ")
     ]
     rows += [("seconds", f"{seconds:.2f}"), ("run folder", str(out))]
+    rows += [("onnx file", str(args.onnx))] if args.onnx is not None else []
     measured = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in measured.items()}
     try:
         write_run_folder(
             out, args, sizes, task, history, model, dict(rows), measured, (data, targets, target, outputs)
         )
+        if sweep is not None:
+            (out / "lr_sweep.json").write_text(json.dumps(sweep.to_dict(), indent=2) + "\n")
     except OSError as e:
         raise UsageError(f"cannot write the run folder {out}: {e.strerror or e}") from None
+    if args.onnx is not None:
+        try:
+            save_onnx(model, args.onnx)
+        except OSError as e:
+            raise UsageError(f"--onnx {args.onnx} cannot be written: {e.strerror or e}") from None
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     return 0
+
+
+def check_onnx_path(path: Path | None) -> None:
+    """Refuses ``--onnx PATH``, before training, without the onnx package or a folder to write
+    it in."""
+    if path is None:
+        return
+    try:
+        require_onnx()
+    except ImportError as e:
+        raise UsageError(f"--onnx: {e}") from None
+    if path.is_dir():
+        raise UsageError(f"--onnx {path} is a folder, not a file")
+    if not path.parent.is_dir():
+        raise UsageError(f"--onnx {path}: the folder {path.parent} does not exist")
 
 
 def write_run_folder(

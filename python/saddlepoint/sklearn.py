@@ -59,6 +59,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import optim
 from ._core import get_num_threads, set_num_threads
+from .data.checks import aligned_contiguous
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, log_softmax, softmax
 from .nn import Dense, Dropout
 from .nn.builders import mlp_config
@@ -366,8 +367,8 @@ class _BaseMLP(BaseEstimator):
 
     def _training_target(self, Y: np.ndarray, dtype) -> np.ndarray:
         if self.out_activation_ == "softmax":
-            return np.ascontiguousarray(Y.argmax(axis=1), dtype=np.int64)
-        return np.ascontiguousarray(Y, dtype=dtype)
+            return aligned_contiguous(Y.argmax(axis=1), dtype=np.int64)
+        return aligned_contiguous(Y, dtype=dtype)
 
     # --- forward for predictions ---------------------------------------------------------------
     def _forward(self, X, check_input: bool = True) -> np.ndarray:
@@ -375,7 +376,7 @@ class _BaseMLP(BaseEstimator):
         if check_input:
             X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
         dtype = self.coefs_[0].dtype
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = aligned_contiguous(X, dtype=dtype)
         model = self._model
         with _threads(self.num_threads):
             model.eval()
@@ -404,7 +405,7 @@ class _BaseMLP(BaseEstimator):
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y must have {self.n_outputs_} outputs as in the earlier fit, got {Y.shape[1]}")
         dtype = self.coefs_[0].dtype
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = aligned_contiguous(X, dtype=dtype)
         if not incremental or not hasattr(self, "_optimizer"):
             self._new_optimizer()
         if self.early_stopping and incremental:
@@ -445,7 +446,7 @@ class _BaseMLP(BaseEstimator):
         dtype = X_train.dtype
         target = self._training_target(Y_train, dtype)
         if w_train is not None:
-            w_train = np.ascontiguousarray(w_train, dtype=dtype)
+            w_train = aligned_contiguous(w_train, dtype=dtype)
         n_samples = X_train.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)

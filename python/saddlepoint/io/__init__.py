@@ -1,7 +1,9 @@
-"""Files: weights, checkpoints and whole models in safetensors; run folders that are models."""
+"""Files: weights, checkpoints and whole models in safetensors; run folders that are models;
+ONNX export (with the onnx extra)."""
 
 from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from .models import load_model, save_model
+from .onnx import save_onnx
 from .runs import Run, load_run, save_run
 
 __all__ = [
@@ -12,6 +14,7 @@ __all__ = [
     "load_weights",
     "save_checkpoint",
     "save_model",
+    "save_onnx",
     "save_run",
     "save_weights",
 ]

@@ -237,5 +237,39 @@ def avg_pool2d_backward(
 def adaptive_avg_pool2d_forward(x: FloatArray, out: FloatArray) -> None: ...
 def adaptive_avg_pool2d_backward(grad_output: FloatArray, grad_input: FloatArray) -> None: ...
 def matmul_simd() -> str | None: ...  # "avx512", "avx2" or None; SADDLEPOINT_SIMD caps it
-def set_num_threads(n: int) -> None: ...  # 1 <= n <= max(4 * available cores, 64)
-def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None:  # 1 <= n <= max(4 * available cores, 64)
+    """Sets the number of threads the kernels use: from 1 to 4 per available core, at least 64.
+
+    The thread that first starts the kernels' threads (normally Python's main thread) works as
+    one of them; after a parallel kernel the others spin for up to 0.2 ms waiting for the next
+    one, then sleep. Threads of a count no longer in use end. Results are bit-identical for
+    any thread count. The environment's thread count (``SADDLEPOINT_NUM_THREADS``, else
+    ``OMP_NUM_THREADS``) sets it at import.
+
+    Parameters
+    ----------
+    n : int
+        The number of threads.
+
+    Raises
+    ------
+    ValueError
+        ``n`` below 1 or above ``max(4 * available cores, 64)``.
+
+    Examples
+    --------
+    >>> before = sp.get_num_threads()
+    >>> sp.set_num_threads(1)
+    >>> sp.get_num_threads()
+    1
+    >>> sp.set_num_threads(before)
+    """
+
+def get_num_threads() -> int:
+    """The number of threads the kernels use (see :func:`set_num_threads`).
+
+    Examples
+    --------
+    >>> sp.get_num_threads() >= 1
+    True
+    """

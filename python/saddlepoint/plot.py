@@ -16,6 +16,7 @@ import numpy as np
 
 #: What the commands print (one line, on stderr) when they skip their plots.
 MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (pip install 'saddlepoint[plot]')"
+"""What the commands print (one line, on stderr) when they skip their plots."""
 
 #: Resolution of every saved PNG: small files that still read well on a web page.
 DPI = 100

@@ -646,6 +646,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     loss_, loss_curve_, best_loss_, validation_scores_, best_validation_score_, n_iter_, t_,
     n_features_in_, feature_names_in_, n_layers_, n_outputs_, out_activation_
         As scikit-learn's.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from saddlepoint.sklearn import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=400,
+    ...                     random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape, clf.classes_.tolist()
+    ((2, 3), [0, 1, 2])
+    >>> clf.score(X, y) > 0.9
+    True
     """
 
     def _output_activation(self) -> str:
@@ -728,6 +740,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     identity outputs (one per target column); see :class:`MLPClassifier` for the parameters
     (``loss`` is ``"squared_error"``, the only one) and the module docstring for what matches
     ``sklearn.neural_network.MLPRegressor`` and what differs.
+
+    Examples
+    --------
+    >>> from saddlepoint.sklearn import MLPRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = X @ np.array([1.0, -2.0, 0.5])
+    >>> reg = MLPRegressor(hidden_layer_sizes=(), learning_rate_init=0.05, max_iter=100,
+    ...                    random_state=0).fit(X, y)
+    >>> reg.predict(X[:4]).shape, reg.score(X, y) > 0.99
+    ((4,), True)
     """
 
     _parameter_constraints: dict = {

@@ -22,6 +22,7 @@ from . import cnn, epoch, kernels, machine, report
 from .timing import FULL, QUICK, SHORT, Row, Sizes
 
 GROUPS = ("machine", "gemm", "memory", "kernels", "optim", "norm", "epoch", "cnn")
+"""The benchmark groups ``saddlepoint bench --only`` chooses from, in the order they run."""
 
 
 def _groups(value: str) -> tuple[str, ...]:
@@ -40,6 +41,8 @@ def _positive(value: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the options of ``saddlepoint bench`` (``--full``, ``--json``, ``--threads``,
+    ``--only``) to ``parser``, the command's subparser."""
     parser.add_argument(
         "--full",
         action="store_true",
@@ -85,6 +88,9 @@ def _group(group: str, sizes: Sizes, torch: Any, limits: dict[str, float | None]
 
 
 def run(args: argparse.Namespace) -> int:
+    """Runs the benchmark groups ``args.only`` at the sizes the options chose, prints the table
+    to stdout (progress to stderr), writes ``args.json`` when given, and returns the exit
+    status 0."""
     start = time.perf_counter()
     sizes, mode = (QUICK, "quick") if args.quick else (FULL, "full") if args.full else (SHORT, "short")
     torch: Any = machine.optional("torch")

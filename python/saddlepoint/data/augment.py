@@ -19,7 +19,14 @@ def _check_images(X: np.ndarray, name: str) -> None:
 
 
 class RandomHorizontalFlip:
-    """Mirrors each image left-right with probability ``p``."""
+    """Mirrors each image left-right with probability ``p``.
+
+    Examples
+    --------
+    >>> flip = sp.data.RandomHorizontalFlip(p=1.0)
+    >>> flip(np.arange(4.0).reshape(1, 1, 1, 4), np.random.default_rng(0))
+    array([[[[3., 2., 1., 0.]]]])
+    """
 
     constraints = {"p": Real(0, 1)}
 
@@ -36,7 +43,14 @@ class RandomHorizontalFlip:
 
 class RandomCrop:
     """Pads each image by ``padding`` pixels of ``fill`` on every side and crops a random window
-    of the original size (a random shift of up to ``padding`` pixels)."""
+    of the original size (a random shift of up to ``padding`` pixels).
+
+    Examples
+    --------
+    >>> crop = sp.data.RandomCrop(padding=1)
+    >>> crop(np.ones((2, 1, 4, 4)), np.random.default_rng(0)).shape
+    (2, 1, 4, 4)
+    """
 
     constraints = {"padding": Integer(0), "fill": Real()}
 
@@ -59,7 +73,14 @@ class RandomCrop:
 
 
 class GaussianNoise:
-    """Adds N(0, ``std``²) noise to every input value (for tabular data)."""
+    """Adds N(0, ``std``²) noise to every input value (for tabular data).
+
+    Examples
+    --------
+    >>> noisy = sp.data.GaussianNoise(std=0.1)(np.zeros((2, 3)), np.random.default_rng(0))
+    >>> noisy.shape, bool(np.all(np.abs(noisy) < 1))
+    ((2, 3), True)
+    """
 
     constraints = {"std": Real(0)}
 
@@ -71,7 +92,14 @@ class GaussianNoise:
 
 
 class Compose:
-    """Applies several augmentations in order."""
+    """Applies several augmentations in order.
+
+    Examples
+    --------
+    >>> augment = sp.data.Compose([sp.data.RandomCrop(padding=2), sp.data.RandomHorizontalFlip()])
+    >>> augment(np.zeros((8, 1, 8, 8)), np.random.default_rng(0)).shape
+    (8, 1, 8, 8)
+    """
 
     def __init__(self, augmentations):
         self.augmentations = list(augmentations)

@@ -19,6 +19,13 @@ def minibatches(
     With ``drop_last`` the last, incomplete batch is left out, so fewer samples than
     ``batch_size`` give no batch at all, as PyTorch's ``DataLoader`` (``Trainer.fit`` refuses
     that case with a ValueError).
+
+    Examples
+    --------
+    >>> [batch.tolist() for batch in sp.data.minibatches(5, 2, shuffle=False)]
+    [[0, 1], [2, 3], [4]]
+    >>> [len(batch) for batch in sp.data.minibatches(5, 2, rng=0, drop_last=True)]
+    [2, 2]
     """
     batch_size = positive_int("batch_size", batch_size)
     if n_samples < 1:

@@ -11,7 +11,13 @@ from .. import _core
 
 def infer_task(y: np.ndarray) -> str:
     """``"classification"`` for integer targets with few distinct values (at most 20, and at
-    most half the samples), else ``"regression"``."""
+    most half the samples), else ``"regression"``.
+
+    Examples
+    --------
+    >>> sp.data.infer_task(np.array([0, 1, 1, 0, 1, 0])), sp.data.infer_task(np.array([0.5, 1.2]))
+    ('classification', 'regression')
+    """
     y = np.asarray(y)
     distinct = np.unique(y)
     integral = y.dtype.kind in "iub" or np.all(distinct == np.round(distinct))

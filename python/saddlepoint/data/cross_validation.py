@@ -68,6 +68,32 @@ def cross_validate(
         ``joblib.parallel_config(backend="ray")`` or ``backend="dask"`` the folds run on that
         cluster. ``make_trainer`` then runs in the workers, so it must be picklable by cloudpickle
         (a lambda or a local function is). The results are the serial run's exactly.
+
+    X : array_like, (n_samples, ...)
+    y : array_like, (n_samples,) or (n_samples, n_outputs)
+    epochs : int
+        Epochs of training on each fold.
+    shuffle : bool
+    seed : int
+
+    Returns
+    -------
+    CrossValidationResult
+        Each fold's score, their mean and standard deviation, and each fold's history.
+
+    Examples
+    --------
+    >>> from saddlepoint.data import cross_validate
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(120, 2)).astype(np.float32)
+    >>> y = (X[:, 0] > 0).astype(np.int64)
+    >>> def make_trainer():
+    ...     model = sp.mlp([2, 8, 2], rng=0)
+    ...     return sp.Trainer(model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=0.05),
+    ...                       metrics=["accuracy"], verbose=0, seed=0)
+    >>> result = cross_validate(make_trainer, X, y, epochs=10, cv=3)
+    >>> len(result.scores), result.mean > 0.8
+    (3, True)
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 

@@ -195,6 +195,16 @@ class Preprocessor:
     :attr:`report` (one row per input column: name, dtype, role, action), :attr:`notices`
     (one line per column dropped without being asked), :attr:`identifier_columns`,
     :attr:`columns` (the input columns :meth:`transform` needs).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"age": [20.0, 30.0, 40.0, 50.0], "city": ["a", "b", "a", "b"]})
+    >>> preprocessor = sp.data.Preprocessor().fit(table)
+    >>> preprocessor.feature_names
+    ['age', 'city=a', 'city=b']
+    >>> preprocessor.transform(table).shape
+    (4, 3)
     """
 
     def __init__(

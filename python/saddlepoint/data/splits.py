@@ -42,7 +42,15 @@ def prepare_data(
 ) -> PreparedData:
     """Checks the data, infers the task, holds out a validation split (stratified where every
     class fits on both sides) and encodes the targets (:class:`TargetEncoder`); ``test`` is
-    ``(None, None)`` without ``test_data``."""
+    ``(None, None)`` without ``test_data``.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).normal(size=(50, 2))
+    >>> prepared = sp.data.prepare_data(X, (X[:, 0] > 0).astype(np.int64), validation_split=0.2)
+    >>> prepared.task, prepared.train[0].shape, prepared.val[0].shape, prepared.n_out
+    ('classification', (40, 2), (10, 2), 2)
+    """
     from sklearn.model_selection import train_test_split
 
     X, y = check_data(X, y)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-#: scikit-learn's bundled data sets (no download): name -> (loader name, task).
 BUNDLED = {
     "digits": ("load_digits", "classification"),
     "iris": ("load_iris", "classification"),
@@ -30,6 +29,7 @@ BUNDLED = {
     "breast_cancer": ("load_breast_cancer", "classification"),
     "diabetes": ("load_diabetes", "regression"),
 }
+"""scikit-learn's bundled data sets (no download): name -> (loader name, task)."""
 
 #: The delimiters :func:`read_table` chooses among (``csv.Sniffer`` on the head of the file).
 DELIMITERS = ",;\t| "
@@ -48,7 +48,14 @@ _HEAD = 64 * 1024
 
 
 def load_bundled(name: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """``(X, y, task)`` for one of scikit-learn's bundled data sets (see :data:`BUNDLED`)."""
+    """``(X, y, task)`` for one of scikit-learn's bundled data sets (see :data:`BUNDLED`).
+
+    Examples
+    --------
+    >>> X, y, task = sp.data.load_bundled("iris")
+    >>> X.shape, y.shape, task
+    ((150, 4), (150,), 'classification')
+    """
     if name not in BUNDLED:
         raise ValueError(f"data must be one of {sorted(BUNDLED)}, got {name!r}")
     import sklearn.datasets
@@ -378,6 +385,15 @@ def read_table(path, target: str | None = None):
     column name, rows of the wrong length, a header without data rows, an infinite number or one
     beyond float32's range, a word among the numbers of a column (at most 10% of its cells), a
     missing ``target`` column (the message lists the columns).
+
+    Examples
+    --------
+    >>> lines = ["age,city,label", "20,Paris,yes", "31,,no"]
+    >>> with open("people.csv", "w") as file:
+    ...     _ = file.write(chr(10).join(lines))
+    >>> table = sp.data.read_table("people.csv", target="label")
+    >>> table.index.tolist(), table["city"].isna().tolist()  # the file's lines; a missing cell
+    ([2, 3], [False, True])
     """
     path = Path(path)
     data = _read_bytes(path)

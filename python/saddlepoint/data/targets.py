@@ -17,6 +17,7 @@ from ..validation import OneOf
 from .checks import infer_task
 
 TASKS = ("classification", "regression")
+"""The two kinds of task: a class label per sample, or numbers."""
 #: The metric each task is scored with.
 TASK_METRICS = {"classification": "accuracy", "regression": "r2"}
 _TASK = OneOf(*TASKS)
@@ -72,6 +73,16 @@ class TargetEncoder:
     in ``classes``, 0..C-1. Regression: the targets become float64 columns standardized with the
     training split's ``mean`` and ``scale`` (1 for a constant column); :meth:`decode` maps
     model outputs back to the targets' units.
+
+    Examples
+    --------
+    >>> from saddlepoint.data import TargetEncoder
+    >>> labels = TargetEncoder.fit("classification", np.array(["b", "a", "b"]))
+    >>> labels.classes.tolist(), labels.encode(np.array(["a", "b"])).tolist()
+    (['a', 'b'], [0, 1])
+    >>> values = TargetEncoder.fit("regression", np.array([1.0, 3.0]))
+    >>> values.encode(np.array([1.0, 3.0])).ravel().tolist(), values.decode(np.zeros((1, 1))).tolist()
+    ([-1.0, 1.0], [[2.0]])
     """
 
     task: str

@@ -22,7 +22,9 @@ from ..validation import Integer, Real, check_params
 
 #: Defaults of every analysis: Hessian-vector products and seconds.
 MAX_HVPS = 5000
+"""The default budget of every analysis in Hessian-vector products."""
 TIME_LIMIT = 60.0
+"""The default budget of every analysis in seconds of wall time."""
 
 
 #: The constraints of every analysis's limits: Hessian-vector products and seconds (inf: none).

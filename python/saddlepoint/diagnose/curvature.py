@@ -33,11 +33,11 @@ from ..validation import Real, check_params
 from .budget import MAX_HVPS, TIME_LIMIT, Budget, check_budget, one_blas_thread
 from .objective import Objective, vector_to_parameters
 
-#: Models with at most this many parameters get the full Hessian by default.
 MAX_FULL_HESSIAN = 3000
-#: Lanczos stops when the wanted Ritz pairs' residuals ||Hv − λv|| are at most this times the
-#: largest |Ritz value| ...
+"""Models with at most this many parameters get the full Hessian by default."""
 RESIDUAL_TOLERANCE = 1e-3
+"""Lanczos stops when the wanted Ritz pairs' residuals ||Hv − λv|| are at most this times the
+largest |Ritz value| ..."""
 #: ... or after this many steps.
 MAX_LANCZOS_STEPS = 300
 #: The constraints of the analyses' tolerances: Lanczos's relative residual, and the gradient
@@ -50,20 +50,69 @@ def _objective(model, loss, X, y, batch_size=4096) -> Objective:
 
 
 def gradient_norm(model, loss, X, y) -> float:
-    """Euclidean norm of the gradient of the mean training loss at the model's parameters."""
+    """Euclidean norm of the gradient of the mean training loss at the model's parameters.
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # MSE on a linear model: H = 2 XᵀX / n
+    >>> diagnose.gradient_norm(model, sp.MSELoss(), X, y) > 0  # not trained: not critical
+    True
+    """
     return float(np.linalg.norm(_objective(model, loss, X, y).gradient()[1]))
 
 
 def hessian_vector_product(model, loss, X, y, v) -> np.ndarray:
     """``H v`` for the mean loss of ``model`` on ``(X, y)``, in float64 (two gradient
-    evaluations; see :meth:`Objective.hessian_vector_product`)."""
+    evaluations; see :meth:`Objective.hessian_vector_product`).
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # MSE on a linear model: H = 2 XᵀX / n
+    >>> v = np.array([0.0, 0.0, 0.0, 1.0])  # the bias's direction
+    >>> Hv = diagnose.hessian_vector_product(model, sp.MSELoss(), X, y, v)
+    >>> bool(np.allclose(Hv, diagnose.hessian(model, sp.MSELoss(), X, y) @ v))
+    True
+    """
     with one_blas_thread():
         return _objective(model, loss, X, y).hessian_vector_product(v)
 
 
 def hessian(model, loss, X, y) -> np.ndarray:
     """The full ``(n, n)`` Hessian of the mean loss in float64, in the order of
-    ``parameters_to_vector(model)``; ``2n`` gradient evaluations."""
+    ``parameters_to_vector(model)``; ``2n`` gradient evaluations.
+
+    Parameters
+    ----------
+    model : Module
+    loss : Loss
+    X : array_like, (n_samples, ...)
+    y : array_like, (n_samples,) or (n_samples, n_outputs)
+
+    Returns
+    -------
+    (n, n) float64 array
+        Symmetric; ``n`` is the number of parameters.
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
+    ...                       sp.Dense(1, 1, bias=False, dtype=np.float64))
+    >>> for layer in model:
+    ...     layer.weight.data[...] = 0.0  # w1 = w2 = 0
+    >>> X, y = np.ones((1, 1)), np.ones((1, 1))
+    >>> diagnose.hessian(model, sp.MSELoss(), X, y)
+    array([[ 0., -2.],
+           [-2.,  0.]])
+    """
     with one_blas_thread():
         return _objective(model, loss, X, y).hessian()
 
@@ -279,6 +328,18 @@ def top_eigenvalues(
     the largest |Ritz value|, or at ``max_hvps`` products or ``time_limit`` seconds, whichever
     comes first; the result says which (``converged``, ``stopped``) and holds the residuals.
     ``progress``: a bar on stderr (None: when stderr is a terminal).
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # MSE on a linear model: H = 2 XᵀX / n
+    >>> top = diagnose.top_eigenvalues(model, sp.MSELoss(), X, y, k=1)
+    >>> H = diagnose.hessian(model, sp.MSELoss(), X, y)
+    >>> bool(np.isclose(top.values[-1], np.linalg.eigvalsh(H)[-1]))
+    True
     """
     if which not in ("largest", "smallest"):
         raise ValueError(f"which must be 'largest' or 'smallest', got {which!r}")
@@ -338,7 +399,20 @@ def trace(
     progress=None,
 ) -> TraceEstimate:
     """Hutchinson's stochastic estimate of the Hessian's trace (``samples`` Hessian-vector
-    products, fewer when ``max_hvps`` or ``time_limit`` runs out first: the result says so)."""
+    products, fewer when ``max_hvps`` or ``time_limit`` runs out first: the result says so).
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # MSE on a linear model: H = 2 XᵀX / n
+    >>> estimate = diagnose.trace(model, sp.MSELoss(), X, y, samples=50)
+    >>> H = diagnose.hessian(model, sp.MSELoss(), X, y)
+    >>> bool(abs(estimate.trace - np.trace(H)) < 4 * estimate.standard_error)
+    True
+    """
     if samples < 2:
         raise ValueError(f"samples must be at least 2, got {samples}")
     objective = _objective(model, loss, X, y)
@@ -443,7 +517,19 @@ def spectral_density(
     """The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019):
     ``vectors`` runs of ``steps`` Lanczos iterations (fewer when ``max_hvps`` or
     ``time_limit`` runs out first: the result says so); ``sigma`` defaults to 1% of the
-    spectrum's width."""
+    spectrum's width.
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # a convex problem: H is positive definite
+    >>> density = diagnose.spectral_density(model, sp.MSELoss(), X, y, steps=4, vectors=2)
+    >>> density.grid.shape, density.density.shape, density.fraction_above(0.0)
+    ((400,), (400,), 1.0)
+    """
     if steps < 1 or vectors < 1 or grid_points < 2:
         raise ValueError(
             f"steps and vectors must be at least 1 and grid_points at least 2, got "
@@ -661,6 +747,56 @@ def critical_point(
     explicit ``method="full"`` is all or nothing: ValueError when ``n > max_hvps`` or the first
     columns show the rest would not fit in ``time_limit`` (``"auto"`` then hands over to Lanczos).
     ``progress``: a bar on stderr (None: when stderr is a terminal).
+
+    Parameters
+    ----------
+    model : Module
+        Analysed on a float64 copy in eval mode; the model itself is not changed.
+    loss : Loss
+    X : array_like, (n_samples, ...)
+    y : array_like, (n_samples,) or (n_samples, n_outputs)
+    method : {"auto", "full", "lanczos"}
+    rtol : float
+        Eigenvalues within ``rtol`` times the largest magnitude count as zero.
+    gradient_tolerance : float
+        The largest gradient norm of a critical point.
+    max_full : int
+        ``"auto"`` computes the full Hessian up to this many parameters.
+    residual_tolerance : float
+        Lanczos's relative residual.
+    max_hvps : int
+        The budget in Hessian-vector products.
+    time_limit : float
+        The budget in seconds.
+    progress : bool or None
+    seed : int
+        Seeds Lanczos's start vector and SLQ's probes.
+
+    Returns
+    -------
+    CriticalPoint
+
+    Raises
+    ------
+    ValueError
+        A setting out of range, data that does not fit the model, or an explicit
+        ``method="full"`` that does not fit the budget.
+
+    Examples
+    --------
+    The course's worked example ``y = w1·w2·x`` with ``x = 1, y = 1`` and the MSE loss: at
+    ``w1 = w2 = 0`` the gradient is zero and the Hessian ``[[0, -2], [-2, 0]]`` has eigenvalues
+    -2 and 2, so the origin is a saddle point.
+
+    >>> from saddlepoint import diagnose
+    >>> model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
+    ...                       sp.Dense(1, 1, bias=False, dtype=np.float64))
+    >>> for layer in model:
+    ...     layer.weight.data[...] = 0.0  # w1 = w2 = 0
+    >>> X, y = np.ones((1, 1)), np.ones((1, 1))
+    >>> point = diagnose.critical_point(model, sp.MSELoss(), X, y)
+    >>> point.kind, point.eigenvalues.tolist(), point.minimum_ratio
+    ('saddle point', [-2.0, 2.0], 0.5)
     """
     if method not in ("auto", "full", "lanczos"):
         raise ValueError(f"method must be 'auto', 'full' or 'lanczos', got {method!r}")
@@ -809,6 +945,37 @@ def escape_saddle(
     the full Hessian up to ``max_full`` parameters, else from Lanczos under ``max_hvps`` and
     ``time_limit`` (an unconverged Ritz vector still has negative curvature when its value is
     negative: the result's ``residual`` says how close to an eigenvector it is).
+
+    Parameters
+    ----------
+    model : Module
+        Moved in place when the step lowers the loss.
+    loss : Loss
+    X : array_like, (n_samples, ...)
+    y : array_like, (n_samples,) or (n_samples, n_outputs)
+    max_step : float, optional
+        The longest step tried along the eigenvector.
+    rtol, max_full, residual_tolerance, max_hvps, time_limit, progress, seed
+        As :func:`critical_point`.
+
+    Returns
+    -------
+    EscapeResult
+        The eigenvalue, the step taken and the loss before and after.
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
+    ...                       sp.Dense(1, 1, bias=False, dtype=np.float64))
+    >>> for layer in model:
+    ...     layer.weight.data[...] = 0.0  # w1 = w2 = 0
+    >>> X, y = np.ones((1, 1)), np.ones((1, 1))
+    >>> result = diagnose.escape_saddle(model, sp.MSELoss(), X, y)
+    >>> result.loss_after < result.loss_before
+    True
+    >>> diagnose.critical_point(model, sp.MSELoss(), X, y).kind
+    'not a critical point'
     """
     TOLERANCES["residual_tolerance"].check("residual_tolerance", residual_tolerance)
     objective = _objective(model, loss, X, y)
@@ -853,6 +1020,38 @@ class SaddleEscape(Callback):
     When the training loss has not fallen by ``min_delta`` (relative) for ``patience`` epochs and
     the gradient norm on ``(X, y)`` is at most ``gradient_tolerance``, it calls
     :func:`escape_saddle`. Each escape is kept in ``escapes`` as ``(epoch, EscapeResult)``.
+
+    Parameters
+    ----------
+    X : array_like, (n_samples, ...)
+    y : array_like, (n_samples,) or (n_samples, n_outputs)
+        The data the gradient and the Hessian are measured on (the training data, or a sample).
+    patience : int
+        Epochs without progress before looking for a saddle point.
+    min_delta : float
+        The relative fall of the training loss that counts as progress.
+    gradient_tolerance : float
+        The largest gradient norm of a stalled point.
+    max_escapes : int
+        The most calls to :func:`escape_saddle` in one fit.
+
+    Examples
+    --------
+    Gradient descent cannot leave the saddle point of ``y = w1·w2·x`` at ``w1 = w2 = 0`` (its
+    gradient is zero); the callback escapes it after two epochs without progress:
+
+    >>> from saddlepoint import diagnose
+    >>> model = sp.Sequential(sp.Dense(1, 1, bias=False, dtype=np.float64),
+    ...                       sp.Dense(1, 1, bias=False, dtype=np.float64))
+    >>> for layer in model:
+    ...     layer.weight.data[...] = 0.0
+    >>> X, y = np.ones((1, 1)), np.ones((1, 1))
+    >>> escape = diagnose.SaddleEscape(X, y, patience=2)
+    >>> trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=0.1),
+    ...                      callbacks=[escape], batch_size=1, verbose=0)
+    >>> history = trainer.fit(X, y, epochs=4)
+    >>> escape.escapes[0][0], [round(loss, 3) for loss in history["loss"]]
+    (2, [1.0, 1.0, 0.0, 0.0])
     """
 
     def __init__(

@@ -31,6 +31,7 @@ from ..optim import Adam
 from ..training import Trainer, TrainingDiverged
 
 VERDICTS = ("model bias", "optimization", "overfitting", "mismatch", "healthy")
+"""What :func:`guide` can conclude, in the course's words."""
 
 REMEDIES = {
     "model bias": [
@@ -445,6 +446,29 @@ def guide(
         The models, factories and ``optimizer`` must then be picklable by cloudpickle; a Module
         ``model`` trained in another process has its trained state copied back into it. The
         verdict, reports and models are the serial run's exactly.
+
+    Returns
+    -------
+    Guidance
+        ``verdict`` (one of :data:`VERDICTS`), the evidence in a sentence, the remedies, and the
+        reports of every model trained.
+
+    Raises
+    ------
+    ValueError
+        A setting out of range, or data that does not fit the model.
+
+    Examples
+    --------
+    A linear model on a sine: too simple, whatever the optimizer does.
+
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-2, 2, size=(300, 1))
+    >>> y = np.sin(3 * X[:, 0])
+    >>> guidance = diagnose.guide(sp.Dense(1, 1, dtype=np.float64, rng=0), X, y, epochs=10)
+    >>> guidance.verdict
+    'model bias'
     """
 
     if not 0 < threshold < 1 or not 0 <= margin < 1:

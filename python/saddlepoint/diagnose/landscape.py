@@ -98,7 +98,22 @@ def loss_landscape_1d(
 ) -> Landscape1D:
     """The loss along the line from ``start`` to ``end`` (models of ``model``'s architecture or
     parameter vectors), for α from ``-margin`` to ``1 + margin``, within ``time_limit``
-    seconds (``progress``: a bar on stderr; None: when stderr is a terminal)."""
+    seconds (``progress``: a bar on stderr; None: when stderr is a terminal).
+
+    Examples
+    --------
+    The loss on the line from the model to the origin of parameter space:
+
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # MSE on a linear model: H = 2 XᵀX / n
+    >>> start = diagnose.parameters_to_vector(model).copy()
+    >>> line = diagnose.loss_landscape_1d(model, sp.MSELoss(), X, y, start, np.zeros(4), steps=5)
+    >>> line.alphas.tolist()
+    [-0.25, 0.125, 0.5, 0.875, 1.25]
+    """
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps}")
     check_budget(1, time_limit)
@@ -212,7 +227,19 @@ def loss_landscape_2d(
     """The loss on a ``steps × steps`` grid of ``[-span, span]²`` around ``center`` (default:
     ``model``'s parameters) along two ``directions`` (default: filter-normalized random ones),
     within ``time_limit`` seconds (``progress``: a bar on stderr; None: when stderr is a
-    terminal)."""
+    terminal).
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # MSE on a linear model: H = 2 XᵀX / n
+    >>> surface = diagnose.loss_landscape_2d(model, sp.MSELoss(), X, y, steps=5, span=0.5)
+    >>> surface.losses.shape
+    (5, 5)
+    """
     if steps < 2 or not span > 0:
         raise ValueError(f"steps must be at least 2 and span > 0, got {steps} and {span}")
     check_budget(1, time_limit)
@@ -277,7 +304,19 @@ def sharpness(
     progress=None,
 ) -> Sharpness:
     """How sharp the minimum ``model`` sits in is (see :class:`Sharpness`); the top eigenvalue
-    by Lanczos under ``max_hvps`` Hessian-vector products and ``time_limit`` seconds."""
+    by Lanczos under ``max_hvps`` Hessian-vector products and ``time_limit`` seconds.
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3))
+    >>> y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    >>> model = sp.Dense(3, 1, dtype=np.float64, rng=0)  # MSE on a linear model: H = 2 XᵀX / n
+    >>> result = diagnose.sharpness(model, sp.MSELoss(), X, y, samples=5)
+    >>> result.top_eigenvalue > 0
+    True
+    """
     if not radius > 0 or samples < 1:
         raise ValueError(f"radius must be > 0 and samples at least 1, got {radius} and {samples}")
     TOLERANCES["residual_tolerance"].check("residual_tolerance", residual_tolerance)
@@ -472,6 +511,44 @@ def batch_size_study(
     on a Ray or Dask cluster under ``parallel_config(backend="ray" | "dask")``); ``model_factory``
     and ``optimizer`` must then be picklable by cloudpickle. Every batch size stops at the
     study's deadline; the rows are the serial run's exactly, but for the times.
+
+    Parameters
+    ----------
+    model_factory : callable returning a fresh Module
+    X : array_like, (n_samples, ...)
+    y : array_like, (n_samples,) or (n_samples, n_outputs)
+    batch_sizes : sequence of int
+    validation_data : (X_val, y_val), optional
+        Without it, ``validation_split`` of ``(X, y)`` is held out.
+    validation_split : float
+    task : {"classification", "regression"}, optional
+    optimizer : callable ``parameters -> Optimizer``, optional
+    epochs : int
+    radius : float
+        The relative size of the random perturbations that probe the minimum's flatness.
+    perturbations : int
+        Random perturbations per batch size.
+    sharpness_samples, max_hvps, time_limit, progress, seed, n_jobs
+        See above.
+
+    Returns
+    -------
+    BatchSizeStudy
+        One row per batch size: time per epoch and per update, losses, accuracy, the top Hessian
+        eigenvalue (sharpness) and the loss increase under perturbation.
+
+    Examples
+    --------
+    >>> from saddlepoint import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(256, 2))
+    >>> y = (X[:, 0] > 0).astype(np.int64)
+    >>> study = diagnose.batch_size_study(lambda: sp.mlp([2, 8, 2], rng=0), X, y,
+    ...                                   batch_sizes=(8, 128), epochs=2, sharpness_samples=128)
+    >>> [row["batch_size"] for row in study.rows]
+    [8, 128]
+    >>> study.rows[0]["updates_per_epoch"] > study.rows[1]["updates_per_epoch"]
+    True
     """
 
     if isinstance(model_factory, Module) or not callable(model_factory):

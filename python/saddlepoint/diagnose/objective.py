@@ -26,6 +26,14 @@ def parameters_to_vector(parameters) -> np.ndarray:
     :meth:`Module.flatten_parameters`), the vector is a view of that buffer, made without a copy:
     writing into it changes the model, and it follows the model's changes (``.copy()`` it to keep
     a snapshot). Otherwise it is a new array of the values concatenated.
+
+    Examples
+    --------
+    >>> from saddlepoint.diagnose import parameters_to_vector
+    >>> model = sp.mlp([2, 3, 1], rng=0)
+    >>> vector = parameters_to_vector(model)
+    >>> vector.shape  # 2·3 + 3 + 3·1 + 1
+    (13,)
     """
     parameters = _parameter_list(parameters)
     if not parameters:
@@ -38,7 +46,16 @@ def parameters_to_vector(parameters) -> np.ndarray:
 
 def vector_to_parameters(vector, parameters) -> None:
     """Copies consecutive slices of ``vector`` into the parameters, in place (the inverse of
-    :func:`parameters_to_vector`); values are cast to each parameter's dtype."""
+    :func:`parameters_to_vector`); values are cast to each parameter's dtype.
+
+    Examples
+    --------
+    >>> from saddlepoint.diagnose import parameters_to_vector, vector_to_parameters
+    >>> model = sp.Dense(2, 1, rng=0)
+    >>> vector_to_parameters(np.arange(3.0), model.parameters())
+    >>> model.weight.data, model.bias.data
+    (array([[0., 1.]], dtype=float32), array([2.], dtype=float32))
+    """
     parameters = _parameter_list(parameters)
     vector = np.asarray(vector)
     size = sum(p.data.size for p in parameters)

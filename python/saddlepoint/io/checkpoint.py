@@ -41,7 +41,22 @@ _INDEX = re.compile(r"0|[1-9][0-9]*")
 
 # --- writing -----------------------------------------------------------------------------------
 def save_weights(model, path) -> None:
-    """Writes the model's state dict (PyTorch-style names) to a safetensors file."""
+    """Writes the model's state dict (PyTorch-style names) to a safetensors file.
+
+    Parameters
+    ----------
+    model : Module
+    path : str or os.PathLike
+
+    Examples
+    --------
+    >>> model = sp.mlp([2, 3, 1], rng=0)
+    >>> sp.save_weights(model, "weights.safetensors")
+    >>> other = sp.mlp([2, 3, 1], rng=1)
+    >>> sp.load_weights(other, "weights.safetensors")
+    >>> bool(np.array_equal(other[0].weight.data, model[0].weight.data))
+    True
+    """
     state = {name: contiguous(a) for name, a in model.state_dict().items()}
     atomic_write(path, save(state, metadata={"format": "pt"}))
 
@@ -57,7 +72,29 @@ def save_checkpoint(
     history: dict | None = None,
 ) -> None:
     """Writes model, optimizer and scheduler state, epoch, random-generator states and history
-    to one safetensors file, atomically."""
+    to one safetensors file, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    model : Module
+    optimizer : Optimizer, optional
+    scheduler : LRScheduler, optional
+    epoch : int
+        The epochs done.
+    rng_states : dict, optional
+        ``numpy.random.Generator`` states by name (``generator.bit_generator.state``).
+    history : dict, optional
+        ``History.to_dict()``.
+
+    Examples
+    --------
+    >>> model = sp.mlp([2, 3, 1], rng=0)
+    >>> optimizer = sp.Adam(model.parameters())
+    >>> sp.save_checkpoint("run.ckpt", model=model, optimizer=optimizer, epoch=7)
+    >>> sp.load_checkpoint("run.ckpt", model=model, optimizer=optimizer)["epoch"]
+    7
+    """
     tensors = {f"model.{name}": contiguous(a) for name, a in model.state_dict().items()}
     meta = {
         "format": FORMAT,
@@ -102,7 +139,27 @@ def stage_model_state(path, model, state: dict):
 def load_weights(model, path) -> None:
     """Loads a safetensors state dict (ours or PyTorch's) into ``model``; nothing changes if
     the names, shapes or dtypes do not fit (ValueError). A 0-d entry may come with shape
-    ``(1,)``, as PyTorch allows (older saddlepoint files hold ``num_batches_tracked`` so)."""
+    ``(1,)``, as PyTorch allows (older saddlepoint files hold ``num_batches_tracked`` so).
+
+    Parameters
+    ----------
+    model : Module
+        Loaded in place.
+    path : str or os.PathLike
+        A safetensors file of PyTorch-style names (``"0.weight"``), such as :func:`save_weights`
+        or ``safetensors.torch.save_file(torch_model.state_dict(), path)`` writes.
+
+    Raises
+    ------
+    ValueError
+        Names, shapes or dtypes that do not fit ``model``; nothing is changed.
+    FileNotFoundError
+        There is no file.
+
+    Examples
+    --------
+    See :func:`save_weights`.
+    """
     tensors, _ = read_safetensors(path)
     stage_model_state(path, model, tensors)()
 
@@ -246,7 +303,12 @@ def stage_checkpoint(path, *, model, optimizer=None, scheduler=None) -> StagedCh
 def load_checkpoint(path, *, model, optimizer=None, scheduler=None) -> dict:
     """Restores what :func:`save_checkpoint` wrote into ``model`` (and ``optimizer``,
     ``scheduler``); returns ``{"epoch", "rng_states", "history"}``. Nothing changes unless the
-    whole file fits; otherwise ValueError (FileNotFoundError for a missing file)."""
+    whole file fits; otherwise ValueError (FileNotFoundError for a missing file).
+
+    Examples
+    --------
+    See :func:`save_checkpoint`.
+    """
     staged = stage_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
     staged.commit()
     return {"epoch": staged.epoch, "rng_states": staged.rng_states, "history": staged.history}

@@ -23,8 +23,27 @@ VERSION = 1
 def save_model(model, path) -> None:
     """Writes ``model``'s config and weights to one safetensors file, atomically.
 
-    TypeError if a layer of the model cannot describe itself (a user's layer needs
-    ``register_layer`` and ``config_fields`` or ``config()``), before anything is written.
+    Parameters
+    ----------
+    model : Module
+        Every layer must describe itself (the built-in ones do).
+    path : str or os.PathLike
+        The file to write (replaced if it exists).
+
+    Raises
+    ------
+    TypeError
+        A layer of the model cannot describe itself (a user's layer needs ``register_layer`` and
+        ``config_fields`` or ``config()``); nothing is written.
+
+    Examples
+    --------
+    >>> model = sp.mlp([4, 8, 3], rng=0)
+    >>> sp.save_model(model, "model.safetensors")
+    >>> again = sp.load_model("model.safetensors")
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> bool(np.array_equal(again(x), model(x)))
+    True
     """
     meta = {"format": FORMAT, "version": VERSION, "config": model.config()}
     try:
@@ -62,10 +81,32 @@ def load_model(path, *, rng=None):
     """The model that :func:`save_model` wrote to ``path``, rebuilt from its config and loaded
     with its weights (in training mode, as a model is built; call ``eval()`` to predict).
 
-    ``rng`` (a Generator or seed) drives what the weights do not fix, such as dropout masks.
-    ValueError naming the file if it is not a saved model, its config does not build a model
-    (an unknown class, a value a constructor refuses) or the weights do not fit that model;
-    FileNotFoundError if there is no file.
+    Parameters
+    ----------
+    path : str or os.PathLike
+    rng : numpy.random.Generator, int or None
+        Drives what the weights do not fix, such as dropout masks.
+
+    Returns
+    -------
+    Module
+
+    Raises
+    ------
+    ValueError
+        Naming the file: it is not a saved model, its config does not build a model (an
+        unknown class, a value a constructor refuses) or the weights do not fit that model.
+    FileNotFoundError
+        There is no file.
+
+    Examples
+    --------
+    >>> sp.save_model(sp.Sequential(sp.Dense(2, 2, rng=0), sp.Dropout(0.1)), "model.safetensors")
+    >>> sp.load_model("model.safetensors")
+    Sequential(
+      (0): Dense(in_features=2, out_features=2, bias=True, dtype=float32)
+      (1): Dropout(p=0.1)
+    )
     """
     tensors, metadata = read_safetensors(path)
     config = _config(path, metadata)

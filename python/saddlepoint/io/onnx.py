@@ -121,9 +121,6 @@ def save_onnx(model, path, *, input_shape=None, opset: int = DEFAULT_OPSET) -> N
         The ONNX opset the file declares, from 13 to the newest the installed onnx knows.
         Under 17, ``LayerNorm`` is written as its arithmetic.
 
-    The input is ``input`` of shape (batch, \\*input_shape) and dtype float32 or float64, the
-    model's parameters' (float32 for a model without any); the output is ``output``.
-
     Raises
     ------
     TypeError
@@ -139,6 +136,21 @@ def save_onnx(model, path, *, input_shape=None, opset: int = DEFAULT_OPSET) -> N
         The folder of ``path`` does not exist.
     ImportError
         The onnx package is not installed.
+
+    Notes
+    -----
+    The input is ``input`` of shape (batch, \\*input_shape) and dtype float32 or float64, the
+    model's parameters' (float32 for a model without any); the output is ``output``.
+
+    Examples
+    --------
+    >>> import onnxruntime
+    >>> model = sp.mlp([4, 8, 3], rng=0)
+    >>> sp.save_onnx(model, "model.onnx")
+    >>> session = onnxruntime.InferenceSession("model.onnx")
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> bool(np.allclose(session.run(None, {"input": x})[0], model.eval()(x), atol=1e-5))
+    True
     """
     onnx = require_onnx()
     path = Path(path)

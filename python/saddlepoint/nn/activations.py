@@ -79,21 +79,39 @@ class Activation(Module):
 
 @register_layer
 class Identity(Activation):
-    """``y = x``."""
+    """``y = x``.
+
+    Examples
+    --------
+    >>> sp.Identity()(np.array([[-1.0, 1.0]]))
+    array([[-1.,  1.]])
+    """
 
     kind = "identity"
 
 
 @register_layer
 class ReLU(Activation):
-    """``y = max(x, 0)``; the derivative at 0 is 0, as in PyTorch."""
+    """``y = max(x, 0)``; the derivative at 0 is 0, as in PyTorch.
+
+    Examples
+    --------
+    >>> sp.ReLU()(np.array([[-1.0, 2.0]]))
+    array([[0., 2.]])
+    """
 
     kind = "relu"
 
 
 @register_layer
 class Sigmoid(Activation):
-    """``y = 1 / (1 + exp(-x))``."""
+    """``y = 1 / (1 + exp(-x))``.
+
+    Examples
+    --------
+    >>> sp.Sigmoid()(np.array([[0.0]]))
+    array([[0.5]])
+    """
 
     kind = "sigmoid"
 
@@ -103,14 +121,26 @@ class Sigmoid(Activation):
 
 @register_layer
 class HardSigmoid(Activation):
-    """``y = relu6(x + 3) / 6``, PyTorch's ``Hardsigmoid``: the course's piecewise-linear sigmoid."""
+    """``y = relu6(x + 3) / 6``, PyTorch's ``Hardsigmoid``: the course's piecewise-linear sigmoid.
+
+    Examples
+    --------
+    >>> sp.HardSigmoid()(np.array([[-4.0, 0.0, 1.5, 4.0]]))
+    array([[0.  , 0.5 , 0.75, 1.  ]])
+    """
 
     kind = "hard_sigmoid"
 
 
 @register_layer
 class Tanh(Activation):
-    """``y = tanh(x)``."""
+    """``y = tanh(x)``.
+
+    Examples
+    --------
+    >>> sp.Tanh()(np.array([[0.0]]))
+    array([[0.]])
+    """
 
     kind = "tanh"
 
@@ -120,7 +150,13 @@ class Tanh(Activation):
 
 @register_layer
 class LeakyReLU(Activation):
-    """``y = x`` for ``x > 0``, ``negative_slope * x`` otherwise."""
+    """``y = x`` for ``x > 0``, ``negative_slope * x`` otherwise.
+
+    Examples
+    --------
+    >>> sp.LeakyReLU(0.1)(np.array([[-1.0, 1.0]]))
+    array([[-0.1,  1. ]])
+    """
 
     kind = "leaky_relu"
     config_fields = ("negative_slope",)
@@ -144,3 +180,4 @@ ACTIVATIONS = {
     "leaky_relu": LeakyReLU,
     "identity": Identity,
 }
+"""The activation layers by the name ``mlp``, the configs and the command line use (``"relu"``, ``"sigmoid"``, ...)."""

@@ -21,7 +21,13 @@ _LINEAR_HIDDEN = 64
 
 
 def dense_config(in_features: int, out_features: int, *, bias: bool = True, dtype=np.float32) -> dict:
-    """The config of a :class:`~saddlepoint.nn.Dense` layer."""
+    """The config of a :class:`~saddlepoint.nn.Dense` layer.
+
+    Examples
+    --------
+    >>> sp.nn.dense_config(4, 2)
+    {'class': 'Dense', 'in_features': 4, 'out_features': 2, 'bias': True, 'dtype': 'float32'}
+    """
     return {
         "class": "Dense",
         "in_features": in_features,
@@ -38,6 +44,12 @@ def mlp_config(
     one, ``BatchNorm1d`` (with ``batch_norm``), the activation and ``Dropout`` (``dropout > 0``).
 
     ``mlp_config([64, 128, 10])`` describes ``Sequential(Dense(64, 128), ReLU(), Dense(128, 10))``.
+
+    Examples
+    --------
+    >>> config = sp.nn.mlp_config([4, 8, 2], dropout=0.1)
+    >>> [layer["class"] for layer in config["layers"]]
+    ['Dense', 'ReLU', 'Dropout', 'Dense']
     """
     sizes = [positive_int(f"sizes[{i}]", s) for i, s in enumerate(sizes)]
     if len(sizes) < 2:
@@ -90,6 +102,12 @@ def cnn_config(
 
     ``cnn_config((1, 8, 8), 10)`` is conv 1→16 3×3, ReLU, pool (4×4), conv 16→32, ReLU, pool
     (2×2), flatten (128), dense 128→128, ReLU, dense 128→10: for the digits.
+
+    Examples
+    --------
+    >>> model = sp.nn.from_config(sp.nn.cnn_config((1, 8, 8), 10), rng=0)
+    >>> model(np.zeros((2, 64), dtype=np.float32)).shape  # rows of 64 pixels -> 10 logits
+    (2, 10)
     """
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be (channels, height, width), got {tuple(image_shape)}")
@@ -130,6 +148,30 @@ def mlp(sizes, activation: str = "relu", *, dtype=np.float32, rng=None):
     """A multilayer perceptron: ``Dense`` layers of ``sizes`` with ``activation`` between them.
 
     ``mlp([64, 128, 10])`` is ``Sequential(Dense(64, 128), ReLU(), Dense(128, 10))``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Input size, hidden sizes, output size: at least two positive integers.
+    activation : str
+        A name of :data:`ACTIVATIONS` (``"relu"``, ``"sigmoid"``, ``"hard_sigmoid"``, ...).
+    dtype : float32 or float64
+        The parameters' dtype.
+    rng : numpy.random.Generator, int or None
+        Source of the initial weights, shared in order by the ``Dense`` layers.
+
+    Returns
+    -------
+    Sequential
+
+    Examples
+    --------
+    >>> sp.mlp([4, 16, 3], "relu", rng=0)
+    Sequential(
+      (0): Dense(in_features=4, out_features=16, bias=True, dtype=float32)
+      (1): ReLU()
+      (2): Dense(in_features=16, out_features=3, bias=True, dtype=float32)
+    )
     """
     return from_config(mlp_config(sizes, activation, dtype=dtype), rng=rng)
 
@@ -172,6 +214,12 @@ def widen_config(config: dict) -> dict | None:
     """A config as ``config`` with every hidden width doubled (the input and output sizes kept),
     as a flat Sequential; a single Dense layer becomes a one-hidden-layer ReLU network of 64
     units. None when the model holds no Dense layer or a layer whose widths are unknown here.
+
+    Examples
+    --------
+    >>> wider = sp.nn.widen_config(sp.nn.mlp_config([4, 8, 2]))
+    >>> [layer.get("out_features") for layer in wider["layers"]]
+    [16, None, 2]
     """
     layers = _leaf_configs(config)
     if layers is None:

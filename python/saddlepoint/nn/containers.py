@@ -18,6 +18,32 @@ class Sequential(Module):
     Its input is data, whose gradient a trainer does not need: it tells its first layer so
     (:meth:`Module.requires_grad_input`), and ``backward`` then returns None, unless
     ``requires_grad_input()`` asked for the gradient with respect to the input.
+
+    Parameters
+    ----------
+    *layers : Module or any object with ``forward`` and ``backward``
+        The layers, applied in this order.
+
+    Raises
+    ------
+    TypeError
+        A layer without ``forward`` and ``backward``.
+
+    Examples
+    --------
+    >>> model = sp.Sequential(sp.Dense(4, 8, rng=0), sp.ReLU(), sp.Dense(8, 3, rng=1))
+    >>> [name for name, _ in model.named_parameters()]
+    ['0.weight', '0.bias', '2.weight', '2.bias']
+    >>> x = np.ones((5, 4), dtype=np.float32)
+    >>> logits = model(x)
+    >>> logits.shape
+    (5, 3)
+    >>> loss_fn = sp.CrossEntropyLoss()
+    >>> loss = loss_fn(logits, np.array([0, 1, 2, 0, 1]))
+    >>> model.backward(loss_fn.backward()) is None  # the data needs no gradient
+    True
+    >>> model[0].weight.grad.shape
+    (8, 4)
     """
 
     def __init__(self, *layers):

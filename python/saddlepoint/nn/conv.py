@@ -39,10 +39,20 @@ class Conv2d(Module):
     bias : bool
         Whether to add a learnable bias per output channel.
     dtype : float32 or float64
+        The parameters' dtype.
     rng : numpy.random.Generator, int or None
         Source of the initial weights. As PyTorch's default, ``weight`` and ``bias`` are drawn from
         U(-1/sqrt(fan_in), 1/sqrt(fan_in)), ``fan_in = in_channels / groups · kh · kw``.
 
+    Raises
+    ------
+    ValueError
+        A size that is not a positive integer (or pair), channels not divisible by ``groups``;
+        in ``forward``, an input that is not ``(batch, in_channels, H, W)`` or is smaller than
+        the dilated kernel.
+
+    Notes
+    -----
     Shapes: ``x`` (batch, in_channels, H, W) -> (batch, out_channels, OH, OW) with
     ``OH = (H + 2·padding_h - dilation_h·(kh - 1) - 1) // stride_h + 1`` (and OW alike);
     ``weight`` is (out_channels, in_channels / groups, kh, kw), ``bias`` (out_channels,).
@@ -52,6 +62,18 @@ class Conv2d(Module):
     There the forward pass also keeps the input's column matrices (im2col), up to
     ``max_kept_columns`` elements, and the backward pass multiplies them again instead of
     building them a second time.
+
+    Examples
+    --------
+    >>> conv = sp.Conv2d(1, 4, kernel_size=3, padding=1, rng=0)
+    >>> conv.weight.data.shape
+    (4, 1, 3, 3)
+    >>> x = np.zeros((2, 1, 8, 8), dtype=np.float32)
+    >>> y = conv(x)
+    >>> y.shape
+    (2, 4, 8, 8)
+    >>> conv.backward(np.ones_like(y)).shape
+    (2, 1, 8, 8)
     """
 
     max_kept_columns = 1 << 19

@@ -19,6 +19,28 @@ class Dropout(Module):
     The mask is drawn in Rust from a 64-bit seed; each call takes a fresh seed from ``rng``
     (a ``numpy.random.Generator`` or an int seed owned by the layer), so a seeded model
     drops the same units on every run, whatever the thread count.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+        The probability of zeroing each element in training.
+    rng : numpy.random.Generator, int or None
+        Where each call's seed comes from.
+
+    Raises
+    ------
+    ValueError
+        ``p`` outside [0, 1).
+
+    Examples
+    --------
+    >>> drop = sp.Dropout(0.5, rng=0)
+    >>> y = drop(np.ones((2, 1000), dtype=np.float32))
+    >>> sorted(set(y.ravel().tolist()))  # zeroed, or scaled by 1 / (1 - p)
+    [0.0, 2.0]
+    >>> _ = drop.eval()
+    >>> drop(np.ones((1, 3), dtype=np.float32))
+    array([[1., 1., 1.]], dtype=float32)
     """
 
     config_fields = ("p",)

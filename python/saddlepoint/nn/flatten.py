@@ -60,6 +60,11 @@ class _Reshape(Module):
 class Flatten(_Reshape):
     """Merges the dimensions ``start_dim`` to ``end_dim`` (inclusive; negative counts from the
     end) into one, as PyTorch's ``Flatten``: by default ``(batch, C, H, W) -> (batch, C·H·W)``.
+
+    Examples
+    --------
+    >>> sp.Flatten()(np.zeros((2, 3, 4, 5), dtype=np.float32)).shape
+    (2, 60)
     """
 
     config_fields = ("start_dim", "end_dim")
@@ -91,6 +96,11 @@ class Unflatten(_Reshape):
     ``Unflatten(1, (1, 8, 8))`` turns rows of 64 pixels ``(batch, 64)`` into images
     ``(batch, 1, 8, 8)``, so a CNN takes the same flat rows as a dense network (a table of
     pixels, the command line's ``--image-shape``).
+
+    Examples
+    --------
+    >>> sp.Unflatten(1, (1, 8, 8))(np.zeros((2, 64), dtype=np.float32)).shape
+    (2, 1, 8, 8)
     """
 
     config_fields = ("dim", "unflattened_size")

@@ -25,15 +25,39 @@ class Dense(Module):
     bias : bool
         Whether to add a learnable bias.
     dtype : float32 or float64
+        The parameters' dtype; inputs of another float dtype are converted.
     rng : numpy.random.Generator, int or None
         Source of the initial weights. As PyTorch's default, ``weight`` and ``bias`` are drawn
         from U(-1/sqrt(in_features), 1/sqrt(in_features)) (Kaiming-uniform with a = sqrt(5)).
 
+    Raises
+    ------
+    ValueError
+        ``in_features`` or ``out_features`` not a positive integer; in ``forward``, an input not
+        shaped ``(batch, in_features)``.
+    TypeError
+        A ``dtype`` other than float32 or float64.
+
+    Notes
+    -----
     Shapes: ``x`` (batch, in_features) -> (batch, out_features); ``weight`` is
-    (out_features, in_features).
+    (out_features, in_features), ``bias`` (out_features,).
 
     Inside ``nn.scratch.reusing_buffers`` (a training step) the output and the input gradient
     are buffers the layer reuses from call to call; outside it each call returns new arrays.
+
+    Examples
+    --------
+    >>> layer = sp.Dense(3, 2, rng=0)
+    >>> layer.weight.data.shape, layer.weight.data.dtype
+    ((2, 3), dtype('float32'))
+    >>> x = np.ones((4, 3), dtype=np.float32)
+    >>> y = layer(x)
+    >>> y.shape
+    (4, 2)
+    >>> grad_x = layer.backward(np.ones_like(y))  # fills layer.weight.grad and layer.bias.grad
+    >>> grad_x.shape, layer.bias.grad.tolist()
+    ((4, 3), [4.0, 4.0])
     """
 
     bias: Parameter | None
@@ -161,3 +185,4 @@ class Dense(Module):
 
 
 Linear = Dense
+"""PyTorch's name for :class:`Dense`: the same class."""

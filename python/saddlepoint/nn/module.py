@@ -86,6 +86,23 @@ class Module:
     doctor trusts a pair only where it is defined in the class that defines ``forward`` and
     ``backward``, or below it. A container's pair chains its children's, and is exact when each
     child's is.
+
+    Examples
+    --------
+    A layer in plain NumPy: a learnable scale. Its parameter is trained and saved with the rest.
+
+    >>> class Scale(sp.Module):
+    ...     def __init__(self):
+    ...         self.factor = sp.Parameter(np.ones(1))
+    ...     def forward(self, x):
+    ...         self._x = x
+    ...         return x * self.factor.data
+    ...     def backward(self, grad_output):
+    ...         self.factor.grad += np.sum(grad_output * self._x, keepdims=True).reshape(1)
+    ...         return grad_output * self.factor.data
+    >>> model = sp.Sequential(sp.Dense(2, 2, dtype=np.float64, rng=0), Scale())
+    >>> [name for name, _ in model.named_parameters()]
+    ['0.weight', '0.bias', '1.factor']
     """
 
     training: bool = True
@@ -268,7 +285,15 @@ class Module:
 
 def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs on ``X`` in eval mode, ``batch_size`` rows at a time (the model's mode
-    is restored afterwards)."""
+    is restored afterwards).
+
+    Examples
+    --------
+    >>> model = sp.Sequential(sp.Dense(3, 2, rng=0), sp.Dropout(0.5))
+    >>> outputs = sp.training.predict(model, np.ones((5, 3), dtype=np.float32))
+    >>> outputs.shape, model.training  # dropout was off, and the mode is back
+    ((5, 2), True)
+    """
     was_training = getattr(model, "training", False)
     model.eval()
     try:

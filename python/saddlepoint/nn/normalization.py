@@ -35,6 +35,22 @@ class BatchNorm1d(Module):
     track_running_stats : bool, default True
         Without running statistics, eval mode normalizes with batch statistics too.
     dtype : float32 or float64
+
+    Notes
+    -----
+    Shapes: ``x`` (batch, C) or (batch, C, L) -> the same shape; ``weight``, ``bias`` and the
+    running statistics are (C,).
+
+    Examples
+    --------
+    >>> bn = sp.BatchNorm1d(2)
+    >>> x = np.array([[1.0, 10.0], [3.0, 30.0]], dtype=np.float32)
+    >>> np.round(bn(x), 4)
+    array([[-1., -1.],
+           [ 1.,  1.]], dtype=float32)
+    >>> bn.running_mean
+    array([0.2, 2. ], dtype=float32)
+    >>> _ = bn.eval()  # now the running statistics normalize
     """
 
     # Buffers, set by register_buffer when track_running_stats is on.
@@ -199,6 +215,14 @@ class BatchNorm2d(BatchNorm1d):
     normalized over the batch and every position, as PyTorch's ``BatchNorm2d`` (the course's
     batch normalization on CNNs). Same arguments, semantics and state-dict names as
     :class:`BatchNorm1d`, which does the work on the ``(batch, channels, height·width)`` view.
+
+    Examples
+    --------
+    >>> bn = sp.BatchNorm2d(3)
+    >>> x = np.random.default_rng(0).normal(size=(4, 3, 5, 5)).astype(np.float32)
+    >>> y = bn(x)
+    >>> y.shape, bool(np.allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5))
+    ((4, 3, 5, 5), True)
     """
 
     def _check_image(self, x) -> np.ndarray:
@@ -249,6 +273,11 @@ class LayerNorm(Module):
     """Layer normalization over the trailing ``normalized_shape`` dimensions of each sample:
     ``y = (x − mean)/√(var + eps)·weight + bias`` with the biased variance, as PyTorch's
     ``LayerNorm``. Statistics are per sample, so training and eval modes behave the same.
+
+    Examples
+    --------
+    >>> np.round(sp.LayerNorm(3)(np.array([[1.0, 2.0, 3.0]], dtype=np.float32)), 4)
+    array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
     """
 
     weight: Parameter | None

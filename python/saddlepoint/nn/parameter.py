@@ -26,6 +26,14 @@ class Parameter:
     ----------
     data : array_like
         Initial value, float32 or float64; copied into a C-contiguous array.
+
+    Examples
+    --------
+    >>> p = sp.Parameter([1.0, 2.0])
+    >>> p
+    Parameter(shape=(2,), dtype=float64)
+    >>> p.grad
+    array([0., 0.])
     """
 
     __slots__ = ("data", "_grad", "_grad_is_zero", "_flat")

@@ -123,12 +123,27 @@ class MaxPool2d(_WindowPool2d):
     padding : int or (int, int)
         Implicit -inf added on each side, at most half the kernel size (PyTorch's rule).
 
+    Notes
+    -----
     Shapes: ``x`` (N, C, H, W) -> (N, C, OH, OW) with ``OH = (H + 2·padding - kernel_size) //
     stride + 1`` (alike OW). Any float dtype of the input (float32, float64).
 
     The forward pass records where each maximum came from (the first in row-major order on
     ties; a NaN is a window's maximum, as in PyTorch); the backward pass sends each output's
     gradient there, and the R-operator differentiates through those positions.
+
+    Examples
+    --------
+    >>> pool = sp.MaxPool2d(2)
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> pool(x)[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    >>> pool.backward(np.ones((1, 1, 2, 2), dtype=np.float32))[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]], dtype=float32)
     """
 
     _indices: np.ndarray | None  # where each maximum of the last forward came from
@@ -231,6 +246,13 @@ class AvgPool2d(_LinearPool2d, _WindowPool2d):
 
     Parameters and shapes as :class:`MaxPool2d` (the padding holds zeros). The layer is linear:
     its R-operator is its own forward and backward applied to the directions.
+
+    Examples
+    --------
+    >>> x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    >>> sp.AvgPool2d(2)(x)[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
     """
 
     def _pool(self, x, out) -> None:
@@ -251,8 +273,16 @@ class AdaptiveAvgPool2d(_LinearPool2d):
     output_size : int or (int, int)
         ``(OH, OW)``, each at least 1; one integer for both.
 
+    Notes
+    -----
     Shapes: ``x`` (N, C, H, W) -> (N, C, OH, OW). Any float dtype of the input. The layer is
     linear: its R-operator is its own forward and backward applied to the directions.
+
+    Examples
+    --------
+    >>> x = np.ones((2, 3, 5, 7), dtype=np.float32)
+    >>> sp.AdaptiveAvgPool2d(1)(x).shape
+    (2, 3, 1, 1)
     """
 
     config_fields = ("output_size",)

@@ -17,7 +17,15 @@ def _params(parameters) -> list[Parameter]:
 
 
 def grad_norm(parameters, norm_type: float = 2.0) -> float:
-    """The p-norm of all gradients together, as if concatenated into one vector."""
+    """The p-norm of all gradients together, as if concatenated into one vector.
+
+    Examples
+    --------
+    >>> w = sp.Parameter(np.zeros(2))
+    >>> w.grad = np.array([3.0, -4.0])
+    >>> sp.grad_norm([w]), sp.grad_norm([w], norm_type=1)
+    (5.0, 7.0)
+    """
     norm_type = float(norm_type)
     if not norm_type > 0:
         raise ValueError(f"norm_type must be > 0 (or inf), got {norm_type}")
@@ -36,6 +44,15 @@ def clip_grad_norm_(
 
     Returns the total norm before clipping. With ``error_if_nonfinite`` a NaN or infinite
     norm raises ``RuntimeError`` and leaves the gradients unchanged.
+
+    Examples
+    --------
+    >>> w = sp.Parameter(np.zeros(2))
+    >>> w.grad = np.array([3.0, 4.0])
+    >>> sp.clip_grad_norm_([w], max_norm=1.0)
+    5.0
+    >>> np.round(w.grad, 4)
+    array([0.6, 0.8])
     """
     if not (isinstance(max_norm, (int, float)) and max_norm >= 0):
         raise ValueError(f"max_norm must be a number >= 0, got {max_norm!r}")
@@ -51,7 +68,16 @@ def clip_grad_norm_(
 
 
 def clip_grad_value_(parameters, clip_value: float) -> None:
-    """Clamps every gradient element to ``[-clip_value, clip_value]``."""
+    """Clamps every gradient element to ``[-clip_value, clip_value]``.
+
+    Examples
+    --------
+    >>> w = sp.Parameter(np.zeros(2))
+    >>> w.grad = np.array([3.0, -4.0])
+    >>> sp.clip_grad_value_([w], 1.0)
+    >>> w.grad
+    array([ 1., -1.])
+    """
     if not (isinstance(clip_value, (int, float)) and clip_value >= 0):
         raise ValueError(f"clip_value must be a number >= 0, got {clip_value!r}")
     for p in _params(parameters):

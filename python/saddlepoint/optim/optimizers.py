@@ -61,9 +61,18 @@ class Optimizer:
     Parameters
     ----------
     params : iterable of Parameter, or of dicts ``{"params": [...], **hyperparameters}``
+        The parameters to train, in one group or in several with their own settings.
     defaults : dict
         Hyperparameters used by groups that do not set their own.
 
+    Raises
+    ------
+    ValueError
+        An empty parameter list, a parameter in two groups, or a hyperparameter out of its range
+        (the message names it, the range and the value).
+
+    Notes
+    -----
     Subclasses implement ``_validate(group)``, ``_init_state(param, group)`` and
     ``_update(param, state, group)`` or ``_update_group(params, states, group)`` (every parameter
     of a group and dtype at once: one multi-tensor kernel call instead of one per parameter; by
@@ -81,6 +90,18 @@ class Optimizer:
     ``state`` and ``state_dict`` keep PyTorch's per-parameter layout); the bits are those of
     stepping each parameter. Anything else (parameters not adjacent, differing step counts or
     state kinds) takes the list path: one call with a list of tensors.
+
+    Examples
+    --------
+    Two parameter groups, the second with its own learning rate:
+
+    >>> model = sp.Sequential(sp.Dense(2, 4, rng=0), sp.ReLU(), sp.Dense(4, 1, rng=1))
+    >>> optimizer = sp.SGD(
+    ...     [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 0.01}],
+    ...     lr=0.1,
+    ... )
+    >>> [group["lr"] for group in optimizer.param_groups]
+    [0.1, 0.01]
     """
 
     _required_state: tuple = ()
@@ -572,6 +593,23 @@ class SGD(Optimizer):
     nesterov : bool, default False (needs momentum > 0 and dampening = 0)
     weight_decay : float >= 0, default 0 (L2 penalty ``λ/2·‖θ‖²`` added to the loss)
     maximize : bool, default False
+
+    Raises
+    ------
+    ValueError
+        A hyperparameter out of its range, or ``nesterov`` without momentum or with dampening.
+
+    Examples
+    --------
+    One step of plain gradient descent on ``L(w) = w²/2``, whose gradient is ``w``:
+
+    >>> w = sp.Parameter(np.array([1.0, -2.0]))
+    >>> optimizer = sp.SGD([w], lr=0.5)
+    >>> w.grad = w.data.copy()
+    >>> optimizer.step()
+    >>> w.data
+    array([ 0.5, -1. ])
+    >>> optimizer = sp.SGD([w], lr=0.1, momentum=0.9, nesterov=True)
     """
 
     def __init__(
@@ -658,6 +696,18 @@ class Adagrad(Optimizer):
     initial_accumulator_value : float >= 0, default 0
     eps : float >= 0, default 1e-10
     maximize : bool, default False
+
+    Examples
+    --------
+    The first step moves each weight by about ``lr``, whatever the gradient's scale:
+
+    >>> w = sp.Parameter(np.array([1.0, -2.0]))
+    >>> optimizer = sp.Adagrad([w], lr=0.1)
+    >>> w.grad = np.array([100.0, 0.001])
+    >>> optimizer.step()
+    >>> np.round(w.data, 3)
+    array([ 0.9, -2.1])
+    >>> optimizer.zero_grad()
     """
 
     def __init__(
@@ -734,6 +784,18 @@ class RMSprop(Optimizer):
     momentum : float in [0, 1), default 0
     centered : bool, default False
     maximize : bool, default False
+
+    Examples
+    --------
+    The first step moves each weight by about ``lr``, whatever the gradient's scale:
+
+    >>> w = sp.Parameter(np.array([1.0, -2.0]))
+    >>> optimizer = sp.RMSprop([w], lr=0.01)
+    >>> w.grad = np.array([100.0, 0.001])
+    >>> optimizer.step()
+    >>> np.round(w.data, 3)
+    array([ 0.9, -2.1])
+    >>> optimizer.zero_grad()
     """
 
     def __init__(
@@ -824,6 +886,18 @@ class Adam(Optimizer):
     weight_decay : float >= 0, default 0
     amsgrad : bool, default False
     maximize : bool, default False
+
+    Examples
+    --------
+    The first step moves each weight by about ``lr``, whatever the gradient's scale:
+
+    >>> w = sp.Parameter(np.array([1.0, -2.0]))
+    >>> optimizer = sp.Adam([w], lr=0.1)
+    >>> w.grad = np.array([100.0, 0.001])
+    >>> optimizer.step()
+    >>> np.round(w.data, 3)
+    array([ 0.9, -2.1])
+    >>> optimizer.zero_grad()
     """
 
     _decoupled = False
@@ -895,7 +969,19 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter): before the Adam step,
     ``θ = θ − lr·weight_decay·θ``; the gradient itself is not changed. Default
-    ``weight_decay=1e-2``, as PyTorch. See :class:`Adam` for the rest."""
+    ``weight_decay=1e-2``, as PyTorch. See :class:`Adam` for the rest.
+
+    Examples
+    --------
+    With a zero gradient only the decay acts: ``θ = θ − lr·weight_decay·θ``.
+
+    >>> w = sp.Parameter(np.array([1.0, -2.0]))
+    >>> optimizer = sp.AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> w.grad = np.zeros(2)
+    >>> optimizer.step()
+    >>> w.data
+    array([ 0.95, -1.9 ])
+    """
 
     _decoupled = True
 

@@ -111,6 +111,19 @@ class LRScheduler(_State):
     Creating a scheduler sets the rates for step 0. ``state_dict`` holds ``base_lrs``,
     ``last_epoch`` and the last rates; a subclass with settings of its own declares them in
     its ``constraints`` table (see :class:`StepLR`).
+
+    Examples
+    --------
+    A schedule of one's own: halve the rate every step.
+
+    >>> class Halving(sp.LRScheduler):
+    ...     def get_lr(self):
+    ...         return [base * 0.5 ** self.last_epoch for base in self.base_lrs]
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0)
+    >>> scheduler = Halving(optimizer)
+    >>> scheduler.step(); scheduler.step()
+    >>> optimizer.param_groups[0]["lr"]
+    0.25
     """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
@@ -162,7 +175,30 @@ class LRScheduler(_State):
 
 
 class StepLR(LRScheduler):
-    """``lr = base · gamma^(t // step_size)``: decay by ``gamma`` every ``step_size`` steps."""
+    """``lr = base · gamma^(t // step_size)``: decay by ``gamma`` every ``step_size`` steps.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    step_size : int
+        Steps (epochs, or batches when stepped per batch) between decays.
+    gamma : float
+        The factor of each decay.
+    last_epoch : int
+        The step to resume from; -1 starts a new schedule.
+
+    Examples
+    --------
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0)
+    >>> scheduler = sp.StepLR(optimizer, step_size=2, gamma=0.5)
+    >>> rates = []
+    >>> for epoch in range(5):
+    ...     rates.append(optimizer.param_groups[0]["lr"])
+    ...     optimizer.step()  # one epoch of training
+    ...     scheduler.step()
+    >>> rates
+    [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
 
     constraints = {"step_size": POSITIVE_INT, "gamma": POSITIVE}
     step_size: int
@@ -177,7 +213,19 @@ class StepLR(LRScheduler):
 
 
 class MultiStepLR(LRScheduler):
-    """``lr = base · gamma^k`` where ``k`` is the number of milestones ``<= t``."""
+    """``lr = base · gamma^k`` where ``k`` is the number of milestones ``<= t``.
+
+    Examples
+    --------
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0, momentum=0.9)
+    >>> scheduler = sp.MultiStepLR(optimizer, milestones=[2, 4], gamma=0.1)
+    >>> rates = []
+    >>> for step in range(6):
+    ...     rates.append(round(optimizer.param_groups[0]["lr"], 4))
+    ...     scheduler.step()
+    >>> rates
+    [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    """
 
     constraints = {"milestones": MILESTONES, "gamma": POSITIVE}
     milestones: list[int]
@@ -195,7 +243,19 @@ class MultiStepLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    """``lr = base · gamma^t``."""
+    """``lr = base · gamma^t``.
+
+    Examples
+    --------
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0, momentum=0.9)
+    >>> scheduler = sp.ExponentialLR(optimizer, gamma=0.5)
+    >>> rates = []
+    >>> for step in range(4):
+    ...     rates.append(round(optimizer.param_groups[0]["lr"], 4))
+    ...     scheduler.step()
+    >>> rates
+    [1.0, 0.5, 0.25, 0.125]
+    """
 
     constraints = {"gamma": POSITIVE}
     gamma: float
@@ -209,7 +269,19 @@ class ExponentialLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    """``lr = eta_min + (base − eta_min) · (1 + cos(π·t/T_max)) / 2`` (PyTorch's closed form)."""
+    """``lr = eta_min + (base − eta_min) · (1 + cos(π·t/T_max)) / 2`` (PyTorch's closed form).
+
+    Examples
+    --------
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0, momentum=0.9)
+    >>> scheduler = sp.CosineAnnealingLR(optimizer, T_max=4)
+    >>> rates = []
+    >>> for step in range(5):
+    ...     rates.append(round(optimizer.param_groups[0]["lr"], 4))
+    ...     scheduler.step()
+    >>> rates
+    [1.0, 0.8536, 0.5, 0.1464, 0.0]
+    """
 
     constraints = {"T_max": POSITIVE_INT, "eta_min": NONNEGATIVE}
     T_max: int
@@ -225,7 +297,19 @@ class CosineAnnealingLR(LRScheduler):
 
 
 class LinearLR(LRScheduler):
-    """``lr = base · (start_factor + (end_factor − start_factor) · min(t, total_iters)/total_iters)``."""
+    """``lr = base · (start_factor + (end_factor − start_factor) · min(t, total_iters)/total_iters)``.
+
+    Examples
+    --------
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0, momentum=0.9)
+    >>> scheduler = sp.LinearLR(optimizer, start_factor=0.5, total_iters=2)
+    >>> rates = []
+    >>> for step in range(4):
+    ...     rates.append(round(optimizer.param_groups[0]["lr"], 4))
+    ...     scheduler.step()
+    >>> rates
+    [0.5, 0.75, 1.0, 1.0]
+    """
 
     constraints = {"start_factor": FACTOR, "end_factor": FACTOR, "total_iters": POSITIVE_INT}
     start_factor: float
@@ -252,6 +336,31 @@ class LinearLR(LRScheduler):
 class LinearWarmup(LinearLR):
     """Warmup: the rate grows linearly from ``start_factor · base`` at step 0 to ``base`` at
     step ``warmup_steps`` and stays there. Follow it with a decay through :class:`SequentialLR`.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    warmup_steps : int
+        Steps until the rate reaches its base value.
+    start_factor : float in (0, 1]
+        The rate at step 0, as a fraction of the base rate.
+    last_epoch : int
+        The step to resume from; -1 starts a new schedule.
+
+    Examples
+    --------
+    Warmup for 3 epochs, then cosine decay over 5 (the course's warmup, then decay):
+
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0)
+    >>> warmup = sp.LinearWarmup(optimizer, warmup_steps=3, start_factor=0.25)
+    >>> decay = sp.CosineAnnealingLR(optimizer, T_max=5)
+    >>> scheduler = sp.SequentialLR(optimizer, [warmup, decay], milestones=[3])
+    >>> rates = []
+    >>> for epoch in range(4):
+    ...     rates.append(optimizer.param_groups[0]["lr"])
+    ...     scheduler.step()
+    >>> rates
+    [0.25, 0.5, 0.75, 1.0]
     """
 
     def __init__(self, optimizer, warmup_steps: int, start_factor: float = 0.1, last_epoch: int = -1):
@@ -264,6 +373,17 @@ class InverseSqrtLR(LRScheduler):
     With ``s = t + 1``: ``lr = base · min(s / warmup_steps, √(warmup_steps / s))``, which peaks
     at ``base`` when ``s = warmup_steps``. "Attention Is All You Need" uses
     ``d_model^-0.5 · min(s^-0.5, s · warmup^-1.5)``, i.e. ``base = (d_model · warmup)^-0.5``.
+
+    Examples
+    --------
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0, momentum=0.9)
+    >>> scheduler = sp.InverseSqrtLR(optimizer, warmup_steps=2)
+    >>> rates = []
+    >>> for step in range(5):
+    ...     rates.append(round(optimizer.param_groups[0]["lr"], 4))
+    ...     scheduler.step()
+    >>> rates
+    [0.5, 1.0, 0.8165, 0.7071, 0.6325]
     """
 
     constraints = {"warmup_steps": POSITIVE_INT}
@@ -284,6 +404,10 @@ class SequentialLR(LRScheduler):
     from 0), and so on: e.g. a warmup followed by a cosine decay.
 
     The schedulers must be built on the same optimizer, before this one.
+
+    Examples
+    --------
+    See :class:`LinearWarmup`.
     """
 
     constraints = {"milestones": MILESTONES}
@@ -422,6 +546,17 @@ class OneCycleLR(LRScheduler):
     anneal to ``max_lr / (div_factor · final_div_factor)``. With ``cycle_momentum`` the momentum
     (or Adam's β1) moves the opposite way between ``max_momentum`` and ``base_momentum``.
     Meant to be stepped once per batch; stepping past ``total_steps`` is an error.
+
+    Examples
+    --------
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0, momentum=0.9)
+    >>> scheduler = sp.OneCycleLR(optimizer, max_lr=1.0, total_steps=5)
+    >>> rates = []
+    >>> for step in range(4):
+    ...     rates.append(round(optimizer.param_groups[0]["lr"], 4))
+    ...     scheduler.step()
+    >>> rates
+    [0.04, 0.9505, 0.6113, 0.1883]
     """
 
     total_steps: int
@@ -574,6 +709,15 @@ class ReduceLROnPlateau(_State):
     ``metric < best − threshold`` ("abs"), and the mirror images for mode "max". After a
     reduction, ``cooldown`` steps pass before bad steps count again; no rate goes below
     ``min_lr``, and changes smaller than ``eps`` are skipped.
+
+    Examples
+    --------
+    >>> optimizer = sp.SGD([sp.Parameter(np.zeros(1))], lr=1.0)
+    >>> scheduler = sp.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    >>> for validation_loss in [1.0, 0.5, 0.6, 0.7]:
+    ...     scheduler.step(validation_loss)
+    >>> optimizer.param_groups[0]["lr"]  # two steps without improvement: halved
+    0.5
     """
 
     # Set by _set_params from ``constraints``.

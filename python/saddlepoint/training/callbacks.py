@@ -22,7 +22,20 @@ _LOG_KEY = _LogKey()
 
 class Callback:
     """Hooks called by :meth:`Trainer.fit`; override any. Set ``trainer.stop_training = True``
-    to stop after the current epoch."""
+    to stop after the current epoch.
+
+    Examples
+    --------
+    >>> class PrintLoss(sp.Callback):
+    ...     def on_epoch_end(self, trainer, epoch, logs):
+    ...         print(epoch, round(logs["loss"], 2) >= 0)
+    >>> model = sp.Dense(1, 1, rng=0)
+    >>> trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=0.1),
+    ...                      callbacks=[PrintLoss()], verbose=0)
+    >>> _ = trainer.fit(np.ones((4, 1)), np.ones((4, 1)), epochs=2)
+    1 True
+    2 True
+    """
 
     def on_train_begin(self, trainer) -> None: ...
 
@@ -41,6 +54,34 @@ class EarlyStopping(Callback):
     After a fit: ``best_epoch`` (the epoch of the best value, 0 before any), ``stopped_epoch``
     (the epoch it stopped at, None when it did not fire) and ``restored_epoch`` (the epoch
     whose weights the model got back, None when it kept its last ones).
+
+    Parameters
+    ----------
+    monitor : str
+        The value of the epoch's logs to watch (``"val_loss"``, ``"loss"``, ``"val_accuracy"``...).
+    patience : int
+        Epochs without improvement before stopping.
+    min_delta : float
+        The least change that counts as an improvement.
+    mode : {"min", "max"}
+        Whether smaller or larger values are better.
+    restore_best : bool
+        Give the model its best epoch's weights back at the end of the fit.
+    verbose : bool
+        Print :meth:`summary` to stderr at the end of the fit.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 3)).astype(np.float32)
+    >>> y = X @ np.array([1.0, -2.0, 0.5], dtype=np.float32)
+    >>> model = sp.Dense(3, 1, rng=0)
+    >>> stop = sp.EarlyStopping(monitor="loss", patience=2, min_delta=1e-3)
+    >>> trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=0.1),
+    ...                      callbacks=[stop], seed=0, verbose=0)
+    >>> history = trainer.fit(X, y[:, None], epochs=200)
+    >>> stop.stopped_epoch is not None and stop.stopped_epoch < 200
+    True
     """
 
     constraints = {
@@ -147,7 +188,29 @@ class EarlyStopping(Callback):
 
 class ModelCheckpoint(Callback):
     """Writes a checkpoint (see :mod:`saddlepoint.checkpoint`) after every epoch, or only when
-    ``monitor`` improves with ``save_best_only``."""
+    ``monitor`` improves with ``save_best_only``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file, rewritten atomically each time.
+    monitor : str
+        The logged value that decides what is best (``"val_loss"``, ``"loss"``, ...).
+    mode : {"min", "max"}
+    save_best_only : bool
+
+    Examples
+    --------
+    >>> model = sp.Dense(2, 1, rng=0)
+    >>> checkpoint = sp.ModelCheckpoint("best.ckpt", monitor="loss", save_best_only=True)
+    >>> trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=0.1),
+    ...                      callbacks=[checkpoint], verbose=0)
+    >>> _ = trainer.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=3)
+    >>> fresh = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=0.1), verbose=0)
+    >>> fresh.load_checkpoint("best.ckpt")
+    >>> fresh.epoch
+    3
+    """
 
     constraints = {"monitor": _LOG_KEY, "mode": OneOf("min", "max"), "save_best_only": Flag(numeric=True)}
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 class History:
     """Per-epoch values: ``history["loss"]``, ``history["val_accuracy"]``, ...; ``epochs`` lists
-    the epoch numbers (from 1)."""
+    the epoch numbers (from 1).
+
+    Examples
+    --------
+    >>> history = sp.History()
+    >>> history.append({"loss": 0.9}); history.append({"loss": 0.5})
+    >>> history.epochs, history["loss"]
+    ([1, 2], [0.9, 0.5])
+    """
 
     def __init__(self, values: dict | None = None):
         self.values: dict[str, list[float]] = {k: list(v) for k, v in (values or {}).items()}

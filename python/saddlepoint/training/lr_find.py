@@ -85,6 +85,50 @@ def lr_find(
     curve (where the average is still settling): a rate at which training makes quick progress
     and is still stable. ``lr_at_min_loss`` is usually already too large to train with; a tenth
     of it is the other common rule of thumb.
+
+    Parameters
+    ----------
+    model : Module
+    loss_fn : Loss
+    optimizer : Optimizer
+        Its learning rate is overwritten during the test and restored afterwards.
+    X : array_like, (n_samples, ...)
+    y : array_like, (n_samples,) or (n_samples, n_outputs)
+        Labels for a classification loss, targets otherwise.
+    start_lr, end_lr : float
+        The first and the largest rate tried, ``0 < start_lr < end_lr``.
+    num_steps : int
+        The most mini-batches.
+    batch_size : int
+    smoothing : float in (0, 1]
+        The weight of each new batch in the moving average of the loss.
+    diverge_factor : float > 1
+        Stop once the smoothed loss exceeds this times its minimum.
+    rng : numpy.random.Generator, int or None
+        Draws the batches.
+
+    Returns
+    -------
+    LRFinderResult
+        The rates, the smoothed and raw losses, ``suggestion`` and ``lr_at_min_loss``.
+
+    Raises
+    ------
+    ValueError
+        A setting out of range, or data that does not fit the model.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(256, 4)).astype(np.float32)
+    >>> y = (X[:, 0] > 0).astype(np.int64)
+    >>> model = sp.mlp([4, 16, 2], rng=0)
+    >>> optimizer = sp.SGD(model.parameters(), lr=0.1)
+    >>> result = sp.lr_find(model, sp.CrossEntropyLoss(), optimizer, X, y, num_steps=100, rng=0)
+    >>> 1e-7 <= result.suggestion <= 10.0, len(result.lrs) <= 100
+    (True, True)
+    >>> optimizer.param_groups[0]["lr"]  # restored
+    0.1
     """
     checked = check_params(
         dict(

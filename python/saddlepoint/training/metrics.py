@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 METRICS = ("accuracy", "mse", "mae", "r2")
+"""The metric names a :class:`Trainer` and :func:`metric_value` accept."""
 
 
 def metric_value(name: str, outputs: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy (argmax of scores, or sign of a single logit), MSE, MAE or R² of ``outputs``."""
+    """Accuracy (argmax of scores, or sign of a single logit), MSE, MAE or R² of ``outputs``.
+
+    Examples
+    --------
+    >>> scores = np.array([[0.1, 0.9], [0.8, 0.2]])
+    >>> sp.training.metric_value("accuracy", scores, np.array([1, 1]))
+    0.5
+    """
     if name == "accuracy":
         predicted = outputs.argmax(axis=1) if outputs.shape[1] > 1 else (outputs[:, 0] > 0).astype(int)
         return float(np.mean(predicted == y.reshape(-1)))

@@ -32,6 +32,16 @@ def train_step(model, loss_fn, optimizer, xb, yb, guard: StepGuard | None = None
     The forward and backward passes run inside ``nn.scratch.reusing_buffers``: the layers and
     the loss reuse their output and gradient buffers from one step to the next (no array is
     allocated in steady state), and the step hands none of them out.
+
+    Examples
+    --------
+    >>> model = sp.Dense(2, 1, rng=0)
+    >>> optimizer = sp.SGD(model.parameters(), lr=0.1)
+    >>> X, y = np.ones((4, 2), dtype=np.float32), np.zeros((4, 1), dtype=np.float32)
+    >>> first = sp.training.train_step(model, sp.MSELoss(), optimizer, X, y)
+    >>> second = sp.training.train_step(model, sp.MSELoss(), optimizer, X, y)
+    >>> second < first
+    True
     """
     with reusing_buffers():
         loss = loss_fn(model.forward(xb), yb)

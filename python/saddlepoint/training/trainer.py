@@ -31,7 +31,17 @@ from .step import train_step
 
 class TrainingDiverged(FloatingPointError):
     """The loss, the gradients or a layer's buffers stopped being finite; the model and the
-    optimizer are left exactly as they were before the failing batch."""
+    optimizer are left exactly as they were before the failing batch.
+
+    Examples
+    --------
+    >>> model = sp.Dense(1, 1, rng=0)
+    >>> trainer = sp.Trainer(model, sp.MSELoss(), sp.SGD(model.parameters(), lr=1e30), verbose=0)
+    >>> trainer.fit(np.full((4, 1), 1e10), np.ones((4, 1)), epochs=3)
+    Traceback (most recent call last):
+        ...
+    saddlepoint.training.trainer.TrainingDiverged: the loss became inf at epoch 2, batch 1; ...
+    """
 
 
 class _NotFinite(ArithmeticError):
@@ -157,22 +167,73 @@ class Trainer:
 
     Parameters
     ----------
-    model, loss, optimizer : saddlepoint objects
-    scheduler : LRScheduler, optional
+    model : Module
+        The model to train (a :class:`Sequential`, or any module with ``forward``/``backward``).
+    loss : Loss
+        The criterion, e.g. :class:`CrossEntropyLoss` on logits with integer labels.
+    optimizer : Optimizer
+        Built on ``model.parameters()``.
+    scheduler : LRScheduler or ReduceLROnPlateau, optional
         Stepped once per epoch (``scheduler_interval="epoch"``) or per batch (``"batch"``).
         ``ReduceLROnPlateau`` is stepped per epoch with the validation loss (or the loss).
-    metrics : names from ``accuracy``, ``mse``, ``mae``, ``r2``, computed on the validation
-        data each epoch (the training loss is the mean of the batch losses)
-    batch_size, drop_last, shuffle : the mini-batches; reshuffled every epoch from ``seed``
-    callbacks : list of :class:`Callback`
-    augment : callable ``(X_batch, rng) -> X_batch``, applied to training batches only
-    check_finite : stop with :class:`TrainingDiverged` when the loss, the gradients or a layer's
-        running statistics stop being finite, before the update; the failing batch is undone
-        (buffers and dropout generators included), so model and optimizer are left exactly as
-        they were before it
-    verbose : 1 for a tqdm progress bar (on stderr; off when stderr is not a terminal), 0 for none
-    dtype : what inputs are converted to; by default the dtype of the model's parameters
-        (float32 for a model without any), so a float64 model trains on float64 inputs
+    scheduler_interval : {"epoch", "batch"}
+    metrics : sequence of str
+        Names from ``accuracy``, ``mse``, ``mae``, ``r2``, computed on the validation data each
+        epoch (the training loss is the mean of the batch losses).
+    batch_size : int
+        Samples per mini-batch.
+    shuffle : bool
+        Reshuffle the samples every epoch, from ``seed``.
+    drop_last : bool
+        Drop the last, smaller batch of each epoch.
+    callbacks : sequence of Callback
+    augment : callable ``(X_batch, rng) -> X_batch``, optional
+        Applied to training batches only (see :mod:`saddlepoint.data`'s augmentations).
+    check_finite : bool
+        Stop with :class:`TrainingDiverged` when the loss, the gradients or a layer's running
+        statistics stop being finite, before the update; the failing batch is undone (buffers
+        and dropout generators included), so model and optimizer are left exactly as they were
+        before it.
+    verbose : int
+        1 for a tqdm progress bar (on stderr; off when stderr is not a terminal), 0 for none.
+    seed : int or None
+        Seeds the shuffling and the augmentations.
+    dtype : float32 or float64, optional
+        What inputs are converted to; by default the dtype of the model's parameters (float32
+        for a model without any), so a float64 model trains on float64 inputs.
+
+    Raises
+    ------
+    ValueError
+        A setting out of its range (the message names it) or an unknown metric.
+
+    Notes
+    -----
+    ``fit(X, y, epochs, validation_data=(X_val, y_val) | validation_split=0.1)`` returns the
+    :class:`History`; ``X`` is anything ``numpy.asarray`` takes, ``(n_samples, ...)``, and ``y``
+    holds integer labels ``(n_samples,)`` for a classification loss, or float targets
+    ``(n_samples,)`` or ``(n_samples, n_outputs)``. ``predict(X)`` returns the model's outputs,
+    ``predict_proba(X)`` their softmax (or sigmoid) for a classifier, ``evaluate(X, y)`` a dict
+    of the loss and the metrics. ``save_checkpoint(path)``/``load_checkpoint(path)`` resume a fit
+    bit-identically.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2)).astype(np.float32)
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)  # two classes, split by a line
+    >>> model = sp.Sequential(sp.Dense(2, 16, rng=0), sp.ReLU(), sp.Dense(16, 2, rng=1))
+    >>> trainer = sp.Trainer(
+    ...     model, sp.CrossEntropyLoss(), sp.Adam(model.parameters(), lr=0.01),
+    ...     metrics=["accuracy"], batch_size=32, seed=0, verbose=0,
+    ... )
+    >>> history = trainer.fit(X, y, epochs=20, validation_split=0.25)
+    >>> history.epochs[-1], sorted(history.to_dict())
+    (20, ['epoch', 'loss', 'val_accuracy', 'val_loss'])
+    >>> history["val_accuracy"][-1] > 0.9
+    True
+    >>> trainer.predict(X[:3]).shape  # logits
+    (3, 2)
     """
 
     #: The constraints of the constructor's settings (and of ``fit``'s ``validation_split``).

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-#: What the commands print (one line, on stderr) when they skip their plots.
 MISSING_MATPLOTLIB = "plots skipped: matplotlib is not installed (pip install 'saddlepoint[plot]')"
 """What the commands print (one line, on stderr) when they skip their plots."""
 
-#: Resolution of every saved PNG: small files that still read well on a web page.
 DPI = 100
+"""Resolution of every saved PNG, in dots per inch: small files that still read well on a web page."""
 
 
 def save_figure(path, draw, nrows: int = 1, ncols: int = 1, figsize=None) -> bool:

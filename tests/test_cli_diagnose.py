@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
@@ -109,6 +110,36 @@ def test_report_plots_when_matplotlib_is_installed(capsys, tmp_path):
     for name in ("learning_curves.png", "hessian_spectrum.png", "landscape.png"):
         assert (out / name).stat().st_size > 1000
         assert f"]({name})" in (out / "report.md").read_text()
+
+
+def test_diagnose_studies_batch_sizes_in_two_jobs_into_the_report(capsys, tmp_path):
+    out = tmp_path / "report"
+    argv = ["diagnose", "--data", "iris", "--hidden", "8", "--epochs", "4", "--quiet", "--out", str(out)]
+    assert main([*argv, "--batch-sizes", "4,64", "--jobs", "2"]) == 0
+    result = rows(capsys.readouterr().out)
+    study = json.loads((out / "report.json").read_text())["batch_sizes"]
+    assert [r["batch_size"] for r in study["rows"]] == [4, 64] and study["complete"]
+    assert all(r["epochs_trained"] == 4 for r in study["rows"])
+    # Batches of 4 make 16x the updates of batches of 64 in an epoch.
+    assert study["rows"][0]["updates_per_epoch"] > 10 * study["rows"][1]["updates_per_epoch"]
+    best = max(study["rows"], key=lambda r: r["val_metric"])
+    assert result["batch sizes"].strip() == (
+        f"4, 64 studied (report.md); best validation accuracy {best['val_metric']:.4g} at batch "
+        f"{best['batch_size']}"
+    )
+    report = (out / "report.md").read_text()
+    assert "## Small vs large batch" in report and "batch-size study, 4 epochs each" in report
+    if find_spec("matplotlib") is not None:
+        assert (out / "batch_sizes.png").stat().st_size > 1000 and "](batch_sizes.png)" in report
+
+
+@pytest.mark.parametrize("sizes", ["4,x", "0,8", ""])
+def test_bad_batch_sizes_are_refused(sizes, capsys):
+    try:
+        code = main(["diagnose", "--data", "iris", "--quiet", "--batch-sizes", sizes])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2 and "--batch-sizes: must be comma-separated" in capsys.readouterr().err
 
 
 def test_diagnose_help_and_errors():

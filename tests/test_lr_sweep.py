@@ -2,6 +2,7 @@
 
 import json
 import math
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
@@ -89,6 +90,8 @@ def test_train_sweeps_the_rates_in_two_jobs_and_trains_with_the_best(capsys, tmp
     assert [r["lr"] for r in sweep["rows"]] == [1e-4, 0.3, 1e9] and sweep["best_lr"] == 0.3
     assert sweep["rows"][2]["diverged"] and sweep["rows"][2]["best_val_loss"] is None
     assert json.loads((out / "config.json").read_text())["lr"] == 0.3
+    if find_spec("matplotlib") is not None:
+        assert (out / "lr_sweep.png").stat().st_size > 1000
     # The run with the chosen rate is the sweep's run of that rate: the same split and seed.
     history = json.loads((out / "history.json").read_text())
     assert history["val_loss"][-1] == pytest.approx(sweep["rows"][1]["val_loss"], rel=1e-12)

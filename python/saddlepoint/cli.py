@@ -125,6 +125,16 @@ def _augmentations(text: str) -> list[str]:
     return kinds
 
 
+def _batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive batch sizes, got {text!r}")
+    return sizes
+
+
 def _learning_rates(text: str) -> list[float]:
     try:
         rates = [float(s) for s in text.split(",") if s.strip()]
@@ -411,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="models of the guide (the model, the linear one, the larger one) trained at once, in N "
         "processes through joblib, each with its share of the cores (default: one at a time); the "
         "results are the same",
+    )
+    diagnose.add_argument(
+        "--batch-sizes",
+        type=_batch_sizes,
+        metavar="B,...",
+        help="also study these batch sizes (the course's small vs large batch): a fresh model per "
+        "size, --epochs of the same optimizer each, timed, scored and its minimum's sharpness "
+        "measured (--jobs at once); the table goes into the report and batch_sizes.png",
     )
     diagnose.add_argument(
         "--val-fraction",
@@ -975,6 +993,7 @@ def run_train(args) -> int:
         )
         if sweep is not None:
             (out / "lr_sweep.json").write_text(json.dumps(sweep.to_dict(), indent=2) + "\n")
+            save_plot(out / "lr_sweep.png", sweep.plot)
     except OSError as e:
         raise UsageError(f"cannot write the run folder {out}: {e.strerror or e}") from None
     if args.onnx is not None:
@@ -1120,9 +1139,27 @@ def _diagnose(args, threads: int) -> int:
     escape = None
     if critical.kind == "saddle point":  # a kind only a critical point gets
         escape = diagnose.escape_saddle(*analysed, max_hvps=args.max_hvps, seed=args.seed, **limits)
+    study = None
+    if args.batch_sizes:
+        if not args.quiet:
+            print(f"studying batch sizes {args.batch_sizes}, {args.epochs} epochs each", file=sys.stderr)
+        study = diagnose.batch_size_study(
+            lambda: build_model(n_in, args.hidden, n_out, args, np.random.default_rng(args.seed)),
+            X_train,
+            y_train,
+            batch_sizes=args.batch_sizes,
+            validation_split=args.val_fraction,
+            task=task,
+            optimizer=lambda params: build_optimizer(params, args),
+            epochs=args.epochs,
+            max_hvps=args.max_hvps,
+            seed=args.seed,
+            n_jobs=args.jobs,
+            **limits,
+        )
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     written = diagnose.write_report(
-        out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape, landscape, config
+        out, f"saddlepoint diagnose --data {args.data}", guidance, critical, escape, landscape, config, study
     )
     write_columns(out, data.preprocessor.report)
     if not any(name.endswith(".png") for name in written) and not args.quiet:
@@ -1147,6 +1184,15 @@ def _diagnose(args, threads: int) -> int:
         rows.append(("saddle escape", str(escape)))
     if guidance.shift is not None:
         rows.append(("feature shift", f"training vs test: {guidance.shift}"))
+    if study is not None and study.rows:
+        best = max(study.rows, key=lambda r: r["val_metric"] if guidance.metric != "loss" else -r["val_loss"])
+        rows.append(
+            (
+                "batch sizes",
+                f"{', '.join(str(r['batch_size']) for r in study.rows)} studied (report.md); best "
+                f"validation {study.metric} {best['val_metric']:.4g} at batch {best['batch_size']}",
+            )
+        )
     rows.append(("report folder", str(out)))
     print(guidance.table())
     width = max(len(name) for name, _ in rows)

@@ -341,5 +341,7 @@ def plot_batch_size_study(study, ax=None):
         else:
             panel.plot(sizes, [scale * r[key] for r in rows], "o-")
         panel.set_xscale("log", base=2)
+        panel.set_xticks(sizes, [str(size) for size in sizes])  # the sizes studied, not powers of 2
+        panel.minorticks_off()
         panel.set(xlabel="batch size", ylabel=ylabel, title=title.format(metric=study.metric))
     return axes

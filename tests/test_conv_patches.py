@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_conv import assert_close, draw, forward, reference_backward, restore_threads
+from test_conv import assert_close, draw, forward, reference_backward, restore_threads  # noqa: F401
 from test_conv_columns import with_columns
 
 import saddlepoint as sp
-
-__all__ = ["restore_threads"]  # a fixture, used by name
 from saddlepoint import _core
 
 # (batch, in, H, W, out, kernel, stride, padding, dilation, groups)
@@ -38,8 +36,9 @@ def test_weight_gradient_matches_the_numpy_twin(case, accumulate, dtype, rng):
     assert_close(gx, ex, dtype)
 
 
+@pytest.mark.usefixtures("restore_threads")  # imported from test_conv
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_bit_identical_for_1_2_and_3_threads_and_with_kept_columns(case, dtype, restore_threads):
+def test_bit_identical_for_1_2_and_3_threads_and_with_kept_columns(case, dtype):
     rng = np.random.default_rng(5)
     x, weight, b, geometry = draw(case, dtype, rng)
     gy = rng.standard_normal(forward(x, weight, b, geometry).shape).astype(dtype)

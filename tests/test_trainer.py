@@ -84,6 +84,16 @@ def test_misaligned_data_trains_as_its_aligned_copy(digits):
     assert got.values == expected.values
 
 
+def test_misaligned_inputs_predict_as_their_aligned_copies(digits):
+    X, y = digits
+    X32, y = X[:100].astype(np.float32), y[:100]
+    trainer = make_trainer()
+    trainer.fit(X32, y, epochs=1)
+    np.testing.assert_array_equal(trainer.predict(misaligned(X32)), trainer.predict(X32))
+    np.testing.assert_array_equal(trainer.predict_proba(misaligned(X32)), trainer.predict_proba(X32))
+    assert trainer.evaluate(misaligned(X32), misaligned(y)) == trainer.evaluate(X32, y)
+
+
 def test_resume_from_checkpoint_is_bit_identical(tmp_path, digits):
     X, y = digits
     straight = make_trainer()

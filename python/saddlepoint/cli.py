@@ -1185,7 +1185,7 @@ def _diagnose(args, threads: int) -> int:
     if guidance.shift is not None:
         rows.append(("feature shift", f"training vs test: {guidance.shift}"))
     if study is not None and study.rows:
-        best = max(study.rows, key=lambda r: r["val_metric"] if guidance.metric != "loss" else -r["val_loss"])
+        best = max(study.rows, key=lambda r: r["val_metric"])  # accuracy or R²: higher is better
         rows.append(
             (
                 "batch sizes",

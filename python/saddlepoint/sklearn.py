@@ -59,10 +59,10 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import optim
 from ._core import get_num_threads, set_num_threads
-from .data.checks import aligned_contiguous
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, log_softmax, softmax
 from .nn import Dense, Dropout
 from .nn.builders import mlp_config
+from .nn.module import aligned_contiguous
 from .nn.scratch import reusing_buffers
 from .nn.spec import from_config
 from .training.trainer import Batches

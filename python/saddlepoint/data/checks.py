@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from ..nn.module import aligned
 
 
 def infer_task(y: np.ndarray) -> str:
@@ -26,22 +27,9 @@ def infer_task(y: np.ndarray) -> str:
     return "regression"
 
 
-def _aligned(array: np.ndarray) -> np.ndarray:
-    return array if array.flags.aligned else array.copy()
-
-
-def aligned_contiguous(array, dtype=None) -> np.ndarray:
-    """``array`` as a C-contiguous array of ``dtype`` that starts at an aligned address, as the
-    kernels take it: ``numpy.ascontiguousarray`` keeps a misaligned start (an array that a Dask
-    or Ray worker deserialized, or numpy.frombuffer made), so such an array is copied."""
-    return _aligned(np.ascontiguousarray(array, dtype=dtype))
-
-
 def check_data(X, y, classification: bool | None = None, name: str = "X"):
     """``X`` and ``y`` as arrays, with a clear ValueError for what training cannot use."""
-    # Arrays that a Dask or Ray worker deserialized, or numpy.frombuffer made, can start at an
-    # address the kernels refuse (not a multiple of the item size): training uses aligned copies.
-    X, y = _aligned(np.asarray(X)), _aligned(np.asarray(y))
+    X, y = aligned(np.asarray(X)), aligned(np.asarray(y))  # the kernels below refuse misaligned data
     if X.ndim < 2:
         raise ValueError(f"{name} must be at least 2-D (samples, features), got shape {X.shape}")
     if len(X) == 0:

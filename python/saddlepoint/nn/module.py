@@ -13,8 +13,25 @@ from .parameter import Parameter, pack_parameters
 from .spec import describe, from_config
 
 
+def aligned(array: np.ndarray) -> np.ndarray:
+    """``array``, or a copy of it when its data does not start at a multiple of its item size,
+    which the kernels refuse: an array that a Dask or Ray worker deserialized, or that
+    numpy.frombuffer made at an odd offset (numpy.ascontiguousarray keeps such a start)."""
+    return array if array.flags.aligned else array.copy()
+
+
+def aligned_contiguous(array, dtype=None) -> np.ndarray:
+    """``array`` as a C-contiguous, :func:`aligned` array of ``dtype``, as the kernels take it,
+    without copying when it already is one: how the Trainer and the estimators take data."""
+    array = np.ascontiguousarray(array, dtype=dtype)
+    return array if array.flags.aligned else array.copy()
+
+
 def as_layer_input(x, dtype: np.dtype, name: str = "x") -> np.ndarray:
-    """``x`` as a C-contiguous array of the layer's dtype, without copying when it already is."""
+    """``x`` as a C-contiguous array of the layer's dtype, without copying when it already is.
+    Not :func:`aligned_contiguous`: inside a training step every input is the Trainer's or a
+    layer's own buffer, and the check would cost each step; a misaligned array passed to a layer
+    directly gets the kernels' error, which names the fix."""
     x = np.asarray(x)
     if x.dtype != dtype:
         raise TypeError(

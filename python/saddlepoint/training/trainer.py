@@ -20,7 +20,7 @@ from ..data.targets import is_classification_loss, training_targets
 from ..io import checkpoint as ckpt
 from ..losses import BCEWithLogitsLoss, softmax
 from ..nn import BatchNorm1d, BatchNorm2d
-from ..nn.module import predict
+from ..nn.module import aligned_contiguous, predict
 from ..nn.parameter import flat_span
 from ..optim import ReduceLROnPlateau
 from ..validation import Flag, Integer, OneOf, Real, SequenceOf, check_params, positive_int
@@ -308,7 +308,7 @@ class Trainer:
     def _prepare(self, X, y, name="X"):
         classification = self._classification()
         X, y = check_data(X, y, classification, name)
-        return np.ascontiguousarray(X, dtype=self.dtype), training_targets(y, classification, self.dtype)
+        return aligned_contiguous(X, dtype=self.dtype), training_targets(y, classification, self.dtype)
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, X, y, epochs: int, *, validation_data=None, validation_split: float = 0.0) -> History:
@@ -439,8 +439,7 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------------------
     def predict(self, X, batch_size: int = 1024) -> np.ndarray:
         """Model outputs in eval mode (the mode is restored afterwards)."""
-        X = np.ascontiguousarray(np.asarray(X), dtype=self.dtype)
-        return predict(self.model, X, batch_size)
+        return predict(self.model, aligned_contiguous(X, dtype=self.dtype), batch_size)
 
     def predict_proba(self, X, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities in eval mode: the softmax of the outputs (one column per class,
